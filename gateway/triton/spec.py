@@ -23,6 +23,8 @@ EMBEDDED_CONFIG_NAME = "embedded"
 # Header that unlocks Triton's model-repository API (load/unload/index); Triton is
 # started with --grpc-restricted-protocol / --http-restricted-api naming it.
 REPOSITORY_KEY_HEADER = "facegate-repository-key"
+# Over gRPC, Triton expects restricted-protocol headers with this prefix.
+REPOSITORY_KEY_GRPC_HEADER = f"triton-grpc-protocol-{REPOSITORY_KEY_HEADER}"
 
 
 @dataclass(frozen=True)

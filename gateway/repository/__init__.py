@@ -1,0 +1,1 @@
+"""Operator tooling that puts models into the Triton model repository."""

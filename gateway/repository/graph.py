@@ -1,0 +1,62 @@
+"""Small helpers for building ONNX graphs with onnx.helper (shared by synthetic and prepare)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+@dataclass
+class GraphBuilder:
+    """Accumulates nodes and initializers under unique names with a common prefix."""
+
+    prefix: str
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[onnx.TensorProto] = field(default_factory=list)
+    _count: int = 0
+
+    def name(self, hint: str) -> str:
+        self._count += 1
+        return f"{self.prefix}{hint}_{self._count}"
+
+    def const(self, value: np.ndarray | float, hint: str = "const", dtype: type = np.float32) -> str:
+        array = np.asarray(value, dtype=dtype)
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: object) -> str:
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def op_into(self, op_type: str, inputs: list[str], output: str, **attrs: object) -> str:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type.lower()), **attrs))
+        return output
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    """The default-domain opset version a model was written for."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ValueError("model has no default-domain opset import")
+
+
+def clip(builder: GraphBuilder, x: str, low: float, high: float, opset: int) -> str:
+    """Clip whose bounds moved from attributes to inputs in opset 11."""
+    if opset >= 11:
+        return builder.op("Clip", [x, builder.const(low, "clip_lo"), builder.const(high, "clip_hi")])
+    return builder.op("Clip", [x], min=low, max=high)
+
+
+def value_info(name: str, elem_type: int, shape: list[int | str]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem_type, shape)
+
+
+FLOAT = TensorProto.FLOAT
+UINT8 = TensorProto.UINT8
+INT64 = TensorProto.INT64
