@@ -11,11 +11,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .repository.install import InstalledModel
 
 log = logging.getLogger("facegate")
 DEFAULT_REPOSITORY = Path("model_repository")
@@ -31,31 +35,66 @@ class CliError(Exception):
 
 def _add_repository(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--repository", type=Path, default=DEFAULT_REPOSITORY, metavar="PATH",
+        "--repository",
+        type=Path,
+        default=DEFAULT_REPOSITORY,
+        metavar="PATH",
         help="Triton model repository to write to / serve from (default: ./model_repository)",
     )
 
 
-def _add_triton_ports(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--grpc-port", type=int, default=8001, help="Triton gRPC port (default 8001)")
-    parser.add_argument("--http-port", type=int, default=8000, help="Triton HTTP port (default 8000)")
-    parser.add_argument("--metrics-port", type=int, default=8002, help="Triton Prometheus metrics port (default 8002)")
+def _add_pack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--repository-key", default=os.environ.get("FACEGATE_TRITON_REPOSITORY_KEY", ""),
+        "--pack",
+        choices=("buffalo_l", "buffalo_s"),
+        default="buffalo_l",
+        help="detector+recognizer pack",
+    )
+    parser.add_argument(
+        "--swapper",
+        choices=("inswapper_128", "none"),
+        default="inswapper_128",
+        help="face swapper to install too (default inswapper_128; 'none' skips it)",
+    )
+
+
+def _add_triton_ports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grpc-port", type=int, default=8001, help="Triton gRPC port (default 8001)"
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=8000, help="Triton HTTP port (default 8000)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8002,
+        help="Triton Prometheus metrics port (default 8002)",
+    )
+    parser.add_argument(
+        "--repository-key",
+        default=os.environ.get("FACEGATE_TRITON_REPOSITORY_KEY", ""),
         help="key that unlocks Triton's model-repository API (load/unload); default: "
         "$FACEGATE_TRITON_REPOSITORY_KEY, else a random key generated at start",
     )
-    parser.add_argument("--startup-timeout-s", type=float, default=180.0, help="seconds to wait for readiness (default 180)")
+    parser.add_argument(
+        "--startup-timeout-s",
+        type=float,
+        default=180.0,
+        help="seconds to wait for readiness (default 180)",
+    )
 
 
-def _print_installed(installed: Sequence[object]) -> None:
+def _print_installed(installed: Sequence[InstalledModel]) -> None:
     for model in installed:
-        name = getattr(model, "name")
-        check = getattr(model, "check")
-        batch = getattr(model, "max_batch_size")
-        print(f"  {name:<10} {getattr(model, 'path')}  max_batch_size={batch}  "
-              f"self-check max abs diff {check.max_abs_diff:.3g} (tolerance {check.tolerance:g})")
-        for note in getattr(model, "notes"):
+        name = model.name
+        check = model.check
+        batch = model.max_batch_size
+        print(
+            f"  {name:<10} {model.path}  max_batch_size={batch}  "
+            f"self-check max abs diff {check.max_abs_diff:.3g} (tolerance {check.tolerance:g})"
+        )
+        for note in model.notes:
             print(f"             {note}")
 
 
@@ -63,14 +102,23 @@ def cmd_models_synthetic(args: argparse.Namespace) -> int:
     from .repository.install import install_models
     from .repository.synthetic import NOT_A_FACE_MODEL, build_synthetic_models
 
-    print(f"Writing {args.profile} synthetic models ({NOT_A_FACE_MODEL}) to {args.repository} ...", flush=True)
+    print(
+        f"Writing {args.profile} synthetic models ({NOT_A_FACE_MODEL}) to {args.repository} ...",
+        flush=True,
+    )
     models = build_synthetic_models(args.profile)
     label = {"source": f"synthetic-{args.profile}", "synthetic": NOT_A_FACE_MODEL}
-    upstream = {"detector": models.detector, "recognizer": models.recognizer, "swapper": models.swapper}
+    upstream = {
+        "detector": models.detector,
+        "recognizer": models.recognizer,
+        "swapper": models.swapper,
+    }
     installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
     _print_installed(installed)
-    print(f"Done. These are NOT face models: use them for tests and benchmarks only.\n"
-          f"Next: facegate triton --repository {args.repository}")
+    print(
+        f"Done. These are NOT face models: use them for tests and benchmarks only.\n"
+        f"Next: facegate triton --repository {args.repository}"
+    )
     return 0
 
 
@@ -137,19 +185,25 @@ def cmd_triton(args: argparse.Namespace) -> int:
         server.start()
     except EmbeddedTritonError as exc:
         raise CliError(str(exc)) from exc
-    print(f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{args.metrics_port}", flush=True)
+    print(
+        f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{args.metrics_port}",
+        flush=True,
+    )
     if generated:
-        print("Model-repository API key (random, this run only; set FACEGATE_TRITON_REPOSITORY_KEY to choose one):\n"
-              f"  {options.repository_key}", flush=True)
+        print(
+            "Model-repository API key (random, this run only; set FACEGATE_TRITON_REPOSITORY_KEY to choose one):\n"
+            f"  {options.repository_key}",
+            flush=True,
+        )
     print("Ctrl-C stops it.", flush=True)
     code = server.wait()
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
-def _stop_on_signals(stop: object) -> None:
+def _stop_on_signals(stop: Callable[[], None]) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
-        getattr(stop, "__call__")()
+        stop()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -159,55 +213,77 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facegate",
         description="InsightFace's face models served by NVIDIA Triton, with a REST gateway in front.",
-        epilog="Typical first run: facegate models synthetic && facegate triton. "
-        f"{LICENCE_NOTE}",
+        epilog=f"Typical first run: facegate models synthetic && facegate triton. {LICENCE_NOTE}",
     )
     parser.add_argument("--version", action="version", version=f"facegate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    models = commands.add_parser("models", help="put models into the Triton model repository",
-                                 description="Fetch, import or generate models; all end in one prepare step "
-                                 "(stable tensor names, uint8 BGR inputs, self-check) that writes "
-                                 "<repository>/<model>/1/model.onnx and the model configs.")
+    models = commands.add_parser(
+        "models",
+        help="put models into the Triton model repository",
+        description="Fetch, import or generate models; all end in one prepare step "
+        "(stable tensor names, uint8 BGR inputs, self-check) that writes "
+        "<repository>/<model>/1/model.onnx and the model configs.",
+    )
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
-    fetch = model_commands.add_parser("fetch", help="download a model pack, verify sha256, prepare and install",
-                                      description=f"Download InsightFace models and install them. {LICENCE_NOTE}")
-    fetch.add_argument("--pack", choices=("buffalo_l", "buffalo_s"), default="buffalo_l", help="detector+recognizer pack")
-    fetch.add_argument("--swapper", choices=("inswapper_128", "none"), default="inswapper_128",
-                       help="face swapper to install too (default inswapper_128; 'none' skips it)")
-    fetch.add_argument("--source", choices=("hf", "url"), default="hf",
-                       help="Hugging Face hub (honours HF_ENDPOINT) or the plain HTTPS release URLs")
-    fetch.add_argument("--cache-dir", type=Path, default=None, help="where partial downloads are kept for resuming")
+    fetch = model_commands.add_parser(
+        "fetch",
+        help="download a model pack, verify sha256, prepare and install",
+        description=f"Download InsightFace models and install them. {LICENCE_NOTE}",
+    )
+    _add_pack_options(fetch)
+    fetch.add_argument(
+        "--source",
+        choices=("hf", "url"),
+        default="hf",
+        help="Hugging Face hub (honours HF_ENDPOINT) or the plain HTTPS release URLs",
+    )
+    fetch.add_argument(
+        "--cache-dir", type=Path, default=None, help="where partial downloads are kept for resuming"
+    )
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_repository(fetch)
     fetch.set_defaults(func=cmd_models_fetch)
 
-    imp = model_commands.add_parser("import", help="install model files already on disk",
-                                    description="Install det_10g.onnx/w600k_r50.onnx (buffalo_l) or "
-                                    "det_500m.onnx/w600k_mbf.onnx (buffalo_s) and inswapper_128.onnx from DIR "
-                                    "(or DIR/<pack>/), named as in the official packs.")
+    imp = model_commands.add_parser(
+        "import",
+        help="install model files already on disk",
+        description="Install det_10g.onnx/w600k_r50.onnx (buffalo_l) or "
+        "det_500m.onnx/w600k_mbf.onnx (buffalo_s) and inswapper_128.onnx from DIR "
+        "(or DIR/<pack>/), named as in the official packs.",
+    )
     imp.add_argument("dir", type=Path, metavar="DIR", help="folder with the official pack's files")
-    imp.add_argument("--pack", choices=("buffalo_l", "buffalo_s"), default="buffalo_l")
-    imp.add_argument("--swapper", choices=("inswapper_128", "none"), default="inswapper_128")
-    imp.add_argument("--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)")
+    _add_pack_options(imp)
+    imp.add_argument(
+        "--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)"
+    )
     _add_repository(imp)
     imp.set_defaults(func=cmd_models_import)
 
     synthetic = model_commands.add_parser(
-        "synthetic", help="write contract-true synthetic models (NOT face models)",
+        "synthetic",
+        help="write contract-true synthetic models (NOT face models)",
         description="Generate models with the real models' exact I/O contracts from a fixed seed, for "
-        "offline use, tests (tiny) and benchmarks (realistic compute). They are NOT face models.")
-    synthetic.add_argument("--profile", choices=("tiny", "realistic"), default="tiny",
-                           help="tiny: fast, selective detector for tests; realistic: real-model compute for benchmarks")
+        "offline use, tests (tiny) and benchmarks (realistic compute). They are NOT face models.",
+    )
+    synthetic.add_argument(
+        "--profile",
+        choices=("tiny", "realistic"),
+        default="tiny",
+        help="tiny: fast, selective detector for tests; realistic: real-model compute for benchmarks",
+    )
     _add_repository(synthetic)
     synthetic.set_defaults(func=cmd_models_synthetic)
 
-    triton = commands.add_parser("triton", help="run the embedded Triton server (no Docker)",
-                                 description="Start the tritonserver shipped by nvidia-pytriton in explicit "
-                                 "model-control mode, load detector and recognizer (the swapper loads on demand), "
-                                 "restrict the model-repository API to the repository key, wait until ready.")
+    triton = commands.add_parser(
+        "triton",
+        help="run the embedded Triton server (no Docker)",
+        description="Start the tritonserver shipped by nvidia-pytriton in explicit "
+        "model-control mode, load detector and recognizer (the swapper loads on demand), "
+        "restrict the model-repository API to the repository key, wait until ready.",
+    )
     _add_repository(triton)
     _add_triton_ports(triton)
     triton.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
@@ -219,8 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     started = time.monotonic()
     try:
         code: int = args.func(args)

@@ -73,7 +73,9 @@ def _pytriton_dist() -> tuple[Path, Path]:
     dist = package_dir / "tritonserver"
     libs = package_dir.parent / "nvidia_pytriton.libs"
     if not (dist / "bin" / "tritonserver").exists():
-        raise EmbeddedTritonError(f"no tritonserver binary under {dist}: reinstall nvidia-pytriton==0.7.0")
+        raise EmbeddedTritonError(
+            f"no tritonserver binary under {dist}: reinstall nvidia-pytriton==0.7.0"
+        )
     return dist, libs
 
 
@@ -83,7 +85,9 @@ def prepare_backends(runtime_dir: Path) -> Path:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.exists():
-        raise EmbeddedTritonError(f"nvidia-pytriton ships no Python-backend stub for Python {version}")
+        raise EmbeddedTritonError(
+            f"nvidia-pytriton ships no Python-backend stub for Python {version}"
+        )
     python_dir = runtime_dir / "backends" / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
     for source in (*(dist / "backends" / "python").iterdir(), stub):
@@ -137,11 +141,18 @@ def new_repository_key() -> str:
 class EmbeddedTriton:
     """A tritonserver child process: start, wait until ready, stop."""
 
-    def __init__(self, options: TritonOptions, runtime_dir: Path | None = None, echo_logs: bool = False) -> None:
+    def __init__(
+        self, options: TritonOptions, runtime_dir: Path | None = None, echo_logs: bool = False
+    ) -> None:
         if not options.repository_key:
             options.repository_key = new_repository_key()
         self.options = options
-        self._runtime_dir = runtime_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "facegate" / "triton"
+        self._runtime_dir = (
+            runtime_dir
+            or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+            / "facegate"
+            / "triton"
+        )
         self._echo_logs = echo_logs
         self._process: subprocess.Popen[bytes] | None = None
         self._log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
@@ -174,10 +185,18 @@ class EmbeddedTriton:
         cache = self._runtime_dir / "caches"
         cache.mkdir(parents=True, exist_ok=True)
         command = server_command(self.options, backends, cache)
-        log.info("starting embedded Triton: gRPC :%d, HTTP :%d, metrics :%d",
-                 self.options.ports.grpc, self.options.ports.http, self.options.ports.metrics)
+        log.info(
+            "starting embedded Triton: gRPC :%d, HTTP :%d, metrics :%d",
+            self.options.ports.grpc,
+            self.options.ports.http,
+            self.options.ports.metrics,
+        )
         self._process = subprocess.Popen(
-            command, env=server_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=server_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read_logs, name="triton-logs", daemon=True)
         self._reader.start()
@@ -193,7 +212,11 @@ class EmbeddedTriton:
 
     def failure_reason(self) -> str:
         """Triton's own words for why a model did not load, from its log."""
-        reasons = [line.strip() for line in self._log_tail if "failed to load" in line or line.startswith("E")]
+        reasons = [
+            line.strip()
+            for line in self._log_tail
+            if "failed to load" in line or line.startswith("E")
+        ]
         return "\n".join(reasons[-8:]) or self.logs()[-2000:]
 
     def _ready(self) -> bool:
@@ -211,7 +234,9 @@ class EmbeddedTriton:
             if code is not None:
                 if self._reader is not None:
                     self._reader.join(timeout=5)
-                raise EmbeddedTritonError(f"Triton exited with code {code} during startup:\n{self.failure_reason()}")
+                raise EmbeddedTritonError(
+                    f"Triton exited with code {code} during startup:\n{self.failure_reason()}"
+                )
             if self._ready():
                 log.info("embedded Triton ready: %s", ", ".join(self.options.startup_models))
                 return

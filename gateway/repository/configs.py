@@ -40,22 +40,35 @@ class ModelLayout:
 
 def layouts(detector_max_batch: int = 8) -> dict[str, ModelLayout]:
     """The three served models; detector_max_batch is 0 where the batch check failed."""
-    detector_inputs = (spec.DETECTOR_INPUT,)
+    detector_inputs: tuple[TensorSpec, ...] = (spec.DETECTOR_INPUT,)
     detector_outputs = spec.DETECTOR_OUTPUTS
     if detector_max_batch == 0:
         detector_inputs = tuple(TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in detector_inputs)
-        detector_outputs = tuple(TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in detector_outputs)
+        detector_outputs = tuple(
+            TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in detector_outputs
+        )
     return {
         spec.DETECTOR: ModelLayout(
-            spec.DETECTOR, detector_inputs, detector_outputs, detector_max_batch,
-            (4, 8) if detector_max_batch else (), DETECTOR_QUEUE_DELAY_US if detector_max_batch else 0,
+            spec.DETECTOR,
+            detector_inputs,
+            detector_outputs,
+            detector_max_batch,
+            (4, 8) if detector_max_batch else (),
+            DETECTOR_QUEUE_DELAY_US if detector_max_batch else 0,
         ),
         spec.RECOGNIZER: ModelLayout(
-            spec.RECOGNIZER, (spec.RECOGNIZER_INPUT,), (spec.RECOGNIZER_OUTPUT,),
-            spec.RECOGNIZER_MAX_BATCH, (8, 16, 32), RECOGNIZER_QUEUE_DELAY_US,
+            spec.RECOGNIZER,
+            (spec.RECOGNIZER_INPUT,),
+            (spec.RECOGNIZER_OUTPUT,),
+            spec.RECOGNIZER_MAX_BATCH,
+            (8, 16, 32),
+            RECOGNIZER_QUEUE_DELAY_US,
         ),
         spec.SWAPPER: ModelLayout(
-            spec.SWAPPER, (spec.SWAPPER_TARGET, spec.SWAPPER_SOURCE), (spec.SWAPPER_OUTPUT,), 0,
+            spec.SWAPPER,
+            (spec.SWAPPER_TARGET, spec.SWAPPER_SOURCE),
+            (spec.SWAPPER_OUTPUT,),
+            0,
         ),
     }
 
@@ -65,7 +78,9 @@ def _tensor_block(kind: str, tensors: tuple[TensorSpec, ...]) -> list[str]:
     for index, tensor in enumerate(tensors):
         dims = ", ".join(str(d) for d in tensor.shape)
         comma = "," if index < len(tensors) - 1 else ""
-        lines.append(f'  {{ name: "{tensor.name}" data_type: TYPE_{tensor.dtype} dims: [ {dims} ] }}{comma}')
+        lines.append(
+            f'  {{ name: "{tensor.name}" data_type: TYPE_{tensor.dtype} dims: [ {dims} ] }}{comma}'
+        )
     lines.append("]")
     return lines
 
@@ -108,7 +123,9 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
     if variant != "embedded" and layout.name == spec.SWAPPER:
         # Unloading the swapper must give its memory back: no arena that outlives the session.
         lines.append('parameters { key: "enable_mem_arena" value: { string_value: "0" } }')
-        lines.append('parameters { key: "memory.enable_memory_arena_shrinkage" value: { string_value: "cpu:0;gpu:0" } }')
+        lines.append(
+            'parameters { key: "memory.enable_memory_arena_shrinkage" value: { string_value: "cpu:0;gpu:0" } }'
+        )
     if variant == "embedded":
         # Threads per onnxruntime session inside the Python-backend process (0 = onnxruntime's default).
         lines.append('parameters { key: "intra_op_num_threads" value: { string_value: "0" } }')

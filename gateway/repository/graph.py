@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -22,19 +24,23 @@ class GraphBuilder:
         self._count += 1
         return f"{self.prefix}{hint}_{self._count}"
 
-    def const(self, value: np.ndarray | float, hint: str = "const", dtype: type = np.float32) -> str:
-        array = np.asarray(value, dtype=dtype)
+    def const(
+        self, value: npt.ArrayLike, hint: str = "const", dtype: npt.DTypeLike = np.float32
+    ) -> str:
+        array: npt.NDArray[Any] = np.asarray(value, dtype=dtype)
         name = self.name(hint)
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: Any) -> str:
         out = self.name(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
-    def op_into(self, op_type: str, inputs: list[str], output: str, **attrs: object) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=self.name(op_type.lower()), **attrs))
+    def op_into(self, op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        self.nodes.append(
+            helper.make_node(op_type, inputs, [output], name=self.name(op_type.lower()), **attrs)
+        )
         return output
 
 
@@ -49,7 +55,9 @@ def opset_of(model: onnx.ModelProto) -> int:
 def clip(builder: GraphBuilder, x: str, low: float, high: float, opset: int) -> str:
     """Clip whose bounds moved from attributes to inputs in opset 11."""
     if opset >= 11:
-        return builder.op("Clip", [x, builder.const(low, "clip_lo"), builder.const(high, "clip_hi")])
+        return builder.op(
+            "Clip", [x, builder.const(low, "clip_lo"), builder.const(high, "clip_hi")]
+        )
     return builder.op("Clip", [x], min=low, max=high)
 
 

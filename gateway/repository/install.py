@@ -85,7 +85,12 @@ def install_models(
         log.info("preparing %s", name)
         ready = PREPARERS[name](model)
         check = self_check(model, ready)
-        log.info("%s self-check: max abs diff %.3g (tolerance %g)", name, check.max_abs_diff, check.tolerance)
+        log.info(
+            "%s self-check: max abs diff %.3g (tolerance %g)",
+            name,
+            check.max_abs_diff,
+            check.tolerance,
+        )
         make_model_metadata(ready.model, dict(provenance.get(name, {})))
         prepared.append((ready, check))
     manifest = read_manifest(repository)
@@ -103,7 +108,14 @@ def install_models(
             "notes": list(ready.notes),
         }
         installed.append(
-            InstalledModel(ready.name, version_dir / "model.onnx", meta.get("source", "?"), ready.max_batch_size, check, ready.notes)
+            InstalledModel(
+                ready.name,
+                version_dir / "model.onnx",
+                meta.get("source", "?"),
+                ready.max_batch_size,
+                check,
+                ready.notes,
+            )
         )
     _write_atomic(repository / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     return installed

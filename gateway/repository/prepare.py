@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import helper, numpy_helper
 
@@ -47,17 +49,26 @@ class PreparedModel:
 def _graph_input(model: onnx.ModelProto, index: int = 0) -> onnx.ValueInfoProto:
     initializer_names = {t.name for t in model.graph.initializer}
     real_inputs = [i for i in model.graph.input if i.name not in initializer_names]
-    return real_inputs[index]
+    found: onnx.ValueInfoProto = real_inputs[index]
+    return found
 
 
 def _check_versions(model: onnx.ModelProto) -> None:
     opset = opset_of(model)
     if opset > MAX_OPSET:
-        raise PrepareError(f"upstream opset {opset} is newer than {MAX_OPSET}, which NGC Triton 24.10's ONNX Runtime accepts")
+        raise PrepareError(
+            f"upstream opset {opset} is newer than {MAX_OPSET}, which NGC Triton 24.10's ONNX Runtime accepts"
+        )
     model.ir_version = min(model.ir_version, MAX_IR_VERSION)
 
 
-def _replace_input(model: onnx.ModelProto, old: str, new_input: onnx.ValueInfoProto, pre: GraphBuilder, produced: str) -> None:
+def _replace_input(
+    model: onnx.ModelProto,
+    old: str,
+    new_input: onnx.ValueInfoProto,
+    pre: GraphBuilder,
+    produced: str,
+) -> None:
     """Feed the old graph input from `produced` (the output of `pre`'s nodes) instead.
 
     The old input is renamed inside the graph first: upstream names may equal ours
@@ -93,7 +104,9 @@ def _pixels_to_nchw(pre: GraphBuilder, pixels: str, mean: float, scale: float) -
     return pre.op("Mul", [x, pre.const(scale, "scale")])
 
 
-def _rename_outputs(model: onnx.ModelProto, renames: list[tuple[str, str]], shapes: list[list[int | str]]) -> None:
+def _rename_outputs(
+    model: onnx.ModelProto, renames: list[tuple[str, str]], shapes: list[list[int | str]]
+) -> None:
     post = GraphBuilder("facegate_out_")
     outputs = []
     for (old, new), shape in zip(renames, shapes, strict=True):
@@ -105,25 +118,31 @@ def _rename_outputs(model: onnx.ModelProto, renames: list[tuple[str, str]], shap
 
 
 def _producer(model: onnx.ModelProto, tensor: str) -> onnx.NodeProto | None:
+    node: onnx.NodeProto
     for node in model.graph.node:
         if tensor in node.output:
             return node
     return None
 
 
-def _constant_array(model: onnx.ModelProto, name: str) -> tuple[np.ndarray, Callable[[np.ndarray], None]] | None:
+def _constant_array(
+    model: onnx.ModelProto, name: str
+) -> tuple[npt.NDArray[Any], Callable[[npt.NDArray[Any]], None]] | None:
     """A constant's value and a setter that replaces it, for initializers and Constant nodes."""
     for index, init in enumerate(model.graph.initializer):
         if init.name == name:
-            def set_init(value: np.ndarray, index: int = index) -> None:
+
+            def set_init(value: npt.NDArray[Any], index: int = index) -> None:
                 model.graph.initializer[index].CopyFrom(numpy_helper.from_array(value, name))
+
             return numpy_helper.to_array(init), set_init
     node = _producer(model, name)
     if node is not None and node.op_type == "Constant":
         attr = next(a for a in node.attribute if a.name == "value")
 
-        def set_node(value: np.ndarray) -> None:
+        def set_node(value: npt.NDArray[Any]) -> None:
             attr.t.CopyFrom(numpy_helper.from_array(value, name))
+
         return numpy_helper.to_array(attr.t), set_node
     return None
 
@@ -169,12 +188,14 @@ def _add_leading_axis(model: onnx.ModelProto, outputs: list[str]) -> list[str]:
     return renamed
 
 
-def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+def _run(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     return [np.asarray(x) for x in session.run(None, feeds)]
 
 
@@ -182,7 +203,9 @@ def _clear_intermediate_shapes(model: onnx.ModelProto) -> None:
     del model.graph.value_info[:]
 
 
-def prepare_detector(upstream: onnx.ModelProto, rng: np.random.Generator | None = None) -> PreparedModel:
+def prepare_detector(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
     """SCRFD with 9 outputs (scores, boxes, kps for strides 8/16/32) -> spec.DETECTOR_* contract."""
     model = onnx.ModelProto()
     model.CopyFrom(upstream)
@@ -190,25 +213,43 @@ def prepare_detector(upstream: onnx.ModelProto, rng: np.random.Generator | None 
     _clear_intermediate_shapes(model)
     upstream_outputs = [o.name for o in model.graph.output]
     if len(upstream_outputs) != len(spec.DETECTOR_OUTPUTS):
-        raise PrepareError(f"expected an SCRFD graph with 9 outputs (with keypoints), got {len(upstream_outputs)}")
+        raise PrepareError(
+            f"expected an SCRFD graph with 9 outputs (with keypoints), got {len(upstream_outputs)}"
+        )
     old_input = _graph_input(model).name
     batched = all(_unfold_output_batch(model, name) for name in upstream_outputs)
     notes: list[str] = []
     candidate = _wrap_detector(model, old_input, upstream_outputs, batched)
     if batched:
         rng = rng or np.random.default_rng(0)
-        frames = rng.integers(0, 256, (BATCH_CHECK_SIZE, *spec.DETECTOR_INPUT.shape), dtype=np.uint8)
+        frames = rng.integers(
+            0, 256, (BATCH_CHECK_SIZE, *spec.DETECTOR_INPUT.shape), dtype=np.uint8
+        )
         together = _run(candidate, {spec.DETECTOR_INPUT.name: frames})
-        singles = [_run(candidate, {spec.DETECTOR_INPUT.name: frames[i : i + 1]}) for i in range(BATCH_CHECK_SIZE)]
-        diff = max(float(np.max(np.abs(together[k][i] - singles[i][k][0]))) if together[k].shape[0] == BATCH_CHECK_SIZE else np.inf
-                   for k in range(len(together)) for i in range(BATCH_CHECK_SIZE))
+        singles = [
+            _run(candidate, {spec.DETECTOR_INPUT.name: frames[i : i + 1]})
+            for i in range(BATCH_CHECK_SIZE)
+        ]
+        diff = max(
+            float(np.max(np.abs(together[k][i] - singles[i][k][0])))
+            if together[k].shape[0] == BATCH_CHECK_SIZE
+            else np.inf
+            for k in range(len(together))
+            for i in range(BATCH_CHECK_SIZE)
+        )
         if diff <= 1e-4:
-            notes.append(f"batch check passed: a batch of {BATCH_CHECK_SIZE} equals {BATCH_CHECK_SIZE} single runs (max abs diff {diff:.2e})")
+            notes.append(
+                f"batch check passed: a batch of {BATCH_CHECK_SIZE} equals {BATCH_CHECK_SIZE} single runs (max abs diff {diff:.2e})"
+            )
         else:
             batched = False
-            notes.append(f"batch check FAILED (max abs diff {diff:.2e}): detector served unbatched (max_batch_size 0, batch 1)")
+            notes.append(
+                f"batch check FAILED (max abs diff {diff:.2e}): detector served unbatched (max_batch_size 0, batch 1)"
+            )
     else:
-        notes.append("output reshapes are not the (-1, C) constants the rewrite handles: detector served unbatched")
+        notes.append(
+            "output reshapes are not the (-1, C) constants the rewrite handles: detector served unbatched"
+        )
     if not batched:
         model = onnx.ModelProto()
         model.CopyFrom(upstream)
@@ -218,7 +259,9 @@ def prepare_detector(upstream: onnx.ModelProto, rng: np.random.Generator | None 
     return PreparedModel(spec.DETECTOR, candidate, 8 if batched else 0, tuple(notes))
 
 
-def _wrap_detector(model: onnx.ModelProto, old_input: str, upstream_outputs: list[str], batched: bool) -> onnx.ModelProto:
+def _wrap_detector(
+    model: onnx.ModelProto, old_input: str, upstream_outputs: list[str], batched: bool
+) -> onnx.ModelProto:
     wrapped = onnx.ModelProto()
     wrapped.CopyFrom(model)
     pre = GraphBuilder("facegate_pre_")
@@ -247,16 +290,20 @@ def prepare_recognizer(upstream: onnx.ModelProto) -> PreparedModel:
     new_input = value_info(spec.RECOGNIZER_INPUT.name, UINT8, ["N", *spec.RECOGNIZER_INPUT.shape])
     x = _pixels_to_nchw(pre, spec.RECOGNIZER_INPUT.name, 127.5, 1.0 / 127.5)
     _replace_input(model, old_input, new_input, pre, x)
-    _rename_outputs(model, [(model.graph.output[0].name, spec.RECOGNIZER_OUTPUT.name)], [["N", 512]])
+    _rename_outputs(
+        model, [(model.graph.output[0].name, spec.RECOGNIZER_OUTPUT.name)], [["N", 512]]
+    )
     onnx.checker.check_model(model)
     return PreparedModel(spec.RECOGNIZER, model, spec.RECOGNIZER_MAX_BATCH)
 
 
-def swapper_emap(upstream: onnx.ModelProto) -> np.ndarray:
+def swapper_emap(upstream: onnx.ModelProto) -> npt.NDArray[Any]:
     """inswapper's 512x512 emap: the graph's last initializer, as InsightFace reads it."""
     emap = numpy_helper.to_array(upstream.graph.initializer[-1])
     if emap.shape != (512, 512):
-        raise PrepareError(f"expected inswapper's emap (512x512) as the last initializer, found shape {emap.shape}")
+        raise PrepareError(
+            f"expected inswapper's emap (512x512) as the last initializer, found shape {emap.shape}"
+        )
     return emap.astype(np.float32)
 
 
@@ -274,24 +321,44 @@ def prepare_swapper(upstream: onnx.ModelProto) -> PreparedModel:
     pre = GraphBuilder("facegate_pre_")
     target = _pixels_to_nchw(pre, spec.SWAPPER_TARGET.name, 0.0, 1.0 / 255.0)
     latent = pre.op("MatMul", [spec.SWAPPER_SOURCE.name, pre.const(emap, "emap")])
-    norm = pre.op("Sqrt", [pre.op("MatMul", [pre.op("Mul", [latent, latent]), pre.const(np.ones((512, 1), np.float32), "ones")])])
+    norm = pre.op(
+        "Sqrt",
+        [
+            pre.op(
+                "MatMul",
+                [pre.op("Mul", [latent, latent]), pre.const(np.ones((512, 1), np.float32), "ones")],
+            )
+        ],
+    )
     latent = pre.op("Div", [latent, norm])
-    _replace_input(model, target_old, value_info(spec.SWAPPER_TARGET.name, UINT8, list(spec.SWAPPER_TARGET.shape)), pre, target)
+    _replace_input(
+        model,
+        target_old,
+        value_info(spec.SWAPPER_TARGET.name, UINT8, list(spec.SWAPPER_TARGET.shape)),
+        pre,
+        target,
+    )
     pre_source = GraphBuilder("facegate_src_")
     pre_source.op_into("Identity", [latent], source_internal)
     kept = [i for i in model.graph.input if i.name != source_old]
     del model.graph.input[:]
-    model.graph.input.extend([*kept, value_info(spec.SWAPPER_SOURCE.name, FLOAT, list(spec.SWAPPER_SOURCE.shape))])
+    model.graph.input.extend(
+        [*kept, value_info(spec.SWAPPER_SOURCE.name, FLOAT, list(spec.SWAPPER_SOURCE.shape))]
+    )
     model.graph.node.insert(len(pre.nodes), pre_source.nodes[0])
     post = GraphBuilder("facegate_post_")
     y = post.op("Mul", [model.graph.output[0].name, post.const(255.0, "scale")])
     y = post.op("Cast", [clip(post, y, 0.0, 255.0, opset)], to=UINT8)
     y = post.op("Transpose", [y], perm=[0, 2, 3, 1])
-    post.op_into("Gather", [y, post.const(BGR_TO_RGB, "rgb2bgr", np.int64)], spec.SWAPPER_OUTPUT.name, axis=3)
+    post.op_into(
+        "Gather", [y, post.const(BGR_TO_RGB, "rgb2bgr", np.int64)], spec.SWAPPER_OUTPUT.name, axis=3
+    )
     model.graph.node.extend(post.nodes)
     model.graph.initializer.extend(post.initializers)
     del model.graph.output[:]
-    model.graph.output.extend([value_info(spec.SWAPPER_OUTPUT.name, UINT8, list(spec.SWAPPER_OUTPUT.shape))])
+    model.graph.output.extend(
+        [value_info(spec.SWAPPER_OUTPUT.name, UINT8, list(spec.SWAPPER_OUTPUT.shape))]
+    )
     # The emap now lives in the graph as a used constant; drop the unused upstream copy.
     unused = model.graph.initializer[len(upstream.graph.initializer) - 1]
     if unused.name not in {i for n in model.graph.node for i in n.input}:

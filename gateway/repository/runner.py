@@ -9,6 +9,7 @@ together run as one onnxruntime call.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import Any
@@ -32,19 +33,25 @@ class TritonPythonModel:
         # Memory goes back to the system when the model is unloaded (process ends) and in between.
         options.enable_cpu_mem_arena = False
         providers: list[Any] = ["CPUExecutionProvider"]
-        if args.get("model_instance_kind") == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
+        if (
+            args.get("model_instance_kind") == "GPU"
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
             device = int(args.get("model_instance_device_id", "0"))
             providers = [("CUDAExecutionProvider", {"device_id": device}), "CPUExecutionProvider"]
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self._session = ort.InferenceSession(path, options, providers=providers)
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _run(self, feeds: dict[str, Any]) -> list[Any]:
         results = self._session.run(self._outputs, feeds)
         return [np.ascontiguousarray(r) for r in results]
 
     def execute(self, requests: list[Any]) -> list[Any]:
         arrays = [
-            {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self._inputs}
+            {
+                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+                for name in self._inputs
+            }
             for request in requests
         ]
         if self._batched and len(requests) > 1:
@@ -53,13 +60,15 @@ class TritonPythonModel:
         for feeds in arrays:
             try:
                 outputs = self._run(feeds)
-                tensors = [pb_utils.Tensor(n, o) for n, o in zip(self._outputs, outputs)]
+                tensors = [
+                    pb_utils.Tensor(n, o) for n, o in zip(self._outputs, outputs, strict=True)
+                ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             except Exception as exc:  # one bad request must not fail its neighbours
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
         return responses
 
-    def _execute_together(self, arrays: list[dict[str, np.ndarray]]) -> list[Any]:
+    def _execute_together(self, arrays: list[dict[str, Any]]) -> list[Any]:
         sizes = [feeds[self._inputs[0]].shape[0] for feeds in arrays]
         joined = {name: np.concatenate([feeds[name] for feeds in arrays]) for name in self._inputs}
         try:
@@ -70,9 +79,12 @@ class TritonPythonModel:
         bounds = np.cumsum([0, *sizes])
         return [
             pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor(n, o[lo:hi]) for n, o in zip(self._outputs, outputs)]
+                output_tensors=[
+                    pb_utils.Tensor(n, o[lo:hi])
+                    for n, o in zip(self._outputs, outputs, strict=True)
+                ]
             )
-            for lo, hi in zip(bounds[:-1], bounds[1:])
+            for lo, hi in itertools.pairwise(bounds)
         ]
 
     def finalize(self) -> None:

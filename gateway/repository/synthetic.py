@@ -19,9 +19,10 @@ Profiles:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 from onnx import helper
 
@@ -53,9 +54,11 @@ class SyntheticModels:
     swapper: onnx.ModelProto
 
 
-def _he(rng: np.random.Generator, shape: tuple[int, ...], gain: float = 1.0) -> np.ndarray:
+def _he(rng: np.random.Generator, shape: tuple[int, ...], gain: float = 1.0) -> npt.NDArray[Any]:
     fan_in = int(np.prod(shape[1:]))
-    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(gain * np.sqrt(2.0 / fan_in))).astype(np.float32)
+    return (
+        rng.standard_normal(shape, dtype=np.float32) * np.float32(gain * np.sqrt(2.0 / fan_in))
+    ).astype(np.float32)
 
 
 def _conv(
@@ -73,13 +76,29 @@ def _conv(
     w = g.const(_he(rng, (c_out, c_in, kernel, kernel), gain), "w")
     b = g.const(np.zeros(c_out, np.float32), "b")
     pad = kernel // 2
-    y = g.op("Conv", [x, w, b], "conv", kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4)
+    y = g.op(
+        "Conv",
+        [x, w, b],
+        "conv",
+        kernel_shape=[kernel, kernel],
+        strides=[stride, stride],
+        pads=[pad] * 4,
+    )
     return g.op("Relu", [y], "relu") if relu else y
 
 
-def _finish(g: GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto], name: str) -> onnx.ModelProto:
+def _finish(
+    g: GraphBuilder,
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    name: str,
+) -> onnx.ModelProto:
     graph = helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", UPSTREAM_OPSET)], producer_name="facegate-synthetic")
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", UPSTREAM_OPSET)],
+        producer_name="facegate-synthetic",
+    )
     model.ir_version = UPSTREAM_IR_VERSION
     model.doc_string = NOT_A_FACE_MODEL
     helper.set_model_props(model, {"facegate.synthetic": NOT_A_FACE_MODEL})
@@ -91,22 +110,42 @@ def _box_mean(g: GraphBuilder, x: str, window: int, stride: int, pad_begin: int)
     """Mean of a window x window box whose top-left is pad_begin pixels before the anchor."""
     w = g.const(np.full((1, 1, window, window), 1.0 / (window * window), np.float32), "box")
     pad_end = window - stride - pad_begin
-    return g.op("Conv", [x, w], "boxmean", kernel_shape=[window, window], strides=[stride, stride], pads=[pad_begin, pad_begin, pad_end, pad_end])
+    return g.op(
+        "Conv",
+        [x, w],
+        "boxmean",
+        kernel_shape=[window, window],
+        strides=[stride, stride],
+        pads=[pad_begin, pad_begin, pad_end, pad_end],
+    )
 
 
-def _detector_head(g: GraphBuilder, bright: str, stride: int, extra_logit: str | None, names: tuple[str, str, str]) -> None:
+def _detector_head(
+    g: GraphBuilder, bright: str, stride: int, extra_logit: str | None, names: tuple[str, str, str]
+) -> None:
     inner = _box_mean(g, bright, 4 * stride, stride, 2 * stride)
     outer = _box_mean(g, bright, 6 * stride, stride, 3 * stride)
     # ring mean = (36*outer - 16*inner) / 20; logit = 20*(inner - ring) - 14
-    ring = g.op("Sub", [g.op("Mul", [outer, g.const(36.0 / 20.0)]), g.op("Mul", [inner, g.const(16.0 / 20.0)])])
+    ring = g.op(
+        "Sub",
+        [g.op("Mul", [outer, g.const(36.0 / 20.0)]), g.op("Mul", [inner, g.const(16.0 / 20.0)])],
+    )
     logit = g.op("Sub", [g.op("Mul", [g.op("Sub", [inner, ring]), g.const(20.0)]), g.const(14.0)])
     if extra_logit is not None:
         logit = g.op("Add", [logit, extra_logit])
     logits = g.op("Concat", [logit, g.op("Sub", [logit, g.const(1.0)])], axis=1)
     dist_w = g.const(np.zeros((8, 1, 1, 1), np.float32), "zero_w")
-    dist = g.op("Conv", [inner, dist_w, g.const(np.full(8, TINY_BOX_HALF_UNITS, np.float32), "box_bias")], kernel_shape=[1, 1])
+    dist = g.op(
+        "Conv",
+        [inner, dist_w, g.const(np.full(8, TINY_BOX_HALF_UNITS, np.float32), "box_bias")],
+        kernel_shape=[1, 1],
+    )
     kps_w = g.const(np.zeros((20, 1, 1, 1), np.float32), "zero_w")
-    kps = g.op("Conv", [inner, kps_w, g.const(np.tile(TINY_KPS_UNITS.reshape(-1), 2), "kps_bias")], kernel_shape=[1, 1])
+    kps = g.op(
+        "Conv",
+        [inner, kps_w, g.const(np.tile(TINY_KPS_UNITS.reshape(-1), 2), "kps_bias")],
+        kernel_shape=[1, 1],
+    )
     # As in det_10g: NCHW head -> NHWC -> (H*W*anchors, C) with the batch folded into dim 0.
     score = g.op("Sigmoid", [logits])
     for tensor, width, out in ((score, 1, names[0]), (dist, 4, names[1]), (kps, 10, names[2])):
@@ -119,7 +158,12 @@ def build_detector(profile: Profile, rng: np.random.Generator) -> onnx.ModelProt
     g = GraphBuilder("det_")
     # Input arrives as (x - 127.5) / 128 in RGB; brightness in [0, 1] is mean * 128/255 + 0.5.
     bright_w = g.const(np.full((1, 3, 1, 1), 128.0 / 255.0 / 3.0, np.float32), "gray")
-    bright = g.op("Conv", ["input.1", bright_w, g.const(np.array([127.5 / 255.0], np.float32))], "bright", kernel_shape=[1, 1])
+    bright = g.op(
+        "Conv",
+        ["input.1", bright_w, g.const(np.array([127.5 / 255.0], np.float32))],
+        "bright",
+        kernel_shape=[1, 1],
+    )
     extras: dict[int, str | None] = dict.fromkeys(STRIDES)
     if profile == "realistic":
         x = _conv(g, rng, "input.1", 3, 32, stride=2)
@@ -137,7 +181,11 @@ def build_detector(profile: Profile, rng: np.random.Generator) -> onnx.ModelProt
     for stride, head_names in zip(STRIDES, names, strict=True):
         _detector_head(g, bright, stride, extras[stride], head_names)
     widths = (1, 4, 10)
-    outputs = [value_info(n[k], FLOAT, [f"anchors_{s}", widths[k]]) for k in range(3) for s, n in zip(STRIDES, names, strict=True)]
+    outputs = [
+        value_info(n[k], FLOAT, [f"anchors_{s}", widths[k]])
+        for k in range(3)
+        for s, n in zip(STRIDES, names, strict=True)
+    ]
     inputs = [value_info("input.1", FLOAT, [1, 3, "height", "width"])]
     return _finish(g, inputs, outputs, f"scrfd_synthetic_{profile}")
 
@@ -149,7 +197,11 @@ def build_recognizer(profile: Profile, rng: np.random.Generator) -> onnx.ModelPr
         pooled = g.op("AveragePool", ["input.1"], "pool", kernel_shape=[14, 14], strides=[14, 14])
         flat = g.op("Flatten", [pooled], axis=1)
         w = g.const(rng.standard_normal((192, 512), dtype=np.float32), "fc")
-        g.op_into("Gemm", [flat, w, g.const(rng.standard_normal(512, dtype=np.float32) * 0.1, "fc_b")], "683")
+        g.op_into(
+            "Gemm",
+            [flat, w, g.const(rng.standard_normal(512, dtype=np.float32) * 0.1, "fc_b")],
+            "683",
+        )
     else:
         # iresnet50-shaped plain stack: stages of 3/4/14/3 blocks, two convs each.
         x = _conv(g, rng, "input.1", 3, 64)
@@ -160,16 +212,24 @@ def build_recognizer(profile: Profile, rng: np.random.Generator) -> onnx.ModelPr
                 x = _conv(g, rng, x, c_out, c_out)
             c_in = c_out
         flat = g.op("Flatten", [x], axis=1)
-        w = g.const(rng.standard_normal((512 * 7 * 7, 512), dtype=np.float32) * np.float32(1 / 112), "fc")
+        w = g.const(
+            rng.standard_normal((512 * 7 * 7, 512), dtype=np.float32) * np.float32(1 / 112), "fc"
+        )
         g.op_into("Gemm", [flat, w, g.const(np.zeros(512, np.float32), "fc_b")], "683")
     inputs = [value_info("input.1", FLOAT, ["None", 3, 112, 112])]
-    return _finish(g, inputs, [value_info("683", FLOAT, ["None", 512])], f"arcface_synthetic_{profile}")
+    return _finish(
+        g, inputs, [value_info("683", FLOAT, ["None", 512])], f"arcface_synthetic_{profile}"
+    )
 
 
 def build_swapper(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
     """inswapper_128 contract: target [1,3,128,128] in [0,1] RGB, source [1,512] latent -> output [1,3,128,128] in [0,1]; emap is the last initializer."""
     g = GraphBuilder("swap_")
-    style = g.op("Gemm", ["source", g.const(rng.standard_normal((512, 3), dtype=np.float32) * 2.0, "style_w")], "style")
+    style = g.op(
+        "Gemm",
+        ["source", g.const(rng.standard_normal((512, 3), dtype=np.float32) * 2.0, "style_w")],
+        "style",
+    )
     style4 = g.op("Reshape", [style, g.const(np.array([1, 3, 1, 1]), "shape", np.int64)])
     pattern = g.const(rng.standard_normal((1, 3, 128, 128), dtype=np.float32) * 0.3, "pattern")
     centred = g.op("Mul", [g.op("Sub", ["target", g.const(0.5)]), g.const(4.0)])
@@ -178,7 +238,10 @@ def build_swapper(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto
         x = _conv(g, rng, "target", 3, 128)
         x = _conv(g, rng, x, 128, 256, stride=2)
         x = _conv(g, rng, x, 256, 1024, stride=2)
-        latent = g.op("Gemm", ["source", g.const(rng.standard_normal((512, 1024), dtype=np.float32) * 0.05, "mod_w")])
+        latent = g.op(
+            "Gemm",
+            ["source", g.const(rng.standard_normal((512, 1024), dtype=np.float32) * 0.05, "mod_w")],
+        )
         latent4 = g.op("Reshape", [latent, g.const(np.array([1, 1024, 1, 1]), "shape", np.int64)])
         for _ in range(15):
             x = _conv(g, rng, g.op("Add", [x, latent4]), 1024, 1024)
@@ -193,7 +256,9 @@ def build_swapper(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto
     emap, _ = np.linalg.qr(rng.standard_normal((512, 512)))
     g.initializers.append(onnx.numpy_helper.from_array(emap.astype(np.float32), "emap"))
     inputs = [value_info("target", FLOAT, [1, 3, 128, 128]), value_info("source", FLOAT, [1, 512])]
-    return _finish(g, inputs, [value_info("output", FLOAT, [1, 3, 128, 128])], f"inswapper_synthetic_{profile}")
+    return _finish(
+        g, inputs, [value_info("output", FLOAT, [1, 3, 128, 128])], f"inswapper_synthetic_{profile}"
+    )
 
 
 def build_synthetic_models(profile: Profile, seed: int = SEED) -> SyntheticModels:

@@ -63,7 +63,9 @@ DETECTOR_OUTPUTS = tuple(
 # Recognizer (ArcFace): uint8 BGR aligned 112x112 crops in, raw 512-d embedding out
 # (not L2-normalised; normalise it for cosine similarity).
 RECOGNIZER_INPUT_SIZE_PX = 112
-RECOGNIZER_INPUT = TensorSpec("faces", "UINT8", (RECOGNIZER_INPUT_SIZE_PX, RECOGNIZER_INPUT_SIZE_PX, 3))
+RECOGNIZER_INPUT = TensorSpec(
+    "faces", "UINT8", (RECOGNIZER_INPUT_SIZE_PX, RECOGNIZER_INPUT_SIZE_PX, 3)
+)
 RECOGNIZER_OUTPUT = TensorSpec("embedding", "FP32", (512,))
 RECOGNIZER_MAX_BATCH = 32
 
@@ -73,4 +75,6 @@ RECOGNIZER_MAX_BATCH = 32
 SWAPPER_INPUT_SIZE_PX = 128
 SWAPPER_TARGET = TensorSpec("target", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3))
 SWAPPER_SOURCE = TensorSpec("source", "FP32", (1, 512))
-SWAPPER_OUTPUT = TensorSpec("swapped", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3))
+SWAPPER_OUTPUT = TensorSpec(
+    "swapped", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3)
+)

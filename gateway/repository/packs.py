@@ -1,0 +1,195 @@
+"""The upstream InsightFace files facegate serves, pinned by sha256, and where to get them.
+
+Licence: InsightFace's pretrained models (buffalo_l, buffalo_s, inswapper_128) are released
+for non-commercial research purposes only; the InsightFace code is MIT, the weights are not.
+facegate downloads them on the operator's behalf and never redistributes them. See
+https://github.com/deepinsight/insightface#license.
+
+A pack provides a detector and a recognizer; the swapper is chosen separately. Every file has
+two sources: a Hugging Face hub repository (a public mirror, pinned to a commit) and a plain
+HTTPS URL (the official InsightFace release zip for the packs). The sha256 is the trust
+anchor, not the host: a mirror that serves other bytes fails verification.
+
+Roles are the Triton model names of `gateway.triton.spec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from gateway.triton.spec import DETECTOR, RECOGNIZER, SWAPPER
+
+LICENCE_NOTE = (
+    "InsightFace's pretrained models (buffalo_l, buffalo_s, inswapper_128) are available for "
+    "non-commercial research purposes only. By fetching them you accept those terms: "
+    "https://github.com/deepinsight/insightface#license"
+)
+
+ROLES = (DETECTOR, RECOGNIZER, SWAPPER)
+
+_RELEASE_V07 = "https://github.com/deepinsight/insightface/releases/download/v0.7"
+
+
+@dataclass(frozen=True)
+class HfSource:
+    """A file in a Hugging Face hub repository, at a pinned revision."""
+
+    repo_id: str
+    path_in_repo: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A file at an HTTPS URL; with `archive`, a member of the zip at that URL.
+
+    Members are matched by base name wherever they sit in the archive (the official zips
+    keep the .onnx files at the top level or under one folder).
+    """
+
+    url: str
+    archive: bool = False
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One upstream model file: its name, pinned digest and sources."""
+
+    role: str
+    filename: str
+    sha256: str
+    size_bytes: int | None
+    hf: HfSource
+    url: UrlSource
+
+
+@dataclass(frozen=True)
+class Pack:
+    """An InsightFace model pack reduced to the files facegate serves."""
+
+    name: str
+    detector: ModelFile
+    recognizer: ModelFile
+
+
+# Digests and sizes: the files of InsightFace's v0.7 release zips. Each value was confirmed
+# in several independent public projects that pin the same file, among them uniface's
+# model-store digests (SCRFD_10G_KPS / SCRFD_500M_KPS / ArcFace RESNET / MNET), VisoMaster's
+# models_data.py and checksum tables that name the zip member and its byte size.
+#
+# buffalo_l mirror: hf.co/public-data/insightface at 33c1063c, files under models/buffalo_l/,
+# cited with these digests as the v0.7 pack (byte-compared with the zip members).
+_BUFFALO_L_HF = (
+    "public-data/insightface",
+    "models/buffalo_l",
+    "33c1063c49c785b7652d3fd529f86fa4f149392b",
+)
+# buffalo_s mirror: hf.co/deepghs/insightface at 4e1f33d3, files under buffalo_s/, cited with
+# these digests and sizes (det_500m and w600k_mbf are identical in buffalo_s and buffalo_sc).
+_BUFFALO_S_HF = ("deepghs/insightface", "buffalo_s", "4e1f33d3fe0e50a0945f3a53ab94ae8977ae7ddb")
+
+
+def _pack_file(
+    role: str, filename: str, sha256: str, size_bytes: int, hf: tuple[str, str, str], zip_url: str
+) -> ModelFile:
+    repo_id, folder, revision = hf
+    return ModelFile(
+        role=role,
+        filename=filename,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        hf=HfSource(repo_id, f"{folder}/{filename}", revision),
+        url=UrlSource(zip_url, archive=True),
+    )
+
+
+BUFFALO_L = Pack(
+    name="buffalo_l",
+    # SCRFD-10GF with keypoints.
+    detector=_pack_file(
+        DETECTOR,
+        "det_10g.onnx",
+        "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91",
+        16_923_827,
+        _BUFFALO_L_HF,
+        f"{_RELEASE_V07}/buffalo_l.zip",
+    ),
+    # ArcFace IResNet-50 trained on WebFace600K.
+    recognizer=_pack_file(
+        RECOGNIZER,
+        "w600k_r50.onnx",
+        "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+        174_383_860,
+        _BUFFALO_L_HF,
+        f"{_RELEASE_V07}/buffalo_l.zip",
+    ),
+)
+
+BUFFALO_S = Pack(
+    name="buffalo_s",
+    # SCRFD-500MF with keypoints.
+    detector=_pack_file(
+        DETECTOR,
+        "det_500m.onnx",
+        "5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
+        2_524_817,
+        _BUFFALO_S_HF,
+        f"{_RELEASE_V07}/buffalo_s.zip",
+    ),
+    # ArcFace MobileFaceNet trained on WebFace600K.
+    recognizer=_pack_file(
+        RECOGNIZER,
+        "w600k_mbf.onnx",
+        "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+        13_616_099,
+        _BUFFALO_S_HF,
+        f"{_RELEASE_V07}/buffalo_s.zip",
+    ),
+)
+
+# InsightFace withdrew its own inswapper download; the file circulates through mirrors. The
+# digest and size are the ones roop/ReActor/facefusion users and VisoMaster pin; the hub mirror
+# ezioruan/inswapper_128.onnx at 6ffdf0e8 and facefusion's asset release both serve it.
+INSWAPPER_128 = ModelFile(
+    role=SWAPPER,
+    filename="inswapper_128.onnx",
+    sha256="e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af",
+    size_bytes=554_253_681,
+    hf=HfSource(
+        "ezioruan/inswapper_128.onnx",
+        "inswapper_128.onnx",
+        "6ffdf0e83c5996cc425e77b59913fc48d79441be",
+    ),
+    url=UrlSource(
+        "https://github.com/facefusion/facefusion-assets/releases/download/models/inswapper_128.onnx"
+    ),
+)
+
+PACKS: Mapping[str, Pack] = MappingProxyType({p.name: p for p in (BUFFALO_L, BUFFALO_S)})
+SWAPPERS: Mapping[str, ModelFile] = MappingProxyType({"inswapper_128": INSWAPPER_128})
+DEFAULT_PACK = BUFFALO_L.name
+DEFAULT_SWAPPER = "inswapper_128"
+
+
+def select_files(
+    pack: str,
+    swapper: str | None,
+    *,
+    packs: Mapping[str, Pack] = PACKS,
+    swappers: Mapping[str, ModelFile] = SWAPPERS,
+) -> dict[str, ModelFile]:
+    """Return the files to fetch, by role: the pack's detector and recognizer, and the swapper.
+
+    Raises ValueError for a pack or swapper name that is not in the catalogue.
+    """
+    if pack not in packs:
+        raise ValueError(f"unknown pack {pack!r}; known: {', '.join(sorted(packs))}")
+    chosen = packs[pack]
+    files = {DETECTOR: chosen.detector, RECOGNIZER: chosen.recognizer}
+    if swapper is not None:
+        if swapper not in swappers:
+            raise ValueError(f"unknown swapper {swapper!r}; known: {', '.join(sorted(swappers))}")
+        files[SWAPPER] = swappers[swapper]
+    return files

@@ -1,0 +1,71 @@
+"""Session fixtures: tiny synthetic models in a temporary repository, and the real embedded Triton."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+import pytest
+
+from gateway.embedded import EmbeddedTriton, TritonOptions, TritonPorts
+from gateway.repository.install import install_models
+from gateway.repository.synthetic import NOT_A_FACE_MODEL, SyntheticModels, build_synthetic_models
+
+REPOSITORY_KEY = "test-repository-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_ports() -> TritonPorts:
+    return TritonPorts(grpc=free_port(), http=free_port(), metrics=free_port())
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> SyntheticModels:
+    """Upstream-form tiny synthetic models (what insightface's classes load)."""
+    return build_synthetic_models("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_upstream_dir(
+    tiny_models: SyntheticModels, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny models saved as upstream .onnx files, for insightface oracles."""
+    folder = tmp_path_factory.mktemp("upstream")
+    for name in ("detector", "recognizer", "swapper"):
+        onnx.save(getattr(tiny_models, name), str(folder / f"{name}.onnx"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_repository(tiny_models: SyntheticModels, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository holding the prepared tiny models and their configs."""
+    repository = tmp_path_factory.mktemp("model_repository")
+    upstream = {
+        "detector": tiny_models.detector,
+        "recognizer": tiny_models.recognizer,
+        "swapper": tiny_models.swapper,
+    }
+    label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
+    install_models(repository, upstream, dict.fromkeys(upstream, label))
+    return repository
+
+
+@pytest.fixture(scope="session")
+def triton(
+    tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedTriton]:
+    """The real embedded Triton serving the tiny models, started once per session."""
+    options = TritonOptions(
+        repository=tiny_repository, ports=free_ports(), repository_key=REPOSITORY_KEY
+    )
+    server = EmbeddedTriton(options, runtime_dir=tmp_path_factory.mktemp("triton-runtime"))
+    server.start()
+    yield server
+    server.stop()
