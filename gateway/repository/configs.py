@@ -89,7 +89,7 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
     """One config.pbtxt text for a model and a deployment variant."""
     header = {
         "gpu": "NGC Triton image, native ONNX Runtime backend on GPU.",
-        "tensorrt": "NGC Triton image, ONNX Runtime with the TensorRT FP16 accelerator (engines cached).",
+        "tensorrt": "NGC Triton image, ONNX Runtime with the TensorRT FP16 accelerator (engine and timing caches under /cache/tensorrt).",
         "cpu": "NGC Triton image, native ONNX Runtime backend on CPU-only nodes.",
         "embedded": "Embedded Triton (pip nvidia-pytriton): Python backend running onnxruntime (model.py).",
     }[variant]
@@ -117,7 +117,9 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
             '  parameters { key: "precision_mode" value: "FP16" }',
             '  parameters { key: "max_workspace_size_bytes" value: "2147483648" }',
             '  parameters { key: "trt_engine_cache_enable" value: "1" }',
-            '  parameters { key: "trt_engine_cache_path" value: "/trt-cache" }',
+            f'  parameters {{ key: "trt_engine_cache_path" value: "/cache/tensorrt/{layout.name}" }}',
+            '  parameters { key: "trt_timing_cache_enable" value: "1" }',
+            f'  parameters {{ key: "trt_timing_cache_path" value: "/cache/tensorrt/{layout.name}" }}',
             "} ] } }",
         ]
     if variant != "embedded" and layout.name == spec.SWAPPER:

@@ -1,0 +1,196 @@
+{{/*
+Chart name, truncated to a DNS label.
+*/}}
+{{- define "facegate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: <release>-<chart>, or the release name when it already contains the
+chart name. Truncated to 50 characters so the component suffixes below stay within 63.
+*/}}
+{{- define "facegate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version for the helm.sh/chart label.
+*/}}
+{{- define "facegate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "facegate.labels" -}}
+helm.sh/chart: {{ include "facegate.chart" . }}
+{{ include "facegate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: facegate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels shared by every component.
+*/}}
+{{- define "facegate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "facegate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Per-component names, labels and selectors. Call with (dict "root" $ "component" "triton").
+*/}}
+{{- define "facegate.componentName" -}}
+{{- printf "%s-%s" (include "facegate.fullname" .root) .component }}
+{{- end }}
+
+{{- define "facegate.componentLabels" -}}
+{{ include "facegate.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "facegate.componentSelectorLabels" -}}
+{{ include "facegate.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Service account names.
+*/}}
+{{- define "facegate.triton.serviceAccountName" -}}
+{{- if .Values.triton.serviceAccount.create }}
+{{- default (include "facegate.componentName" (dict "root" . "component" "triton")) .Values.triton.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.triton.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "facegate.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "facegate.componentName" (dict "root" . "component" "gateway")) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Images.
+*/}}
+{{- define "facegate.triton.image" -}}
+{{- printf "%s:%s" .Values.triton.image.repository .Values.triton.image.tag }}
+{{- end }}
+
+{{- define "facegate.gateway.image" -}}
+{{- printf "%s:%s" .Values.gateway.image.repository (default .Chart.AppVersion .Values.gateway.image.tag) }}
+{{- end }}
+
+{{/*
+Secret holding the key that unlocks Triton's model-repository API.
+*/}}
+{{- define "facegate.repositoryKey.secretName" -}}
+{{- default (include "facegate.componentName" (dict "root" . "component" "repository-key")) .Values.triton.repositoryKey.existingSecret }}
+{{- end }}
+
+{{/*
+Model repository claim (models.source=claim).
+*/}}
+{{- define "facegate.models.claimName" -}}
+{{- default (include "facegate.componentName" (dict "root" . "component" "models")) .Values.models.claim.existingClaim }}
+{{- end }}
+
+{{- define "facegate.tensorrt.claimName" -}}
+{{- default (include "facegate.componentName" (dict "root" . "component" "tensorrt-cache")) .Values.triton.tensorrt.cache.existingClaim }}
+{{- end }}
+
+{{/*
+Triton's --model-repository: the mounted claim or the object-store URL.
+*/}}
+{{- define "facegate.models.repository" -}}
+{{- if eq .Values.models.source "objectStore" }}
+{{- required "models.objectStore.url is required when models.source=objectStore" .Values.models.objectStore.url }}
+{{- else }}
+{{- .Values.models.mountPath }}
+{{- end }}
+{{- end }}
+
+{{/*
+Custom model config (--model-config-name): configs/cpu.pbtxt without GPUs,
+configs/tensorrt.pbtxt with the TensorRT accelerator, config.pbtxt otherwise.
+*/}}
+{{- define "facegate.triton.modelConfigName" -}}
+{{- if not .Values.triton.gpu.enabled }}
+{{- "cpu" }}
+{{- else if .Values.triton.tensorrt.enabled }}
+{{- "tensorrt" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Service names.
+*/}}
+{{- define "facegate.triton.serviceName" -}}
+{{- include "facegate.componentName" (dict "root" . "component" "triton") }}
+{{- end }}
+
+{{- define "facegate.triton.headlessServiceName" -}}
+{{- include "facegate.componentName" (dict "root" . "component" "triton-headless") }}
+{{- end }}
+
+{{- define "facegate.gateway.serviceName" -}}
+{{- include "facegate.componentName" (dict "root" . "component" "gateway") }}
+{{- end }}
+
+{{/*
+Triton gRPC address the gateway dials (host:port). The headless Service resolves to every
+ready Triton pod, so a client with the round_robin policy spreads its calls over them.
+*/}}
+{{- define "facegate.gateway.tritonUrl" -}}
+{{- if .Values.gateway.tritonUrl }}
+{{- .Values.gateway.tritonUrl }}
+{{- else if .Values.triton.headlessService.enabled }}
+{{- printf "%s.%s.svc:%d" (include "facegate.triton.headlessServiceName" .) .Release.Namespace (int .Values.triton.service.grpcPort) }}
+{{- else }}
+{{- printf "%s.%s.svc:%d" (include "facegate.triton.serviceName" .) .Release.Namespace (int .Values.triton.service.grpcPort) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Short hash of what the fetch Job writes; part of the Job's name, because a Job's pod template
+is immutable and a new pack must run a new Job.
+*/}}
+{{- define "facegate.models.fetchHash" -}}
+{{- dict "fetch" .Values.models.fetch "image" (include "facegate.gateway.image" .) | toJson | sha256sum | trunc 8 }}
+{{- end }}
+
+{{/*
+Fail early on values the schema cannot check.
+*/}}
+{{- define "facegate.validate" -}}
+{{- $triton := .Values.triton }}
+{{- if le (int $triton.terminationGracePeriodSeconds) (add $triton.preStopSleepSeconds $triton.exitTimeoutSeconds | int) }}
+{{- fail "triton.terminationGracePeriodSeconds must exceed triton.preStopSleepSeconds + triton.exitTimeoutSeconds" }}
+{{- end }}
+{{- if le (int .Values.gateway.terminationGracePeriodSeconds) (int .Values.gateway.preStopSleepSeconds) }}
+{{- fail "gateway.terminationGracePeriodSeconds must exceed gateway.preStopSleepSeconds" }}
+{{- end }}
+{{- if and (eq .Values.models.source "objectStore") (not .Values.models.objectStore.url) }}
+{{- fail "models.objectStore.url is required when models.source=objectStore" }}
+{{- end }}
+{{- if and .Values.models.objectStore.gcsCredentialsKey (not .Values.models.objectStore.credentialsSecret) }}
+{{- fail "models.objectStore.gcsCredentialsKey needs models.objectStore.credentialsSecret" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,621 @@
+"""The Helm chart renders, lints strictly and validates for every ci values file, and keeps
+the properties issue 6 asks for. Offline: helm-python-sdk embeds Helm's engine (no helm
+binary, no cluster), kubernetes-validate ships the Kubernetes schemas."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "facegate"
+CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+# The oldest Kubernetes the chart is validated against; Chart.yaml's kubeVersion allows it.
+KUBE_VERSION = "1.30.0"
+RELEASE = "facegate"
+NAMESPACE = "faces"
+# CRDs kubernetes-validate has no schema for; checked by hand below.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+SEVERITY_WARNING = 2
+
+Manifest = dict[str, Any]
+
+
+def load_values(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def render(values: dict[str, Any] | None = None) -> list[Manifest]:
+    """All objects the chart renders for `values` (tests hooks included, NOTES excluded)."""
+    with helm.Chart.load(CHART_DIR) as chart:
+        rendered = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects: list[Manifest] = []
+    for path, text in rendered.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects
+
+
+def render_notes(values: dict[str, Any] | None = None) -> str:
+    with helm.Chart.load(CHART_DIR) as chart:
+        rendered = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+
+
+def by_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: list[Manifest], kind: str, component: str) -> Manifest:
+    found = [
+        o
+        for o in by_kind(objects, kind)
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]
+    assert len(found) == 1, f"expected one {kind} for {component}, got {len(found)}"
+    return found[0]
+
+
+def maybe(objects: list[Manifest], kind: str, component: str) -> Manifest | None:
+    found = [
+        o
+        for o in by_kind(objects, kind)
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]
+    return found[0] if found else None
+
+
+def container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in pod_spec["containers"] if c["name"] == name)
+
+
+def triton_spec(objects: list[Manifest]) -> dict[str, Any]:
+    return one(objects, "Deployment", "triton")["spec"]["template"]["spec"]
+
+
+def triton_args(objects: list[Manifest]) -> list[str]:
+    return container(triton_spec(objects), "triton")["args"]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def pod_specs(objects: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
+    specs = []
+    for o in objects:
+        if o["kind"] in {"Deployment", "Job"}:
+            specs.append((f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"]))
+        elif o["kind"] == "Pod":
+            specs.append((f"Pod/{o['metadata']['name']}", o["spec"]))
+    return specs
+
+
+@pytest.fixture(scope="module")
+def default() -> list[Manifest]:
+    return render()
+
+
+@pytest.fixture(scope="module", params=CI_VALUES, ids=lambda p: p.name)
+def ci_case(request: pytest.FixtureRequest) -> tuple[Path, list[Manifest]]:
+    return request.param, render(load_values(request.param))
+
+
+# --- every ci values file ---------------------------------------------------
+
+
+def test_ci_values_cover_the_main_variants() -> None:
+    names = {p.name for p in CI_VALUES}
+    assert {
+        "default-values.yaml",
+        "cpu-values.yaml",
+        "object-store-values.yaml",
+        "ingress-values.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
+def test_chart_lints_strictly(values_file: Path) -> None:
+    report = helm.lint(
+        CHART_DIR, load_values(values_file), strict=True, kube_version=f"v{KUBE_VERSION}"
+    )
+    problems = [m for m in report["messages"] if m["severity"] >= SEVERITY_WARNING]
+    assert not problems and not report["errors"], (problems, report["errors"])
+
+
+@pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
+def test_values_file_matches_schema(values_file: Path) -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        chart.validate_schema(chart.merge_values(load_values(values_file)))
+
+
+def test_every_manifest_validates_against_kubernetes_schemas(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    _, objects = ci_case
+    assert objects
+    for obj in objects:
+        if (obj["apiVersion"], obj["kind"]) in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_service_monitors_point_at_named_service_ports(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    _, objects = ci_case
+    services = by_kind(objects, "Service")
+    for monitor in by_kind(objects, "ServiceMonitor"):
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        matched = [s for s in services if selects(selector, s["metadata"]["labels"])]
+        port_names = {p["name"] for s in matched for p in s["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in port_names
+            assert endpoint["path"] == "/metrics"
+
+
+def test_objects_have_unique_names(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys))
+    assert all(o["metadata"]["namespace"] == NAMESPACE for o in objects)
+
+
+def test_services_select_exactly_their_component(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    pods = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]["metadata"][
+            "labels"
+        ]
+        for o in by_kind(objects, "Deployment")
+    }
+    for service in by_kind(objects, "Service"):
+        component = service["metadata"]["labels"]["app.kubernetes.io/component"]
+        selected = {
+            name for name, labels in pods.items() if selects(service["spec"]["selector"], labels)
+        }
+        assert selected == {component}, service["metadata"]["name"]
+        container_ports = set()
+        deployment = one(objects, "Deployment", component)
+        for c in deployment["spec"]["template"]["spec"]["containers"]:
+            container_ports |= {p["name"] for p in c["ports"]}
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= container_ports
+
+
+def test_every_pod_runs_non_root_with_read_only_root(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    for name, spec in pod_specs(objects):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] > 0, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["capabilities"]["drop"] == ["ALL"], (name, c["name"])
+            assert "resources" in c, (name, c["name"])
+
+
+def test_repository_key_reaches_only_triton_and_the_gateway(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    _, objects = ci_case
+    secret = one(objects, "Secret", "repository-key")
+    secret_name = secret["metadata"]["name"]
+    holders = set()
+    for name, spec in pod_specs(objects):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef", {})
+                if ref.get("name") == secret_name:
+                    holders.add(name.split("/")[1])
+            assert all(
+                e.get("secretRef", {}).get("name") != secret_name for e in c.get("envFrom", [])
+            )
+    assert holders == {f"{RELEASE}-triton", f"{RELEASE}-gateway"}
+
+
+def test_triton_never_loads_the_swapper_at_start(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    args = triton_args(objects)
+    assert "--model-control-mode=explicit" in args
+    loaded = sorted(a.split("=", 1)[1] for a in args if a.startswith("--load-model="))
+    assert loaded == ["detector", "recognizer"]
+    assert not any("swapper" in a for a in args)
+
+
+# --- the default (GPU) install -----------------------------------------------
+
+
+def test_default_requests_a_gpu_on_gpu_nodes(default: list[Manifest]) -> None:
+    spec = triton_spec(default)
+    limits = container(spec, "triton")["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == 1
+    assert spec["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+        "tolerations"
+    ]
+    # The GPU config is config.pbtxt: no custom config name.
+    assert not any(a.startswith("--model-config-name") for a in triton_args(default))
+
+
+def test_default_triton_image_is_the_pinned_ngc_image(default: list[Manifest]) -> None:
+    assert (
+        container(triton_spec(default), "triton")["image"]
+        == "nvcr.io/nvidia/tritonserver:24.10-py3"
+    )
+
+
+def test_triton_probes_and_ports(default: list[Manifest]) -> None:
+    c = container(triton_spec(default), "triton")
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    startup = c["startupProbe"]
+    # Triton answers no health call before its startup models (and TensorRT engines) are built.
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 * 60
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
+        "http": 8000,
+        "grpc": 8001,
+        "metrics": 8002,
+    }
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert c[probe]["httpGet"]["port"] == "http"
+
+
+def test_triton_restricts_the_repository_api_with_the_secret_key(default: list[Manifest]) -> None:
+    args = triton_args(default)
+    c = container(triton_spec(default), "triton")
+    env = {e["name"]: e for e in c["env"]}
+    key_ref = env["FACEGATE_TRITON_REPOSITORY_KEY"]["valueFrom"]["secretKeyRef"]
+    assert key_ref["name"] == f"{RELEASE}-repository-key"
+    expected = "model-repository:facegate-repository-key=$(FACEGATE_TRITON_REPOSITORY_KEY)"
+    assert f"--grpc-restricted-protocol={expected}" in args
+    assert f"--http-restricted-api={expected}" in args
+
+
+def test_graceful_drain(default: list[Manifest]) -> None:
+    for component, expect_exit_timeout in (("triton", True), ("gateway", False)):
+        spec = one(default, "Deployment", component)["spec"]["template"]["spec"]
+        c = container(spec, component)
+        command = c["lifecycle"]["preStop"]["exec"]["command"]
+        # One shell string, so the sleep really runs (a bare `sleep` may not be on PATH alone).
+        assert command[:2] == ["/bin/sh", "-c"] and len(command) == 3
+        match = re.fullmatch(r"sleep (\d+)", command[2])
+        assert match, command
+        budget = int(match.group(1))
+        if expect_exit_timeout:
+            exit_timeout = [a for a in c["args"] if a.startswith("--exit-timeout-secs=")]
+            assert len(exit_timeout) == 1
+            budget += int(exit_timeout[0].split("=")[1])
+        assert spec["terminationGracePeriodSeconds"] > budget
+
+
+def test_grace_period_shorter_than_the_drain_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds"):
+        render({"triton": {"terminationGracePeriodSeconds": 20, "exitTimeoutSeconds": 30}})
+
+
+def test_dev_shm_is_memory_backed(default: list[Manifest]) -> None:
+    spec = triton_spec(default)
+    mounts = {m["mountPath"]: m["name"] for m in container(spec, "triton")["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    shm = volumes[mounts["/dev/shm"]]
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert shm["emptyDir"]["sizeLimit"]
+
+
+def test_claim_is_wired_to_the_model_repository(default: list[Manifest]) -> None:
+    claim = one(default, "PersistentVolumeClaim", "models")
+    claim_name = claim["metadata"]["name"]
+    spec = triton_spec(default)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    models_volume = next(
+        name
+        for name, v in volumes.items()
+        if v.get("persistentVolumeClaim", {}).get("claimName") == claim_name
+    )
+    mount = next(m for m in container(spec, "triton")["volumeMounts"] if m["name"] == models_volume)
+    assert mount["readOnly"] is True
+    assert f"--model-repository={mount['mountPath']}" in triton_args(default)
+    # Triton waits for the startup models the Job writes.
+    wait = spec["initContainers"][0]
+    assert any(m["name"] == models_volume for m in wait["volumeMounts"])
+    assert "detector/1/model.onnx" in wait["command"][-1]
+    assert "recognizer/1/model.onnx" in wait["command"][-1]
+
+    job = one(default, "Job", "models")
+    job_spec = job["spec"]["template"]["spec"]
+    job_volumes = {v["name"]: v for v in job_spec["volumes"]}
+    fetch = container(job_spec, "fetch")
+    job_mount = next(
+        m
+        for m in fetch["volumeMounts"]
+        if job_volumes[m["name"]].get("persistentVolumeClaim", {}).get("claimName") == claim_name
+    )
+    assert job_mount.get("readOnly") is not True
+    gateway = container(
+        one(default, "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
+    )
+    assert fetch["image"] == gateway["image"]
+    argv = fetch["command"] + fetch["args"]
+    assert argv[:3] == ["facegate", "models", "fetch"]
+    options = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert options == {
+        "--pack": "buffalo_l",
+        "--swapper": "inswapper_128",
+        "--source": "hf",
+        "--repository": job_mount["mountPath"],
+    }
+
+
+def test_new_fetch_settings_run_a_new_job(default: list[Manifest]) -> None:
+    small = render({"models": {"fetch": {"pack": "buffalo_s"}}})
+    assert (
+        one(small, "Job", "models")["metadata"]["name"]
+        != one(default, "Job", "models")["metadata"]["name"]
+    )
+    annotation = "checksum/models"
+    old = one(default, "Deployment", "triton")["spec"]["template"]["metadata"]["annotations"]
+    new = one(small, "Deployment", "triton")["spec"]["template"]["metadata"]["annotations"]
+    assert old[annotation] != new[annotation]
+
+
+def test_existing_claim_is_used_instead_of_a_new_one() -> None:
+    objects = render({"models": {"claim": {"existingClaim": "my-models"}}})
+    assert maybe(objects, "PersistentVolumeClaim", "models") is None
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in triton_spec(objects)["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"my-models"}
+    job_spec = one(objects, "Job", "models")["spec"]["template"]["spec"]
+    assert {"my-models"} == {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in job_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+
+
+def test_gateway_reaches_triton_through_the_headless_service(default: list[Manifest]) -> None:
+    headless = next(s for s in by_kind(default, "Service") if s["spec"].get("clusterIP") == "None")
+    assert {p["port"] for p in headless["spec"]["ports"]} >= {8001}
+    gateway = container(
+        one(default, "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
+    )
+    env = {e["name"]: e for e in gateway["env"]}
+    assert env["FACEGATE_TRITON_URL"]["value"] == (
+        f"{headless['metadata']['name']}.{NAMESPACE}.svc:8001"
+    )
+    assert env["FACEGATE_TRITON_REPOSITORY_KEY"]["valueFrom"]["secretKeyRef"]["name"] == (
+        f"{RELEASE}-repository-key"
+    )
+    assert gateway["args"] == ["gateway", "--host", "0.0.0.0", "--port", "8080"]
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/health/live"
+
+
+def test_triton_grpc_service_for_in_cluster_clients(default: list[Manifest]) -> None:
+    services = [
+        s
+        for s in by_kind(default, "Service")
+        if s["metadata"]["labels"]["app.kubernetes.io/component"] == "triton"
+        and s["spec"].get("clusterIP") != "None"
+    ]
+    assert len(services) == 1
+    ports = {p["name"]: p["port"] for p in services[0]["spec"]["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+
+
+def test_gateway_autoscaling_and_disruption_budget(default: list[Manifest]) -> None:
+    hpa = one(default, "HorizontalPodAutoscaler", "gateway")
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    assert (
+        hpa["spec"]["scaleTargetRef"]["name"]
+        == one(default, "Deployment", "gateway")["metadata"]["name"]
+    )
+    assert "replicas" not in one(default, "Deployment", "gateway")["spec"]
+    pdb = one(default, "PodDisruptionBudget", "gateway")
+    labels = one(default, "Deployment", "gateway")["spec"]["template"]["metadata"]["labels"]
+    assert selects(pdb["spec"]["selector"]["matchLabels"], labels)
+
+
+def test_triton_autoscaling_is_off_by_default(default: list[Manifest]) -> None:
+    assert maybe(default, "HorizontalPodAutoscaler", "triton") is None
+    assert maybe(default, "Ingress", "gateway") is None
+    assert not by_kind(default, "ServiceMonitor")
+
+
+def test_network_policies_let_the_gateway_reach_triton(default: list[Manifest]) -> None:
+    policy = one(default, "NetworkPolicy", "triton")
+    triton_labels = one(default, "Deployment", "triton")["spec"]["template"]["metadata"]["labels"]
+    gateway_labels = one(default, "Deployment", "gateway")["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["spec"]["podSelector"]["matchLabels"], triton_labels)
+    grpc_rules = [
+        r for r in policy["spec"]["ingress"] if any(p["port"] == "grpc" for p in r.get("ports", []))
+    ]
+    peers = [peer for r in grpc_rules for peer in r.get("from", [])]
+    assert all("from" in r for r in grpc_rules), "gRPC must not be open to everyone by default"
+    assert any(selects(p["podSelector"]["matchLabels"], gateway_labels) for p in peers)
+    assert not any(selects(p["podSelector"]["matchLabels"], triton_labels) for p in peers)
+
+
+def test_helm_test_pod_calls_gateway_readiness(default: list[Manifest]) -> None:
+    pod = next(
+        o for o in by_kind(default, "Pod") if o["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    )
+    service = one(default, "Service", "gateway")
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert f"http://{service['metadata']['name']}.{NAMESPACE}.svc:8080/health/ready" in script
+
+
+def test_notes_print_rest_and_grpc_addresses() -> None:
+    notes = render_notes()
+    assert f"port-forward svc/{RELEASE}-gateway 8080:8080" in notes
+    assert f"{RELEASE}-triton.{NAMESPACE}.svc:8001" in notes
+    assert f"dns:///{RELEASE}-triton-headless.{NAMESPACE}.svc:8001" in notes
+    assert "https://faces.example.com/" in render_notes(
+        load_values(CHART_DIR / "ci" / "ingress-values.yaml")
+    )
+
+
+# --- variants -------------------------------------------------------------------
+
+
+def test_cpu_variant_has_no_gpu_and_uses_the_cpu_config() -> None:
+    objects = render(load_values(CHART_DIR / "ci" / "cpu-values.yaml"))
+    spec = triton_spec(objects)
+    resources = container(spec, "triton")["resources"]
+    assert "nvidia.com/gpu" not in resources.get("limits", {})
+    assert "nvidia.com/gpu" not in resources.get("requests", {})
+    assert "nvidia.com/gpu.present" not in spec.get("nodeSelector", {})
+    assert "tolerations" not in spec
+    assert "--model-config-name=cpu" in triton_args(objects)
+    fetch = container(one(objects, "Job", "models")["spec"]["template"]["spec"], "fetch")
+    assert fetch["args"][:4] == ["models", "synthetic", "--profile", "tiny"]
+
+
+def test_object_store_variant_reads_the_bucket_directly() -> None:
+    objects = render(load_values(CHART_DIR / "ci" / "object-store-values.yaml"))
+    assert "--model-repository=s3://facegate-models/repository" in triton_args(objects)
+    assert maybe(objects, "PersistentVolumeClaim", "models") is None
+    assert maybe(objects, "Job", "models") is None
+    spec = triton_spec(objects)
+    assert "initContainers" not in spec
+    assert not any("persistentVolumeClaim" in v for v in spec["volumes"])
+    triton = container(spec, "triton")
+    assert triton["envFrom"] == [{"secretRef": {"name": "facegate-s3-credentials"}}]
+
+
+def test_object_store_gcs_key_file_is_mounted() -> None:
+    objects = render(
+        {
+            "models": {
+                "source": "objectStore",
+                "objectStore": {
+                    "url": "gs://bucket/repo",
+                    "credentialsSecret": "gcs",
+                    "gcsCredentialsKey": "key.json",
+                },
+            }
+        }
+    )
+    triton = container(triton_spec(objects), "triton")
+    env = {e["name"]: e.get("value") for e in triton["env"]}
+    mount = next(m for m in triton["volumeMounts"] if m["name"] == "object-store-credentials")
+    assert env["GOOGLE_APPLICATION_CREDENTIALS"] == f"{mount['mountPath']}/key.json"
+
+
+def test_ingress_variant_routes_to_the_gateway_service() -> None:
+    objects = render(load_values(CHART_DIR / "ci" / "ingress-values.yaml"))
+    ingress = one(objects, "Ingress", "gateway")
+    service = one(objects, "Service", "gateway")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert ingress["spec"]["tls"][0]["hosts"] == ["faces.example.com"]
+    gateway = container(
+        one(objects, "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
+    )
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    mount = next(m for m in gateway["volumeMounts"] if m["name"] == "api-keys")
+    assert env["FACEGATE_API_KEYS_FILE"].startswith(mount["mountPath"] + "/")
+
+
+def test_scale_variant_tensorrt_cache_and_queue_time_autoscaling() -> None:
+    objects = render(load_values(CHART_DIR / "ci" / "scale-values.yaml"))
+    args = triton_args(objects)
+    assert "--model-config-name=tensorrt" in args
+    spec = triton_spec(objects)
+    cache = one(objects, "PersistentVolumeClaim", "tensorrt-cache")
+    volume = next(
+        v["name"]
+        for v in spec["volumes"]
+        if v.get("persistentVolumeClaim", {}).get("claimName") == cache["metadata"]["name"]
+    )
+    mount = next(m for m in container(spec, "triton")["volumeMounts"] if m["name"] == volume)
+    assert mount["mountPath"] == "/cache/tensorrt" and not mount.get("readOnly")
+
+    hpa = one(objects, "HorizontalPodAutoscaler", "triton")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    metric = hpa["spec"]["metrics"][0]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"].startswith("nv_inference_queue_duration_us")
+    behavior = hpa["spec"]["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] > 0
+    assert (
+        behavior["scaleDown"]["stabilizationWindowSeconds"]
+        > behavior["scaleUp"]["stabilizationWindowSeconds"]
+    )
+    assert "replicas" not in one(objects, "Deployment", "triton")["spec"]
+    # A pre-filled claim: no fetch Job, no wait.
+    assert maybe(objects, "Job", "models") is None
+    assert "initContainers" not in spec
+
+    monitors = {
+        m["metadata"]["labels"]["app.kubernetes.io/component"]
+        for m in by_kind(objects, "ServiceMonitor")
+    }
+    assert monitors == {"gateway", "triton"}
+    policy = one(objects, "NetworkPolicy", "triton")
+    peers = [p for r in policy["spec"]["ingress"] for p in r.get("from", [])]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "batch"}}} in peers
+
+
+# --- values.yaml and schema -------------------------------------------------------
+
+
+def test_values_yaml_has_schema_modeline_and_a_comment_on_every_key() -> None:
+    """Every setting carries a `# --` comment, on itself or on the block it belongs to
+    (resources, securityContext, ... are documented as a whole)."""
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    assert lines[0] == "# yaml-language-server: $schema=values.schema.json"
+    key = re.compile(r"^( *)([A-Za-z][\w.]*):(.*)$")
+    stack: list[tuple[int, bool]] = []
+    undocumented = []
+    for n, line in enumerate(lines):
+        match = key.match(line)
+        if not match:
+            continue
+        indent, name, rest = len(match.group(1)), match.group(2), match.group(3).strip()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        comments = []
+        above = n - 1
+        while above >= 0 and lines[above].strip().startswith("#"):
+            comments.append(lines[above].strip())
+            above -= 1
+        documented = any(c.startswith("# --") for c in comments) or any(d for _, d in stack)
+        following = next(
+            (x for x in lines[n + 1 :] if x.strip() and not x.strip().startswith("#")), ""
+        )
+        following_indent = len(following) - len(following.lstrip())
+        is_leaf = bool(rest) or following_indent <= indent or following.lstrip().startswith("- ")
+        if is_leaf and not documented:
+            undocumented.append(f"{n + 1}: {name}")
+        stack.append((indent, documented))
+    assert not undocumented, undocumented
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tritonn": {}},
+        {"triton": {"gpu": {"count": "one"}}},
+        {"triton": {"image": {"tag": ""}}},
+        {"models": {"source": "nfs"}},
+        {"models": {"objectStore": {"url": "http://bucket/repo"}}},
+        {"models": {"fetch": {"pack": "antelopev2"}}},
+        {"gateway": {"ingress": {"hosts": [{"host": "x", "paths": [{"path": "api"}]}]}}},
+    ],
+)
+def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
+    with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(chart.merge_values(bad))
