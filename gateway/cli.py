@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING
 from . import __version__
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .repository.install import InstalledModel
 
 log = logging.getLogger("facegate")
 DEFAULT_REPOSITORY = Path("model_repository")
+# Where `serve --models synthetic` puts generated models, away from real ones.
+SYNTHETIC_REPOSITORY = Path(".facegate") / "synthetic"
 LICENCE_NOTE = (
     "InsightFace's models (buffalo_l, buffalo_s, inswapper_128) are licensed for "
     "non-commercial research only."
@@ -200,6 +203,84 @@ def cmd_triton(args: argparse.Namespace) -> int:
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
+def _models_label(repository: Path) -> str:
+    from .repository.install import read_manifest
+
+    labels = {str(entry.get("synthetic", "")) for entry in read_manifest(repository).values()}
+    labels.discard("")
+    return ", ".join(sorted(labels))
+
+
+def _run_gateway(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from .config import Settings
+
+    overrides = {"triton_url": args.triton_url} if args.triton_url else {}
+    settings = Settings(**overrides)
+    _run_gateway(settings, args.host, args.port)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .embedded import EmbeddedTriton, EmbeddedTritonError, TritonOptions, TritonPorts
+    from .repository.install import read_manifest
+
+    repository: Path = args.repository
+    if args.models == "synthetic":
+        if repository == DEFAULT_REPOSITORY:
+            repository = SYNTHETIC_REPOSITORY / args.profile
+        manifest = read_manifest(repository)
+        if not manifest or any("synthetic" not in entry for entry in manifest.values()):
+            if manifest:
+                raise CliError(
+                    f"{repository} holds real models; pick another --repository for synthetic ones"
+                )
+            cmd_models_synthetic(argparse.Namespace(profile=args.profile, repository=repository))
+    label = _models_label(repository)
+    if args.models == "real" and label:
+        raise CliError(
+            f"{repository} holds synthetic models ({label}); fetch real ones with "
+            "`facegate models fetch` or run `facegate serve --models synthetic`"
+        )
+    options = TritonOptions(
+        repository=repository,
+        ports=TritonPorts(args.grpc_port, args.http_port, args.metrics_port),
+        repository_key=args.repository_key,
+        startup_timeout_s=args.startup_timeout_s,
+    )
+    server = EmbeddedTriton(options, echo_logs=args.show_logs)
+    try:
+        server.start()
+    except EmbeddedTritonError as exc:
+        server.stop()
+        raise CliError(str(exc)) from exc
+    if label:
+        log.warning("SERVING SYNTHETIC MODELS (%s): detections are not faces", label)
+    settings = Settings(
+        triton_url=server.grpc_url,
+        triton_repository_key=options.repository_key,
+        models_label=label,
+    )
+    print(
+        f"facegate: REST on http://{args.host}:{args.port} (docs at /docs), "
+        f"Triton gRPC on {server.grpc_url}",
+        flush=True,
+    )
+    try:
+        _run_gateway(settings, args.host, args.port)
+    finally:
+        server.stop()
+    return 0
+
+
 def _stop_on_signals(stop: Callable[[], None]) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
@@ -289,7 +370,52 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
     triton.add_argument("--log-verbose", type=int, default=0, help="Triton's --log-verbose level")
     triton.set_defaults(func=cmd_triton)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the embedded Triton and the REST gateway together (the main job)",
+        description="Start the embedded Triton on the repository's models, then the REST gateway "
+        "in front of it. --models synthetic generates and serves synthetic models (NOT face "
+        "models), labelled in /v1/models and the logs.",
+    )
+    _add_repository(serve)
+    serve.add_argument(
+        "--models",
+        choices=("real", "synthetic"),
+        default="real",
+        help="real: the models fetched/imported into --repository (default); synthetic: generated",
+    )
+    serve.add_argument(
+        "--profile",
+        choices=("tiny", "realistic"),
+        default="tiny",
+        help="synthetic profile (with --models synthetic)",
+    )
+    _add_gateway_address(serve)
+    _add_triton_ports(serve)
+    serve.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
+    serve.set_defaults(func=cmd_serve)
+
+    gateway = commands.add_parser(
+        "gateway",
+        help="run only the REST gateway (Triton elsewhere; settings from FACEGATE_* variables)",
+        description="Run the REST gateway against a running Triton. Settings come from FACEGATE_* "
+        "environment variables (FACEGATE_TRITON_URL, FACEGATE_TRITON_REPOSITORY_KEY, "
+        "FACEGATE_MAX_IMAGE_BYTES, ...).",
+    )
+    _add_gateway_address(gateway)
+    gateway.add_argument(
+        "--triton-url", default="", help="Triton gRPC host:port (default $FACEGATE_TRITON_URL)"
+    )
+    gateway.set_defaults(func=cmd_gateway)
     return parser
+
+
+def _add_gateway_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="REST port (default 8080)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,216 @@
+"""POST /v1/detect, /v1/detect/batch and /v1/verify."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from ..pipeline import DetectOptions, ImageFaces, Timings, check_batch_size
+from ..schemas import (
+    BatchPayload,
+    BatchResponse,
+    DetectResponse,
+    ErrorResponse,
+    FaceOut,
+    ImagePayload,
+    VerifyPayload,
+    VerifyResponse,
+)
+from .deps import PipelineDep, SettingsDep
+from .uploads import read_images
+
+router = APIRouter(prefix="/v1", tags=["faces"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "undecodable image or malformed body",
+        413: "over the byte or pixel limit",
+        415: "unsupported image or body type",
+        422: "invalid parameters, or no face (verify)",
+        503: "Triton unavailable",
+        504: "Triton timed out",
+    }.items()
+}
+
+
+def _body_doc(fields: dict[str, bool], json_model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body that is either multipart (files) or JSON (base64)."""
+    properties: dict[str, Any] = {}
+    for name, repeated in fields.items():
+        file_schema = {"type": "string", "format": "binary"}
+        properties[name] = {"type": "array", "items": file_schema} if repeated else file_schema
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": properties, "required": list(fields)}
+                },
+                "application/json": {"schema": json_model.model_json_schema()},
+            },
+        }
+    }
+
+
+Threshold = Annotated[
+    float | None, Query(ge=0.0, le=1.0, description="detection score threshold (default 0.5)")
+]
+MaxFaces = Annotated[
+    int, Query(ge=0, le=1000, description="keep the N most prominent faces (0 = all)")
+]
+MinSize = Annotated[
+    float,
+    Query(ge=0.0, le=100_000, description="drop faces whose shorter box side is below this (px)"),
+]
+Embed = Annotated[bool, Query(description="add L2-normalised 512-d embeddings")]
+Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
+
+
+def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
+    dets = faces.detections
+    out = FaceOut(
+        bbox=[round(float(v), 3) for v in dets.boxes[index]],
+        score=round(float(dets.scores[index]), 6),
+    )
+    if landmarks:
+        out.landmarks = [[round(float(x), 3), round(float(y), 3)] for x, y in dets.kps[index]]
+    if faces.embeddings is not None and faces.embedding_norms is not None:
+        out.embedding = [float(v) for v in faces.embeddings[index]]
+        out.embedding_norm = float(faces.embedding_norms[index])
+    return out
+
+
+def detect_response(faces: ImageFaces, *, landmarks: bool) -> DetectResponse:
+    return DetectResponse(
+        width=faces.width,
+        height=faces.height,
+        faces=[face_out(faces, i, landmarks=landmarks) for i in range(len(faces.detections))],
+    )
+
+
+def _timings(timings: Timings, started: float) -> dict[str, float]:
+    out = {k: round(v, 2) for k, v in timings.stages.items()}
+    out["total"] = round((time.perf_counter() - started) * 1000, 2)
+    return out
+
+
+@router.post(
+    "/detect",
+    response_model=DetectResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra=_body_doc({"image": False}, ImagePayload),
+    summary="Detect faces in one image",
+)
+async def detect(
+    request: Request,
+    settings: SettingsDep,
+    pipeline: PipelineDep,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = 0,
+    min_size: MinSize = 0.0,
+    embed: Embed = False,
+    landmarks: Landmarks = True,
+) -> DetectResponse:
+    """Boxes, scores, landmarks (and embeddings with embed=true), faces in descending score."""
+    started = time.perf_counter()
+    images = await read_images(
+        request,
+        {"image": False},
+        ImagePayload,
+        max_image_bytes=settings.max_image_bytes,
+        max_request_bytes=settings.max_request_bytes,
+    )
+    options = DetectOptions(
+        settings.detect_threshold if threshold is None else threshold, max_faces, min_size, embed
+    )
+    timings = Timings()
+    (faces,) = await pipeline.detect(images["image"], options, timings)
+    response = detect_response(faces, landmarks=landmarks)
+    response.timings_ms = _timings(timings, started)
+    return response
+
+
+@router.post(
+    "/detect/batch",
+    response_model=BatchResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra=_body_doc({"images": True}, BatchPayload),
+    summary="Detect faces in up to 16 images",
+)
+async def detect_batch(
+    request: Request,
+    settings: SettingsDep,
+    pipeline: PipelineDep,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = 0,
+    min_size: MinSize = 0.0,
+    embed: Embed = False,
+    landmarks: Landmarks = True,
+) -> BatchResponse:
+    """Results in request order; detector and recognizer calls batched across images."""
+    started = time.perf_counter()
+    images = await read_images(
+        request,
+        {"images": True},
+        BatchPayload,
+        max_image_bytes=settings.max_image_bytes,
+        max_request_bytes=settings.max_request_bytes,
+    )
+    check_batch_size(len(images["images"]), settings.max_batch_images)
+    options = DetectOptions(
+        settings.detect_threshold if threshold is None else threshold, max_faces, min_size, embed
+    )
+    timings = Timings()
+    results = await pipeline.detect(images["images"], options, timings)
+    return BatchResponse(
+        results=[detect_response(faces, landmarks=landmarks) for faces in results],
+        timings_ms=_timings(timings, started),
+    )
+
+
+@router.post(
+    "/verify",
+    response_model=VerifyResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+    openapi_extra=_body_doc({"image_a": False, "image_b": False}, VerifyPayload),
+    summary="Do two images show the same person?",
+)
+async def verify(
+    request: Request,
+    settings: SettingsDep,
+    pipeline: PipelineDep,
+    threshold: Annotated[
+        float | None, Query(ge=-1.0, le=1.0, description="match at or above (default 0.3)")
+    ] = None,
+) -> VerifyResponse:
+    """Cosine similarity of the most prominent face of each image; 422 when one has none."""
+    started = time.perf_counter()
+    images = await read_images(
+        request,
+        {"image_a": False, "image_b": False},
+        VerifyPayload,
+        max_image_bytes=settings.max_image_bytes,
+        max_request_bytes=settings.max_request_bytes,
+    )
+    limit = settings.verify_threshold if threshold is None else threshold
+    timings = Timings()
+    result = await pipeline.verify(images["image_a"][0], images["image_b"][0], limit, timings)
+    return VerifyResponse(
+        similarity=round(result.similarity, 6),
+        match=result.match,
+        threshold=limit,
+        face_a=face_out(result.face_a, 0, landmarks=True).model_copy(
+            update={"embedding": None, "embedding_norm": None}
+        ),
+        face_b=face_out(result.face_b, 0, landmarks=True).model_copy(
+            update={"embedding": None, "embedding_norm": None}
+        ),
+        timings_ms=_timings(timings, started),
+    )

@@ -1,0 +1,45 @@
+"""Liveness, readiness and model states."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ..errors import FacegateError
+from ..schemas import Health, ModelsResponse, ModelState
+from .deps import ModelsDep, SettingsDep
+
+router = APIRouter()
+
+
+@router.get("/health/live", response_model=Health, tags=["health"])
+async def live() -> Health:
+    """The gateway process answers."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
+)
+async def ready(models: ModelsDep, settings: SettingsDep) -> Health | JSONResponse:
+    """Ready only while Triton is reachable and the detector and recognizer are READY."""
+    try:
+        states = await models.model_states()
+    except FacegateError as exc:
+        return JSONResponse(Health(status="unavailable", detail=exc.message).model_dump(), 503)
+    needed = (settings.detector_model, settings.recognizer_model)
+    missing = [name for name in needed if states.get(name) != "READY"]
+    if missing:
+        detail = ", ".join(f"{name} is {states.get(name)}" for name in missing)
+        return JSONResponse(Health(status="unavailable", detail=detail).model_dump(), 503)
+    return Health(status="ready")
+
+
+@router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
+async def list_models(models: ModelsDep, settings: SettingsDep) -> ModelsResponse:
+    """Each model's state as Triton reports it."""
+    states = await models.model_states()
+    return ModelsResponse(
+        models=[ModelState(name=name, state=state) for name, state in states.items()],
+        label=settings.models_label,
+    )

@@ -1,0 +1,113 @@
+"""Reading images out of requests: multipart or JSON base64, with byte limits, in memory.
+
+The body is read in full (bounded by the request limit) before parsing, so uploads never
+spill to a temporary file: faces are biometric data and stay off disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncGenerator
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The whole body, refusing (413) as soon as it exceeds the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise PayloadTooLarge(
+            f"request body of {declared} bytes exceeds the {limit_bytes} byte limit"
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise PayloadTooLarge(f"request body exceeds the {limit_bytes} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+
+
+class _InMemoryParser(MultiPartParser):
+    # Parts stay in memory up to this size (Starlette's default spills to disk at 1 MB).
+    spool_max_size = 1 << 40
+
+
+def _check_image_size(data: bytes, field: str, max_image_bytes: int) -> bytes:
+    if len(data) > max_image_bytes:
+        raise PayloadTooLarge(
+            f"'{field}' is {len(data)} bytes; the limit is {max_image_bytes} bytes per image"
+        )
+    if not data:
+        raise InvalidInput(f"'{field}' is empty: send the image file's bytes")
+    return data
+
+
+def _b64(value: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"'{field}' is not valid base64") from exc
+
+
+async def read_images(
+    request: Request,
+    fields: dict[str, bool],
+    json_model: type[BaseModel],
+    *,
+    max_image_bytes: int,
+    max_request_bytes: int,
+) -> dict[str, list[bytes]]:
+    """Images per field from multipart (field name = form field) or JSON (base64).
+
+    `fields` maps a field name to whether it may repeat (a list). Missing fields are 422.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, max_request_bytes)
+    found: dict[str, list[bytes]] = {name: [] for name in fields}
+    if content_type == "multipart/form-data":
+        parser = _InMemoryParser(request.headers, _replay(body), max_files=64, max_fields=64)
+        try:
+            form = await parser.parse()
+        except MultiPartException as exc:
+            raise InvalidInput(f"malformed multipart body: {exc.message}") from exc
+        for name in fields:
+            for value in form.getlist(name):
+                if isinstance(value, UploadFile):
+                    found[name].append(await value.read())
+                else:
+                    found[name].append(value.encode())
+        form_close = form.close()
+        await form_close
+    elif content_type == "application/json":
+        try:
+            payload = json_model.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            raise InvalidParameter(f"invalid JSON body: {exc}") from exc
+        for name, repeated in fields.items():
+            value = getattr(payload, name)
+            items = value if repeated else [value]
+            found[name] = [_b64(item, name) for item in items]
+    else:
+        raise UnsupportedMediaType(
+            "send the image as multipart/form-data or as application/json with base64"
+        )
+    for name, repeated in fields.items():
+        if not found[name]:
+            raise InvalidParameter(f"missing image field '{name}'")
+        if not repeated and len(found[name]) > 1:
+            raise InvalidParameter(f"field '{name}' takes one image")
+        found[name] = [_check_image_size(d, name, max_image_bytes) for d in found[name]]
+    return found

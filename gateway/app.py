@@ -1,0 +1,63 @@
+"""create_app(settings) -> FastAPI; the lifespan opens and closes the Triton client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import faces, health
+from .config import Settings
+from .errors import install_error_handlers
+from .pipeline import Pipeline
+from .triton.client import TritonFaceModels, TritonTarget
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The gateway application; settings default to the FACEGATE_* environment."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        target = TritonTarget(
+            url=settings.triton_url,
+            timeout_s=settings.triton_timeout_s,
+            unavailable_retries=settings.triton_unavailable_retries,
+            repository_key=settings.triton_repository_key.get_secret_value(),
+            detector=settings.detector_model,
+            recognizer=settings.recognizer_model,
+            swapper=settings.swapper_model,
+        )
+        models = TritonFaceModels(target)
+        executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")
+        app.state.settings = settings
+        app.state.models = models
+        app.state.pipeline = Pipeline(
+            models, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
+        )
+        if settings.models_label:
+            log.warning("serving %s", settings.models_label)
+        log.info("gateway up: Triton at %s", settings.triton_url)
+        try:
+            yield
+        finally:
+            await models.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="facegate",
+        version=__version__,
+        description="Face detection, recognition and swapping with InsightFace's models on "
+        "NVIDIA Triton. Models are licensed for non-commercial research only.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(faces.router)
+    return app

@@ -1,0 +1,54 @@
+"""Gateway settings: one object, environment variables with the FACEGATE_ prefix.
+
+Built in create_app (or by the CLI), never at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .triton import spec
+
+
+class Settings(BaseSettings):
+    """Everything the gateway reads from its environment (FACEGATE_<NAME>)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEGATE_", extra="ignore")
+
+    # Triton
+    triton_url: str = Field("localhost:8001", description="Triton gRPC host:port")
+    triton_repository_key: SecretStr = Field(
+        SecretStr(""), description="key for Triton's restricted model-repository API"
+    )
+    triton_timeout_s: float = Field(10.0, gt=0, description="deadline of every Triton call")
+    triton_unavailable_retries: int = Field(
+        2, ge=0, description="retries when Triton answers UNAVAILABLE"
+    )
+    detector_model: str = spec.DETECTOR
+    recognizer_model: str = spec.RECOGNIZER
+    swapper_model: str = spec.SWAPPER
+
+    # Limits on what clients send
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="per image")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="checked before full decode")
+    max_batch_images: int = Field(16, gt=0, description="images per /v1/detect/batch request")
+
+    # Detection and verification defaults (InsightFace's classic buffalo_l setting)
+    detect_threshold: float = Field(0.5, ge=0, le=1)
+    nms_iou: float = Field(0.4, gt=0, le=1)
+    verify_threshold: float = Field(
+        0.3, ge=-1, le=1, description="cosine similarity at or above which two faces match"
+    )
+
+    # Process
+    cpu_threads: int = Field(4, gt=0, description="threads for decode/letterbox/warp")
+    models_label: str = Field(
+        "", description="shown in /v1/models, e.g. 'synthetic: not a face model'"
+    )
+    log_level: str = "INFO"
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Upper bound on a request body: a full batch of maximum-size images plus slack."""
+        return self.max_image_bytes * self.max_batch_images * 4 // 3 + 1024 * 1024

@@ -1,0 +1,228 @@
+"""Async orchestration: processing (in threads) -> Triton -> processing.
+
+The pipeline talks to the FaceModels protocol, so unit tests hand it a fake and the
+integration tests the real Triton. Foreign image-decoding errors are translated here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from . import processing
+from .errors import (
+    InvalidParameter,
+    NoFaceFound,
+    PayloadTooLarge,
+    UndecodableImageError,
+    UnsupportedMediaType,
+)
+from .processing import Detections
+from .triton import spec
+from .triton.client import DetectorOutputs
+
+T = TypeVar("T")
+
+
+class FaceModels(Protocol):
+    """What the pipeline needs from the inference server."""
+
+    async def detect(self, frames_bgr: npt.NDArray[np.uint8]) -> list[DetectorOutputs]: ...
+
+    async def embed(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Per-request detection options (validated at the API boundary)."""
+
+    threshold: float = 0.5
+    max_faces: int = 0
+    min_size_px: float = 0.0
+    embed: bool = False
+
+
+@dataclass(frozen=True)
+class ImageFaces:
+    """Faces of one image: detections in original pixels, descending score, and embeddings.
+
+    `embeddings` is float32 (N, 512) L2-normalised, or None when not asked for;
+    `embedding_norms` (N,) are the raw vectors' norms.
+    """
+
+    width: int
+    height: int
+    detections: Detections
+    embeddings: npt.NDArray[np.float32] | None
+    embedding_norms: npt.NDArray[np.float32] | None
+
+
+@dataclass
+class Timings:
+    """Wall-clock milliseconds per stage of one request."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The most prominent face of each image and their cosine similarity."""
+
+    similarity: float
+    threshold: float
+    face_a: ImageFaces
+    face_b: ImageFaces
+
+    @property
+    def match(self) -> bool:
+        return self.similarity >= self.threshold
+
+
+def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
+    """decode_image with its errors translated into the gateway's error tree."""
+    try:
+        return processing.decode_image(data, max_pixels)
+    except processing.ImageTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except processing.UnsupportedImageType as exc:
+        raise UnsupportedMediaType(str(exc)) from exc
+    except processing.UndecodableImage as exc:
+        raise UndecodableImageError(str(exc)) from exc
+
+
+def _prepare_frame(
+    data: bytes, max_pixels: int
+) -> tuple[npt.NDArray[np.uint8], processing.Letterbox]:
+    img_bgr = decode_or_raise(data, max_pixels)
+    return img_bgr, processing.letterbox_image(img_bgr, spec.DETECTOR_INPUT_SIZE_PX)
+
+
+def _by_descending_score(detections: Detections) -> Detections:
+    order = np.argsort(-detections.scores, kind="stable")
+    return detections.take(order)
+
+
+class Pipeline:
+    """detect / detect-batch / verify over a FaceModels backend."""
+
+    def __init__(
+        self, models: FaceModels, executor: ThreadPoolExecutor, *, max_pixels: int, nms_iou: float
+    ) -> None:
+        self._models = models
+        self._executor = executor
+        self._max_pixels = max_pixels
+        self._nms_iou = nms_iou
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def detect(
+        self, images: Sequence[bytes], options: DetectOptions, timings: Timings
+    ) -> list[ImageFaces]:
+        """Detect (and optionally embed) faces in each image; detector and recognizer batched."""
+        started = time.perf_counter()
+        prepared = await asyncio.gather(
+            *(self._in_thread(_prepare_frame, data, self._max_pixels) for data in images)
+        )
+        timings.add("decode", started)
+
+        started = time.perf_counter()
+        frames = np.stack([letterbox.frame_bgr for _, letterbox in prepared])
+        raw = await self._models.detect(frames)
+        timings.add("detector", started)
+
+        started = time.perf_counter()
+        found = [
+            self._postprocess(outputs, letterbox.scale, img.shape, options)
+            for outputs, (img, letterbox) in zip(raw, prepared, strict=True)
+        ]
+        timings.add("postprocess", started)
+
+        embeddings: list[npt.NDArray[np.float32] | None] = [None] * len(found)
+        norms: list[npt.NDArray[np.float32] | None] = [None] * len(found)
+        if options.embed:
+            embeddings, norms = await self._embed_all([img for img, _ in prepared], found, timings)
+        return [
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm)
+            for (img, _), dets, emb, norm in zip(prepared, found, embeddings, norms, strict=True)
+        ]
+
+    def _postprocess(
+        self,
+        outputs: DetectorOutputs,
+        scale: float,
+        image_shape: tuple[int, ...],
+        options: DetectOptions,
+    ) -> Detections:
+        detections = processing.postprocess_detections(
+            outputs.scores,
+            outputs.bbox_dists,
+            outputs.kps_dists,
+            scale,
+            image_shape,
+            options.threshold,
+            self._nms_iou,
+            options.max_faces,
+            options.min_size_px,
+        )
+        return _by_descending_score(detections)
+
+    async def _embed_all(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        found: Sequence[Detections],
+        timings: Timings,
+    ) -> tuple[list[npt.NDArray[np.float32] | None], list[npt.NDArray[np.float32] | None]]:
+        started = time.perf_counter()
+        aligned = await asyncio.gather(
+            *(
+                self._in_thread(processing.warp_faces, img, dets.kps, spec.RECOGNIZER_INPUT_SIZE_PX)
+                for img, dets in zip(images, found, strict=True)
+            )
+        )
+        timings.add("align", started)
+        crops = [a.crops_bgr for a in aligned]
+        counts = [len(c) for c in crops]
+        started = time.perf_counter()
+        raw = await self._models.embed(np.concatenate(crops) if sum(counts) else crops[0])
+        timings.add("recognizer", started)
+        norms_all = np.linalg.norm(raw, axis=1).astype(np.float32)
+        normed_all = processing.l2_normalize(raw)
+        bounds = np.cumsum([0, *counts])
+        embeddings: list[npt.NDArray[np.float32] | None] = []
+        norms: list[npt.NDArray[np.float32] | None] = []
+        for lo, hi in itertools.pairwise(bounds):
+            embeddings.append(normed_all[lo:hi])
+            norms.append(norms_all[lo:hi])
+        return embeddings, norms
+
+    async def verify(
+        self, image_a: bytes, image_b: bytes, threshold: float, timings: Timings
+    ) -> Verification:
+        """Compare the most prominent face of each image (InsightFace's prominence rule)."""
+        options = DetectOptions(max_faces=1, embed=True)
+        face_a, face_b = await self.detect([image_a, image_b], options, timings)
+        for label, faces in (("image_a", face_a), ("image_b", face_b)):
+            if len(faces.detections) == 0:
+                raise NoFaceFound(f"no face found in {label}: send a photo with a visible face")
+        assert face_a.embeddings is not None and face_b.embeddings is not None
+        similarity = processing.cosine_similarity(face_a.embeddings[0], face_b.embeddings[0])
+        return Verification(similarity, threshold, face_a, face_b)
+
+
+def check_batch_size(count: int, limit: int) -> None:
+    if count == 0:
+        raise InvalidParameter("no images: send at least one image")
+    if count > limit:
+        raise InvalidParameter(f"{count} images in one request; the limit is {limit}")

@@ -1,0 +1,118 @@
+"""Request and response models: the API boundary only."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ImagePayload(BaseModel):
+    """JSON alternative to multipart: one base64-encoded image."""
+
+    image: str = Field(description="base64 of the image file (JPEG, PNG, WebP or BMP)")
+
+
+class BatchPayload(BaseModel):
+    images: list[str] = Field(description="base64 image files, at most 16 by default")
+
+
+class VerifyPayload(BaseModel):
+    image_a: str = Field(description="base64 image file")
+    image_b: str = Field(description="base64 image file")
+
+
+class FaceOut(BaseModel):
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in original-image pixels")
+    score: float
+    landmarks: list[list[float]] | None = Field(
+        None, description="5 points [x, y]: left eye, right eye, nose, left and right mouth corner"
+    )
+    embedding: list[float] | None = Field(
+        None, description="512 floats, L2-normalised (only with embed=true)"
+    )
+    embedding_norm: float | None = Field(
+        None, description="norm of the raw embedding (a rough quality signal)"
+    )
+
+
+class DetectResponse(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut] = Field(description="in descending score")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "width": 640,
+                    "height": 480,
+                    "faces": [
+                        {
+                            "bbox": [201.3, 88.0, 297.9, 215.4],
+                            "score": 0.87,
+                            "landmarks": [
+                                [228.1, 139.9],
+                                [271.0, 139.1],
+                                [250.2, 163.5],
+                                [232.4, 186.7],
+                                [268.0, 186.1],
+                            ],
+                        }
+                    ],
+                    "timings_ms": {"decode": 2.1, "detector": 31.5, "postprocess": 1.2},
+                }
+            ]
+        }
+    }
+
+
+class BatchResponse(BaseModel):
+    results: list[DetectResponse] = Field(description="one per image, in request order")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class VerifyResponse(BaseModel):
+    similarity: float = Field(description="cosine similarity of the two embeddings")
+    match: bool
+    threshold: float
+    face_a: FaceOut
+    face_b: FaceOut
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "similarity": 0.62,
+                    "match": True,
+                    "threshold": 0.3,
+                    "face_a": {"bbox": [10, 10, 90, 110], "score": 0.9},
+                    "face_b": {"bbox": [30, 20, 120, 140], "score": 0.8},
+                }
+            ]
+        }
+    }
+
+
+class ModelState(BaseModel):
+    name: str
+    state: str = Field(description="as Triton reports it: READY, UNAVAILABLE, LOADING, ...")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelState]
+    label: str = Field("", description="e.g. 'synthetic: not a face model'")
+
+
+class Health(BaseModel):
+    status: str
+    detail: str = ""
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

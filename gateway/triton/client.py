@@ -1,0 +1,215 @@
+"""Async gRPC client for the face models on Triton: the one seam for tritonclient errors.
+
+One channel per process (created in the app's lifespan). No gRPC channel arguments are
+passed: passing any replaces tritonclient's unlimited message sizes with gRPC's 4 MB, and a
+batch of 640x640 frames is larger. Every call has a deadline; UNAVAILABLE on the way in is
+retried a few times. Outputs come back read-only and are copied where they are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from ..errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from . import spec
+
+log = logging.getLogger(__name__)
+RETRY_BACKOFF_S = 0.2
+_DTYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32"}
+
+
+@dataclass(frozen=True)
+class DetectorOutputs:
+    """Raw detector outputs for one frame, per stride (8, 16, 32): (K,1), (K,4), (K,10)."""
+
+    scores: tuple[npt.NDArray[np.float32], ...]
+    bbox_dists: tuple[npt.NDArray[np.float32], ...]
+    kps_dists: tuple[npt.NDArray[np.float32], ...]
+
+
+@dataclass(frozen=True)
+class TritonTarget:
+    """Where Triton is and which model names to use."""
+
+    url: str
+    timeout_s: float
+    unavailable_retries: int
+    repository_key: str
+    detector: str = spec.DETECTOR
+    recognizer: str = spec.RECOGNIZER
+    swapper: str = spec.SWAPPER
+
+
+def translate_error(exc: InferenceServerException, model: str) -> FacegateError:
+    """Map a tritonclient error to the gateway's error tree."""
+    status = str(exc.status() or "")
+    message = str(exc.message() or exc)
+    if "DEADLINE_EXCEEDED" in status:
+        return UpstreamTimeout(f"Triton did not answer for model '{model}' within the deadline")
+    if "UNAVAILABLE" in status or "NOT_FOUND" in status or "not found" in message.lower():
+        return UpstreamUnavailable(
+            f"Triton model '{model}' is unavailable: {message}", retry_after_s=5
+        )
+    return UpstreamFailed(f"Triton failed on model '{model}': {message}")
+
+
+class TritonFaceModels:
+    """The detector, recognizer and swapper on Triton, over one asyncio gRPC channel."""
+
+    def __init__(self, target: TritonTarget) -> None:
+        self.target = target
+        self._client = grpcclient.InferenceServerClient(target.url)
+        self._max_batch: dict[str, int] = {}
+        self.call_seconds: dict[str, float] = {}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @property
+    def _key_headers(self) -> dict[str, str] | None:
+        if not self.target.repository_key:
+            return None
+        return {spec.REPOSITORY_KEY_GRPC_HEADER: self.target.repository_key}
+
+    async def _call(self, model: str, coroutine_factory: Any) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await coroutine_factory()
+            except InferenceServerException as exc:
+                error = translate_error(exc, model)
+                retryable = isinstance(error, UpstreamUnavailable) and "UNAVAILABLE" in str(
+                    exc.status()
+                )
+                if retryable and attempt < self.target.unavailable_retries:
+                    attempt += 1
+                    await asyncio.sleep(RETRY_BACKOFF_S * attempt)
+                    continue
+                raise error from exc
+
+    async def infer(
+        self, model: str, feeds: dict[str, npt.NDArray[Any]], outputs: Sequence[str]
+    ) -> list[npt.NDArray[Any]]:
+        """One inference with a deadline; returns the named outputs (read-only arrays)."""
+        inputs = []
+        for name, array in feeds.items():
+            tensor = grpcclient.InferInput(name, list(array.shape), _DTYPES[array.dtype])
+            tensor.set_data_from_numpy(np.ascontiguousarray(array))
+            inputs.append(tensor)
+        requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
+        started = time.perf_counter()
+        result = await self._call(
+            model,
+            lambda: self._client.infer(
+                model, inputs, outputs=requested, client_timeout=self.target.timeout_s
+            ),
+        )
+        self.call_seconds[model] = time.perf_counter() - started
+        arrays = [result.as_numpy(name) for name in outputs]
+        for name, array in zip(outputs, arrays, strict=True):
+            if array is None or array.size == 0:
+                raise UpstreamFailed(f"Triton returned an empty '{name}' from model '{model}'")
+        return arrays
+
+    async def max_batch_size(self, model: str) -> int:
+        """The model's max_batch_size from Triton's config (0 = no batch dimension)."""
+        if model not in self._max_batch:
+            config = await self._call(
+                model,
+                lambda: self._client.get_model_config(
+                    model, as_json=True, client_timeout=self.target.timeout_s
+                ),
+            )
+            self._max_batch[model] = int(config["config"].get("max_batch_size", 0))
+        return self._max_batch[model]
+
+    async def _batched(
+        self, model: str, array: npt.NDArray[Any], run: Any, limit: int
+    ) -> list[list[npt.NDArray[Any]]]:
+        """Split along axis 0 into requests of at most `limit` (1 where unbatched), concurrently."""
+        max_batch = await self.max_batch_size(model)
+        size = min(max_batch, limit) if max_batch > 0 else 1
+        chunks = [array[i : i + size] for i in range(0, len(array), size)]
+        return list(await asyncio.gather(*(run(chunk) for chunk in chunks)))
+
+    async def detect(self, frames_bgr: npt.NDArray[np.uint8]) -> list[DetectorOutputs]:
+        """Run the detector on (N, 640, 640, 3) uint8 BGR letterboxed frames."""
+        names = [t.name for t in spec.DETECTOR_OUTPUTS]
+        count = len(spec.DETECTOR_STRIDES)
+
+        async def run(chunk: npt.NDArray[np.uint8]) -> list[npt.NDArray[Any]]:
+            return await self.infer(self.target.detector, {spec.DETECTOR_INPUT.name: chunk}, names)
+
+        results = []
+        for outputs in await self._batched(self.target.detector, frames_bgr, run, 1 << 30):
+            for index in range(outputs[0].shape[0]):
+                per_frame = [o[index] for o in outputs]
+                results.append(
+                    DetectorOutputs(
+                        tuple(per_frame[:count]),
+                        tuple(per_frame[count : 2 * count]),
+                        tuple(per_frame[2 * count :]),
+                    )
+                )
+        return results
+
+    async def embed(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Raw embeddings (N, 512) for (N, 112, 112, 3) uint8 BGR aligned crops."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0, 512), np.float32)
+
+        async def run(chunk: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+            (embedding,) = await self.infer(
+                self.target.recognizer,
+                {spec.RECOGNIZER_INPUT.name: chunk},
+                [spec.RECOGNIZER_OUTPUT.name],
+            )
+            return embedding
+
+        parts = await self._batched(
+            self.target.recognizer, crops_bgr, run, spec.RECOGNIZER_MAX_BATCH
+        )
+        embeddings: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
+        return embeddings
+
+    async def model_states(self) -> dict[str, str]:
+        """Each model's state as Triton reports it (READY, UNAVAILABLE, LOADING, ...)."""
+        names = (self.target.detector, self.target.recognizer, self.target.swapper)
+        states = dict.fromkeys(names, "UNAVAILABLE")
+        if self._key_headers:
+            index = await self._call(
+                "repository",
+                lambda: self._client.get_model_repository_index(
+                    headers=self._key_headers, as_json=True, client_timeout=self.target.timeout_s
+                ),
+            )
+            for entry in index.get("models", []):
+                if entry.get("name") in states:
+                    states[entry["name"]] = entry.get("state") or "UNAVAILABLE"
+            return states
+        for name in names:
+            ready = await self._call(
+                name,
+                lambda name=name: self._client.is_model_ready(
+                    name, client_timeout=self.target.timeout_s
+                ),
+            )
+            states[name] = "READY" if ready else "UNAVAILABLE"
+        return states
+
+    async def server_ready(self) -> bool:
+        """Triton reachable and live."""
+        try:
+            return bool(await self._client.is_server_live(client_timeout=self.target.timeout_s))
+        except InferenceServerException:
+            return False
