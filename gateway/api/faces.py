@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from ..pipeline import DetectOptions, ImageFaces, Timings, check_batch_size
@@ -70,6 +71,29 @@ Embed = Annotated[bool, Query(description="add L2-normalised 512-d embeddings")]
 Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
 
 
+@dataclass(frozen=True)
+class DetectQuery:
+    """The query parameters shared by /v1/detect and /v1/detect/batch."""
+
+    options: DetectOptions
+    landmarks: bool
+
+
+def detect_query(
+    settings: SettingsDep,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = 0,
+    min_size: MinSize = 0.0,
+    embed: Embed = False,
+    landmarks: Landmarks = True,
+) -> DetectQuery:
+    chosen = settings.detect_threshold if threshold is None else threshold
+    return DetectQuery(DetectOptions(chosen, max_faces, min_size, embed), landmarks)
+
+
+DetectQueryDep = Annotated[DetectQuery, Depends(detect_query)]
+
+
 def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
     dets = faces.detections
     out = FaceOut(
@@ -110,11 +134,7 @@ async def detect(
     request: Request,
     settings: SettingsDep,
     pipeline: PipelineDep,
-    threshold: Threshold = None,
-    max_faces: MaxFaces = 0,
-    min_size: MinSize = 0.0,
-    embed: Embed = False,
-    landmarks: Landmarks = True,
+    query: DetectQueryDep,
 ) -> DetectResponse:
     """Boxes, scores, landmarks (and embeddings with embed=true), faces in descending score."""
     started = time.perf_counter()
@@ -125,12 +145,9 @@ async def detect(
         max_image_bytes=settings.max_image_bytes,
         max_request_bytes=settings.max_request_bytes,
     )
-    options = DetectOptions(
-        settings.detect_threshold if threshold is None else threshold, max_faces, min_size, embed
-    )
     timings = Timings()
-    (faces,) = await pipeline.detect(images["image"], options, timings)
-    response = detect_response(faces, landmarks=landmarks)
+    (faces,) = await pipeline.detect(images["image"], query.options, timings)
+    response = detect_response(faces, landmarks=query.landmarks)
     response.timings_ms = _timings(timings, started)
     return response
 
@@ -147,11 +164,7 @@ async def detect_batch(
     request: Request,
     settings: SettingsDep,
     pipeline: PipelineDep,
-    threshold: Threshold = None,
-    max_faces: MaxFaces = 0,
-    min_size: MinSize = 0.0,
-    embed: Embed = False,
-    landmarks: Landmarks = True,
+    query: DetectQueryDep,
 ) -> BatchResponse:
     """Results in request order; detector and recognizer calls batched across images."""
     started = time.perf_counter()
@@ -163,13 +176,10 @@ async def detect_batch(
         max_request_bytes=settings.max_request_bytes,
     )
     check_batch_size(len(images["images"]), settings.max_batch_images)
-    options = DetectOptions(
-        settings.detect_threshold if threshold is None else threshold, max_faces, min_size, embed
-    )
     timings = Timings()
-    results = await pipeline.detect(images["images"], options, timings)
+    results = await pipeline.detect(images["images"], query.options, timings)
     return BatchResponse(
-        results=[detect_response(faces, landmarks=landmarks) for faces in results],
+        results=[detect_response(faces, landmarks=query.landmarks) for faces in results],
         timings_ms=_timings(timings, started),
     )
 

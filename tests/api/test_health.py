@@ -1,0 +1,46 @@
+"""Health, readiness and model states, including what happens when Triton is unreachable."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from gateway.embedded import EmbeddedTriton
+
+from ..conftest import free_port
+from ..images import encode, square_image
+from .conftest import ServerThread, gateway_settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_live_and_ready(client: httpx.Client) -> None:
+    assert client.get("/health/live").json() == {"status": "ok", "detail": ""}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_models_lists_states_and_synthetic_label(client: httpx.Client) -> None:
+    body = client.get("/v1/models").json()
+    states = {m["name"]: m["state"] for m in body["models"]}
+    assert states["detector"] == "READY" and states["recognizer"] == "READY"
+    assert states["swapper"] in ("UNAVAILABLE", "READY", "LOADING", "UNLOADING")
+    assert body["label"] == "synthetic: not a face model"
+
+
+def test_openapi_documents_both_body_types(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(content)
+    assert client.get("/docs").status_code == 200
+
+
+def test_unreachable_triton_is_503_not_500(triton: EmbeddedTriton) -> None:
+    settings = gateway_settings(triton, triton_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2.0)
+    with ServerThread(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        ready = http.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+        response = http.post("/v1/detect", files={"image": encode(square_image(64, 64, []))})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "upstream_unavailable"
+        assert response.headers.get("retry-after")
