@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,13 +11,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import faces, health
+from .api import faces, health, swap
 from .config import Settings
-from .errors import install_error_handlers
+from .errors import FacegateError, install_error_handlers
 from .pipeline import Pipeline
+from .swapper import SwapperManager, SwapperPolicy
+from .swapping import SwapPipeline
 from .triton.client import TritonFaceModels, TritonTarget
 
 log = logging.getLogger(__name__)
+
+
+async def _preload(swapper: SwapperManager) -> None:
+    try:
+        await swapper.ensure_loaded()
+    except FacegateError as exc:
+        log.warning("swapper preload failed (it loads on first use instead): %s", exc.message)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,15 +48,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")
         app.state.settings = settings
         app.state.models = models
-        app.state.pipeline = Pipeline(
+        pipeline = Pipeline(
             models, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
         )
+        policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
+        swapper = SwapperManager(models, settings.swapper_model, policy)
+        app.state.pipeline = pipeline
+        app.state.swapper = swapper
+        app.state.swap_pipeline = SwapPipeline(pipeline, models, swapper)
+        background = [asyncio.create_task(swapper.run_reaper(), name="swapper-reaper")]
+        if settings.swapper_preload:
+            background.append(asyncio.create_task(_preload(swapper), name="swapper-preload"))
         if settings.models_label:
             log.warning("serving %s", settings.models_label)
         log.info("gateway up: Triton at %s", settings.triton_url)
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await models.close()
             executor.shutdown(wait=False, cancel_futures=True)
 
@@ -60,4 +81,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(faces.router)
+    app.include_router(swap.router)
     return app

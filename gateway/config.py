@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         0.3, ge=-1, le=1, description="cosine similarity at or above which two faces match"
     )
 
+    # Swapper lifecycle
+    swapper_idle_ttl_s: float = Field(
+        600.0, ge=0, description="unload the swapper after this long unused (0 = never)"
+    )
+    swapper_load_timeout_s: float = Field(120.0, gt=0, description="per load of the swapper")
+    swapper_preload: bool = Field(False, description="load the swapper when the gateway starts")
+
     # Process
     cpu_threads: int = Field(4, gt=0, description="threads for decode/letterbox/warp")
     models_label: str = Field(

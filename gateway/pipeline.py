@@ -39,6 +39,10 @@ class FaceModels(Protocol):
 
     async def embed(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
 
+    async def swap(
+        self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.uint8]: ...
+
 
 @dataclass(frozen=True)
 class DetectOptions:
@@ -127,10 +131,18 @@ class Pipeline:
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def detect(
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU work (decode, warp, paste) off the event loop."""
+        return await self._in_thread(fn, *args)
+
+    async def find_faces(
         self, images: Sequence[bytes], options: DetectOptions, timings: Timings
-    ) -> list[ImageFaces]:
-        """Detect (and optionally embed) faces in each image; detector and recognizer batched."""
+    ) -> tuple[list[npt.NDArray[np.uint8]], list[Detections]]:
+        """Decode each image and detect its faces (one batched detector call).
+
+        Returns the decoded img_bgr per image and its Detections in original pixels,
+        in descending score.
+        """
         started = time.perf_counter()
         prepared = await asyncio.gather(
             *(self._in_thread(_prepare_frame, data, self._max_pixels) for data in images)
@@ -148,14 +160,20 @@ class Pipeline:
             for outputs, (img, letterbox) in zip(raw, prepared, strict=True)
         ]
         timings.add("postprocess", started)
+        return [img for img, _ in prepared], found
 
+    async def detect(
+        self, images: Sequence[bytes], options: DetectOptions, timings: Timings
+    ) -> list[ImageFaces]:
+        """Detect (and optionally embed) faces in each image; detector and recognizer batched."""
+        decoded, found = await self.find_faces(images, options, timings)
         embeddings: list[npt.NDArray[np.float32] | None] = [None] * len(found)
         norms: list[npt.NDArray[np.float32] | None] = [None] * len(found)
         if options.embed:
-            embeddings, norms = await self._embed_all([img for img, _ in prepared], found, timings)
+            embeddings, norms = await self.embed_faces(decoded, found, timings)
         return [
             ImageFaces(img.shape[1], img.shape[0], dets, emb, norm)
-            for (img, _), dets, emb, norm in zip(prepared, found, embeddings, norms, strict=True)
+            for img, dets, emb, norm in zip(decoded, found, embeddings, norms, strict=True)
         ]
 
     def _postprocess(
@@ -178,12 +196,13 @@ class Pipeline:
         )
         return _by_descending_score(detections)
 
-    async def _embed_all(
+    async def embed_faces(
         self,
         images: Sequence[npt.NDArray[np.uint8]],
         found: Sequence[Detections],
         timings: Timings,
     ) -> tuple[list[npt.NDArray[np.float32] | None], list[npt.NDArray[np.float32] | None]]:
+        """L2-normalised embeddings and raw norms per image (one batched recognizer call)."""
         started = time.perf_counter()
         aligned = await asyncio.gather(
             *(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from .swapper import SwapperStatus
+
 
 class ImagePayload(BaseModel):
     """JSON alternative to multipart: one base64-encoded image."""
@@ -101,7 +103,24 @@ class ModelState(BaseModel):
 
 class ModelsResponse(BaseModel):
     models: list[ModelState]
+    swapper: SwapperStatusOut | None = None
     label: str = Field("", description="e.g. 'synthetic: not a face model'")
+
+
+class SwapperStatusOut(BaseModel):
+    state: str = Field(description="UNAVAILABLE, LOADING, READY or UNLOADING")
+    load_count: int = Field(description="loads this gateway has asked Triton for")
+    last_load_s: float | None = Field(None, description="duration of the last load")
+    last_error: str = ""
+
+    @classmethod
+    def from_status(cls, status: SwapperStatus) -> SwapperStatusOut:
+        return cls(
+            state=status.state,
+            load_count=status.load_count,
+            last_load_s=status.last_load_s,
+            last_error=status.last_error,
+        )
 
 
 class Health(BaseModel):

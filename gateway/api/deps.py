@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 
 from ..config import Settings
 from ..pipeline import Pipeline
+from ..swapper import SwapperManager
+from ..swapping import SwapPipeline
 from ..triton.client import TritonFaceModels
 
 
@@ -26,6 +28,18 @@ def get_models(request: Request) -> TritonFaceModels:
     return models
 
 
+def get_swap_pipeline(request: Request) -> SwapPipeline:
+    swap: SwapPipeline = request.app.state.swap_pipeline
+    return swap
+
+
+def get_swap_manager(request: Request) -> SwapperManager:
+    manager: SwapperManager = request.app.state.swapper
+    return manager
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 ModelsDep = Annotated[TritonFaceModels, Depends(get_models)]
+SwapPipelineDep = Annotated[SwapPipeline, Depends(get_swap_pipeline)]
+SwapManagerDep = Annotated[SwapperManager, Depends(get_swap_manager)]

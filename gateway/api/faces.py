@@ -38,23 +38,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _body_doc(fields: dict[str, bool], json_model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a body that is either multipart (files) or JSON (base64)."""
+def body_doc(fields: dict[str, bool], json_model: type[BaseModel] | None) -> dict[str, Any]:
+    """OpenAPI for a body that is multipart (files) or, with a json_model, JSON (base64)."""
     properties: dict[str, Any] = {}
     for name, repeated in fields.items():
         file_schema = {"type": "string", "format": "binary"}
         properties[name] = {"type": "array", "items": file_schema} if repeated else file_schema
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {"type": "object", "properties": properties, "required": list(fields)}
-                },
-                "application/json": {"schema": json_model.model_json_schema()},
-            },
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": properties, "required": list(fields)}
         }
     }
+    if json_model is not None:
+        content["application/json"] = {"schema": json_model.model_json_schema()}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 Threshold = Annotated[
@@ -127,7 +124,7 @@ def _timings(timings: Timings, started: float) -> dict[str, float]:
     response_model=DetectResponse,
     response_model_exclude_none=True,
     responses=ERRORS,
-    openapi_extra=_body_doc({"image": False}, ImagePayload),
+    openapi_extra=body_doc({"image": False}, ImagePayload),
     summary="Detect faces in one image",
 )
 async def detect(
@@ -157,7 +154,7 @@ async def detect(
     response_model=BatchResponse,
     response_model_exclude_none=True,
     responses=ERRORS,
-    openapi_extra=_body_doc({"images": True}, BatchPayload),
+    openapi_extra=body_doc({"images": True}, BatchPayload),
     summary="Detect faces in up to 16 images",
 )
 async def detect_batch(
@@ -189,7 +186,7 @@ async def detect_batch(
     response_model=VerifyResponse,
     response_model_exclude_none=True,
     responses=ERRORS,
-    openapi_extra=_body_doc({"image_a": False, "image_b": False}, VerifyPayload),
+    openapi_extra=body_doc({"image_a": False, "image_b": False}, VerifyPayload),
     summary="Do two images show the same person?",
 )
 async def verify(

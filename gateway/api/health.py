@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ..errors import FacegateError
-from ..schemas import Health, ModelsResponse, ModelState
-from .deps import ModelsDep, SettingsDep
+from ..schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
+from .deps import ModelsDep, SettingsDep, SwapManagerDep
 
 router = APIRouter()
 
@@ -36,10 +36,16 @@ async def ready(models: ModelsDep, settings: SettingsDep) -> Health | JSONRespon
 
 
 @router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
-async def list_models(models: ModelsDep, settings: SettingsDep) -> ModelsResponse:
-    """Each model's state as Triton reports it."""
+async def list_models(
+    models: ModelsDep, settings: SettingsDep, manager: SwapManagerDep
+) -> ModelsResponse:
+    """Each model's state as Triton reports it; the swapper shows LOADING while it loads."""
     states = await models.model_states()
+    swapper = manager.status
+    if swapper.state in ("LOADING", "UNLOADING"):
+        states[settings.swapper_model] = swapper.state
     return ModelsResponse(
         models=[ModelState(name=name, state=state) for name, state in states.items()],
+        swapper=SwapperStatusOut.from_status(swapper),
         label=settings.models_label,
     )

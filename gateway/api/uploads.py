@@ -65,7 +65,7 @@ def _b64(value: str, field: str) -> bytes:
 async def read_images(
     request: Request,
     fields: dict[str, bool],
-    json_model: type[BaseModel],
+    json_model: type[BaseModel] | None,
     *,
     max_image_bytes: int,
     max_request_bytes: int,
@@ -91,7 +91,7 @@ async def read_images(
                     found[name].append(value.encode())
         form_close = form.close()
         await form_close
-    elif content_type == "application/json":
+    elif content_type == "application/json" and json_model is not None:
         try:
             payload = json_model.model_validate(json.loads(body))
         except (ValueError, ValidationError) as exc:
@@ -101,9 +101,10 @@ async def read_images(
             items = value if repeated else [value]
             found[name] = [_b64(item, name) for item in items]
     else:
-        raise UnsupportedMediaType(
-            "send the image as multipart/form-data or as application/json with base64"
+        accepted = "multipart/form-data" + (
+            " or as application/json with base64" if json_model is not None else ""
         )
+        raise UnsupportedMediaType(f"send the images as {accepted}")
     for name, repeated in fields.items():
         if not found[name]:
             raise InvalidParameter(f"missing image field '{name}'")

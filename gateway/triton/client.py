@@ -182,6 +182,63 @@ class TritonFaceModels:
         embeddings: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
         return embeddings
 
+    async def swap(
+        self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.uint8]:
+        """Swapped (128, 128, 3) uint8 BGR crop for an aligned target crop and a unit embedding."""
+        (swapped,) = await self.infer(
+            self.target.swapper,
+            {
+                spec.SWAPPER_TARGET.name: target_bgr[None],
+                spec.SWAPPER_SOURCE.name: source_embedding.astype(np.float32)[None],
+            },
+            [spec.SWAPPER_OUTPUT.name],
+        )
+        crop: npt.NDArray[np.uint8] = swapped[0]
+        return crop
+
+    async def is_model_ready(self, model: str) -> bool:
+        ready = await self._call(
+            model,
+            lambda: self._client.is_model_ready(model, client_timeout=self.target.timeout_s),
+        )
+        return bool(ready)
+
+    async def load_model(self, model: str, timeout_s: float) -> None:
+        """Load through the restricted model-repository API; Triton's reason on failure."""
+        if not self._key_headers:
+            raise UpstreamUnavailable(
+                f"cannot load '{model}': no Triton repository key configured "
+                "(set FACEGATE_TRITON_REPOSITORY_KEY)",
+                retry_after_s=60,
+            )
+        try:
+            await self._client.load_model(
+                model, headers=self._key_headers, client_timeout=timeout_s
+            )
+        except InferenceServerException as exc:
+            if "DEADLINE_EXCEEDED" in str(exc.status()):
+                raise UpstreamUnavailable(
+                    f"loading '{model}' took longer than {timeout_s:.0f} s; try again shortly",
+                    retry_after_s=30,
+                ) from exc
+            raise UpstreamUnavailable(
+                f"Triton could not load '{model}': {exc.message()}", retry_after_s=30
+            ) from exc
+
+    async def unload_model(self, model: str) -> None:
+        """Ask Triton to unload; it returns before the model is gone (poll readiness)."""
+        if not self._key_headers:
+            raise UpstreamUnavailable(
+                f"cannot unload '{model}': no Triton repository key configured"
+            )
+        await self._call(
+            model,
+            lambda: self._client.unload_model(
+                model, headers=self._key_headers, client_timeout=self.target.timeout_s
+            ),
+        )
+
     async def model_states(self) -> dict[str, str]:
         """Each model's state as Triton reports it (READY, UNAVAILABLE, LOADING, ...)."""
         names = (self.target.detector, self.target.recognizer, self.target.swapper)
