@@ -9,11 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
 from .api import faces, health, swap
+from .auth import load_api_keys
 from .config import Settings
 from .errors import FacegateError, install_error_handlers
+from .metrics import Metrics
+from .middleware import Admission, GatewayMiddleware
 from .pipeline import Pipeline
 from .swapper import SwapperManager, SwapperPolicy
 from .swapping import SwapPipeline
@@ -32,6 +36,11 @@ async def _preload(swapper: SwapperManager) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway application; settings default to the FACEGATE_* environment."""
     settings = settings or Settings()
+    api_keys = load_api_keys(
+        settings.api_keys.get_secret_value(), settings.api_keys_file, settings.auth_disabled
+    )
+    metrics = Metrics()
+    admission = Admission(settings.max_in_flight, settings.request_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,15 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recognizer=settings.recognizer_model,
             swapper=settings.swapper_model,
         )
-        models = TritonFaceModels(target)
+        models = TritonFaceModels(target, metrics)
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")
-        app.state.settings = settings
         app.state.models = models
         pipeline = Pipeline(
             models, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
         )
         policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
-        swapper = SwapperManager(models, settings.swapper_model, policy)
+        swapper = SwapperManager(models, settings.swapper_model, policy, metrics=metrics)
         app.state.pipeline = pipeline
         app.state.swapper = swapper
         app.state.swap_pipeline = SwapPipeline(pipeline, models, swapper)
@@ -78,8 +86,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "NVIDIA Triton. Models are licensed for non-commercial research only.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.api_keys = api_keys
+    app.state.metrics = metrics
+    app.state.admission = admission
+    if api_keys.disabled:
+        log.warning(
+            "API keys are DISABLED (FACEGATE_AUTH_DISABLED=true): anyone who can reach this port can use it"
+        )
     install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Faces-Swapped", "Retry-After"],
+        )
+    app.add_middleware(GatewayMiddleware, metrics=metrics, admission=admission)
     app.include_router(health.router)
     app.include_router(faces.router)
     app.include_router(swap.router)
+    app.include_router(swap.admin)
     return app

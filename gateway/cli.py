@@ -1,4 +1,4 @@
-"""The `facegate` command line: models, triton, serve, gateway.
+"""The `facegate` command line: models, triton, serve, gateway, bench.
 
 Run `facegate --help` or `facegate <command> --help`.
 """
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -212,17 +212,25 @@ def _models_label(repository: Path) -> str:
 
 
 def _run_gateway(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
     from .app import create_app
+    from .auth import AuthConfigError
+    from .logs import configure_logging
+    from .server import serve_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    configure_logging(settings.log_level, settings.json_logs)
+    try:
+        app = create_app(settings)
+    except AuthConfigError as exc:
+        raise CliError(str(exc)) from exc
+    serve_app(app, host, port, settings.drain_s, settings.log_level)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from .config import Settings
 
-    overrides = {"triton_url": args.triton_url} if args.triton_url else {}
+    overrides: dict[str, Any] = {"triton_url": args.triton_url} if args.triton_url else {}
+    if args.no_auth:
+        overrides["auth_disabled"] = True
     settings = Settings(**overrides)
     _run_gateway(settings, args.host, args.port)
     return 0
@@ -264,10 +272,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     if label:
         log.warning("SERVING SYNTHETIC MODELS (%s): detections are not faces", label)
+    extra: dict[str, Any] = {}
+    if args.no_auth:
+        extra["auth_disabled"] = True
+    elif not (os.environ.get("FACEGATE_API_KEYS") or os.environ.get("FACEGATE_API_KEYS_FILE")):
+        import secrets
+
+        user_key, admin_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        extra["api_keys"] = f"user:{user_key},admin:{admin_key}"
+        print(
+            "API keys for this run (set FACEGATE_API_KEYS='user:<key>,admin:<key>' to choose):\n"
+            f"  user:  {user_key}\n  admin: {admin_key}",
+            flush=True,
+        )
     settings = Settings(
         triton_url=server.grpc_url,
         triton_repository_key=options.repository_key,
         models_label=label,
+        **extra,
     )
     print(
         f"facegate: REST on http://{args.host}:{args.port} (docs at /docs), "
@@ -278,6 +300,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _run_gateway(settings, args.host, args.port)
     finally:
         server.stop()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.options import BenchError, BenchOptions
+    from .bench.report import write_report
+    from .bench.run import run_bench
+
+    quick = args.quick
+    options = BenchOptions(
+        profile=args.profile,
+        latency_requests=args.requests or (6 if quick else 40),
+        throughput_requests=args.throughput_requests or (8 if quick else 40),
+        concurrency=args.concurrency,
+        warmup=args.warmup if args.warmup is not None else (1 if quick else 3),
+        rounds=args.rounds or (1 if quick else 2),
+        cache_dir=args.cache_dir,
+        fresh_models=args.fresh_models,
+        progress=not args.no_progress,
+    )
+    if args.write_report and options.profile != "realistic":
+        raise CliError(
+            "--write-report records realistic-profile runs only: add --profile realistic"
+        )
+    try:
+        report = run_bench(options, sys.stdout)
+    except BenchError as exc:
+        raise CliError(str(exc)) from exc
+    if args.write_report:
+        write_report(args.write_report, report)
+        print(f"Wrote the results to {args.write_report}")
     return 0
 
 
@@ -408,10 +461,93 @@ def build_parser() -> argparse.ArgumentParser:
         "--triton-url", default="", help="Triton gRPC host:port (default $FACEGATE_TRITON_URL)"
     )
     gateway.set_defaults(func=cmd_gateway)
+    _add_bench(commands)
     return parser
 
 
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .bench.options import DEFAULT_CACHE_DIR, DEFAULT_REPORT
+
+    bench = commands.add_parser(
+        "bench",
+        help="time the REST gateway against InsightFace's in-process pipeline",
+        description="Start the embedded Triton and the gateway on synthetic models (NOT face "
+        "models), then send the same JPEG bytes (a 640x480 photo and a 12 MP photo, each with "
+        "four planted 'faces') to InsightFace's SCRFD+ArcFace in this process and to "
+        "POST /v1/detect?embed=true. Prints p50/p95 latency at concurrency 1, throughput at "
+        "--concurrency, and REST/in-process ratios against the targets (p50 <= 1.10x, "
+        "throughput >= 1.0x). Both sides use the embedded configs' onnxruntime thread count. "
+        "Run it on an otherwise idle machine: other load skews the numbers.",
+        epilog="Smoke run: facegate bench --quick. Full run for the record: "
+        "facegate bench --write-report",
+    )
+    bench.add_argument(
+        "--profile",
+        choices=("realistic", "tiny"),
+        default="realistic",
+        help="synthetic models: realistic (real-model compute, default) or tiny (smoke tests)",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="few requests (6 latency, 8 throughput, 1 warm-up, 1 round): a smoke run, not a result",
+    )
+    bench.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        help="timed requests at concurrency 1 per image and side (default 40)",
+    )
+    bench.add_argument(
+        "--throughput-requests",
+        type=int,
+        default=0,
+        help="timed requests at --concurrency per image and side (default 40)",
+    )
+    bench.add_argument(
+        "--concurrency", type=int, default=4, help="threads for the throughput phase (default 4)"
+    )
+    bench.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed requests per image and side first (default 3)",
+    )
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="interleaved rounds the timed requests are split into, alternating sides (default 2)",
+    )
+    bench.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        metavar="PATH",
+        help=f"where the synthetic models are built once and reused (default ./{DEFAULT_CACHE_DIR})",
+    )
+    bench.add_argument(
+        "--fresh-models", action="store_true", help="rebuild the cached synthetic models"
+    )
+    bench.add_argument(
+        "--write-report",
+        nargs="?",
+        const=DEFAULT_REPORT,
+        default=None,
+        type=Path,
+        metavar="PATH",
+        help=f"replace the generated block of the report (default PATH: {DEFAULT_REPORT})",
+    )
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    bench.set_defaults(func=cmd_bench)
+
+
 def _add_gateway_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without API keys (trusted networks only; a warning is logged)",
+    )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )

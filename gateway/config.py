@@ -5,6 +5,8 @@ Built in create_app (or by the CLI), never at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,12 +50,24 @@ class Settings(BaseSettings):
     swapper_load_timeout_s: float = Field(120.0, gt=0, description="per load of the swapper")
     swapper_preload: bool = Field(False, description="load the swapper when the gateway starts")
 
+    # Access control and admission
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="'user:<key>,admin:<key>' entries (keys >= 16 characters)"
+    )
+    api_keys_file: Path | None = Field(None, description="file of 'scope:key' lines (a Secret)")
+    auth_disabled: bool = Field(False, description="run without API keys (warned at start)")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS origins; off if empty")
+    max_in_flight: int = Field(64, gt=0, description="per worker; beyond it 429 + Retry-After")
+    request_timeout_s: float = Field(60.0, gt=0, description="per-request deadline (504)")
+    drain_s: float = Field(5.0, ge=0, description="on SIGTERM: refuse new requests this long first")
+
     # Process
     cpu_threads: int = Field(4, gt=0, description="threads for decode/letterbox/warp")
     models_label: str = Field(
         "", description="shown in /v1/models, e.g. 'synthetic: not a face model'"
     )
     log_level: str = "INFO"
+    json_logs: bool = Field(True, description="structured JSON log lines")
 
     @property
     def max_request_bytes(self) -> int:

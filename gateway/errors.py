@@ -87,7 +87,9 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 
 def _facegate_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacegateError)
-    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else {}
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="facegate"'
     return JSONResponse(error_body(exc.code, exc.message), exc.status_code, headers=headers)
 
 

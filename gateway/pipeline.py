@@ -30,6 +30,9 @@ from .triton import spec
 from .triton.client import DetectorOutputs
 
 T = TypeVar("T")
+# An image as encoded bytes (JPEG, PNG, WebP, BMP) or an already decoded img_bgr
+# (uint8 HxWx3; the direct gRPC client checks it before it gets here).
+ImageInput = bytes | npt.NDArray[np.uint8]
 
 
 class FaceModels(Protocol):
@@ -106,9 +109,9 @@ def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
 
 
 def _prepare_frame(
-    data: bytes, max_pixels: int
+    data: ImageInput, max_pixels: int
 ) -> tuple[npt.NDArray[np.uint8], processing.Letterbox]:
-    img_bgr = decode_or_raise(data, max_pixels)
+    img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
     return img_bgr, processing.letterbox_image(img_bgr, spec.DETECTOR_INPUT_SIZE_PX)
 
 
@@ -136,7 +139,7 @@ class Pipeline:
         return await self._in_thread(fn, *args)
 
     async def find_faces(
-        self, images: Sequence[bytes], options: DetectOptions, timings: Timings
+        self, images: Sequence[ImageInput], options: DetectOptions, timings: Timings
     ) -> tuple[list[npt.NDArray[np.uint8]], list[Detections]]:
         """Decode each image and detect its faces (one batched detector call).
 
@@ -163,7 +166,7 @@ class Pipeline:
         return [img for img, _ in prepared], found
 
     async def detect(
-        self, images: Sequence[bytes], options: DetectOptions, timings: Timings
+        self, images: Sequence[ImageInput], options: DetectOptions, timings: Timings
     ) -> list[ImageFaces]:
         """Detect (and optionally embed) faces in each image; detector and recognizer batched."""
         decoded, found = await self.find_faces(images, options, timings)
@@ -227,7 +230,7 @@ class Pipeline:
         return embeddings, norms
 
     async def verify(
-        self, image_a: bytes, image_b: bytes, threshold: float, timings: Timings
+        self, image_a: ImageInput, image_b: ImageInput, threshold: float, timings: Timings
     ) -> Verification:
         """Compare the most prominent face of each image (InsightFace's prominence rule)."""
         options = DetectOptions(max_faces=1, embed=True)

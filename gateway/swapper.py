@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from .errors import FacegateError, UpstreamUnavailable
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 State = Literal["UNAVAILABLE", "LOADING", "READY", "UNLOADING"]
@@ -58,8 +59,10 @@ class SwapperManager:
         model: str,
         policy: SwapperPolicy,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self._control = control
+        self._metrics = metrics
         self._model = model
         self._policy = policy
         self._clock = clock
@@ -70,6 +73,8 @@ class SwapperManager:
         self._last_used = clock()
         self.load_count = 0
         self.last_load_s: float | None = None
+        if metrics is not None:
+            metrics.swapper_loaded.set_function(lambda: float(self._state == "READY"))
         self.last_error = ""
 
     @property
@@ -100,6 +105,9 @@ class SwapperManager:
             await self._wait_ready(True, self._policy.load_timeout_s)
             self.last_load_s = self._clock() - started
             self._state = "READY"
+            if self._metrics is not None:
+                self._metrics.swapper_loads.inc()
+                self._metrics.swapper_load_seconds.observe(self.last_load_s)
             self._last_used = self._clock()
             self.last_error = ""
             log.info("%s ready after %.2f s", self._model, self.last_load_s)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..auth import ApiKeys, Scope, presented_key
 from ..config import Settings
 from ..pipeline import Pipeline
 from ..swapper import SwapperManager
@@ -36,6 +37,24 @@ def get_swap_pipeline(request: Request) -> SwapPipeline:
 def get_swap_manager(request: Request) -> SwapperManager:
     manager: SwapperManager = request.app.state.swapper
     return manager
+
+
+def _authorize(request: Request, needed: Scope) -> None:
+    keys: ApiKeys = request.app.state.api_keys
+    keys.authorize(
+        presented_key(request.headers.get("x-api-key"), request.headers.get("authorization")),
+        needed,
+    )
+
+
+def require_user(request: Request) -> None:
+    """Any valid API key (user or admin scope)."""
+    _authorize(request, "user")
+
+
+def require_admin(request: Request) -> None:
+    """An API key with the admin scope."""
+    _authorize(request, "admin")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -20,20 +20,22 @@ from ..schemas import (
     VerifyPayload,
     VerifyResponse,
 )
-from .deps import PipelineDep, SettingsDep
+from .deps import PipelineDep, SettingsDep, require_user
 from .uploads import read_images
 
-router = APIRouter(prefix="/v1", tags=["faces"])
+router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_user)])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "undecodable image or malformed body",
+        401: "missing or unknown API key",
         413: "over the byte or pixel limit",
         415: "unsupported image or body type",
         422: "invalid parameters, or no face (verify)",
         503: "Triton unavailable",
-        504: "Triton timed out",
+        429: "too many requests in flight (Retry-After)",
+        504: "Triton or the request deadline timed out",
     }.items()
 }
 

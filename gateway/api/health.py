@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import FacegateError
 from ..schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
-from .deps import ModelsDep, SettingsDep, SwapManagerDep
+from .deps import ModelsDep, SettingsDep, SwapManagerDep, require_user
 
 router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this gateway process."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health/live", response_model=Health, tags=["health"])
@@ -21,8 +29,12 @@ async def live() -> Health:
 @router.get(
     "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
 )
-async def ready(models: ModelsDep, settings: SettingsDep) -> Health | JSONResponse:
+async def ready(
+    request: Request, models: ModelsDep, settings: SettingsDep
+) -> Health | JSONResponse:
     """Ready only while Triton is reachable and the detector and recognizer are READY."""
+    if request.app.state.admission.draining:
+        return JSONResponse(Health(status="draining").model_dump(), 503)
     try:
         states = await models.model_states()
     except FacegateError as exc:
@@ -35,7 +47,12 @@ async def ready(models: ModelsDep, settings: SettingsDep) -> Health | JSONRespon
     return Health(status="ready")
 
 
-@router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
+@router.get(
+    "/v1/models",
+    response_model=ModelsResponse,
+    tags=["models"],
+    dependencies=[Depends(require_user)],
+)
 async def list_models(
     models: ModelsDep, settings: SettingsDep, manager: SwapManagerDep
 ) -> ModelsResponse:

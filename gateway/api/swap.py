@@ -5,18 +5,19 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..errors import InvalidParameter
 from ..pipeline import Timings
 from ..schemas import SwapperStatusOut
 from ..swapping import ALL_FACES, ImageFormat, SwapRequest, encode_image
-from .deps import SettingsDep, SwapManagerDep, SwapPipelineDep
+from .deps import SettingsDep, SwapManagerDep, SwapPipelineDep, require_admin, require_user
 from .faces import ERRORS, body_doc
 from .uploads import read_images
 
-router = APIRouter(tags=["swap"])
+router = APIRouter(tags=["swap"], dependencies=[Depends(require_user)])
+admin = APIRouter(tags=["models"], dependencies=[Depends(require_admin)])
 
 
 def _target_face(value: str | None) -> int | Literal["all"] | None:
@@ -101,14 +102,14 @@ async def swap(
     )
 
 
-@router.post("/v1/models/swapper/load", response_model=SwapperStatusOut, tags=["models"])
+@admin.post("/v1/models/swapper/load", response_model=SwapperStatusOut)
 async def load_swapper(manager: SwapManagerDep) -> SwapperStatusOut:
     """Load the swapper now (admin); returns once it is READY."""
     await manager.ensure_loaded()
     return SwapperStatusOut.from_status(manager.status)
 
 
-@router.post("/v1/models/swapper/unload", response_model=SwapperStatusOut, tags=["models"])
+@admin.post("/v1/models/swapper/unload", response_model=SwapperStatusOut)
 async def unload_swapper(manager: SwapManagerDep) -> SwapperStatusOut:
     """Unload the swapper now (admin); returns once Triton reports it gone."""
     await manager.unload()

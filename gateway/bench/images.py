@@ -64,10 +64,16 @@ def compose_image(photo_bgr: npt.NDArray[np.uint8], width: int, height: int) -> 
 
 def bench_images() -> tuple[BenchImage, ...]:
     """A 640x480 and a 12 MP (4000x3000) version of InsightFace's group photo t1.jpg."""
-    import insightface
+    try:
+        import insightface
+    except ImportError as exc:
+        raise BenchError(
+            "the benchmark needs insightface: pip install -c constraints.txt insightface==0.7.3"
+        ) from exc
 
     path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
     photo = cv2.imread(str(path))
     if photo is None:
         raise BenchError(f"cannot read InsightFace's sample photo {path}")
-    return (compose_image(photo, 640, 480), compose_image(photo, 4000, 3000))
+    photo_bgr = np.asarray(photo, dtype=np.uint8)
+    return (compose_image(photo_bgr, 640, 480), compose_image(photo_bgr, 4000, 3000))

@@ -137,6 +137,11 @@ def measure(
                 bar.phase(f"{image.name} {scenario.name} warm-up")
                 faces = _warm_up(scenario, image, options)
                 results[scenario.name, image.name] = Measurement(scenario.name, image.name, faces)
+            found = {
+                scenario.name: results[scenario.name, image.name].faces for scenario in scenarios
+            }
+            if len(set(found.values())) != 1:
+                raise BenchError(f"the scenarios disagree on the faces in {image.name}: {found}")
             chunks = zip(
                 split_evenly(options.latency_requests, options.rounds),
                 split_evenly(options.throughput_requests, options.rounds),

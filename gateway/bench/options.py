@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..repository.synthetic import Profile
+if TYPE_CHECKING:
+    from ..repository.synthetic import Profile
 
 DEFAULT_CACHE_DIR = Path(".facegate") / "bench"
+DEFAULT_REPORT = Path("docs") / "BENCHMARKS.md"
 
 
 class BenchError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -112,6 +113,8 @@ class RestDetect:
     """
 
     def __init__(self, base_url: str) -> None:
+        # httpx logs every request at INFO; the progress bar says enough.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self._base_url = base_url
         self._local = threading.local()
         self._clients: list[Any] = []
@@ -210,9 +213,11 @@ def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[byt
             output.seek(0)
             tail = output.read().decode(errors="replace")[-2000:]
             raise BenchError(f"the gateway exited with code {child.returncode}:\n{tail}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer:
-                if answer.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
         time.sleep(0.2)
     raise BenchError(f"the gateway was not ready after {GATEWAY_STARTUP_TIMEOUT_S:.0f} s")

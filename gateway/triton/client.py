@@ -21,6 +21,7 @@ import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from ..errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from ..metrics import Metrics
 from . import spec
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ def translate_error(exc: InferenceServerException, model: str) -> FacegateError:
 class TritonFaceModels:
     """The detector, recognizer and swapper on Triton, over one asyncio gRPC channel."""
 
-    def __init__(self, target: TritonTarget) -> None:
+    def __init__(self, target: TritonTarget, metrics: Metrics | None = None) -> None:
         self.target = target
+        self._metrics = metrics
         self._client = grpcclient.InferenceServerClient(target.url)
         self._max_batch: dict[str, int] = {}
         self.call_seconds: dict[str, float] = {}
@@ -88,6 +90,8 @@ class TritonFaceModels:
                 return await coroutine_factory()
             except InferenceServerException as exc:
                 error = translate_error(exc, model)
+                if self._metrics is not None:
+                    self._metrics.triton_errors.labels(model, error.code).inc()
                 retryable = isinstance(error, UpstreamUnavailable) and "UNAVAILABLE" in str(
                     exc.status()
                 )
@@ -114,7 +118,10 @@ class TritonFaceModels:
                 model, inputs, outputs=requested, client_timeout=self.target.timeout_s
             ),
         )
-        self.call_seconds[model] = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.call_seconds[model] = elapsed
+        if self._metrics is not None:
+            self._metrics.triton_latency.labels(model).observe(elapsed)
         arrays = [result.as_numpy(name) for name in outputs]
         for name, array in zip(outputs, arrays, strict=True):
             if array is None or array.size == 0:

@@ -46,9 +46,14 @@ class ServerThread:
         self.thread.join(timeout=30)
 
 
+USER_KEY = "test-user-key-0123456789"
+ADMIN_KEY = "test-admin-key-0123456789"
+
+
 def gateway_settings(triton: EmbeddedTriton, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "triton_url": triton.grpc_url,
+        "api_keys": f"user:{USER_KEY},admin:{ADMIN_KEY}",
         "triton_repository_key": REPOSITORY_KEY,
         "models_label": "synthetic: not a face model",
     }
@@ -62,7 +67,12 @@ def gateway_url(triton: EmbeddedTriton) -> Iterator[str]:
         yield server.url
 
 
+def api_client(url: str, key: str = ADMIN_KEY, timeout_s: float = 120) -> httpx.Client:
+    """An HTTP client for the gateway that sends an API key."""
+    return httpx.Client(base_url=url, timeout=timeout_s, headers={"X-API-Key": key})
+
+
 @pytest.fixture
 def client(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=60) as http:
+    with api_client(gateway_url) as http:
         yield http

@@ -9,7 +9,7 @@ from gateway.embedded import EmbeddedTriton
 
 from ..conftest import free_port
 from ..images import encode, square_image
-from .conftest import ServerThread, gateway_settings
+from .conftest import ServerThread, api_client, gateway_settings
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def test_openapi_documents_both_body_types(client: httpx.Client) -> None:
 
 def test_unreachable_triton_is_503_not_500(triton: EmbeddedTriton) -> None:
     settings = gateway_settings(triton, triton_url=f"127.0.0.1:{free_port()}", triton_timeout_s=2.0)
-    with ServerThread(settings) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with ServerThread(settings) as server, api_client(server.url) as http:
         ready = http.get("/health/ready")
         assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
         response = http.post("/v1/detect", files={"image": encode(square_image(64, 64, []))})

@@ -19,7 +19,7 @@ from gateway.triton import spec
 
 from ..conftest import REPOSITORY_KEY, free_ports
 from ..images import encode, square_image
-from .conftest import ServerThread, gateway_settings
+from .conftest import ServerThread, api_client, gateway_settings
 
 pytestmark = pytest.mark.integration
 SOURCE = encode(square_image(640, 640, [(240, 128, 64)], value=230))
@@ -48,7 +48,7 @@ def fresh_gateway(triton: EmbeddedTriton) -> Iterator[httpx.Client]:
     unload_in_triton(triton)
     with (
         ServerThread(gateway_settings(triton)) as server,
-        httpx.Client(base_url=server.url, timeout=120) as http,
+        api_client(server.url) as http,
     ):
         yield http
 
@@ -95,7 +95,7 @@ def test_concurrent_first_swaps_cause_exactly_one_load(
 def test_idle_ttl_unloads_and_the_next_swap_reloads(triton: EmbeddedTriton) -> None:
     unload_in_triton(triton)
     settings = gateway_settings(triton, swapper_idle_ttl_s=1.0)
-    with ServerThread(settings) as server, httpx.Client(base_url=server.url, timeout=120) as http:
+    with ServerThread(settings) as server, api_client(server.url) as http:
         assert _swap(http).status_code == 200
         deadline = time.monotonic() + 20
         while _swapper_status(http)["state"] != "UNAVAILABLE" and time.monotonic() < deadline:
@@ -192,7 +192,7 @@ def test_broken_swapper_is_503_while_detect_still_works(
     try:
         with (
             ServerThread(gateway_settings(broken)) as server,
-            httpx.Client(base_url=server.url, timeout=120) as http,
+            api_client(server.url) as http,
         ):
             response = _swap(http)
             assert response.status_code == 503

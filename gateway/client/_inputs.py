@@ -1,0 +1,90 @@
+"""Checks and chunking of the images a client is given: bytes or decoded img_bgr arrays."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import InvalidParameter, PayloadTooLarge
+from ..pipeline import ImageInput
+from ..triton import spec
+
+
+def _gateway_default(name: str) -> Any:
+    # The REST gateway's own defaults, so that both paths give the same answers.
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Tuning of a direct gRPC client; detection defaults are the REST gateway's.
+
+    batch_size: images per detector request (split further where it exceeds the model's
+    max batch); prefetch: batches in flight in a stream, so that one batch's detector work
+    overlaps the previous batch's recognizer work; shm_regions_per_model: shared-memory
+    regions (one per in-flight request) for each of the detector and the recognizer.
+    """
+
+    timeout_s: float = _gateway_default("triton_timeout_s")
+    unavailable_retries: int = _gateway_default("triton_unavailable_retries")
+    detect_threshold: float = _gateway_default("detect_threshold")
+    nms_iou: float = _gateway_default("nms_iou")
+    verify_threshold: float = _gateway_default("verify_threshold")
+    max_image_pixels: int = _gateway_default("max_image_pixels")
+    swapper_load_timeout_s: float = _gateway_default("swapper_load_timeout_s")
+    batch_size: int = 8
+    prefetch: int = 2
+    cpu_threads: int = 4
+    shm_regions_per_model: int = 2
+    detector: str = spec.DETECTOR
+    recognizer: str = spec.RECOGNIZER
+    swapper: str = spec.SWAPPER
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "batch_size", "prefetch", "cpu_threads", "shm_regions_per_model"):
+            if getattr(self, name) <= 0:
+                raise InvalidParameter(f"ClientOptions.{name} must be positive")
+
+
+def check_image(image: object, max_pixels: int) -> ImageInput:
+    """Encoded bytes as they are, or a C-contiguous uint8 (H, W, 3) BGR array."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        return bytes(image)
+    if not isinstance(image, np.ndarray):
+        raise InvalidParameter(
+            f"an image is encoded bytes or a uint8 BGR array, not {type(image).__name__}"
+        )
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise InvalidParameter(
+            f"an image array must be uint8 (H, W, 3) BGR; got {image.dtype} {image.shape}"
+        )
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise PayloadTooLarge(
+            f"image of {image.shape[1]}x{image.shape[0]} pixels; the limit is {max_pixels}"
+        )
+    return np.ascontiguousarray(image)
+
+
+async def chunk_images(
+    images: Iterable[object] | AsyncIterable[object], size: int, max_pixels: int
+) -> AsyncIterator[list[ImageInput]]:
+    """Checked images in lists of `size` (the last may be shorter), in order."""
+    chunk: list[ImageInput] = []
+    if isinstance(images, AsyncIterable):
+        async for image in images:
+            chunk.append(check_image(image, max_pixels))
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    else:
+        for image in images:
+            chunk.append(check_image(image, max_pixels))
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,133 @@
+"""One ASGI middleware for every request: request id, access log, metrics, admission.
+
+Admission control for /v1/ routes: a bounded number of requests in flight per worker
+(429 + Retry-After beyond it, rather than unbounded queueing), a per-request deadline
+(504), and 503 for new requests while the process drains before shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_body
+from .logs import request_id_var
+from .metrics import Metrics
+
+log = logging.getLogger("facegate.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass
+class Admission:
+    """Limits applied to /v1/ requests; `draining` is flipped on shutdown."""
+
+    max_in_flight: int
+    request_timeout_s: float
+    draining: bool = False
+    in_flight: int = 0
+
+
+@dataclass
+class _Progress:
+    code: int = 500
+    started: bool = False
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, admission: Admission) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = _Progress()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.code = message["status"]
+                status.started = True
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        guarded = scope["path"].startswith("/v1/")
+        try:
+            if guarded:
+                await self._admit(scope, receive, send_wrapper, status)
+            else:
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            self._record(scope, status.code, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send, status: _Progress) -> None:
+        admission = self.admission
+        if admission.draining:
+            self.metrics.rejected.labels("draining").inc()
+            await _reply(send, 503, "shutting_down", "the gateway is shutting down: retry", 5)
+            return
+        if admission.in_flight >= admission.max_in_flight:
+            self.metrics.rejected.labels("overloaded").inc()
+            await _reply(send, 429, "overloaded", "too many requests in flight: retry shortly", 1)
+            return
+        admission.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            await asyncio.wait_for(self.app(scope, receive, send), admission.request_timeout_s)
+        except asyncio.TimeoutError:
+            if not status.started:
+                await _reply(
+                    send,
+                    504,
+                    "deadline_exceeded",
+                    f"the request took longer than {admission.request_timeout_s:.0f} s",
+                    None,
+                )
+        finally:
+            admission.in_flight -= 1
+            self.metrics.in_flight.dec()
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        self.metrics.requests.labels(path, method, str(status)).inc()
+        self.metrics.latency.labels(path, method).observe(seconds)
+        log.info(
+            "%s %s %d %.1f ms",
+            method,
+            path,
+            status,
+            seconds * 1000,
+            extra={"route": path, "status": status, "duration_ms": round(seconds * 1000, 2)},
+        )
+
+
+async def _reply(
+    send: Send, status: int, code: str, message: str, retry_after_s: int | None
+) -> None:
+    body = json.dumps(error_body(code, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
