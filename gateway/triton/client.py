@@ -1,8 +1,11 @@
 """Async gRPC client for the face models on Triton: the one seam for tritonclient errors.
 
-One channel per process (created in the app's lifespan). No gRPC channel arguments are
-passed: passing any replaces tritonclient's unlimited message sizes with gRPC's 4 MB, and a
-batch of 640x640 frames is larger. Every call has a deadline; UNAVAILABLE on the way in is
+One channel per process (created in the app's lifespan). Passing any gRPC channel argument
+replaces tritonclient's unlimited message sizes with gRPC's 4 MB (a batch of 640x640 frames
+is larger), so the sizes are set here explicitly next to the arguments we need: a short
+reconnect backoff (gRPC's default grows to 120 s, which would keep the gateway failing long
+after Triton is back) and, for dns:/// targets such as a headless Service, round-robin
+across Triton pods. Every call has a deadline; UNAVAILABLE on the way in is
 retried a few times. Outputs come back read-only and are copied where they are written.
 """
 
@@ -26,6 +29,7 @@ from . import spec
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 0.2
+RECONNECT_BACKOFF_MAX_MS = 2000
 _DTYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32"}
 
 
@@ -51,6 +55,20 @@ class TritonTarget:
     swapper: str = spec.SWAPPER
 
 
+def channel_args(url: str) -> list[tuple[str, int | str]]:
+    """gRPC channel arguments: unlimited message sizes restated, short reconnect backoff."""
+    args: list[tuple[str, int | str]] = [
+        ("grpc.max_send_message_length", -1),
+        ("grpc.max_receive_message_length", -1),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.min_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+    ]
+    if url.startswith("dns:"):
+        args.append(("grpc.lb_policy_name", "round_robin"))
+    return args
+
+
 def translate_error(exc: InferenceServerException, model: str) -> FacegateError:
     """Map a tritonclient error to the gateway's error tree."""
     status = str(exc.status() or "")
@@ -70,7 +88,9 @@ class TritonFaceModels:
     def __init__(self, target: TritonTarget, metrics: Metrics | None = None) -> None:
         self.target = target
         self._metrics = metrics
-        self._client = grpcclient.InferenceServerClient(target.url)
+        self._client = grpcclient.InferenceServerClient(
+            target.url, channel_args=channel_args(target.url)
+        )
         self._max_batch: dict[str, int] = {}
         self.call_seconds: dict[str, float] = {}
 
