@@ -28,7 +28,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": request_id_var.get(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and not key.startswith("_") and key != "color_message":
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
