@@ -68,8 +68,10 @@ class ApiKeys:
 def parse_entries(text: str, source: str) -> list[tuple[bytes, Scope]]:
     """Parse "scope:key" entries separated by commas or newlines (# starts a comment)."""
     entries: list[tuple[bytes, Scope]] = []
-    for raw in text.replace(",", "\n").splitlines():
-        line = raw.split("#", 1)[0].strip()
+    # Comments end at the end of their line, so they are removed before splitting on commas.
+    items = [item for raw in text.splitlines() for item in raw.split("#", 1)[0].split(",")]
+    for item in items:
+        line = item.strip()
         if not line:
             continue
         scope, sep, key = line.partition(":")

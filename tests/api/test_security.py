@@ -145,3 +145,17 @@ def test_no_embedding_or_image_bytes_in_debug_logs(
         assert repr(float(value))[:10] not in text
     assert base64.b64encode(image).decode()[40:80] not in text
     assert image[16:48].hex() not in text and str(image[16:48]) not in text
+
+
+def test_keys_file_with_comments_and_commas(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    from gateway.auth import load_api_keys
+
+    keys_file = Path(str(tmp_path)) / "keys"
+    keys_file.write_text(
+        f"# generated, rotate by restart, keep secret\nuser:{USER_KEY}  # the app\nadmin:{ADMIN_KEY}\n"
+    )
+    keys = load_api_keys("", keys_file, disabled=False)
+    assert keys.scope_of(USER_KEY) == "user" and keys.scope_of(ADMIN_KEY) == "admin"
+    assert keys.scope_of("nope" * 5) is None

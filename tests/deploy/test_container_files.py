@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ DOCKERFILE = ROOT / "Dockerfile.gateway"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOY_DOC = ROOT / "docs" / "DEPLOY.md"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"
+# docker-compose.yml requires FACEGATE_API_KEYS (`${FACEGATE_API_KEYS:?...}`); validation sets it.
+API_KEYS = "user:test-user-key-0123456789,admin:test-admin-key-0123456789"
 
 
 def hadolint_binary() -> str:
@@ -44,19 +47,26 @@ def compose_command() -> list[str]:
 
 
 def compose_config(
-    *files: Path, env: dict[str, str] | None = None
+    *files: Path, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    args = compose_command()
-    for f in files:
-        args += ["-f", str(f)]
-    return subprocess.run(
-        [*args, "config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
-    )
+    """`config` with exactly `env` (FACEGATE_API_KEYS set unless `env` says otherwise) and an
+    empty env file, so a developer's .env next to docker-compose.yml changes nothing."""
+    environment = {"PATH": "/usr/bin:/bin", "FACEGATE_API_KEYS": API_KEYS, **(env or {})}
+    environment = {k: v for k, v in environment.items() if v is not None}
+    with tempfile.TemporaryDirectory() as tmp:
+        empty_env_file = Path(tmp) / "empty.env"
+        empty_env_file.touch()
+        args = [*compose_command(), "--env-file", str(empty_env_file)]
+        for f in files:
+            args += ["-f", str(f)]
+        return subprocess.run(
+            [*args, "config"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environment,
+        )
 
 
 def gpu_override_from_docs() -> str:
@@ -203,6 +213,24 @@ def test_compose_gateway_shares_the_repository_key_with_triton(compose: dict[str
     assert len(restricted) == 2
     assert all(a.endswith(f"facegate-repository-key={key}") for a in restricted)
     assert compose["services"]["gateway"]["image"] == compose["services"]["models"]["image"]
+
+
+def test_compose_gateway_requires_api_keys(compose: dict[str, Any]) -> None:
+    assert compose["services"]["gateway"]["environment"]["FACEGATE_API_KEYS"] == API_KEYS
+    for unset in ({"FACEGATE_API_KEYS": None}, {"FACEGATE_API_KEYS": ""}):
+        result = compose_config(COMPOSE_FILE, env=unset)
+        assert result.returncode != 0, result.stdout
+        assert "set FACEGATE_API_KEYS=user:<key>,admin:<key>" in result.stderr, result.stderr
+
+
+def test_compose_gateway_stop_grace_covers_drain_and_request_timeout(
+    compose: dict[str, Any],
+) -> None:
+    grace = str(compose["services"]["gateway"]["stop_grace_period"])
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", grace)
+    assert match and grace, grace
+    seconds = 60 * int(match.group(1) or 0) + int(match.group(2) or 0)
+    assert seconds > 5 + 60  # FACEGATE_DRAIN_S and FACEGATE_REQUEST_TIMEOUT_S defaults
 
 
 def test_compose_gpu_override_from_the_docs(tmp_path: Path) -> None:

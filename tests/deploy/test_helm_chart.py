@@ -4,7 +4,9 @@ binary, no cluster), kubernetes-validate ships the Kubernetes schemas."""
 
 from __future__ import annotations
 
+import base64
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,9 @@ def load_values(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def render(values: dict[str, Any] | None = None) -> list[Manifest]:
+def render(values: dict[str, Any] | None = None, chart_dir: Path = CHART_DIR) -> list[Manifest]:
     """All objects the chart renders for `values` (tests hooks included, NOTES excluded)."""
-    with helm.Chart.load(CHART_DIR) as chart:
+    with helm.Chart.load(chart_dir) as chart:
         rendered = chart.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
     objects: list[Manifest] = []
     for path, text in rendered.items():
@@ -82,6 +84,14 @@ def triton_spec(objects: list[Manifest]) -> dict[str, Any]:
 
 def triton_args(objects: list[Manifest]) -> list[str]:
     return container(triton_spec(objects), "triton")["args"]
+
+
+def gateway_spec(objects: list[Manifest]) -> dict[str, Any]:
+    return one(objects, "Deployment", "gateway")["spec"]["template"]["spec"]
+
+
+def gateway_env(objects: list[Manifest]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container(gateway_spec(objects), "gateway")["env"]}
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -294,12 +304,60 @@ def test_graceful_drain(default: list[Manifest]) -> None:
             exit_timeout = [a for a in c["args"] if a.startswith("--exit-timeout-secs=")]
             assert len(exit_timeout) == 1
             budget += int(exit_timeout[0].split("=")[1])
+        else:
+            # The gateway refuses new requests for FACEGATE_DRAIN_S; a request admitted just
+            # before SIGTERM may run until FACEGATE_REQUEST_TIMEOUT_S.
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            budget += int(env["FACEGATE_DRAIN_S"]) + int(env["FACEGATE_REQUEST_TIMEOUT_S"])
         assert spec["terminationGracePeriodSeconds"] > budget
 
 
 def test_grace_period_shorter_than_the_drain_is_refused() -> None:
     with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds"):
         render({"triton": {"terminationGracePeriodSeconds": 20, "exitTimeoutSeconds": 30}})
+
+
+@pytest.mark.parametrize(
+    "gateway",
+    [
+        {"terminationGracePeriodSeconds": 30},
+        {"terminationGracePeriodSeconds": 70},  # exactly 5 + 5 + 60: no room left
+        {"drainSeconds": 20},
+        {"requestTimeoutSeconds": 120},
+    ],
+)
+def test_gateway_grace_period_must_cover_prestop_drain_and_request_timeout(
+    gateway: dict[str, Any],
+) -> None:
+    with pytest.raises(helm.HelmError, match=r"gateway\.terminationGracePeriodSeconds"):
+        render({"gateway": gateway})
+
+
+def test_gateway_drain_and_request_timeout_come_from_values(default: list[Manifest]) -> None:
+    env = gateway_env(default)
+    assert env["FACEGATE_DRAIN_S"]["value"] == "5"
+    assert env["FACEGATE_REQUEST_TIMEOUT_S"]["value"] == "60"
+    objects = render(
+        {
+            "gateway": {
+                "drainSeconds": 15,
+                "requestTimeoutSeconds": 30,
+                "terminationGracePeriodSeconds": 60,
+            }
+        }
+    )
+    env = gateway_env(objects)
+    assert env["FACEGATE_DRAIN_S"]["value"] == "15"
+    assert env["FACEGATE_REQUEST_TIMEOUT_S"]["value"] == "30"
+    assert gateway_spec(objects)["terminationGracePeriodSeconds"] == 60
+
+
+@pytest.mark.parametrize(
+    "name", ["FACEGATE_DRAIN_S", "FACEGATE_REQUEST_TIMEOUT_S", "FACEGATE_AUTH_DISABLED"]
+)
+def test_extra_env_cannot_override_the_chart_managed_settings(name: str) -> None:
+    with pytest.raises(helm.HelmError, match=name):
+        render({"gateway": {"extraEnv": [{"name": name, "value": "1"}]}})
 
 
 def test_dev_shm_is_memory_backed(default: list[Manifest]) -> None:
@@ -454,6 +512,9 @@ def test_helm_test_pod_calls_gateway_readiness(default: list[Manifest]) -> None:
     service = one(default, "Service", "gateway")
     script = pod["spec"]["containers"][0]["command"][-1]
     assert f"http://{service['metadata']['name']}.{NAMESPACE}.svc:8080/health/ready" in script
+    # /health/ready needs no API key: the pod gets none.
+    assert "volumes" not in pod["spec"] and "env" not in pod["spec"]["containers"][0]
+    assert "api-key" not in script.lower()
 
 
 def test_notes_print_rest_and_grpc_addresses() -> None:
@@ -464,6 +525,124 @@ def test_notes_print_rest_and_grpc_addresses() -> None:
     assert "https://faces.example.com/" in render_notes(
         load_values(CHART_DIR / "ci" / "ingress-values.yaml")
     )
+
+
+# --- API keys ----------------------------------------------------------------------
+
+
+def api_keys_volume(objects: list[Manifest]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The gateway's API keys volume and its mount, or None."""
+    spec = gateway_spec(objects)
+    volumes = {v["name"]: v for v in spec["volumes"] if "secret" in v}
+    mounts = [m for m in container(spec, "gateway")["volumeMounts"] if m["name"] in volumes]
+    if not mounts:
+        return None
+    (mount,) = mounts
+    return volumes[mount["name"]], mount
+
+
+def test_api_keys_reach_only_the_gateway(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    env = gateway_env(objects)
+    assert "FACEGATE_AUTH_DISABLED" not in env
+    volume, mount = api_keys_volume(objects)
+    assert mount["readOnly"] is True
+    secret_name = volume["secret"]["secretName"]
+    (item,) = volume["secret"]["items"]
+    assert env["FACEGATE_API_KEYS_FILE"]["value"] == f"{mount['mountPath']}/{item['path']}"
+    holders = {
+        name.split("/")[1]
+        for name, spec in pod_specs(objects)
+        if any(
+            v.get("secret", {}).get("secretName") == secret_name for v in spec.get("volumes", [])
+        )
+    }
+    assert holders == {f"{RELEASE}-gateway"}
+
+
+def test_default_install_creates_and_mounts_random_api_keys(
+    default: list[Manifest], tmp_path: Path
+) -> None:
+    auth = pytest.importorskip("gateway.auth")
+    secret = one(default, "Secret", "api-keys")
+    assert secret["metadata"]["name"] == f"{RELEASE}-api-keys"
+    text = base64.b64decode(secret["data"]["api-keys"]).decode()
+    keys = dict(
+        line.split(":", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert set(keys) == {"user", "admin"}
+    assert all(re.fullmatch(r"[A-Za-z0-9]{32}", key) for key in keys.values())
+    assert keys["user"] != keys["admin"]
+    # The gateway accepts the file as it is written.
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(text)
+    api_keys = auth.load_api_keys("", keys_file, disabled=False)
+    assert api_keys.scope_of(keys["user"]) == "user"
+    assert api_keys.scope_of(keys["admin"]) == "admin"
+
+    volume, _ = api_keys_volume(default)
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume["secret"]["items"] == [{"key": "api-keys", "path": "api-keys"}]
+    # A fresh install draws new keys; upgrades keep them (next test).
+    assert one(render(), "Secret", "api-keys")["data"] != secret["data"]
+
+
+def test_api_keys_are_kept_across_upgrades(tmp_path: Path) -> None:
+    """`helm upgrade` reuses the live Secret's file; lookup returns nothing offline, so the
+    live Secret is put in its place in a copy of the chart."""
+    chart = tmp_path / "facegate"
+    shutil.copytree(CHART_DIR, chart)
+    template = chart / "templates" / "secret-api-keys.yaml"
+    lookup = 'lookup "v1" "Secret" .Release.Namespace $name'
+    assert lookup in template.read_text()
+    live = base64.b64encode(b"user:live-user-key-0123456789\nadmin:live-admin-key-012345\n")
+    template.write_text(
+        template.read_text().replace(lookup, f'dict "data" (dict "api-keys" "{live.decode()}")')
+    )
+    secret = one(render(chart_dir=chart), "Secret", "api-keys")
+    assert secret["data"]["api-keys"] == live.decode()
+
+
+def test_existing_api_keys_secret_is_mounted_instead_of_a_chart_secret() -> None:
+    objects = render({"gateway": {"apiKeys": {"existingSecret": "my-keys", "secretKey": "k.txt"}}})
+    assert maybe(objects, "Secret", "api-keys") is None
+    volume, mount = api_keys_volume(objects)
+    assert volume["secret"] == {
+        "secretName": "my-keys",
+        "items": [{"key": "k.txt", "path": "k.txt"}],
+    }
+    assert gateway_env(objects)["FACEGATE_API_KEYS_FILE"]["value"] == f"{mount['mountPath']}/k.txt"
+    notes = render_notes({"gateway": {"apiKeys": {"existingSecret": "my-keys"}}})
+    assert "get secret my-keys -o jsonpath='{.data.api-keys}' | base64 -d" in notes
+
+
+@pytest.mark.parametrize("existing_secret", ["", "my-keys"])
+def test_auth_disabled_mounts_no_keys(existing_secret: str) -> None:
+    values = {
+        "gateway": {"auth": {"disabled": True}, "apiKeys": {"existingSecret": existing_secret}}
+    }
+    objects = render(values)
+    env = gateway_env(objects)
+    assert env["FACEGATE_AUTH_DISABLED"]["value"] == "true"
+    assert "FACEGATE_API_KEYS_FILE" not in env
+    assert maybe(objects, "Secret", "api-keys") is None
+    assert api_keys_volume(objects) is None
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    notes = render_notes(values)
+    assert "API keys: OFF" in notes and "trusted network" in notes
+    assert "jsonpath" not in notes
+
+
+def test_notes_tell_how_to_read_the_user_key_and_send_it() -> None:
+    notes = render_notes()
+    assert (
+        f"kubectl -n {NAMESPACE} get secret {RELEASE}-api-keys "
+        "-o jsonpath='{.data.api-keys}' | base64 -d | sed -n 's/^user://p'"
+    ) in notes
+    assert 'curl -H "X-API-Key: $FACEGATE_API_KEY" http://127.0.0.1:8080/v1/models' in notes
+    ingress_notes = render_notes(load_values(CHART_DIR / "ci" / "ingress-values.yaml"))
+    assert "https://faces.example.com/v1/models" in ingress_notes
 
 
 # --- variants -------------------------------------------------------------------
@@ -489,7 +668,7 @@ def test_object_store_variant_reads_the_bucket_directly() -> None:
     assert maybe(objects, "Job", "models") is None
     spec = triton_spec(objects)
     assert "initContainers" not in spec
-    assert not any("persistentVolumeClaim" in v for v in spec["volumes"])
+    assert not any("persistentVolumeClaim" in v for v in spec.get("volumes", []))
     triton = container(spec, "triton")
     assert triton["envFrom"] == [{"secretRef": {"name": "facegate-s3-credentials"}}]
 
@@ -614,6 +793,11 @@ def test_values_yaml_has_schema_modeline_and_a_comment_on_every_key() -> None:
         {"models": {"objectStore": {"url": "http://bucket/repo"}}},
         {"models": {"fetch": {"pack": "antelopev2"}}},
         {"gateway": {"ingress": {"hosts": [{"host": "x", "paths": [{"path": "api"}]}]}}},
+        {"gateway": {"auth": {"disabled": "yes"}}},
+        {"gateway": {"auth": {"enabled": False}}},
+        {"gateway": {"apiKeys": {"secretKey": "a/b"}}},
+        {"gateway": {"drainSeconds": -1}},
+        {"gateway": {"requestTimeoutSeconds": 0}},
     ],
 )
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:

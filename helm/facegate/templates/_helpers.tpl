@@ -106,6 +106,13 @@ Secret holding the key that unlocks Triton's model-repository API.
 {{- end }}
 
 {{/*
+Secret holding the gateway's API keys file (not used when gateway.auth.disabled).
+*/}}
+{{- define "facegate.apiKeys.secretName" -}}
+{{- default (include "facegate.componentName" (dict "root" . "component" "api-keys")) .Values.gateway.apiKeys.existingSecret }}
+{{- end }}
+
+{{/*
 Model repository claim (models.source=claim).
 */}}
 {{- define "facegate.models.claimName" -}}
@@ -184,8 +191,14 @@ Fail early on values the schema cannot check.
 {{- if le (int $triton.terminationGracePeriodSeconds) (add $triton.preStopSleepSeconds $triton.exitTimeoutSeconds | int) }}
 {{- fail "triton.terminationGracePeriodSeconds must exceed triton.preStopSleepSeconds + triton.exitTimeoutSeconds" }}
 {{- end }}
-{{- if le (int .Values.gateway.terminationGracePeriodSeconds) (int .Values.gateway.preStopSleepSeconds) }}
-{{- fail "gateway.terminationGracePeriodSeconds must exceed gateway.preStopSleepSeconds" }}
+{{- $gw := .Values.gateway }}
+{{- if le (int $gw.terminationGracePeriodSeconds) (add $gw.preStopSleepSeconds $gw.drainSeconds $gw.requestTimeoutSeconds | int) }}
+{{- fail "gateway.terminationGracePeriodSeconds must exceed gateway.preStopSleepSeconds + gateway.drainSeconds + gateway.requestTimeoutSeconds" }}
+{{- end }}
+{{- range $gw.extraEnv }}
+{{- if has .name (list "FACEGATE_DRAIN_S" "FACEGATE_REQUEST_TIMEOUT_S" "FACEGATE_AUTH_DISABLED") }}
+{{- fail (printf "gateway.extraEnv must not set %s: use gateway.drainSeconds, gateway.requestTimeoutSeconds or gateway.auth.disabled" .name) }}
+{{- end }}
 {{- end }}
 {{- if and (eq .Values.models.source "objectStore") (not .Values.models.objectStore.url) }}
 {{- fail "models.objectStore.url is required when models.source=objectStore" }}
