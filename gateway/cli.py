@@ -312,7 +312,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = BenchOptions(
         profile=args.profile,
         latency_requests=args.requests or (6 if quick else 40),
-        throughput_requests=args.throughput_requests or (8 if quick else 40),
+        throughput_requests=args.throughput_requests or (8 if quick else 32),
         concurrency=args.concurrency,
         warmup=args.warmup if args.warmup is not None else (1 if quick else 3),
         rounds=args.rounds or (1 if quick else 2),
@@ -502,7 +502,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--throughput-requests",
         type=int,
         default=0,
-        help="timed requests at --concurrency per image and side (default 40)",
+        help="timed requests at --concurrency per image and side (default 32)",
     )
     bench.add_argument(
         "--concurrency", type=int, default=4, help="threads for the throughput phase (default 4)"

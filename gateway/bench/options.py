@@ -23,7 +23,7 @@ class BenchOptions:
 
     profile: Profile = "realistic"
     latency_requests: int = 40
-    throughput_requests: int = 40
+    throughput_requests: int = 32
     concurrency: int = 4
     warmup: int = 3
     rounds: int = 2

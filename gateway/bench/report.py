@@ -21,6 +21,11 @@ from .scenarios import Scenario
 
 BLOCK_BEGIN = "<!-- facegate bench: generated block begin (facegate bench --write-report) -->"
 BLOCK_END = "<!-- facegate bench: generated block end -->"
+OUTSIDE_NOTE = (
+    "'server total' is the route handler's wall time (reading the body and multipart parsing "
+    "included); 'outside the handler' is the client's round trip minus it: HTTP, response "
+    "serialisation, the client's JSON parsing."
+)
 COLUMNS = (
     "image",
     "scenario",
@@ -135,13 +140,13 @@ def table_rows(report: BenchReport) -> list[list[str]]:
             rows.append(
                 [
                     image.name,
-                    f"{scenario.name} (baseline)" if is_base else scenario.name,
+                    scenario.name,
                     str(m.faces),
                     f"{m.percentile_ms(50):.1f}",
                     f"{m.percentile_ms(95):.1f}",
                     f"{m.images_per_s:.2f}",
-                    "1.00x" if is_base else _ratio_cell(p50_ratio, scenario.p50_ratio_max, True),
-                    "1.00x"
+                    "baseline" if is_base else _ratio_cell(p50_ratio, scenario.p50_ratio_max, True),
+                    "baseline"
                     if is_base
                     else _ratio_cell(tput_ratio, scenario.throughput_ratio_min, False),
                 ]
@@ -195,8 +200,7 @@ def format_text(report: BenchReport) -> str:
         f"{o.throughput_requests} requests at concurrency {o.concurrency} "
         f"({o.rounds} interleaved rounds, {o.warmup} warm-up)",
         _text_table(_columns(report), table_rows(report)),
-        "\nMedian stage times (ms; 'outside the handler' = client round trip - server total: "
-        "HTTP, multipart, JSON, client)",
+        f"\nMedian stage times (ms). {OUTSIDE_NOTE}",
         _text_table(["image", "scenario", "p50 ms", "stages"], stage_rows(report)),
         f"\nRun took {report.duration_s:.0f} s; load average at the end {load_average()}",
     ]
@@ -239,8 +243,7 @@ def format_markdown(report: BenchReport) -> str:
             "",
             "#### Median stage times (ms)",
             "",
-            "'outside the handler' is the client's round trip minus the server's own total: "
-            "HTTP, multipart parsing, JSON encoding and decoding, the client.",
+            OUTSIDE_NOTE,
             "",
             _md_table(["image", "scenario", "p50 ms", "stages"], stage_rows(report)),
             BLOCK_END,

@@ -37,7 +37,7 @@ def run_bench(options: BenchOptions, out: TextIO) -> BenchReport:
     images = bench_images()
     baseline = InsightFaceInProcess(models, threads[spec.DETECTOR], threads[spec.RECOGNIZER])
     with running_gateway(models) as gateway:
-        rest = RestDetect(gateway.url)
+        rest = RestDetect(gateway.url, gateway.api_key)
         scenarios = (
             Scenario(
                 "insightface",
@@ -70,7 +70,8 @@ def run_bench(options: BenchOptions, out: TextIO) -> BenchReport:
             "off in Triton (model.py)",
             "Triton": f"{gateway.triton_version}, embedded (nvidia-pytriton), Python backend "
             "running onnxruntime on CPU; embedded configs as generated",
-            "gateway": "one uvicorn process, Settings defaults (cpu_threads 4), log level WARNING",
+            "gateway": "`facegate gateway` (one uvicorn process) with Settings defaults "
+            "(cpu_threads 4, API key required, JSON logs at WARNING)",
         }
         for key, value in settings.items():
             out.write(f"{key}: {value}\n")

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,8 @@ class InsightFaceInProcess:
             options.intra_op_num_threads = threads
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
+        # insightface 0.7.3 calls a scikit-image API deprecated since 0.26 on every face.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.")
         det_session = session(models.detector_onnx, detector_threads)
         self._detector = SCRFD(str(models.detector_onnx), session=det_session)
         size = spec.DETECTOR_INPUT_SIZE_PX
@@ -112,10 +116,11 @@ class RestDetect:
     Stage timings are the server's own timings_ms, prefixed 'server '.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, api_key: str) -> None:
         # httpx logs every request at INFO; the progress bar says enough.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         self._base_url = base_url
+        self._headers = {"X-API-Key": api_key}
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
@@ -125,7 +130,9 @@ class RestDetect:
 
         client = getattr(self._local, "client", None)
         if client is None:
-            client = httpx.Client(base_url=self._base_url, timeout=REQUEST_TIMEOUT_S)
+            client = httpx.Client(
+                base_url=self._base_url, headers=self._headers, timeout=REQUEST_TIMEOUT_S
+            )
             self._local.client = client
             with self._lock:
                 self._clients.append(client)
@@ -162,6 +169,7 @@ def _free_port() -> int:
 @dataclass(frozen=True)
 class RunningGateway:
     url: str
+    api_key: str
     triton_version: str
 
 
@@ -181,12 +189,15 @@ def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
         with urllib.request.urlopen(f"{triton.http_url}/v2", timeout=5) as answer:
             triton_version = str(json.load(answer).get("version", "?"))
         port = _free_port()
+        api_key = secrets.token_urlsafe(24)
         env = {
             **os.environ,
             "FACEGATE_TRITON_URL": triton.grpc_url,
             "FACEGATE_TRITON_REPOSITORY_KEY": triton.options.repository_key,
             "FACEGATE_MODELS_LABEL": models.label,
+            "FACEGATE_API_KEYS": f"user:{api_key}",
             "FACEGATE_LOG_LEVEL": "WARNING",
+            "FACEGATE_DRAIN_S": "0",
         }
         command = [sys.executable, "-m", "gateway.cli", "gateway", "--port", str(port)]
         with tempfile.TemporaryFile() as output:
@@ -194,7 +205,7 @@ def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_gateway_ready(url, child, output)
-                yield RunningGateway(url, triton_version)
+                yield RunningGateway(url, api_key, triton_version)
             finally:
                 child.terminate()
                 try:
