@@ -324,6 +324,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CliError(
             "--write-report records realistic-profile runs only: add --profile realistic"
         )
+    if args.swap:
+        from .bench.report import describe_machine
+        from .bench.swap import run_swap_bench, write_swap_report
+
+        try:
+            figures = run_swap_bench(options, sys.stdout)
+        except BenchError as exc:
+            raise CliError(str(exc)) from exc
+        if args.write_report:
+            machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
+            write_swap_report(args.write_report, figures, f"Machine: {machine}.")
+            print(f"Wrote the swap figures to {args.write_report}")
+        return 0
     try:
         report = run_bench(options, sys.stdout)
     except BenchError as exc:
@@ -486,6 +499,12 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=("realistic", "tiny"),
         default="realistic",
         help="synthetic models: realistic (real-model compute, default) or tiny (smoke tests)",
+    )
+    bench.add_argument(
+        "--swap",
+        action="store_true",
+        help="the swap benchmark instead: Triton memory with the swapper unloaded/loaded/unloaded, "
+        "cold and warm /v1/swap against InsightFace's INSwapper, paste-back on 12 MP",
     )
     bench.add_argument(
         "--quick",

@@ -253,6 +253,12 @@ class EmbeddedTriton:
         return self._process.wait()
 
     @property
+    def pid(self) -> int:
+        """tritonserver's process id (its Python-backend stubs are its children)."""
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

@@ -90,13 +90,21 @@ class SwapPipeline:
         self._manager = manager
 
     async def swap(
-        self, sources: Sequence[ImageInput], target: ImageInput, request: SwapRequest, timings: Timings
+        self,
+        sources: Sequence[ImageInput],
+        target: ImageInput,
+        request: SwapRequest,
+        timings: Timings,
     ) -> SwapResult:
         async with self._manager.in_use():
             return await self._swap(sources, target, request, timings)
 
     async def _swap(
-        self, sources: Sequence[ImageInput], target: ImageInput, request: SwapRequest, timings: Timings
+        self,
+        sources: Sequence[ImageInput],
+        target: ImageInput,
+        request: SwapRequest,
+        timings: Timings,
     ) -> SwapResult:
         loading = asyncio.ensure_future(self._manager.ensure_loaded())
         try:
@@ -116,7 +124,11 @@ class SwapPipeline:
         return SwapResult(result, len(chosen))
 
     async def _identity_and_targets(
-        self, sources: Sequence[ImageInput], target: ImageInput, request: SwapRequest, timings: Timings
+        self,
+        sources: Sequence[ImageInput],
+        target: ImageInput,
+        request: SwapRequest,
+        timings: Timings,
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8], list[npt.NDArray[np.float32]]]:
         options = DetectOptions(threshold=request.threshold)
         decoded, found = await self._pipeline.find_faces([*sources, target], options, timings)

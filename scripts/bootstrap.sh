@@ -13,13 +13,17 @@ echo "==> installing facegate[embedded,test] (numpy 1.26 pinned: see constraints
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 
-# Debian's docker-compose validates docker-compose.yml without a Docker engine (tests/deploy).
-if ! command -v docker-compose >/dev/null 2>&1; then
+# Debian packages the tests use: docker-compose validates docker-compose.yml without a
+# Docker engine (tests/deploy); libb64-0d is needed by perf_analyzer (tests/triton).
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -e /usr/lib/x86_64-linux-gnu/libb64.so.0d ] || ldconfig -p 2>/dev/null | grep -q libb64.so.0d || missing+=(libb64-0d)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "==> installing Debian's docker-compose (compose file validation only)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+        echo "==> installing Debian packages: ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "warning: docker-compose not found; install Debian's docker-compose package (sudo apt-get install docker-compose) for the compose tests" >&2
+        echo "warning: missing Debian packages for some tests: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
     fi
 fi
 echo "==> ready: .venv/bin/facegate --help"

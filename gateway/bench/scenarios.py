@@ -171,6 +171,9 @@ class RunningGateway:
     url: str
     api_key: str
     triton_version: str
+    triton_pid: int
+    triton_grpc_url: str
+    repository_key: str
 
 
 @contextlib.contextmanager
@@ -205,7 +208,14 @@ def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_gateway_ready(url, child, output)
-                yield RunningGateway(url, api_key, triton_version)
+                yield RunningGateway(
+                    url,
+                    api_key,
+                    triton_version,
+                    triton.pid,
+                    triton.grpc_url,
+                    triton.options.repository_key,
+                )
             finally:
                 child.terminate()
                 try:

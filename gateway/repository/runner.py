@@ -30,8 +30,8 @@ class TritonPythonModel:
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_num_threads", "0"))
-        # Memory goes back to the system when the model is unloaded (process ends) and in between.
-        options.enable_cpu_mem_arena = False
+        # The CPU arena stays on (onnxruntime's default, as in process): each model runs in its
+        # own stub process, which ends on unload and so gives all of its memory back.
         providers: list[Any] = ["CPUExecutionProvider"]
         if (
             args.get("model_instance_kind") == "GPU"

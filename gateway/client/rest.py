@@ -1,0 +1,213 @@
+"""FaceRestClient: a small blocking client for apps that use the REST gateway.
+
+Answers come back as the direct client's types (ImageFaces, SwapResult) so an app can move
+between the two; error bodies become the gateway's error tree again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+from .. import errors
+from ..pipeline import ImageFaces
+from ..processing import Detections
+from ..swapping import SwapResult, encode_image
+
+_ERRORS: dict[str, type[errors.FacegateError]] = {
+    cls.code: cls
+    for cls in (
+        errors.InvalidInput,
+        errors.UndecodableImageError,
+        errors.PayloadTooLarge,
+        errors.UnsupportedMediaType,
+        errors.InvalidParameter,
+        errors.NoFaceFound,
+        errors.UpstreamUnavailable,
+        errors.UpstreamTimeout,
+        errors.UpstreamFailed,
+    )
+}
+
+
+class GatewayError(errors.FacegateError):
+    """An error answer outside the domain tree (401, 403, 429, ...): its code and status."""
+
+    def __init__(self, message: str, *, code: str, status_code: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class RestVerification:
+    """/v1/verify's answer: the similarity and each image's most prominent face."""
+
+    similarity: float
+    threshold: float
+    match: bool
+    face_a: Detections
+    face_b: Detections
+
+
+def _file(image: bytes | npt.NDArray[np.uint8]) -> bytes:
+    return image if isinstance(image, bytes) else encode_image(image, "png", 100)
+
+
+def _detections(faces: list[dict[str, Any]]) -> Detections:
+    if not faces:
+        return Detections.empty()
+    return Detections(
+        boxes=np.array([f["bbox"] for f in faces], np.float32).reshape(-1, 4),
+        scores=np.array([f["score"] for f in faces], np.float32),
+        kps=np.array([f["landmarks"] for f in faces], np.float32).reshape(-1, 5, 2),
+    )
+
+
+def _image_faces(body: dict[str, Any], embed: bool) -> ImageFaces:
+    faces = body["faces"]
+    embeddings = norms = None
+    if embed:
+        embeddings = np.array([f["embedding"] for f in faces], np.float32).reshape(-1, 512)
+        norms = np.array([f["embedding_norm"] for f in faces], np.float32)
+    return ImageFaces(body["width"], body["height"], _detections(faces), embeddings, norms)
+
+
+class FaceRestClient:
+    """/v1/detect, /v1/detect/batch, /v1/verify and /v1/swap of a facegate gateway.
+
+    `api_key` is sent as X-API-Key. Images are encoded bytes or uint8 BGR arrays (sent as PNG).
+    """
+
+    def __init__(
+        self,
+        url: str = "http://localhost:8080",
+        *,
+        api_key: str = "",
+        timeout_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self._http = httpx.Client(
+            base_url=url, headers=headers, timeout=timeout_s, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> FaceRestClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(
+        self, path: str, files: list[tuple[str, bytes]], params: dict[str, Any]
+    ) -> httpx.Response:
+        query = {k: v for k, v in params.items() if v is not None}
+        response = self._http.post(path, files=files or None, params=query)
+        if response.is_success:
+            return response
+        try:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "http_error", response.text[:500]
+        cls = _ERRORS.get(code)
+        if cls is not None:
+            raise cls(message)
+        raise GatewayError(message, code=code, status_code=response.status_code)
+
+    def detect(
+        self,
+        image: bytes | npt.NDArray[np.uint8],
+        *,
+        embed: bool = False,
+        threshold: float | None = None,
+        max_faces: int = 0,
+        min_size_px: float = 0.0,
+    ) -> ImageFaces:
+        """POST /v1/detect: faces in descending score, original-image pixels."""
+        params = _detect_params(embed, threshold, max_faces, min_size_px)
+        response = self._post("/v1/detect", [("image", _file(image))], params)
+        return _image_faces(response.json(), embed)
+
+    def detect_batch(
+        self,
+        images: Sequence[bytes | npt.NDArray[np.uint8]],
+        *,
+        embed: bool = False,
+        threshold: float | None = None,
+        max_faces: int = 0,
+        min_size_px: float = 0.0,
+    ) -> list[ImageFaces]:
+        """POST /v1/detect/batch (at most the gateway's batch limit, 16 by default)."""
+        params = _detect_params(embed, threshold, max_faces, min_size_px)
+        files = [("images", _file(image)) for image in images]
+        response = self._post("/v1/detect/batch", files, params)
+        return [_image_faces(body, embed) for body in response.json()["results"]]
+
+    def verify(
+        self,
+        image_a: bytes | npt.NDArray[np.uint8],
+        image_b: bytes | npt.NDArray[np.uint8],
+        *,
+        threshold: float | None = None,
+    ) -> RestVerification:
+        """POST /v1/verify."""
+        files = [("image_a", _file(image_a)), ("image_b", _file(image_b))]
+        body = self._post("/v1/verify", files, {"threshold": threshold}).json()
+        return RestVerification(
+            body["similarity"],
+            body["threshold"],
+            body["match"],
+            _detections([body["face_a"]]),
+            _detections([body["face_b"]]),
+        )
+
+    def swap(
+        self,
+        source: bytes | npt.NDArray[np.uint8] | Sequence[bytes | npt.NDArray[np.uint8]],
+        target: bytes | npt.NDArray[np.uint8],
+        *,
+        source_face: int | None = None,
+        target_face: int | Literal["all"] | None = None,
+        threshold: float | None = None,
+    ) -> SwapResult:
+        """POST /v1/swap (PNG, lossless): the target img_bgr with the face(s) swapped."""
+        sources = [source] if isinstance(source, bytes | np.ndarray) else list(source)
+        files = [("source", _file(s)) for s in sources] + [("target", _file(target))]
+        params = {
+            "source_face": source_face,
+            "target_face": target_face,
+            "threshold": threshold,
+            "format": "png",
+        }
+        response = self._post("/v1/swap", files, params)
+        decoded = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise errors.UpstreamFailed("the gateway's swap answer is not an image")
+        img_bgr: npt.NDArray[np.uint8] = decoded.astype(np.uint8, copy=False)
+        return SwapResult(img_bgr, int(response.headers.get("X-Faces-Swapped", "0")))
+
+    def load_swapper(self) -> None:
+        """POST /v1/models/swapper/load (an admin key): returns once the swapper is ready."""
+        self._post("/v1/models/swapper/load", [], {})
+
+
+def _detect_params(
+    embed: bool, threshold: float | None, max_faces: int, min_size_px: float
+) -> dict[str, Any]:
+    return {
+        "embed": str(embed).lower(),
+        "threshold": threshold,
+        "max_faces": max_faces,
+        "min_size": min_size_px,
+        "landmarks": "true",
+    }

@@ -1,0 +1,79 @@
+"""InsightFace's own Python implementation, run in-process as the oracle.
+
+The classic buffalo_l setting of FaceAnalysis: SCRFD prepared with a 640x640 input and NMS
+at 0.4, ArcFace crops by norm_crop's 5-point template. The version is pinned: the
+constants and conventions the gateway reproduces are insightface 0.7.3's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import insightface
+import numpy as np
+import numpy.typing as npt
+from insightface.app.common import Face
+from insightface.model_zoo import SCRFD, ArcFaceONNX
+
+INSIGHTFACE_VERSION = "0.7.3"
+INPUT_SIZE_PX = (640, 640)
+NMS_IOU = 0.4
+
+
+@dataclass(frozen=True)
+class OracleFaces:
+    """InsightFace's answer for one image, in its output order (score, or prominence).
+
+    `boxes` float32 (N, 4) xyxy, `scores` (N,), `kps` (N, 5, 2), all in original-image
+    pixels; `embeddings` float32 (N, 512), L2-normalised (Face.normed_embedding).
+    """
+
+    boxes: npt.NDArray[np.float32]
+    scores: npt.NDArray[np.float32]
+    kps: npt.NDArray[np.float32]
+    embeddings: npt.NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+class InsightFaceOracle:
+    """SCRFD.detect then ArcFaceONNX.get, as FaceAnalysis.get runs them."""
+
+    def __init__(self, upstream_dir: Path) -> None:
+        if insightface.__version__ != INSIGHTFACE_VERSION:
+            raise RuntimeError(
+                f"the fidelity oracle is insightface=={INSIGHTFACE_VERSION}; "
+                f"{insightface.__version__} is installed"
+            )
+        self._detector_file = str(upstream_dir / "detector.onnx")
+        self._detectors: dict[float, SCRFD] = {}
+        self._recognizer = ArcFaceONNX(str(upstream_dir / "recognizer.onnx"))
+        self._recognizer.prepare(-1)
+
+    def _detector(self, threshold: float) -> SCRFD:
+        if threshold not in self._detectors:
+            detector = SCRFD(model_file=self._detector_file)
+            detector.prepare(-1, input_size=INPUT_SIZE_PX, det_thresh=threshold, nms_thresh=NMS_IOU)
+            self._detectors[threshold] = detector
+        return self._detectors[threshold]
+
+    def faces(
+        self, img_bgr: npt.NDArray[np.uint8], threshold: float = 0.5, max_num: int = 0
+    ) -> OracleFaces:
+        """Detect (SCRFD.detect) and embed (ArcFaceONNX.get) every face of `img_bgr`."""
+        dets, kpss = self._detector(threshold).detect(
+            img_bgr, input_size=INPUT_SIZE_PX, max_num=max_num
+        )
+        embeddings = np.zeros((len(dets), 512), np.float32)
+        for i, (det, kps) in enumerate(zip(dets, kpss, strict=True)):
+            face = Face(bbox=det[:4], kps=kps, det_score=det[4])
+            self._recognizer.get(img_bgr, face)
+            embeddings[i] = face.normed_embedding
+        return OracleFaces(
+            boxes=dets[:, :4].astype(np.float32),
+            scores=dets[:, 4].astype(np.float32),
+            kps=np.asarray(kpss, np.float32).reshape(-1, 5, 2),
+            embeddings=embeddings,
+        )
