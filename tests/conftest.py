@@ -14,6 +14,17 @@ from gateway.repository.install import install_models
 from gateway.repository.synthetic import NOT_A_FACE_MODEL, SyntheticModels, build_synthetic_models
 
 REPOSITORY_KEY = "test-repository-key"
+# Which models were ready right after the session's Triton started (later tests load more).
+STARTUP_READY: dict[str, bool] = {}
+
+
+def _ready_states(server: EmbeddedTriton) -> dict[str, bool]:
+    import tritonclient.grpc as grpcclient
+
+    from gateway.triton import spec
+
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    return {name: bool(client.is_model_ready(name)) for name in spec.ALL_MODELS}
 
 
 def free_port() -> int:
@@ -67,5 +78,6 @@ def triton(
     )
     server = EmbeddedTriton(options, runtime_dir=tmp_path_factory.mktemp("triton-runtime"))
     server.start()
+    STARTUP_READY.update(_ready_states(server))
     yield server
     server.stop()

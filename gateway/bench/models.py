@@ -12,6 +12,7 @@ from ..repository.synthetic import Profile
 from ..triton import spec
 
 log = logging.getLogger(__name__)
+INSTANCE_KIND_PATTERN = re.compile(r"kind: KIND_(CPU|GPU)")
 INTRA_OP_PATTERN = re.compile(r'key: "intra_op_num_threads" value: \{ string_value: "(\d+)" \}')
 
 
@@ -67,3 +68,16 @@ def configured_intra_op_threads(repository: Path, model: str) -> int:
     config = repository / model / "configs" / f"{spec.EMBEDDED_CONFIG_NAME}.pbtxt"
     found = INTRA_OP_PATTERN.search(config.read_text())
     return int(found.group(1)) if found else 0
+
+
+def set_instance_kind(repository: Path, model: str, gpu: bool) -> None:
+    """Point the model's embedded config at KIND_GPU or KIND_CPU (model.py then picks CUDA or not).
+
+    The generated embedded configs say KIND_CPU; `facegate bench --device gpu` flips the
+    benchmark's own cached copy, and a CPU run flips it back.
+    """
+    config = repository / model / "configs" / f"{spec.EMBEDDED_CONFIG_NAME}.pbtxt"
+    text = config.read_text()
+    wanted = INSTANCE_KIND_PATTERN.sub(f"kind: KIND_{'GPU' if gpu else 'CPU'}", text)
+    if wanted != text:
+        config.write_text(wanted)

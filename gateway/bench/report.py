@@ -1,40 +1,43 @@
-"""The run's results as a terminal table and as the generated block of docs/BENCHMARKS.md."""
+"""The run's results for the terminal and as the generated block of docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
-import math
-import os
-import platform
 import re
-import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
+from .floor import FloorResult
 from .images import BenchImage
+from .machine import load_average
 from .measure import Measurement, Results
 from .options import BenchOptions
 from .scenarios import Scenario
+from .tables import (
+    floor_table,
+    latency_table,
+    md_rows,
+    md_table,
+    stage_table,
+    target_table,
+    text_table,
+    throughput_table,
+)
+from .targets import Verdict, evaluate
 
 BLOCK_BEGIN = "<!-- facegate bench: generated block begin (facegate bench --write-report) -->"
 BLOCK_END = "<!-- facegate bench: generated block end -->"
+GPU_BLOCK_BEGIN = "<!-- facegate bench --device gpu: generated block begin -->"
+GPU_BLOCK_END = "<!-- facegate bench --device gpu: generated block end -->"
+PLOT_NAME = "benchmarks.png"
+GPU_PLOT_NAME = "benchmarks-gpu.png"
 OUTSIDE_NOTE = (
     "'server total' is the route handler's wall time (reading the body and multipart parsing "
     "included); 'outside the handler' is the client's round trip minus it: HTTP, response "
     "serialisation, the client's JSON parsing."
 )
-COLUMNS = (
-    "image",
-    "scenario",
-    "faces",
-    "p50 ms",
-    "p95 ms",
-    "img/s @{c}",
-    "p50 ratio",
-    "throughput ratio",
+VERDICT_NOTE = (
+    "'within noise': missed on all requests together, but met in at least one interleaved "
+    "round, so the difference is below what this run resolves."
 )
 
 
@@ -46,6 +49,7 @@ class BenchReport:
     scenarios: tuple[Scenario, ...]
     images: tuple[BenchImage, ...]
     results: Results
+    floor: tuple[FloorResult, ...]
     machine: dict[str, str]
     settings: dict[str, str]
     date: str
@@ -55,200 +59,95 @@ class BenchReport:
     def measurement(self, scenario: str, image: str) -> Measurement:
         return self.results[scenario, image]
 
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return evaluate(self.results, [image.name for image in self.images], self.floor)
 
-def describe_machine() -> dict[str, str]:
-    """CPU model, cores, memory, OS, Python and library versions, current load."""
-    cpuinfo = _read("/proc/cpuinfo")
-    cpu_models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    cores = {
-        (block.get("physical id"), block.get("core id"))
-        for block in (
-            dict(re.findall(r"^([\w ]+?)\s*:\s*(.*)$", chunk, re.M))
-            for chunk in cpuinfo.split("\n\n")
-        )
-        if "core id" in block
-    }
-    mem_kb = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
-    os_name = re.search(r'^PRETTY_NAME="?([^"\n]+)', _read("/etc/os-release"), re.M)
+
+def _headings(report: BenchReport) -> dict[str, str]:
+    o = report.options
+    sweep = ", ".join(str(c) for c in o.sweep) or "none"
     return {
-        "CPU": cpu_models[0] if cpu_models else platform.processor() or "unknown",
-        "cores": f"{os.cpu_count()} logical, {len(cores) or 'unknown'} physical",
-        "memory": f"{int(mem_kb.group(1)) / 1024**2:.1f} GiB" if mem_kb else "unknown",
-        "OS": f"{os_name.group(1) if os_name else platform.system()}, kernel {platform.release()}",
-        "Python": platform.python_version(),
-        "onnxruntime": _version("onnxruntime"),
-        "insightface": _version("insightface"),
-        "nvidia-pytriton": _version("nvidia-pytriton"),
-        "load average at start (1/5/15 min)": load_average(),
+        "latency": f"Latency at concurrency 1 ({o.latency_requests} requests per image and "
+        "scenario; ratios to InsightFace in process)",
+        "throughput": f"Throughput (images/s; concurrency 1 is the latency phase; levels {sweep} "
+        f"on {report.images[0].name} only, at least {o.throughput_requests} requests per level)",
+        "floor": f"Recognizer floor: batches of {report.floor[0].batch_size if report.floor else 0} "
+        f"aligned faces, {o.floor_batches} timed batches per side after a checked warm-up",
+        "targets": "Targets",
+        "stages": "Median stage times (ms)",
     }
-
-
-def load_average() -> str:
-    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def git_commit() -> str:
-    """Short HEAD commit, marked when tracked files have uncommitted changes."""
-    try:
-        head = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head} + uncommitted changes" if dirty else head
-
-
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def _ratio_cell(value: float, limit: float | None, at_most: bool) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if limit is None:
-        return f"{value:.2f}x"
-    met = value <= limit if at_most else value >= limit
-    sign = "<=" if at_most else ">="
-    return f"{value:.2f}x {'met' if met else 'MISSED'} ({sign} {limit:.2f})"
-
-
-def table_rows(report: BenchReport) -> list[list[str]]:
-    """One row per image and scenario; ratios are to the first (baseline) scenario."""
-    baseline = report.scenarios[0]
-    rows = []
-    for image in report.images:
-        base = report.measurement(baseline.name, image.name)
-        for scenario in report.scenarios:
-            m = report.measurement(scenario.name, image.name)
-            is_base = scenario is baseline
-            p50_ratio = m.percentile_ms(50) / base.percentile_ms(50)
-            tput_ratio = m.images_per_s / base.images_per_s
-            rows.append(
-                [
-                    image.name,
-                    scenario.name,
-                    str(m.faces),
-                    f"{m.percentile_ms(50):.1f}",
-                    f"{m.percentile_ms(95):.1f}",
-                    f"{m.images_per_s:.2f}",
-                    "baseline" if is_base else _ratio_cell(p50_ratio, scenario.p50_ratio_max, True),
-                    "baseline"
-                    if is_base
-                    else _ratio_cell(tput_ratio, scenario.throughput_ratio_min, False),
-                ]
-            )
-    return rows
-
-
-def stage_rows(report: BenchReport) -> list[list[str]]:
-    """Median stage times per image and scenario, and what lies outside the server's own total."""
-    rows = []
-    for image in report.images:
-        for scenario in report.scenarios:
-            m = report.measurement(scenario.name, image.name)
-            parts = [f"{stage} {ms:.1f}" for stage, ms in m.stage_medians_ms().items()]
-            server_total = m.stages_ms.get("server total")
-            if server_total:
-                outside = np.subtract(m.latencies_ms, server_total)
-                parts.append(f"outside the handler {float(np.median(outside)):.1f}")
-            rows.append([image.name, scenario.name, f"{m.percentile_ms(50):.1f}", ", ".join(parts)])
-    return rows
-
-
-def _columns(report: BenchReport) -> list[str]:
-    return [c.format(c=report.options.concurrency) for c in COLUMNS]
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-        for row in [header, *rows]
-    ]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def settings_lines(report: BenchReport) -> list[str]:
-    return [f"{key}: {value}" for key, value in report.settings.items()]
 
 
 def format_text(report: BenchReport) -> str:
     """The results for the terminal."""
-    o = report.options
+    h = _headings(report)
     parts = [
-        f"\nLatency: {o.latency_requests} requests at concurrency 1; throughput: "
-        f"{o.throughput_requests} requests at concurrency {o.concurrency} "
-        f"({o.rounds} interleaved rounds, {o.warmup} warm-up)",
-        _text_table(_columns(report), table_rows(report)),
-        f"\nMedian stage times (ms). {OUTSIDE_NOTE}",
-        _text_table(["image", "scenario", "p50 ms", "stages"], stage_rows(report)),
+        f"\n{h['latency']}",
+        text_table(latency_table(report)),
+        f"\n{h['throughput']}",
+        text_table(throughput_table(report)),
+        f"\n{h['floor']}",
+        text_table(floor_table(report)),
+        f"\n{h['targets']}. {VERDICT_NOTE}",
+        text_table(target_table(report)),
+        f"\n{h['stages']}. {OUTSIDE_NOTE}",
+        text_table(stage_table(report)),
         f"\nRun took {report.duration_s:.0f} s; load average at the end {load_average()}",
     ]
     return "\n".join(parts) + "\n"
 
 
-def format_markdown(report: BenchReport) -> str:
+def format_markdown(report: BenchReport, plot: str | None = None) -> str:
     """The generated block of docs/BENCHMARKS.md (markers included)."""
-    machine = _md_table(["", ""], [[k, v] for k, v in report.machine.items()])
-    settings = _md_table(["", ""], [[k, v] for k, v in report.settings.items()])
+    h = _headings(report)
     scenarios = "\n".join(
         f"- `{s.name}`{' (baseline)' if i == 0 else ''}: {s.description}"
         for i, s in enumerate(report.scenarios)
     )
-    o = report.options
-    return "\n".join(
-        [
-            BLOCK_BEGIN,
-            f"### Latest run: {report.date}, commit {report.commit}",
-            "",
-            f"Command: `{o.command_line()}` ({report.duration_s:.0f} s; load average at the end "
-            f"{load_average()}).",
-            "",
-            "Machine:",
-            "",
-            machine,
-            "",
-            "Settings:",
-            "",
-            settings,
-            "",
-            "Scenarios:",
-            "",
-            scenarios,
-            "",
-            f"#### Latency at concurrency 1 ({o.latency_requests} requests) and throughput at "
-            f"concurrency {o.concurrency} ({o.throughput_requests} requests)",
-            "",
-            _md_table(_columns(report), table_rows(report)),
-            "",
-            "#### Median stage times (ms)",
-            "",
-            OUTSIDE_NOTE,
-            "",
-            _md_table(["image", "scenario", "p50 ms", "stages"], stage_rows(report)),
-            BLOCK_END,
-        ]
+    sides = "\n".join(
+        f"- `{r.side}`{' (floor)' if i == 0 else ''}: {r.description}"
+        for i, r in enumerate(report.floor)
     )
+    gpu = report.options.device == "gpu"
+    lines = [
+        GPU_BLOCK_BEGIN if gpu else BLOCK_BEGIN,
+        f"### Latest run: {report.date}, commit {report.commit}",
+        "",
+        f"Command: `{report.options.command_line()}` ({report.duration_s:.0f} s; load average "
+        f"at the end {load_average()}).",
+        "",
+        "Machine:",
+        "",
+        md_rows(["", ""], [[k, v] for k, v in report.machine.items()]),
+        "",
+        "Settings:",
+        "",
+        md_rows(["", ""], [[k, v] for k, v in report.settings.items()]),
+        "",
+        "Scenarios:",
+        "",
+        scenarios,
+        "",
+        "Recognizer floor sides:",
+        "",
+        sides,
+        "",
+    ]
+    if plot:
+        lines += [f"![p50 latency and throughput per scenario]({plot})", ""]
+    for key, table in (
+        ("latency", latency_table(report)),
+        ("throughput", throughput_table(report)),
+        ("floor", floor_table(report)),
+        ("targets", target_table(report)),
+    ):
+        lines += [f"#### {h[key]}", "", md_table(table), ""]
+        if key == "targets":
+            lines += [VERDICT_NOTE, ""]
+    lines += [f"#### {h['stages']}", "", OUTSIDE_NOTE, "", md_table(stage_table(report))]
+    lines.append(GPU_BLOCK_END if gpu else BLOCK_END)
+    return "\n".join(lines)
 
 
 REPORT_TEMPLATE = f"""# facegate benchmarks
@@ -258,14 +157,28 @@ REPORT_TEMPLATE = f"""# facegate benchmarks
 """
 
 
-def write_report(path: Path, report: BenchReport) -> None:
-    """Replace the generated block of `path` (created from a template if missing)."""
+def write_report(path: Path, report: BenchReport, plot: bool = True) -> Path | None:
+    """Replace the generated block of `path` (created from a template if missing).
+
+    A `--device gpu` run has its own block and plot, so CPU and GPU figures stay apart. With
+    `plot`, also writes the plot next to the report and links it; returns the plot's path.
+    """
+    gpu = report.options.device == "gpu"
+    begin, end = (GPU_BLOCK_BEGIN, GPU_BLOCK_END) if gpu else (BLOCK_BEGIN, BLOCK_END)
+    plot_name = GPU_PLOT_NAME if gpu else PLOT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_path = None
+    if plot:
+        from .plot import write_plot
+
+        plot_path = path.parent / plot_name
+        write_plot(plot_path, report)
     text = path.read_text() if path.exists() else REPORT_TEMPLATE
-    block = format_markdown(report)
-    pattern = re.compile(re.escape(BLOCK_BEGIN) + r".*?" + re.escape(BLOCK_END), re.S)
+    block = format_markdown(report, plot_name if plot_path else None)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    return plot_path

@@ -1,39 +1,29 @@
 """Scenarios: named ways to turn one JPEG into embedded faces, timed by the caller.
 
 The first scenario is the baseline (InsightFace in process); each other one is reported as
-a ratio to it and may carry targets. A new row (a direct gRPC client, shared memory, ...)
-is one more Scenario whose `run` handles one image end to end and is safe to call from
-several threads at once.
+a ratio to it. A new row is one more Scenario whose `run` handles one image end to end and
+is safe to call from several threads at once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.request
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from ..triton import spec
 from .models import BenchModels
 from .options import BenchError
 
-GATEWAY_STARTUP_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 120.0
 DETECT_THRESHOLD = 0.5  # InsightFace's buffalo_l setting, the gateway's default too
 
@@ -48,13 +38,11 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named way to handle one image end to end; targets are ratios to the baseline."""
+    """A named way to handle one image end to end (`run` is thread-safe)."""
 
     name: str
     description: str
     run: Callable[[bytes], Outcome]
-    p50_ratio_max: float | None = None
-    throughput_ratio_min: float | None = None
 
 
 class InsightFaceInProcess:
@@ -64,7 +52,13 @@ class InsightFaceInProcess:
     All calling threads share the two sessions (onnxruntime releases the GIL in run()).
     """
 
-    def __init__(self, models: BenchModels, detector_threads: int, recognizer_threads: int):
+    def __init__(
+        self,
+        models: BenchModels,
+        detector_threads: int,
+        recognizer_threads: int,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ):
         import onnxruntime as ort
 
         try:
@@ -78,7 +72,7 @@ class InsightFaceInProcess:
         def session(path: Path, threads: int) -> Any:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(path), options, providers=list(providers))
 
         # insightface 0.7.3 calls a scikit-image API deprecated since 0.26 on every face.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.")
@@ -108,6 +102,19 @@ class InsightFaceInProcess:
             "align+recognize": (embedded - detected) * 1000,
         }
         return Outcome(int(boxes.shape[0]), stages)
+
+    def aligned_faces(self, jpeg: bytes, count: int) -> npt.NDArray[np.uint8]:
+        """(count, 112, 112, 3) uint8 BGR: the faces found in `jpeg`, norm_crop-aligned, repeated."""
+        from insightface.utils import face_align
+
+        img_bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        _, kps = self._detector.detect(img_bgr, max_num=0)
+        if kps is None or len(kps) == 0:
+            raise BenchError("the detector found no face to align for the recognizer floor")
+        size = spec.RECOGNIZER_INPUT_SIZE_PX
+        crops = [face_align.norm_crop(img_bgr, landmark=k, image_size=size) for k in kps]
+        faces_bgr: npt.NDArray[np.uint8] = np.stack([crops[i % len(crops)] for i in range(count)])
+        return faces_bgr.astype(np.uint8, copy=False)
 
 
 class RestDetect:
@@ -160,85 +167,39 @@ class RestDetect:
             self._clients.clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class GrpcDetect:
+    """FaceClient.detect([jpeg], embed=True) straight to Triton, one client shared by all threads.
 
+    The client runs the gateway's pipeline in this process (decode, letterbox, SCRFD decode,
+    NMS, align) and sends the tensors over gRPC, or through system shared memory.
+    """
 
-@dataclass(frozen=True)
-class RunningGateway:
-    url: str
-    api_key: str
-    triton_version: str
-    triton_pid: int
-    triton_grpc_url: str
-    repository_key: str
+    def __init__(self, triton_url: str, shared_memory: bool, shm_regions: int) -> None:
+        from ..client import ClientOptions, FaceClient
+        from ..errors import FacegateError
 
+        # The client logs every registered region at INFO; the settings line says enough.
+        logging.getLogger("gateway.triton.shared_memory").setLevel(logging.WARNING)
+        options = ClientOptions(shm_regions_per_model=shm_regions)
+        try:
+            self._client = FaceClient(triton_url, use_shared_memory=shared_memory, options=options)
+        except FacegateError as exc:
+            raise BenchError(f"the gRPC client could not open: {exc}") from exc
+        if self._client.shared_memory != shared_memory:
+            self._client.close()
+            raise BenchError(f"the gRPC client's shared memory is {self._client.shared_memory}")
 
-@contextlib.contextmanager
-def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
-    """The embedded Triton, then `facegate gateway` in a child process: what `serve` runs."""
-    from ..embedded import EmbeddedTriton, EmbeddedTritonError, TritonOptions, TritonPorts
+    def __call__(self, jpeg: bytes) -> Outcome:
+        from ..errors import FacegateError
 
-    ports = TritonPorts(_free_port(), _free_port(), _free_port())
-    triton = EmbeddedTriton(TritonOptions(repository=models.repository, ports=ports))
-    try:
-        triton.start()
-    except EmbeddedTritonError as exc:
-        triton.stop()
-        raise BenchError(str(exc)) from exc
-    try:
-        with urllib.request.urlopen(f"{triton.http_url}/v2", timeout=5) as answer:
-            triton_version = str(json.load(answer).get("version", "?"))
-        port = _free_port()
-        api_key = secrets.token_urlsafe(24)
-        env = {
-            **os.environ,
-            "FACEGATE_TRITON_URL": triton.grpc_url,
-            "FACEGATE_TRITON_REPOSITORY_KEY": triton.options.repository_key,
-            "FACEGATE_MODELS_LABEL": models.label,
-            "FACEGATE_API_KEYS": f"user:{api_key}",
-            "FACEGATE_LOG_LEVEL": "WARNING",
-            "FACEGATE_DRAIN_S": "0",
-        }
-        command = [sys.executable, "-m", "gateway.cli", "gateway", "--port", str(port)]
-        with tempfile.TemporaryFile() as output:
-            child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                _wait_gateway_ready(url, child, output)
-                yield RunningGateway(
-                    url,
-                    api_key,
-                    triton_version,
-                    triton.pid,
-                    triton.grpc_url,
-                    triton.options.repository_key,
-                )
-            finally:
-                child.terminate()
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
-    finally:
-        triton.stop()
+        try:
+            (faces,) = self._client.detect([jpeg], embed=True)
+        except FacegateError as exc:
+            raise BenchError(f"the gRPC client failed: {exc}") from exc
+        found = int(faces.detections.boxes.shape[0])
+        if faces.embeddings is None or faces.embeddings.shape[0] != found:
+            raise BenchError("the gRPC client returned faces without embeddings")
+        return Outcome(found, {})
 
-
-def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[bytes]) -> None:
-    deadline = time.monotonic() + GATEWAY_STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            output.seek(0)
-            tail = output.read().decode(errors="replace")[-2000:]
-            raise BenchError(f"the gateway exited with code {child.returncode}:\n{tail}")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer,
-        ):
-            if answer.status == 200:
-                return
-        time.sleep(0.2)
-    raise BenchError(f"the gateway was not ready after {GATEWAY_STARTUP_TIMEOUT_S:.0f} s")
+    def close(self) -> None:
+        self._client.close()

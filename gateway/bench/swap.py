@@ -26,7 +26,7 @@ from ..triton import spec
 from .images import bench_images
 from .models import BenchModels, prepare_models
 from .options import BenchError, BenchOptions
-from .scenarios import running_gateway
+from .server import running_gateway
 
 BEGIN = "<!-- facegate bench --swap: generated block begin -->"
 END = "<!-- facegate bench --swap: generated block end -->"

@@ -204,3 +204,16 @@ def test_broken_swapper_is_503_while_detect_still_works(
             assert http.get("/health/ready").status_code == 200
     finally:
         broken.stop()
+
+
+def test_preload_loads_the_swapper_at_start(triton: EmbeddedTriton) -> None:
+    unload_in_triton(triton)
+    settings = gateway_settings(triton, swapper_preload=True)
+    with ServerThread(settings) as server, api_client(server.url) as http:
+        deadline = time.monotonic() + 60
+        while _swapper_status(http)["state"] != "READY" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = _swapper_status(http)
+        assert status["state"] == "READY" and status["load_count"] == 1
+        assert _swap(http).status_code == 200
+        assert _swapper_status(http)["load_count"] == 1

@@ -1,41 +1,72 @@
-"""`facegate bench`: a smoke run on the tiny models, and the report's generated block."""
+"""`facegate bench`: a smoke run on the tiny models, targets, tables and the report block."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 
-from gateway.bench.images import FACE_LAYOUT, bench_images
-from gateway.bench.measure import Measurement, split_evenly
-from gateway.bench.options import BenchOptions
-from gateway.bench.report import BLOCK_BEGIN, BLOCK_END, BenchReport, write_report
+from gateway.bench.floor import FloorResult
+from gateway.bench.images import FACE_LAYOUT, BenchImage, bench_images
+from gateway.bench.measure import Measurement, planned_requests, split_evenly, throughput_chunks
+from gateway.bench.options import BenchError, BenchOptions, parse_concurrency
+from gateway.bench.report import (
+    BLOCK_BEGIN,
+    BLOCK_END,
+    GPU_BLOCK_BEGIN,
+    GPU_BLOCK_END,
+    GPU_PLOT_NAME,
+    PLOT_NAME,
+    BenchReport,
+    write_report,
+)
 from gateway.bench.scenarios import Outcome, Scenario
+from gateway.bench.targets import Target, evaluate
 from gateway.cli import main
+
+SCENARIOS = ("insightface", "rest", "grpc", "grpc+shm")
+
+
+def _table(out: str, first_cells: list[str]) -> list[list[str]]:
+    lines = out.splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line.split()[: len(first_cells)] == first_cells
+    )
+    end = lines.index("", start)
+    return [line.split() for line in lines[start + 1 : end]]
 
 
 @pytest.mark.integration
-def test_quick_run_on_tiny_models_prints_ratios(
+def test_quick_run_on_tiny_models_covers_every_scenario(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["bench", "--quick", "--profile", "tiny", "--cache-dir", str(tmp_path)]
-    argv += ["--requests", "2", "--throughput-requests", "4", "--no-progress"]
+    argv += ["--requests", "2", "--throughput-requests", "4", "--concurrency", "4"]
+    argv += ["--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "p50 ratio" in out and "throughput ratio" in out
-    lines = out.splitlines()
-    start = next(
-        i for i, line in enumerate(lines) if line.split()[:3] == ["image", "scenario", "faces"]
-    )
-    end = lines.index("", start)
-    table = [line.split() for line in lines[start + 1 : end]]
-    assert [row[:3] for row in table] == [
+    latency = _table(out, ["image", "scenario", "faces"])
+    assert [row[:3] for row in latency] == [
         [image, side, str(len(FACE_LAYOUT))]
         for image in ("640x480", "4000x3000")
-        for side in ("insightface", "rest")
+        for side in SCENARIOS
     ]
-    for row in table[1::2]:  # the REST rows carry a ratio and a verdict for each target
-        assert sum(cell in ("met", "MISSED") for cell in row) == 2
+    throughput = _table(out, ["image", "scenario", "img/s", "@1"])
+    assert [row[:2] for row in throughput] == [
+        [image, side] for image in ("640x480", "4000x3000") for side in SCENARIOS
+    ]
+    for row in throughput[:4]:  # the sweep image has a rate at 1 and 4
+        assert all(float(cell) > 0 for cell in row[2:4])
+    for row in throughput[4:]:  # the 12 MP image is measured at concurrency 1 only
+        assert float(row[2]) > 0 and row[3] == "-"
+    floor = _table(out, ["side", "batch"])
+    assert [row[0] for row in floor] == ["onnxruntime", "triton", "triton"]
+    assert all(float(row[-2]) > 0 for row in floor)
+    verdicts = _table(out, ["target", "where"])
+    assert len(verdicts) == 2 + 1 + 2 + 2 + 2 + 1 + 2  # see TARGETS, per image and level
+    assert all(row[-1] in ("met", "MISSED") for row in verdicts)  # one round: no 'within noise'
 
 
 def test_report_needs_the_realistic_profile(
@@ -60,26 +91,74 @@ def test_split_evenly_keeps_the_total() -> None:
             assert sum(chunks) == total and max(chunks) - min(chunks) <= 1
 
 
+def test_concurrency_list_always_has_1_and_every_round_fills_its_workers() -> None:
+    assert parse_concurrency("16,4") == (1, 4, 16)
+    with pytest.raises(BenchError):
+        parse_concurrency("0,4")
+    with pytest.raises(BenchError):
+        parse_concurrency("four")
+    options = BenchOptions(throughput_requests=16, rounds=2, concurrency=(1, 4, 16))
+    assert throughput_chunks(options, 4) == [8, 8] and throughput_chunks(options, 16) == [16, 16]
+    # per scenario: 2 images x 20 latency + 16 at c=4 + 32 at c=16 on the first image
+    assert planned_requests(options, 2) == 2 * 20 + 16 + 32
+
+
+def _measurement(
+    name: str, rounds_ms: list[list[float]], rates: dict[int, list[tuple[int, float]]]
+) -> Measurement:
+    return Measurement(name, "640x480", 4, rounds_ms, rates)
+
+
+def test_targets_say_within_noise_only_when_the_rounds_disagree() -> None:
+    base = _measurement("a", [[100.0] * 3, [100.0] * 3], {4: [(8, 1.0), (8, 1.0)]})
+    # overall p50 102 > 100 but round 1 meets it; throughput 7.5/s < 8/s in both rounds
+    other = _measurement("b", [[99.0] * 3, [104.0] * 3], {4: [(8, 1.05), (8, 1.09)]})
+    results = {("a", "640x480"): base, ("b", "640x480"): other}
+    targets = (
+        Target("b", "a", "p50", 1.0, True, "test"),
+        Target("b", "a", "throughput", 1.0, False, "test"),
+        Target("b", "a", "throughput", 0.9, False, "test", concurrency=16),  # not measured
+    )
+    p50, throughput = evaluate(results, ["640x480"], [], targets)
+    assert p50.verdict == "within noise" and p50.round_ratios == (0.99, 1.04)
+    assert throughput.verdict == "MISSED" and throughput.where == "640x480 c=4"
+    floor = [FloorResult("ort", "", 32, [[100.0]]), FloorResult("triton", "", 32, [[110.0]])]
+    (verdict,) = evaluate({}, [], floor, (Target("triton", "ort", "floor", 0.9, False, "t"),))
+    assert verdict.verdict == "met" and math.isclose(verdict.ratio, 100 / 110)
+
+
 def _report() -> BenchReport:
     def unused(jpeg: bytes) -> Outcome:
         raise AssertionError("not called")
 
-    scenarios = (
-        Scenario("base", "the baseline", unused),
-        Scenario("other", "a row", unused, p50_ratio_max=1.10, throughput_ratio_min=1.0),
-    )
-    from gateway.bench.images import BenchImage
-
+    scenarios = (Scenario("insightface", "the baseline", unused), Scenario("rest", "a row", unused))
     image = BenchImage("640x480", b"", 640, 480, 4)
-    base = Measurement("base", image.name, 4, [100.0, 110.0], 8, 2.0, {"decode": [1.0, 3.0]})
+    base = Measurement(
+        "insightface",
+        image.name,
+        4,
+        [[100.0, 110.0]],
+        {1: [(2, 0.2)], 4: [(8, 2.0)]},
+        {"decode": [1.0, 3.0]},
+    )
     other = Measurement(
-        "other", image.name, 4, [120.0, 130.0], 8, 4.0, {"server total": [115.0, 125.0]}
+        "rest",
+        image.name,
+        4,
+        [[120.0, 130.0]],
+        {1: [(2, 0.25)], 4: [(8, 4.0)]},
+        {"server total": [115.0, 125.0]},
+    )
+    floor = (
+        FloorResult("onnxruntime", "plain", 32, [[100.0, 100.0]]),
+        FloorResult("triton grpc", "t", 32, [[125.0, 125.0]]),
     )
     return BenchReport(
-        options=BenchOptions(),
+        options=BenchOptions(concurrency=(1, 4)),
         scenarios=scenarios,
         images=(image,),
-        results={("base", image.name): base, ("other", image.name): other},
+        results={("insightface", image.name): base, ("rest", image.name): other},
+        floor=floor,
         machine={"CPU": "test CPU"},
         settings={"onnxruntime threads": "0"},
         date="today",
@@ -91,19 +170,41 @@ def _report() -> BenchReport:
 def test_report_block_is_replaced_and_hand_written_text_kept(tmp_path: Path) -> None:
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(f"# Title\n\nBefore.\n\n{BLOCK_BEGIN}\nold numbers\n{BLOCK_END}\n\nAfter.\n")
-    write_report(path, _report())
-    write_report(path, _report())
+    write_report(path, _report(), plot=False)
+    write_report(path, _report(), plot=False)
     text = path.read_text()
     assert text.startswith("# Title\n\nBefore.\n\n") and text.endswith("\n\nAfter.\n")
     assert text.count(BLOCK_BEGIN) == text.count(BLOCK_END) == 1
     assert "old numbers" not in text and "test CPU" in text
-    # p50 125 vs 105 and throughput 2/s vs 4/s: both targets missed
-    assert "| other | 4 | 125.0 |" in text
-    assert "1.19x MISSED (<= 1.10)" in text and "0.50x MISSED (>= 1.00)" in text
-    assert "outside the handler 5.0" in text
+    # p50 125 vs 105; throughput 8/s vs 10/s at 1 and 2/s vs 4/s at 4: both REST targets missed
+    assert "| 640x480 | rest | 4 | 125.0 | 129.5 | 1.19x |" in text
+    assert "| 640x480 | rest | 8.00 | 2.00 | 0.80x | 0.50x |" in text
+    assert "| rest p50 <= 1.10x insightface (issue 3) | 640x480 | 1.19x | 1.19 | MISSED |" in text
+    assert "| triton grpc | 32 | 2 | 125.0 | 256.0 | 0.80x |" in text
+    assert (
+        "| triton grpc faces/s >= 0.90x onnxruntime (issue 5) | batch 32 | 0.80x | 0.80 | MISSED |"
+        in text
+    )
+    assert "outside the handler 5.0" in text and PLOT_NAME not in text
 
 
-def test_report_is_created_from_a_template(tmp_path: Path) -> None:
+def test_report_is_created_from_a_template_with_its_plot(tmp_path: Path) -> None:
     path = tmp_path / "docs" / "BENCHMARKS.md"
-    write_report(path, _report())
-    assert path.read_text().count(BLOCK_BEGIN) == 1
+    plot = write_report(path, _report())
+    assert plot == path.parent / PLOT_NAME
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    text = path.read_text()
+    assert text.count(BLOCK_BEGIN) == 1 and f"]({PLOT_NAME})" in text
+
+
+def test_gpu_report_has_its_own_block_and_plot(tmp_path: Path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(
+        f"{BLOCK_BEGIN}\nCPU numbers\n{BLOCK_END}\n\n{GPU_BLOCK_BEGIN}\n_Not run yet._\n{GPU_BLOCK_END}\n"
+    )
+    report = dataclasses.replace(_report(), options=BenchOptions(concurrency=(1, 4), device="gpu"))
+    plot = write_report(path, report)
+    text = path.read_text()
+    assert plot == tmp_path / GPU_PLOT_NAME and plot.exists()
+    assert "CPU numbers" in text and "_Not run yet._" not in text
+    assert text.count(GPU_BLOCK_BEGIN) == 1 and "--device gpu`" in text
