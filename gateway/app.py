@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swapper = SwapperManager(models, settings.swapper_model, policy, metrics=metrics)
         app.state.pipeline = pipeline
         app.state.swapper = swapper
-        app.state.swap_pipeline = SwapPipeline(pipeline, models, swapper)
+        app.state.swap_pipeline = SwapPipeline(
+            pipeline, models, swapper, load_wait_s=settings.swapper_wait_s
+        )
         background = [asyncio.create_task(swapper.run_reaper(), name="swapper-reaper")]
         if settings.swapper_preload:
             background.append(asyncio.create_task(_preload(swapper), name="swapper-preload"))

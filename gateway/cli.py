@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from . import __version__
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .embedded import EmbeddedTriton
     from .repository.install import InstalledModel
 
 log = logging.getLogger("facegate")
@@ -62,6 +63,12 @@ def _add_pack_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_triton_ports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--triton-host",
+        default="127.0.0.1",
+        help="address Triton listens on (default 127.0.0.1; Triton does not authenticate "
+        "inference, so expose it only behind a firewall)",
+    )
     parser.add_argument(
         "--grpc-port", type=int, default=8001, help="Triton gRPC port (default 8001)"
     )
@@ -181,12 +188,14 @@ def cmd_triton(args: argparse.Namespace) -> int:
         repository_key=args.repository_key,
         startup_timeout_s=args.startup_timeout_s,
         log_verbose=args.log_verbose,
+        host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
-    _stop_on_signals(server.stop)
+    _forward_signals(server)
     try:
         server.start()
     except EmbeddedTritonError as exc:
+        server.stop()
         raise CliError(str(exc)) from exc
     print(
         f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{args.metrics_port}",
@@ -237,7 +246,6 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .config import Settings
     from .embedded import EmbeddedTriton, EmbeddedTritonError, TritonOptions, TritonPorts
     from .repository.install import read_manifest
 
@@ -263,13 +271,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ports=TritonPorts(args.grpc_port, args.http_port, args.metrics_port),
         repository_key=args.repository_key,
         startup_timeout_s=args.startup_timeout_s,
+        host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
+    # SIGTERM raises KeyboardInterrupt like Ctrl-C. uvicorn restores this handler and re-raises
+    # the signal into it after its graceful shutdown, so the finally below stops Triton (which
+    # runs in its own session and would not see the terminal's signals).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        server.start()
-    except EmbeddedTritonError as exc:
+        try:
+            server.start()
+        except EmbeddedTritonError as exc:
+            raise CliError(str(exc)) from exc
+        _serve_gateway(args, server, options.repository_key, label)
+    except KeyboardInterrupt:
+        pass
+    finally:
         server.stop()
-        raise CliError(str(exc)) from exc
+    return 0
+
+
+def _serve_gateway(args: argparse.Namespace, server: EmbeddedTriton, key: str, label: str) -> None:
+    from .config import Settings
+
     if label:
         log.warning("SERVING SYNTHETIC MODELS (%s): detections are not faces", label)
     extra: dict[str, Any] = {}
@@ -286,21 +310,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
     settings = Settings(
-        triton_url=server.grpc_url,
-        triton_repository_key=options.repository_key,
-        models_label=label,
-        **extra,
+        triton_url=server.grpc_url, triton_repository_key=key, models_label=label, **extra
     )
     print(
         f"facegate: REST on http://{args.host}:{args.port} (docs at /docs), "
         f"Triton gRPC on {server.grpc_url}",
         flush=True,
     )
-    try:
-        _run_gateway(settings, args.host, args.port)
-    finally:
-        server.stop()
-    return 0
+    _run_gateway(settings, args.host, args.port)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -355,10 +372,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_signals(stop: Callable[[], None]) -> None:
+def _forward_signals(server: EmbeddedTriton) -> None:
+    """Ctrl-C/SIGTERM ask Triton to stop (it drains); a second one kills it.
+
+    The handlers only signal: the main thread, waiting on Triton, sees it exit.
+    """
+    seen: list[int] = []
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop()
+        seen.append(signum)
+        if len(seen) == 1:
+            log.info("signal %d: stopping Triton (again to kill it)", signum)
+            server.terminate()
+        else:
+            server.kill()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     )
     swapper_load_timeout_s: float = Field(120.0, gt=0, description="per load of the swapper")
     swapper_preload: bool = Field(False, description="load the swapper when the gateway starts")
+    swapper_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long a swap waits for a cold load before 503 + Retry-After "
+        "(the load goes on); keep it below request_timeout_s",
+    )
 
     # Access control and admission
     api_keys: SecretStr = Field(
@@ -68,8 +74,3 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     json_logs: bool = Field(True, description="structured JSON log lines")
-
-    @property
-    def max_request_bytes(self) -> int:
-        """Upper bound on a request body: a full batch of maximum-size images plus slack."""
-        return self.max_image_bytes * self.max_batch_images * 4 // 3 + 1024 * 1024

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -52,6 +53,9 @@ class TritonOptions:
 
     repository: Path
     ports: TritonPorts = field(default_factory=TritonPorts)
+    # Loopback by default: Triton has no authentication for inference, so it is exposed to a
+    # network only when asked (and then behind a firewall or NetworkPolicy).
+    host: str = "127.0.0.1"
     startup_models: tuple[str, ...] = spec.STARTUP_MODELS
     repository_key: str = ""
     config_name: str = spec.EMBEDDED_CONFIG_NAME
@@ -121,6 +125,9 @@ def server_command(options: TritonOptions, backends_dir: Path, cache_dir: Path) 
         f"--model-config-name={options.config_name}",
         f"--backend-directory={backends_dir}",
         f"--cache-directory={cache_dir}",
+        f"--grpc-address={options.host}",
+        f"--http-address={options.host}",
+        f"--metrics-address={options.host}",
         f"--grpc-port={options.ports.grpc}",
         f"--http-port={options.ports.http}",
         f"--metrics-port={options.ports.metrics}",
@@ -178,9 +185,26 @@ class EmbeddedTriton:
                     "`facegate models fetch`, `facegate models import DIR` or `facegate models synthetic`"
                 )
 
+    def _check_ports(self) -> None:
+        for name, port in (
+            ("gRPC", self.options.ports.grpc),
+            ("HTTP", self.options.ports.http),
+            ("metrics", self.options.ports.metrics),
+        ):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.options.host, port))
+                except OSError as exc:
+                    raise EmbeddedTritonError(
+                        f"Triton's {name} port {port} on {self.options.host} is taken ({exc.strerror}): "
+                        "stop the other server or pick free ports (--grpc-port, --http-port, --metrics-port)"
+                    ) from exc
+
     def start(self) -> None:
         """Start tritonserver and wait until the startup models are ready."""
         self._check_repository()
+        self._check_ports()
         backends = prepare_backends(self._runtime_dir)
         cache = self._runtime_dir / "caches"
         cache.mkdir(parents=True, exist_ok=True)
@@ -237,7 +261,7 @@ class EmbeddedTriton:
                 raise EmbeddedTritonError(
                     f"Triton exited with code {code} during startup:\n{self.failure_reason()}"
                 )
-            if self._ready():
+            if self._ready() and self._process.poll() is None:
                 log.info("embedded Triton ready: %s", ", ".join(self.options.startup_models))
                 return
             time.sleep(READY_POLL_S)
@@ -261,6 +285,16 @@ class EmbeddedTriton:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def terminate(self) -> None:
+        """Ask Triton to stop (SIGTERM: it drains in-flight requests); does not wait."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Stop Triton and its backend processes at once."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
 
     def stop(self, timeout_s: float | None = None) -> None:
         """SIGTERM (Triton drains in-flight requests), then SIGKILL after the timeout."""

@@ -230,10 +230,15 @@ class Pipeline:
         return embeddings, norms
 
     async def verify(
-        self, image_a: ImageInput, image_b: ImageInput, threshold: float, timings: Timings
+        self,
+        image_a: ImageInput,
+        image_b: ImageInput,
+        threshold: float,
+        timings: Timings,
+        detect_threshold: float = 0.5,
     ) -> Verification:
         """Compare the most prominent face of each image (InsightFace's prominence rule)."""
-        options = DetectOptions(max_faces=1, embed=True)
+        options = DetectOptions(threshold=detect_threshold, max_faces=1, embed=True)
         face_a, face_b = await self.detect([image_a, image_b], options, timings)
         for label, faces in (("image_a", face_a), ("image_b", face_b)):
             if len(faces.detections) == 0:

@@ -2,7 +2,8 @@
 
 On the first signal the gateway stops admitting new /v1/ requests (503 + Retry-After) and
 /health/ready turns 503 so load balancers move away; after `drain_s` uvicorn's own
-graceful shutdown lets in-flight requests finish. A second signal stops at once.
+graceful shutdown lets in-flight requests finish. A second signal starts that shutdown
+at once; a third (Ctrl-C) forces it.
 """
 
 from __future__ import annotations

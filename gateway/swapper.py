@@ -22,6 +22,8 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 State = Literal["UNAVAILABLE", "LOADING", "READY", "UNLOADING"]
 READY_POLL_S = 0.1
+# After a failed load, answer 503 for this long before asking Triton again.
+FAILURE_HOLD_S = 10.0
 
 
 class ModelControl(Protocol):
@@ -68,7 +70,9 @@ class SwapperManager:
         self._clock = clock
         self._state: State = "UNAVAILABLE"
         self._load_task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._unload_task: asyncio.Task[None] | None = None
+        self._failure: UpstreamUnavailable | None = None
+        self._failed_at = 0.0
         self._in_use = 0
         self._last_used = clock()
         self.load_count = 0
@@ -82,15 +86,23 @@ class SwapperManager:
         return SwapperStatus(self._state, self.load_count, self.last_load_s, self.last_error)
 
     async def ensure_loaded(self) -> None:
-        """Return once the swapper is READY, loading it (once, shared) if needed."""
-        if self._state == "READY":
-            return
-        async with self._lock:
+        """Return once the swapper is READY, loading it (once, shared) if needed.
+
+        Waits for an unload in progress first, so load and unload never overlap. A load
+        that failed less than FAILURE_HOLD_S ago is not retried: the same 503 comes back,
+        which keeps a broken model from turning every request into a load on Triton.
+        """
+        while self._state != "READY":
+            if self._unload_task is not None:
+                with contextlib.suppress(FacegateError):
+                    await asyncio.shield(self._unload_task)
+                continue
+            if self._failure is not None and self._clock() - self._failed_at < FAILURE_HOLD_S:
+                raise self._failure
             if self._load_task is None:
                 self._load_task = asyncio.create_task(self._load())
-            task = self._load_task
-        # shield: a client that gives up must not cancel the load the others wait for.
-        await asyncio.shield(task)
+            # shield: a client that gives up must not cancel the load the others wait for.
+            await asyncio.shield(self._load_task)
 
     async def _load(self) -> None:
         try:
@@ -105,19 +117,23 @@ class SwapperManager:
             await self._wait_ready(True, self._policy.load_timeout_s)
             self.last_load_s = self._clock() - started
             self._state = "READY"
+            self._failure = None
             if self._metrics is not None:
                 self._metrics.swapper_loads.inc()
                 self._metrics.swapper_load_seconds.observe(self.last_load_s)
             self._last_used = self._clock()
             self.last_error = ""
             log.info("%s ready after %.2f s", self._model, self.last_load_s)
-        except FacegateError as exc:
+        except Exception as exc:
             self._state = "UNAVAILABLE"
-            self.last_error = exc.message
-            log.warning("loading %s failed: %s", self._model, exc.message)
-            raise UpstreamUnavailable(
-                f"the face swapper is unavailable: {exc.message}", retry_after_s=30
-            ) from exc
+            reason = exc.message if isinstance(exc, FacegateError) else repr(exc)
+            self.last_error = reason
+            log.warning("loading %s failed: %s", self._model, reason)
+            self._failure = UpstreamUnavailable(
+                f"the face swapper is unavailable: {reason}", retry_after_s=int(FAILURE_HOLD_S)
+            )
+            self._failed_at = self._clock()
+            raise self._failure from exc
         finally:
             self._load_task = None
 
@@ -135,26 +151,35 @@ class SwapperManager:
             await asyncio.sleep(READY_POLL_S)
 
     async def unload(self) -> None:
-        """Unload now (waits for in-flight loads; Triton finishes in-flight inferences)."""
-        async with self._lock:
-            task = self._load_task
-        if task is not None:
+        """Unload now (after any load in progress); returns once Triton reports it gone."""
+        if self._load_task is not None:
             with contextlib.suppress(FacegateError):
-                await asyncio.shield(task)
-        self._state = "UNLOADING"
+                await asyncio.shield(self._load_task)
+        if self._unload_task is None:
+            # Set before the first await, so no request takes the model as READY from here on.
+            self._state = "UNLOADING"
+            self._unload_task = asyncio.create_task(self._unload())
+        await asyncio.shield(self._unload_task)
+
+    async def _unload(self) -> None:
         try:
             await self._control.unload_model(self._model)
             await self._wait_ready(False, self._policy.load_timeout_s)
+            log.info("%s unloaded", self._model)
         finally:
             self._state = "UNAVAILABLE"
-        log.info("%s unloaded", self._model)
+            self._failure = None
+            self._unload_task = None
 
     @contextlib.asynccontextmanager
     async def in_use(self) -> AsyncIterator[None]:
-        """Mark the swapper busy for a request, so the idle reaper leaves it loaded."""
+        """Count a request as using the swapper, so the idle reaper leaves it loaded.
+
+        Counting only: the request starts the load itself (ensure_loaded) when it is ready
+        to, so the load can overlap with its detection work.
+        """
         self._in_use += 1
         try:
-            await self.ensure_loaded()
             yield
         finally:
             self._in_use -= 1
@@ -164,9 +189,14 @@ class SwapperManager:
         return 0.0 if self._in_use else self._clock() - self._last_used
 
     async def reap_once(self) -> bool:
-        """Unload if READY and idle longer than the TTL; True when it unloaded."""
+        """Unload if READY, unused and idle longer than the TTL; True when it unloaded.
+
+        The checks and the start of the unload happen without an await in between, so a
+        request counted in in_use() either keeps the model or waits for the unload and
+        loads it again.
+        """
         ttl = self._policy.idle_ttl_s
-        if ttl <= 0 or self._state != "READY" or self.idle_for_s() < ttl:
+        if ttl <= 0 or self._state != "READY" or self._in_use or self.idle_for_s() < ttl:
             return False
         log.info("%s idle for %.0f s (TTL %.0f s): unloading", self._model, self.idle_for_s(), ttl)
         await self.unload()

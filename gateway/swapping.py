@@ -84,7 +84,15 @@ def encode_image(img_bgr: npt.NDArray[np.uint8], image_format: ImageFormat, qual
 class SwapPipeline:
     """Swaps faces with the swapper loaded on demand through a SwapperManager."""
 
-    def __init__(self, pipeline: Pipeline, models: FaceModels, manager: SwapperManager) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        models: FaceModels,
+        manager: SwapperManager,
+        load_wait_s: float = 30.0,
+    ) -> None:
+        """load_wait_s: how long a request waits for a cold load before a 503 (the load goes on)."""
+        self._load_wait_s = load_wait_s
         self._pipeline = pipeline
         self._models = models
         self._manager = manager
@@ -107,6 +115,8 @@ class SwapPipeline:
         timings: Timings,
     ) -> SwapResult:
         loading = asyncio.ensure_future(self._manager.ensure_loaded())
+        # Retrieve the outcome even when this request stops waiting for it.
+        loading.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             identity, target_img, chosen = await self._identity_and_targets(
                 sources, target, request, timings
@@ -116,7 +126,12 @@ class SwapPipeline:
             loading.cancel()
             raise
         started = time.perf_counter()
-        await loading
+        try:
+            await asyncio.wait_for(asyncio.shield(loading), self._load_wait_s)
+        except asyncio.TimeoutError as exc:
+            raise UpstreamUnavailable(
+                "the face swapper is still loading: retry in a few seconds", retry_after_s=5
+            ) from exc
         timings.add("swapper_load_wait", started)
         result = target_img.copy()
         for kps in chosen:

@@ -142,7 +142,7 @@ async def detect(
         {"image": False},
         ImagePayload,
         max_image_bytes=settings.max_image_bytes,
-        max_request_bytes=settings.max_request_bytes,
+        max_images=settings.max_batch_images,
     )
     timings = Timings()
     (faces,) = await pipeline.detect(images["image"], query.options, timings)
@@ -172,7 +172,7 @@ async def detect_batch(
         {"images": True},
         BatchPayload,
         max_image_bytes=settings.max_image_bytes,
-        max_request_bytes=settings.max_request_bytes,
+        max_images=settings.max_batch_images,
     )
     check_batch_size(len(images["images"]), settings.max_batch_images)
     timings = Timings()
@@ -206,11 +206,13 @@ async def verify(
         {"image_a": False, "image_b": False},
         VerifyPayload,
         max_image_bytes=settings.max_image_bytes,
-        max_request_bytes=settings.max_request_bytes,
+        max_images=settings.max_batch_images,
     )
     limit = settings.verify_threshold if threshold is None else threshold
     timings = Timings()
-    result = await pipeline.verify(images["image_a"][0], images["image_b"][0], limit, timings)
+    result = await pipeline.verify(
+        images["image_a"][0], images["image_b"][0], limit, timings, settings.detect_threshold
+    )
     return VerifyResponse(
         similarity=round(result.similarity, 6),
         match=result.match,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Literal
 
@@ -25,7 +26,7 @@ def _target_face(value: str | None) -> int | Literal["all"] | None:
         return None
     if value == ALL_FACES:
         return ALL_FACES
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= 6:
         return int(value)
     raise InvalidParameter("target_face: give a face index (0, 1, ...) or 'all'")
 
@@ -76,7 +77,7 @@ async def swap(
         {"source": True, "target": False},
         None,
         max_image_bytes=settings.max_image_bytes,
-        max_request_bytes=settings.max_request_bytes,
+        max_images=settings.max_batch_images,
     )
     check = _target_face(target_face)
     if len(images["source"]) > settings.max_batch_images:
@@ -89,7 +90,7 @@ async def swap(
         images["source"], images["target"][0], SwapRequest(source_face, check, chosen), timings
     )
     image_format = _format(format, request.headers.get("accept", ""))
-    data = encode_image(result.img_bgr, image_format, quality)
+    data = await asyncio.to_thread(encode_image, result.img_bgr, image_format, quality)
     total_ms = (time.perf_counter() - started) * 1000
     server_timing = ", ".join(f"{k};dur={v:.1f}" for k, v in timings.stages.items())
     return Response(

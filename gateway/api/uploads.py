@@ -6,6 +6,7 @@ spill to a temporary file: faces are biometric data and stay off disk.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -14,25 +15,33 @@ from collections.abc import AsyncGenerator
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 
 
 async def read_body(request: Request, limit_bytes: int) -> bytes:
     """The whole body, refusing (413) as soon as it exceeds the limit."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+    declared = request.headers.get("content-length", "")
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and len(declared) < 19
+        and int(declared) > limit_bytes
+    ):
         raise PayloadTooLarge(
             f"request body of {declared} bytes exceeds the {limit_bytes} byte limit"
         )
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise PayloadTooLarge(f"request body exceeds the {limit_bytes} byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit_bytes:
+                raise PayloadTooLarge(f"request body exceeds the {limit_bytes} byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise InvalidInput("the client disconnected before the body arrived") from exc
     return b"".join(chunks)
 
 
@@ -62,20 +71,42 @@ def _b64(value: str, field: str) -> bytes:
         raise InvalidInput(f"'{field}' is not valid base64") from exc
 
 
+def request_limit_bytes(fields: dict[str, bool], max_image_bytes: int, max_images: int) -> int:
+    """Largest body a route accepts: its images at the per-image limit, base64, plus slack."""
+    images = sum(max_images if repeated else 1 for repeated in fields.values())
+    return images * max_image_bytes * 4 // 3 + 1024 * 1024
+
+
+def _parse_json(
+    body: bytes, json_model: type[BaseModel], fields: dict[str, bool]
+) -> dict[str, list[bytes]]:
+    try:
+        payload = json_model.model_validate(json.loads(body))
+    except (ValueError, ValidationError, RecursionError) as exc:
+        raise InvalidParameter(f"invalid JSON body: {str(exc)[:500]}") from exc
+    found: dict[str, list[bytes]] = {}
+    for name, repeated in fields.items():
+        value = getattr(payload, name)
+        items = value if repeated else [value]
+        found[name] = [_b64(item, name) for item in items]
+    return found
+
+
 async def read_images(
     request: Request,
     fields: dict[str, bool],
     json_model: type[BaseModel] | None,
     *,
     max_image_bytes: int,
-    max_request_bytes: int,
+    max_images: int,
 ) -> dict[str, list[bytes]]:
     """Images per field from multipart (field name = form field) or JSON (base64).
 
-    `fields` maps a field name to whether it may repeat (a list). Missing fields are 422.
+    `fields` maps a field name to whether it may repeat (up to `max_images`). The body is
+    bounded by what those images may weigh. Missing fields are 422.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await read_body(request, max_request_bytes)
+    body = await read_body(request, request_limit_bytes(fields, max_image_bytes, max_images))
     found: dict[str, list[bytes]] = {name: [] for name in fields}
     if content_type == "multipart/form-data":
         parser = _InMemoryParser(request.headers, _replay(body), max_files=64, max_fields=64)
@@ -85,21 +116,16 @@ async def read_images(
             raise InvalidInput(f"malformed multipart body: {exc.message}") from exc
         for name in fields:
             for value in form.getlist(name):
-                if isinstance(value, UploadFile):
-                    found[name].append(await value.read())
-                else:
-                    found[name].append(value.encode())
+                if not isinstance(value, UploadFile):
+                    raise InvalidParameter(
+                        f"'{name}' must be a file part (with a filename), not a text field"
+                    )
+                found[name].append(await value.read())
         form_close = form.close()
         await form_close
     elif content_type == "application/json" and json_model is not None:
-        try:
-            payload = json_model.model_validate(json.loads(body))
-        except (ValueError, ValidationError) as exc:
-            raise InvalidParameter(f"invalid JSON body: {exc}") from exc
-        for name, repeated in fields.items():
-            value = getattr(payload, name)
-            items = value if repeated else [value]
-            found[name] = [_b64(item, name) for item in items]
+        # Parsing and base64-decoding megabytes is CPU work: keep it off the event loop.
+        found = await asyncio.to_thread(_parse_json, body, json_model, fields)
     else:
         accepted = "multipart/form-data" + (
             " or as application/json with base64" if json_model is not None else ""

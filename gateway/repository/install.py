@@ -1,7 +1,9 @@
 """The one prepare-and-install step that fetch, import and synthetic all end in.
 
-Everything is prepared and self-checked in memory first; only then are files written, each
-through a temporary name and an atomic rename, so a failure installs nothing.
+Everything is prepared and self-checked in memory first, so a model that fails its
+preparation or self-check installs nothing. Files are then written one by one, each
+through a temporary name and an atomic rename: an I/O error midway can leave some models
+new and others old, never a half-written file.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def install_models(
     for ready, check in prepared:
         version_dir = repository / ready.name / "1"
         _write_atomic(version_dir / "model.onnx", ready.model.SerializeToString())
-        shutil.copyfile(RUNNER_SOURCE, version_dir / "model.py")
+        _write_atomic(version_dir / "model.py", RUNNER_SOURCE.read_bytes())
         write_configs(repository, ready.name, ready.max_batch_size)
         meta = dict(provenance.get(ready.name, {}))
         manifest[ready.name] = {

@@ -87,23 +87,37 @@ class RegionPool:
     def __init__(self, layout: RegionLayout, regions: Sequence[Region]) -> None:
         self.layout = layout
         self.regions = tuple(regions)
-        self._free: asyncio.Queue[Region] = asyncio.Queue()
+        self._free: asyncio.Queue[Region | None] = asyncio.Queue()
+        self._retired = 0
         for region in regions:
             self._free.put_nowait(region)
 
     def fits(self, feeds: dict[str, npt.NDArray[Any]], outputs: Sequence[str]) -> bool:
+        if self._retired >= len(self.regions):
+            return False
         return all(
             name in self.layout.inputs and array.nbytes <= self.layout.inputs[name].byte_size
             for name, array in feeds.items()
         ) and all(name in self.layout.outputs for name in outputs)
 
     @contextlib.asynccontextmanager
-    async def lend(self) -> AsyncIterator[Region]:
+    async def lend(self) -> AsyncIterator[Region | None]:
+        """A free region, or None once every region is retired (the caller uses the wire)."""
         region = await self._free.get()
+        if region is None:
+            self._free.put_nowait(None)  # wake the next waiter too
+            yield None
+            return
         try:
             yield region
-        finally:
-            self._free.put_nowait(region)
+        except BaseException:
+            # A request that failed or was cancelled may still be running in Triton, which
+            # could write its outputs into this region later: never lend it again.
+            self._retired += 1
+            if self._retired >= len(self.regions):
+                self._free.put_nowait(None)
+            raise
+        self._free.put_nowait(region)
 
 
 class SharedMemoryFaceModels(TritonFaceModels):
@@ -203,6 +217,8 @@ class SharedMemoryFaceModels(TritonFaceModels):
         if pool is None or not pool.fits(feeds, outputs):
             return await super().infer(model, feeds, outputs)
         async with pool.lend() as region:
+            if region is None:
+                return await super().infer(model, feeds, outputs)
             return await self._infer_in(region, pool.layout, model, feeds, outputs)
 
     async def _infer_in(

@@ -161,6 +161,16 @@ def _png_bomb(width: int, height: int) -> bytes:
             "invalid_parameter",
         ),
         ({"files": {"image": b""}}, 400, "invalid_input"),
+        (
+            {"data": {"image": "not a file part"}, "files": {"other": b"x"}},
+            422,
+            "invalid_parameter",
+        ),
+        (
+            {"content": b"[" * 100_000, "headers": {"content-type": "application/json"}},
+            422,
+            "invalid_parameter",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(

@@ -65,6 +65,8 @@ def test_request_id_is_echoed_or_generated(client: httpx.Client) -> None:
     assert echoed.headers["x-request-id"] == "trace-123"
     generated = client.post("/v1/detect", files={"image": FACE})
     assert len(generated.headers["x-request-id"]) == 32
+    sneaky = client.get("/health/live", headers={"X-Request-ID": "ok-id\tinjected"})
+    assert sneaky.headers["x-request-id"] != "ok-id\tinjected"
 
 
 def test_metrics_count_requests_and_triton_calls(client: httpx.Client) -> None:
