@@ -16,7 +16,7 @@ DESCRIPTION = (
     "each request kind once, then a weighted mix of requests from --concurrency asyncio "
     "workers for --duration-s seconds. Samples the RSS of the gateway and of Triton (with its "
     "Python-backend stubs) every second. Reports failures by status, throughput, p50/p95/p99 "
-    "per kind, and RSS growth after warm-up (the first 20%% of the run). Exits 1 when any "
+    "per kind, and RSS growth after warm-up (the first 20% of the run). Exits 1 when any "
     "request failed (non-2xx, transport error or wrong body) or either process grew more "
     "than --rss-bound-mib."
 )
