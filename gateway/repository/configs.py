@@ -123,10 +123,11 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
             "} ] } }",
         ]
     if variant != "embedded" and layout.name == spec.SWAPPER:
-        # Unloading the swapper must give its memory back: no arena that outlives the session.
-        lines.append('parameters { key: "enable_mem_arena" value: { string_value: "0" } }')
+        # Give the swapper's arena memory back after each run (unload frees the session):
+        # shrinkage needs the arena on, and may only name arenas that exist (no gpu:0 on CPU).
+        arenas = "cpu:0" if variant == "cpu" else "cpu:0;gpu:0"
         lines.append(
-            'parameters { key: "memory.enable_memory_arena_shrinkage" value: { string_value: "cpu:0;gpu:0" } }'
+            f'parameters {{ key: "memory.enable_memory_arena_shrinkage" value: {{ string_value: "{arenas}" }} }}'
         )
     if variant == "embedded":
         # Threads per onnxruntime session inside the Python-backend process (0 = onnxruntime's default).
