@@ -19,7 +19,6 @@ import numpy.typing as npt
 
 from . import processing
 from .errors import (
-    InvalidParameter,
     NoFaceFound,
     PayloadTooLarge,
     UndecodableImageError,
@@ -131,12 +130,9 @@ class Pipeline:
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
 
-    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU work (decode, warp, paste) off the event loop."""
-        return await self._in_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def find_faces(
         self, images: Sequence[ImageInput], options: DetectOptions, timings: Timings
@@ -148,7 +144,7 @@ class Pipeline:
         """
         started = time.perf_counter()
         prepared = await asyncio.gather(
-            *(self._in_thread(_prepare_frame, data, self._max_pixels) for data in images)
+            *(self.in_thread(_prepare_frame, data, self._max_pixels) for data in images)
         )
         timings.add("decode", started)
 
@@ -209,7 +205,7 @@ class Pipeline:
         started = time.perf_counter()
         aligned = await asyncio.gather(
             *(
-                self._in_thread(processing.warp_faces, img, dets.kps, spec.RECOGNIZER_INPUT_SIZE_PX)
+                self.in_thread(processing.warp_faces, img, dets.kps, spec.RECOGNIZER_INPUT_SIZE_PX)
                 for img, dets in zip(images, found, strict=True)
             )
         )
@@ -246,10 +242,3 @@ class Pipeline:
         assert face_a.embeddings is not None and face_b.embeddings is not None
         similarity = processing.cosine_similarity(face_a.embeddings[0], face_b.embeddings[0])
         return Verification(similarity, threshold, face_a, face_b)
-
-
-def check_batch_size(count: int, limit: int) -> None:
-    if count == 0:
-        raise InvalidParameter("no images: send at least one image")
-    if count > limit:
-        raise InvalidParameter(f"{count} images in one request; the limit is {limit}")

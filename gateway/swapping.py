@@ -104,39 +104,31 @@ class SwapPipeline:
         request: SwapRequest,
         timings: Timings,
     ) -> SwapResult:
+        """Swap the sources' identity onto the chosen target faces, loading the swapper if needed."""
         async with self._manager.in_use():
-            return await self._swap(sources, target, request, timings)
-
-    async def _swap(
-        self,
-        sources: Sequence[ImageInput],
-        target: ImageInput,
-        request: SwapRequest,
-        timings: Timings,
-    ) -> SwapResult:
-        loading = asyncio.ensure_future(self._manager.ensure_loaded())
-        # Retrieve the outcome even when this request stops waiting for it.
-        loading.add_done_callback(lambda done: done.cancelled() or done.exception())
-        try:
-            identity, target_img, chosen = await self._identity_and_targets(
-                sources, target, request, timings
-            )
-        except BaseException:
-            # The shared load is shielded and carries on for the next request.
-            loading.cancel()
-            raise
-        started = time.perf_counter()
-        try:
-            await asyncio.wait_for(asyncio.shield(loading), self._load_wait_s)
-        except asyncio.TimeoutError as exc:
-            raise UpstreamUnavailable(
-                "the face swapper is still loading: retry in a few seconds", retry_after_s=5
-            ) from exc
-        timings.add("swapper_load_wait", started)
-        result = target_img.copy()
-        for kps in chosen:
-            result = await self._swap_one(result, kps, identity, timings)
-        return SwapResult(result, len(chosen))
+            loading = asyncio.ensure_future(self._manager.ensure_loaded())
+            # Retrieve the outcome even when this request stops waiting for it.
+            loading.add_done_callback(lambda done: done.cancelled() or done.exception())
+            try:
+                identity, result, chosen = await self._identity_and_targets(
+                    sources, target, request, timings
+                )
+            except BaseException:
+                # The shared load is shielded and carries on for the next request.
+                loading.cancel()
+                raise
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(asyncio.shield(loading), self._load_wait_s)
+            except asyncio.TimeoutError as exc:
+                raise UpstreamUnavailable(
+                    "the face swapper is still loading: retry in a few seconds", retry_after_s=5
+                ) from exc
+            timings.add("swapper_load_wait", started)
+            # paste_face returns a new image each time; the decoded target is never written.
+            for kps in chosen:
+                result = await self._swap_one(result, kps, identity, timings)
+            return SwapResult(result, len(chosen))
 
     async def _identity_and_targets(
         self,

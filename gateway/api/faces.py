@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from ..pipeline import DetectOptions, ImageFaces, Timings, check_batch_size
+from ..pipeline import DetectOptions, ImageFaces, Timings
 from ..schemas import (
     BatchPayload,
     BatchResponse,
@@ -137,13 +137,7 @@ async def detect(
 ) -> DetectResponse:
     """Boxes, scores, landmarks (and embeddings with embed=true), faces in descending score."""
     started = time.perf_counter()
-    images = await read_images(
-        request,
-        {"image": False},
-        ImagePayload,
-        max_image_bytes=settings.max_image_bytes,
-        max_images=settings.max_batch_images,
-    )
+    images = await read_images(request, settings, {"image": False}, ImagePayload)
     timings = Timings()
     (faces,) = await pipeline.detect(images["image"], query.options, timings)
     response = detect_response(faces, landmarks=query.landmarks)
@@ -167,14 +161,7 @@ async def detect_batch(
 ) -> BatchResponse:
     """Results in request order; detector and recognizer calls batched across images."""
     started = time.perf_counter()
-    images = await read_images(
-        request,
-        {"images": True},
-        BatchPayload,
-        max_image_bytes=settings.max_image_bytes,
-        max_images=settings.max_batch_images,
-    )
-    check_batch_size(len(images["images"]), settings.max_batch_images)
+    images = await read_images(request, settings, {"images": True}, BatchPayload)
     timings = Timings()
     results = await pipeline.detect(images["images"], query.options, timings)
     return BatchResponse(
@@ -202,11 +189,7 @@ async def verify(
     """Cosine similarity of the most prominent face of each image; 422 when one has none."""
     started = time.perf_counter()
     images = await read_images(
-        request,
-        {"image_a": False, "image_b": False},
-        VerifyPayload,
-        max_image_bytes=settings.max_image_bytes,
-        max_images=settings.max_batch_images,
+        request, settings, {"image_a": False, "image_b": False}, VerifyPayload
     )
     limit = settings.verify_threshold if threshold is None else threshold
     timings = Timings()

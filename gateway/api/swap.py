@@ -72,18 +72,8 @@ async def swap(
 ) -> Response:
     """Swapper loads on first use (503 + Retry-After when it cannot be loaded)."""
     started = time.perf_counter()
-    images = await read_images(
-        request,
-        {"source": True, "target": False},
-        None,
-        max_image_bytes=settings.max_image_bytes,
-        max_images=settings.max_batch_images,
-    )
+    images = await read_images(request, settings, {"source": True, "target": False}, None)
     check = _target_face(target_face)
-    if len(images["source"]) > settings.max_batch_images:
-        raise InvalidParameter(
-            f"{len(images['source'])} source images; the limit is {settings.max_batch_images}"
-        )
     chosen = settings.detect_threshold if threshold is None else threshold
     timings = Timings()
     result = await swapper.swap(

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
+from ..config import Settings
 from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 
 
@@ -94,17 +95,16 @@ def _parse_json(
 
 async def read_images(
     request: Request,
+    settings: Settings,
     fields: dict[str, bool],
     json_model: type[BaseModel] | None,
-    *,
-    max_image_bytes: int,
-    max_images: int,
 ) -> dict[str, list[bytes]]:
     """Images per field from multipart (field name = form field) or JSON (base64).
 
-    `fields` maps a field name to whether it may repeat (up to `max_images`). The body is
-    bounded by what those images may weigh. Missing fields are 422.
+    `fields` maps a field name to whether it may repeat (up to max_batch_images). The body
+    is bounded by what those images may weigh. Missing fields and too many images are 422.
     """
+    max_image_bytes, max_images = settings.max_image_bytes, settings.max_batch_images
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await read_body(request, request_limit_bytes(fields, max_image_bytes, max_images))
     found: dict[str, list[bytes]] = {name: [] for name in fields}
@@ -136,5 +136,9 @@ async def read_images(
             raise InvalidParameter(f"missing image field '{name}'")
         if not repeated and len(found[name]) > 1:
             raise InvalidParameter(f"field '{name}' takes one image")
+        if len(found[name]) > max_images:
+            raise InvalidParameter(
+                f"{len(found[name])} images in '{name}'; the limit is {max_images}"
+            )
         found[name] = [_check_image_size(d, name, max_image_bytes) for d in found[name]]
     return found

@@ -15,6 +15,7 @@ memory) use the prepared form of the same graphs on the embedded Triton, started
     floor     the recognizer on batches of 32 aligned faces: onnxruntime against Triton
     targets   the issues' targets as data, and their verdicts
     machine   CPU, memory, versions, load, git commit
+    procfs    resident memory and CPU time of process trees, from /proc
     tables    the tables as rows; text and Markdown renderings
     report    terminal output, docs/BENCHMARKS.md generated block
     plot      docs/benchmarks.png

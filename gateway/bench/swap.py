@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from ..triton import spec
 from .images import bench_images
 from .models import BenchModels, prepare_models
 from .options import BenchError, BenchOptions
+from .procfs import tree_rss_mib
 from .server import running_gateway
 
 BEGIN = "<!-- facegate bench --swap: generated block begin -->"
@@ -45,34 +45,7 @@ class SwapFigures:
     load_s: float
 
 
-def tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MiB (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    total_kib = 0
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        stack.extend(children.get(current, []))
-        try:
-            with open(f"/proc/{current}/status") as handle:
-                for line in handle:
-                    if line.startswith("VmRSS:"):
-                        total_kib += int(line.split()[1])
-        except OSError:
-            continue
-    return total_kib / 1024
-
-
-def _swapper_models(options: BenchOptions) -> tuple[BenchModels, Path]:
+def prepare_swapper_models(options: BenchOptions) -> tuple[BenchModels, Path]:
     """The bench models plus the swapper, installed in the same repository."""
     import onnx
 
@@ -153,7 +126,7 @@ def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
     rng = np.random.default_rng(7)
     out.write("preparing models (the realistic swapper is ~590 MB) ...\n")
     out.flush()
-    models, swapper_onnx = _swapper_models(options)
+    models, swapper_onnx = prepare_swapper_models(options)
     image = bench_images()[0]
     warm_n = max(options.latency_requests // 4, 3)
     with running_gateway(models) as gateway:

@@ -6,8 +6,8 @@ both processes, and judges the run: no failed request, memory growth within a bo
 
   options.py   what to run (duration, concurrency, mix, bound) and the mix parser
   kinds.py     the request kinds: how each is sent and what a correct answer looks like
-  procfs.py    resident memory and CPU time of process trees, from /proc
-  driver.py    the asyncio driver: workers, the once-a-second sampler, the progress bar
+  driver.py    the asyncio driver: workers, the once-a-second sampler (gateway/bench/procfs.py),
+               the progress bar
   stats.py     percentiles, failures and memory growth from the raw records (pure)
   report.py    the terminal text and the generated block of docs/BENCHMARKS.md
   command.py   the `facegate loadtest` subcommand

@@ -17,10 +17,10 @@ import httpx
 from ..bench.images import bench_images
 from ..bench.models import BenchModels, prepare_models
 from ..bench.options import BenchError, BenchOptions
+from ..bench.procfs import find_child, machine_cpu_s, tree_cpu_s, tree_rss_mib
 from ..bench.server import running_gateway
 from .kinds import RequestKind, request_kinds
 from .options import LoadOptions
-from .procfs import find_child, machine_cpu_s, tree_cpu_s, tree_rss_mib
 from .stats import OK, LoadSummary, RawRun, RequestRecord, Sample, summarize
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,9 @@ async def drive(
 def _models(options: LoadOptions) -> BenchModels:
     bench_options = BenchOptions(profile=options.profile, cache_dir=options.cache_dir)
     if "swap" in options.mix:
-        from ..bench.swap import _swapper_models
+        from ..bench.swap import prepare_swapper_models
 
-        return _swapper_models(bench_options)[0]
+        return prepare_swapper_models(bench_options)[0]
     return prepare_models(options.cache_dir, options.profile)
 
 

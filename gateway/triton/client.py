@@ -92,7 +92,6 @@ class TritonFaceModels:
             target.url, channel_args=channel_args(target.url)
         )
         self._max_batch: dict[str, int] = {}
-        self.call_seconds: dict[str, float] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -138,10 +137,8 @@ class TritonFaceModels:
                 model, inputs, outputs=requested, client_timeout=self.target.timeout_s
             ),
         )
-        elapsed = time.perf_counter() - started
-        self.call_seconds[model] = elapsed
         if self._metrics is not None:
-            self._metrics.triton_latency.labels(model).observe(elapsed)
+            self._metrics.triton_latency.labels(model).observe(time.perf_counter() - started)
         arrays = [result.as_numpy(name) for name in outputs]
         for name, array in zip(outputs, arrays, strict=True):
             if array is None or array.size == 0:

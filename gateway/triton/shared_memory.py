@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,14 +243,12 @@ class SharedMemoryFaceModels(TritonFaceModels):
             output = grpcclient.InferRequestedOutput(name)
             output.set_shared_memory(region.name, extent.byte_size, extent.offset)
             requested.append(output)
-        started = time.perf_counter()
         result = await self._call(
             model,
             lambda: self._client.infer(
                 model, inputs, outputs=requested, client_timeout=self.target.timeout_s
             ),
         )
-        self.call_seconds[model] = time.perf_counter() - started
         arrays = []
         for name in outputs:
             meta = result.get_output(name)

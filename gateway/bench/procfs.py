@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-from ..bench.swap import tree_rss_mib
-
 __all__ = ["descendants", "find_child", "machine_cpu_s", "tree_cpu_s", "tree_rss_mib"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,6 +41,20 @@ def tree_cpu_s(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total_ticks / CLOCK_TICKS
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its live descendants, in MiB."""
+    total_kib = 0
+    for current in descendants(pid):
+        try:
+            with open(f"/proc/{current}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
 
 
 def machine_cpu_s() -> tuple[float, float]:
