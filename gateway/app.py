@@ -11,17 +11,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from . import __version__
-from .api import faces, health, swap
-from .auth import load_api_keys
-from .config import Settings
-from .errors import FacegateError, install_error_handlers
-from .metrics import Metrics
-from .middleware import Admission, GatewayMiddleware
-from .pipeline import Pipeline
-from .swapper import SwapperManager, SwapperPolicy
-from .swapping import SwapPipeline
-from .triton.client import TritonFaceModels, TritonTarget
+from gateway import __version__
+from gateway.api import faces, health, swap
+from gateway.auth import load_api_keys
+from gateway.config import Settings
+from gateway.errors import FacegateError, install_error_handlers
+from gateway.metrics import Metrics
+from gateway.middleware import Admission, GatewayMiddleware
+from gateway.service.pipeline import Pipeline
+from gateway.service.swap import SwapPipeline
+from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
+from gateway.triton.client import TritonFaceModels, TritonTarget
 
 log = logging.getLogger(__name__)
 

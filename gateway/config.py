@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .triton import spec
+from gateway.triton import spec
 
 
 class Settings(BaseSettings):

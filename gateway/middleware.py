@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
-from .logs import request_id_var
-from .metrics import Metrics
+from gateway.errors import error_body
+from gateway.logs import request_id_var
+from gateway.metrics import Metrics
 
 log = logging.getLogger("facegate.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from .swapper import SwapperStatus
+from gateway.service.swapper_lifecycle import SwapperStatus
 
 
 class ImagePayload(BaseModel):

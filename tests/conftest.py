@@ -9,9 +9,13 @@ from pathlib import Path
 import onnx
 import pytest
 
-from gateway.embedded import EmbeddedTriton, TritonOptions, TritonPorts
-from gateway.repository.install import install_models
-from gateway.repository.synthetic import NOT_A_FACE_MODEL, SyntheticModels, build_synthetic_models
+from gateway.ops.repository.install import install_models
+from gateway.ops.repository.synthetic import (
+    NOT_A_FACE_MODEL,
+    SyntheticModels,
+    build_synthetic_models,
+)
+from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions, TritonPorts
 
 REPOSITORY_KEY = "test-repository-key"
 # Which models were ready right after the session's Triton started (later tests load more).

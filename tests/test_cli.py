@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser, main
+from gateway.ops.cli import build_parser, main
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ def test_triton_command_stops_on_sigterm(repository: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "gateway.cli",
+        "gateway.ops.cli",
         "triton",
         "--repository",
         str(repository),
@@ -93,7 +93,7 @@ def test_serve_stops_triton_on_sigterm(repository: Path) -> None:
     port = free_port()
     env = {**os.environ, "FACEGATE_API_KEYS": "user:process-test-key-0123456789"}
     command = [
-        sys.executable, "-m", "gateway.cli", "serve", "--models", "synthetic",
+        sys.executable, "-m", "gateway.ops.cli", "serve", "--models", "synthetic",
         "--repository", str(repository), "--port", str(port), *_ports(),
     ]  # fmt: skip
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

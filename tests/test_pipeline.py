@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from gateway.errors import NoFaceFound, PayloadTooLarge, UndecodableImageError, UnsupportedMediaType
-from gateway.pipeline import DetectOptions, Pipeline, Timings
+from gateway.service.pipeline import DetectOptions, Pipeline, Timings
 from gateway.triton import spec
 from gateway.triton.client import DetectorOutputs
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.errors import UpstreamUnavailable
-from gateway.swapper import FAILURE_HOLD_S, SwapperManager, SwapperPolicy
+from gateway.service.swapper_lifecycle import FAILURE_HOLD_S, SwapperManager, SwapperPolicy
 
 
 class FakeControl:

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ..auth import ApiKeys, Scope, presented_key
-from ..config import Settings
-from ..pipeline import Pipeline
-from ..swapper import SwapperManager
-from ..swapping import SwapPipeline
-from ..triton.client import TritonFaceModels
+from gateway.auth import ApiKeys, Scope, presented_key
+from gateway.config import Settings
+from gateway.service.pipeline import Pipeline
+from gateway.service.swap import SwapPipeline
+from gateway.service.swapper_lifecycle import SwapperManager
+from gateway.triton.client import TritonFaceModels
 
 
 def get_settings(request: Request) -> Settings:

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from ..pipeline import DetectOptions, ImageFaces, Timings
-from ..schemas import (
+from gateway.api.deps import PipelineDep, SettingsDep, require_user
+from gateway.api.uploads import read_images
+from gateway.schemas import (
     BatchPayload,
     BatchResponse,
     DetectResponse,
@@ -20,8 +21,7 @@ from ..schemas import (
     VerifyPayload,
     VerifyResponse,
 )
-from .deps import PipelineDep, SettingsDep, require_user
-from .uploads import read_images
+from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_user)])
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..errors import FacegateError
-from ..schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
-from .deps import ModelsDep, SettingsDep, SwapManagerDep, require_user
+from gateway.api.deps import ModelsDep, SettingsDep, SwapManagerDep, require_user
+from gateway.errors import FacegateError
+from gateway.schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
 
 router = APIRouter()
 

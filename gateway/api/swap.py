@@ -9,13 +9,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from ..errors import InvalidParameter
-from ..pipeline import Timings
-from ..schemas import SwapperStatusOut
-from ..swapping import ALL_FACES, ImageFormat, SwapRequest, encode_image
-from .deps import SettingsDep, SwapManagerDep, SwapPipelineDep, require_admin, require_user
-from .faces import ERRORS, body_doc
-from .uploads import read_images
+from gateway.api.deps import (
+    SettingsDep,
+    SwapManagerDep,
+    SwapPipelineDep,
+    require_admin,
+    require_user,
+)
+from gateway.api.faces import ERRORS, body_doc
+from gateway.api.uploads import read_images
+from gateway.errors import InvalidParameter
+from gateway.schemas import SwapperStatusOut
+from gateway.service.pipeline import Timings
+from gateway.service.swap import ALL_FACES, ImageFormat, SwapRequest, encode_image
 
 router = APIRouter(tags=["swap"], dependencies=[Depends(require_user)])
 admin = APIRouter(tags=["models"], dependencies=[Depends(require_admin)])

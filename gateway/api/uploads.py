@@ -17,8 +17,8 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from ..config import Settings
-from ..errors import InvalidInput, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from gateway.config import Settings
+from gateway.errors import InvalidInput, InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 
 
 async def read_body(request: Request, limit_bytes: int) -> bytes:

@@ -9,14 +9,14 @@ pixels, descending score; embeddings L2-normalised), Verification, SwapResult. E
 gateway.errors' tree. See docs/CLIENT.md.
 """
 
-from ..errors import FacegateError, NoFaceFound, UpstreamUnavailable
-from ..pipeline import ImageFaces, ImageInput, Verification
-from ..processing import Detections
-from ..swapping import SwapResult
-from ._inputs import ClientOptions
-from .aio import SWAPPER_HOW_TO_LOAD, AsyncFaceClient, SharedMemoryMode
-from .rest import FaceRestClient, GatewayError, RestVerification
-from .sync import FaceClient
+from gateway.client._inputs import ClientOptions
+from gateway.client.aio import SWAPPER_HOW_TO_LOAD, AsyncFaceClient, SharedMemoryMode
+from gateway.client.rest import FaceRestClient, GatewayError, RestVerification
+from gateway.client.sync import FaceClient
+from gateway.errors import FacegateError, NoFaceFound, UpstreamUnavailable
+from gateway.processing import Detections
+from gateway.service.pipeline import ImageFaces, ImageInput, Verification
+from gateway.service.swap import SwapResult
 
 __all__ = [
     "SWAPPER_HOW_TO_LOAD",

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Settings
-from ..errors import InvalidParameter, PayloadTooLarge
-from ..pipeline import ImageInput
-from ..triton import spec
+from gateway.config import Settings
+from gateway.errors import InvalidParameter, PayloadTooLarge
+from gateway.service.pipeline import ImageInput
+from gateway.triton import spec
 
 
 def _gateway_default(name: str) -> Any:

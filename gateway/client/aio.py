@@ -1,6 +1,6 @@
 """AsyncFaceClient: the gateway's pipeline run in the caller's process, straight to Triton.
 
-The same processing functions and defaults as the REST gateway (gateway.pipeline over
+The same processing functions and defaults as the REST gateway (gateway.service.pipeline over
 gateway.triton.client), so the answers are the same; what changes is that no REST hop,
 base64 or JSON sits between the images and Triton. Images are encoded bytes or decoded
 uint8 BGR arrays.
@@ -15,13 +15,13 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from ..errors import InvalidParameter, UpstreamUnavailable
-from ..pipeline import DetectOptions, ImageFaces, Pipeline, Timings, Verification
-from ..swapper import SwapperManager, SwapperPolicy
-from ..swapping import SwapPipeline, SwapRequest, SwapResult
-from ..triton.client import TritonFaceModels, TritonTarget
-from ..triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUnavailable
-from ._inputs import ClientOptions, check_image, chunk_images
+from gateway.client._inputs import ClientOptions, check_image, chunk_images
+from gateway.errors import InvalidParameter, UpstreamUnavailable
+from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, Verification
+from gateway.service.swap import SwapPipeline, SwapRequest, SwapResult
+from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
+from gateway.triton.client import TritonFaceModels, TritonTarget
+from gateway.triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUnavailable
 
 log = logging.getLogger(__name__)
 SharedMemoryMode = Literal["auto"] | bool

@@ -15,10 +15,10 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from .. import errors
-from ..pipeline import ImageFaces
-from ..processing import Detections
-from ..swapping import SwapResult, encode_image
+from gateway import errors
+from gateway.processing import Detections
+from gateway.service.pipeline import ImageFaces
+from gateway.service.swap import SwapResult, encode_image
 
 _ERRORS: dict[str, type[errors.FacegateError]] = {
     cls.code: cls

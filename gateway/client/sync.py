@@ -11,10 +11,10 @@ import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
-from ..pipeline import ImageFaces, Verification
-from ..swapping import SwapResult
-from ._inputs import ClientOptions
-from .aio import AsyncFaceClient, SharedMemoryMode
+from gateway.client._inputs import ClientOptions
+from gateway.client.aio import AsyncFaceClient, SharedMemoryMode
+from gateway.service.pipeline import ImageFaces, Verification
+from gateway.service.swap import SwapResult
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from ..errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
-from ..metrics import Metrics
-from . import spec
+from gateway.errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from gateway.metrics import Metrics
+from gateway.triton import spec
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 0.2

@@ -26,8 +26,8 @@ import tritonclient.grpc.aio as grpcclient
 import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from ..errors import UpstreamFailed, UpstreamUnavailable
-from .client import TritonFaceModels, TritonTarget
+from gateway.errors import UpstreamFailed, UpstreamUnavailable
+from gateway.triton.client import TritonFaceModels, TritonTarget
 
 log = logging.getLogger(__name__)
 ALIGN_BYTES = 64

@@ -12,7 +12,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..conftest import REPOSITORY_KEY, free_port
 

@@ -14,7 +14,7 @@ import pytest
 from gateway.app import create_app
 from gateway.auth import AuthConfigError
 from gateway.config import Settings
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..images import encode, square_image
 from .conftest import ADMIN_KEY, USER_KEY, ServerThread, api_client, gateway_settings

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from gateway.embedded import EmbeddedTriton, TritonOptions
+from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions
 from gateway.triton import spec
 
 from ..conftest import REPOSITORY_KEY, free_ports

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bench.floor import FloorResult
-from gateway.bench.images import FACE_LAYOUT, BenchImage, bench_images
-from gateway.bench.measure import Measurement, planned_requests, split_evenly, throughput_chunks
-from gateway.bench.options import BenchError, BenchOptions, parse_concurrency
-from gateway.bench.report import (
+from gateway.ops.bench.floor import FloorResult
+from gateway.ops.bench.images import FACE_LAYOUT, BenchImage, bench_images
+from gateway.ops.bench.measure import Measurement, planned_requests, split_evenly, throughput_chunks
+from gateway.ops.bench.options import BenchError, BenchOptions, parse_concurrency
+from gateway.ops.bench.report import (
     BLOCK_BEGIN,
     BLOCK_END,
     GPU_BLOCK_BEGIN,
@@ -22,9 +22,9 @@ from gateway.bench.report import (
     BenchReport,
     write_report,
 )
-from gateway.bench.scenarios import Outcome, Scenario
-from gateway.bench.targets import Target, evaluate
-from gateway.cli import main
+from gateway.ops.bench.scenarios import Outcome, Scenario
+from gateway.ops.bench.targets import Target, evaluate
+from gateway.ops.cli import main
 
 SCENARIOS = ("insightface", "rest", "grpc", "grpc+shm")
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.client import FaceClient, FaceRestClient
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..api.conftest import ServerThread, gateway_settings
 

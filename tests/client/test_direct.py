@@ -20,8 +20,8 @@ from gateway.client import (
     NoFaceFound,
 )
 from gateway.client.aio import is_local
-from gateway.embedded import EmbeddedTriton
 from gateway.errors import InvalidParameter, PayloadTooLarge, UndecodableImageError
+from gateway.ops.servers.triton import EmbeddedTriton
 from gateway.triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUnavailable
 
 from ..images import encode, square_image

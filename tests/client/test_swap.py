@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gateway.client import FaceClient, FaceRestClient, UpstreamUnavailable
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..api.test_swap import SOURCE, TARGET, unload_in_triton
 from ..conftest import REPOSITORY_KEY

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.embedded import EmbeddedTriton, TritonOptions, TritonPorts
+from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions, TritonPorts
 from gateway.triton import spec
 
 from ..api.conftest import ServerThread, api_client, gateway_settings

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..api.conftest import ADMIN_KEY, USER_KEY
 from ..conftest import REPOSITORY_KEY, free_port
@@ -31,7 +31,7 @@ def test_sigterm_drains_then_exits(triton: EmbeddedTriton) -> None:
         "FACEGATE_DRAIN_S": "3",
         "FACEGATE_LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "gateway.cli", "gateway", "--port", str(port)]
+    command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     headers = {"X-API-Key": USER_KEY}

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..api.conftest import USER_KEY, ServerThread, api_client, gateway_settings
 from .oracle import InsightFaceOracle

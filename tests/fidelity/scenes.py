@@ -1,7 +1,7 @@
 """Images the tiny synthetic detector answers on, at any size and aspect ratio.
 
 The tiny detector fires on a bright square of side 4*stride detector-input pixels centred
-on the stride grid (gateway/repository/synthetic.py). Squares are therefore placed in
+on the stride grid (gateway/ops/repository/synthetic.py). Squares are therefore placed in
 detector-input pixels and drawn at 1/scale in the original image, where scale is the
 letterbox's, so that images whose letterbox scale is not 1 still hold findable faces.
 Squares are textured (a smooth colour wave, or the brightened photo underneath) so that

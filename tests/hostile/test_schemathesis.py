@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..api.conftest import ADMIN_KEY, ServerThread, gateway_settings
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.loadtest import DEFAULT_MIX, LoadOptions, format_text, run_loadtest, write_report
-from gateway.loadtest.report import BLOCK_BEGIN, BLOCK_END, format_markdown
+from gateway.ops.loadtest import DEFAULT_MIX, LoadOptions, format_text, run_loadtest, write_report
+from gateway.ops.loadtest.report import BLOCK_BEGIN, BLOCK_END, format_markdown
 
 DURATION_S = 20.0
 GENEROUS_BOUND_MIB = 1024.0

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bench.options import BenchError
-from gateway.cli import main
-from gateway.loadtest import DEFAULT_MIX, LoadOptions, parse_mix, summarize
-from gateway.loadtest.kinds import KIND_NAMES
-from gateway.loadtest.report import BLOCK_BEGIN, BLOCK_END, SECTION_HEADING, write_report
-from gateway.loadtest.stats import OK, RawRun, RequestRecord, Sample, memory_stats
+from gateway.ops.bench.options import BenchError
+from gateway.ops.cli import main
+from gateway.ops.loadtest import DEFAULT_MIX, LoadOptions, parse_mix, summarize
+from gateway.ops.loadtest.kinds import KIND_NAMES
+from gateway.ops.loadtest.report import BLOCK_BEGIN, BLOCK_END, SECTION_HEADING, write_report
+from gateway.ops.loadtest.stats import OK, RawRun, RequestRecord, Sample, memory_stats
 
 
 def _samples(values: list[float], process: str = "triton") -> list[Sample]:

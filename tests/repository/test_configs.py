@@ -9,7 +9,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from gateway.repository import configs
+from gateway.ops.repository import configs
 from gateway.triton import spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.repository.fetch import (
+from gateway.ops.repository.fetch import (
     PARTIAL_DIRNAME,
     ChecksumMismatch,
     MissingFile,
@@ -33,7 +33,7 @@ from gateway.repository.fetch import (
     find_pack_files,
     verify_sha256,
 )
-from gateway.repository.packs import (
+from gateway.ops.repository.packs import (
     BUFFALO_L,
     INSWAPPER_128,
     LICENCE_NOTE,

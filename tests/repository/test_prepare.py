@@ -7,16 +7,16 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from gateway.repository.graph import opset_of
-from gateway.repository.prepare import (
+from gateway.ops.repository.graph import opset_of
+from gateway.ops.repository.prepare import (
     MAX_IR_VERSION,
     MAX_OPSET,
     prepare_detector,
     prepare_recognizer,
     prepare_swapper,
 )
-from gateway.repository.selfcheck import SelfCheckFailed, self_check
-from gateway.repository.synthetic import SyntheticModels
+from gateway.ops.repository.selfcheck import SelfCheckFailed, self_check
+from gateway.ops.repository.synthetic import SyntheticModels
 from gateway.triton import spec
 
 

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from insightface.model_zoo import SCRFD, ArcFaceONNX
 
-from gateway.repository.synthetic import (
+from gateway.ops.repository.synthetic import (
     NOT_A_FACE_MODEL,
     TINY_KPS_UNITS,
     SyntheticModels,

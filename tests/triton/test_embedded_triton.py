@@ -12,7 +12,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from gateway.embedded import EmbeddedTriton, EmbeddedTritonError, TritonOptions
+from gateway.ops.servers.triton import EmbeddedTriton, EmbeddedTritonError, TritonOptions
 from gateway.triton import spec
 
 from ..conftest import REPOSITORY_KEY, STARTUP_READY, free_ports

@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from gateway.client.perf import (
+from gateway.ops.perf import (
     ModelKind,
     PerfAnalyzerMissing,
     PerfRun,
@@ -24,7 +24,7 @@ from gateway.client.perf import (
     perf_environment,
     run_perf,
 )
-from gateway.embedded import EmbeddedTriton
+from gateway.ops.servers.triton import EmbeddedTriton
 
 pytestmark = pytest.mark.integration
 BINARY = Path("/opt/perf_analyzer")

@@ -1,0 +1,113 @@
+"""The embedded Triton and `facegate gateway` in a child process, as `facegate serve` runs them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from gateway.ops.bench.models import BenchModels
+from gateway.ops.bench.options import BenchError
+
+GATEWAY_STARTUP_TIMEOUT_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningGateway:
+    """Where the gateway and its Triton listen, and what the benchmark needs to reach them."""
+
+    url: str
+    api_key: str
+    triton_version: str
+    triton_pid: int
+    triton_grpc_url: str
+    repository_key: str
+
+
+@contextlib.contextmanager
+def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
+    """The embedded Triton, then `facegate gateway` in a child process: what `serve` runs."""
+    from gateway.ops.servers.triton import (
+        EmbeddedTriton,
+        EmbeddedTritonError,
+        TritonOptions,
+        TritonPorts,
+    )
+
+    ports = TritonPorts(_free_port(), _free_port(), _free_port())
+    triton = EmbeddedTriton(TritonOptions(repository=models.repository, ports=ports))
+    try:
+        triton.start()
+    except EmbeddedTritonError as exc:
+        triton.stop()
+        raise BenchError(str(exc)) from exc
+    try:
+        with urllib.request.urlopen(f"{triton.http_url}/v2", timeout=5) as answer:
+            triton_version = str(json.load(answer).get("version", "?"))
+        port = _free_port()
+        api_key = secrets.token_urlsafe(24)
+        env = {
+            **os.environ,
+            "FACEGATE_TRITON_URL": triton.grpc_url,
+            "FACEGATE_TRITON_REPOSITORY_KEY": triton.options.repository_key,
+            "FACEGATE_MODELS_LABEL": models.label,
+            "FACEGATE_API_KEYS": f"user:{api_key}",
+            "FACEGATE_LOG_LEVEL": "WARNING",
+            "FACEGATE_DRAIN_S": "0",
+        }
+        command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
+        with tempfile.TemporaryFile() as output:
+            child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                _wait_gateway_ready(url, child, output)
+                yield RunningGateway(
+                    url,
+                    api_key,
+                    triton_version,
+                    triton.pid,
+                    triton.grpc_url,
+                    triton.options.repository_key,
+                )
+            finally:
+                child.terminate()
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+    finally:
+        triton.stop()
+
+
+def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+    deadline = time.monotonic() + GATEWAY_STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            output.seek(0)
+            tail = output.read().decode(errors="replace")[-2000:]
+            raise BenchError(f"the gateway exited with code {child.returncode}:\n{tail}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
+        time.sleep(0.2)
+    raise BenchError(f"the gateway was not ready after {GATEWAY_STARTUP_TIMEOUT_S:.0f} s")

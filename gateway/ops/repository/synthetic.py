@@ -1,0 +1,272 @@
+"""Contract-true synthetic models: NOT face models.
+
+They have exactly the upstream I/O contracts of InsightFace's det_10g (SCRFD), w600k_r50
+(ArcFace) and inswapper_128, so InsightFace's own Python classes accept them and the
+prepare step meets the graph shapes it will meet in the real files. Weights come from a
+fixed seed.
+
+Profiles:
+- ``tiny`` (tests): the detector is selective and exact. At stride s it fires on a bright
+  square of side 4*s detector-input pixels (32, 64 or 128 px) on a dark background, centred on
+  the stride grid (centre at a multiple of s); the decoded box is that square and the five
+  landmarks sit at fixed fractions of it (``TINY_KPS_UNITS``). Anchor 1 scores lower than
+  anchor 0 at the same location, so NMS ties never arise.
+- ``realistic`` (benchmarks): the same detection logic plus convolution stacks sized like the
+  real models (multiply-adds and parameter counts within about 30%), whose heads add a small
+  input-dependent term, so the compute is real and the outputs stay plausible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+from onnx import helper
+
+from gateway.ops.repository.graph import FLOAT, GraphBuilder, value_info
+
+Profile = Literal["tiny", "realistic"]
+PROFILES: tuple[Profile, ...] = ("tiny", "realistic")
+NOT_A_FACE_MODEL = "synthetic: not a face model"
+UPSTREAM_OPSET = 11
+UPSTREAM_IR_VERSION = 6
+SEED = 20261124
+
+# Landmarks of the tiny detector, in stride units from the anchor centre (box half-size is 2):
+# InsightFace's ArcFace 112x112 template mapped onto the box, so alignment is well-posed.
+TINY_KPS_UNITS = np.array(
+    [[-0.6324, -0.1540], [0.5774, -0.1594], [0.0018, 0.5606], [-0.5156, 1.2994], [0.4807, 1.2956]],
+    dtype=np.float32,
+)
+TINY_BOX_HALF_UNITS = 2.0
+STRIDES = (8, 16, 32)
+
+
+@dataclass(frozen=True)
+class SyntheticModels:
+    """Upstream-form synthetic models, named by their role."""
+
+    detector: onnx.ModelProto
+    recognizer: onnx.ModelProto
+    swapper: onnx.ModelProto
+
+
+def _he(rng: np.random.Generator, shape: tuple[int, ...], gain: float = 1.0) -> npt.NDArray[Any]:
+    fan_in = int(np.prod(shape[1:]))
+    return (
+        rng.standard_normal(shape, dtype=np.float32) * np.float32(gain * np.sqrt(2.0 / fan_in))
+    ).astype(np.float32)
+
+
+def _conv(
+    g: GraphBuilder,
+    rng: np.random.Generator,
+    x: str,
+    c_in: int,
+    c_out: int,
+    *,
+    kernel: int = 3,
+    stride: int = 1,
+    relu: bool = True,
+    gain: float = 1.0,
+) -> str:
+    w = g.const(_he(rng, (c_out, c_in, kernel, kernel), gain), "w")
+    b = g.const(np.zeros(c_out, np.float32), "b")
+    pad = kernel // 2
+    y = g.op(
+        "Conv",
+        [x, w, b],
+        "conv",
+        kernel_shape=[kernel, kernel],
+        strides=[stride, stride],
+        pads=[pad] * 4,
+    )
+    return g.op("Relu", [y], "relu") if relu else y
+
+
+def _finish(
+    g: GraphBuilder,
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    name: str,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", UPSTREAM_OPSET)],
+        producer_name="facegate-synthetic",
+    )
+    model.ir_version = UPSTREAM_IR_VERSION
+    model.doc_string = NOT_A_FACE_MODEL
+    helper.set_model_props(model, {"facegate.synthetic": NOT_A_FACE_MODEL})
+    onnx.checker.check_model(model)
+    return model
+
+
+def _box_mean(g: GraphBuilder, x: str, window: int, stride: int, pad_begin: int) -> str:
+    """Mean of a window x window box whose top-left is pad_begin pixels before the anchor."""
+    w = g.const(np.full((1, 1, window, window), 1.0 / (window * window), np.float32), "box")
+    pad_end = window - stride - pad_begin
+    return g.op(
+        "Conv",
+        [x, w],
+        "boxmean",
+        kernel_shape=[window, window],
+        strides=[stride, stride],
+        pads=[pad_begin, pad_begin, pad_end, pad_end],
+    )
+
+
+def _detector_head(
+    g: GraphBuilder, bright: str, stride: int, extra_logit: str | None, names: tuple[str, str, str]
+) -> None:
+    inner = _box_mean(g, bright, 4 * stride, stride, 2 * stride)
+    outer = _box_mean(g, bright, 6 * stride, stride, 3 * stride)
+    # ring mean = (36*outer - 16*inner) / 20; logit = 20*(inner - ring) - 14
+    ring = g.op(
+        "Sub",
+        [g.op("Mul", [outer, g.const(36.0 / 20.0)]), g.op("Mul", [inner, g.const(16.0 / 20.0)])],
+    )
+    logit = g.op("Sub", [g.op("Mul", [g.op("Sub", [inner, ring]), g.const(20.0)]), g.const(14.0)])
+    if extra_logit is not None:
+        logit = g.op("Add", [logit, extra_logit])
+    logits = g.op("Concat", [logit, g.op("Sub", [logit, g.const(1.0)])], axis=1)
+    dist_w = g.const(np.zeros((8, 1, 1, 1), np.float32), "zero_w")
+    dist = g.op(
+        "Conv",
+        [inner, dist_w, g.const(np.full(8, TINY_BOX_HALF_UNITS, np.float32), "box_bias")],
+        kernel_shape=[1, 1],
+    )
+    kps_w = g.const(np.zeros((20, 1, 1, 1), np.float32), "zero_w")
+    kps = g.op(
+        "Conv",
+        [inner, kps_w, g.const(np.tile(TINY_KPS_UNITS.reshape(-1), 2), "kps_bias")],
+        kernel_shape=[1, 1],
+    )
+    # As in det_10g: NCHW head -> NHWC -> (H*W*anchors, C) with the batch folded into dim 0.
+    score = g.op("Sigmoid", [logits])
+    for tensor, width, out in ((score, 1, names[0]), (dist, 4, names[1]), (kps, 10, names[2])):
+        nhwc = g.op("Transpose", [tensor], perm=[0, 2, 3, 1])
+        g.op_into("Reshape", [nhwc, g.const(np.array([-1, width]), "shape", np.int64)], out)
+
+
+def build_detector(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """SCRFD det_10g contract: input.1 [1,3,H,W] -> 9 outputs (scores, boxes, kps per stride)."""
+    g = GraphBuilder("det_")
+    # Input arrives as (x - 127.5) / 128 in RGB; brightness in [0, 1] is mean * 128/255 + 0.5.
+    bright_w = g.const(np.full((1, 3, 1, 1), 128.0 / 255.0 / 3.0, np.float32), "gray")
+    bright = g.op(
+        "Conv",
+        ["input.1", bright_w, g.const(np.array([127.5 / 255.0], np.float32))],
+        "bright",
+        kernel_shape=[1, 1],
+    )
+    extras: dict[int, str | None] = dict.fromkeys(STRIDES)
+    if profile == "realistic":
+        x = _conv(g, rng, "input.1", 3, 32, stride=2)
+        x = _conv(g, rng, x, 32, 64, stride=2)
+        for _ in range(7):
+            x = _conv(g, rng, x, 64, 64)
+        for stride, c_in, c_out, repeats in ((8, 64, 128, 3), (16, 128, 256, 1), (32, 256, 512, 1)):
+            x = _conv(g, rng, x, c_in, c_out, stride=2)
+            for _ in range(repeats):
+                x = _conv(g, rng, x, c_out, c_out)
+            extras[stride] = _conv(g, rng, x, c_out, 1, kernel=1, relu=False, gain=1e-3)
+    # det_10g's own output names (numbered tensors), so the prepare step must rename them.
+    names = [("448", "451", "454"), ("471", "474", "477"), ("494", "497", "500")]
+    # Upstream output order: scores for strides 8/16/32, then boxes, then keypoints.
+    for stride, head_names in zip(STRIDES, names, strict=True):
+        _detector_head(g, bright, stride, extras[stride], head_names)
+    widths = (1, 4, 10)
+    outputs = [
+        value_info(n[k], FLOAT, [f"anchors_{s}", widths[k]])
+        for k in range(3)
+        for s, n in zip(STRIDES, names, strict=True)
+    ]
+    inputs = [value_info("input.1", FLOAT, [1, 3, "height", "width"])]
+    return _finish(g, inputs, outputs, f"scrfd_synthetic_{profile}")
+
+
+def build_recognizer(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """ArcFace w600k_r50 contract: input.1 [N,3,112,112] -> [N,512]."""
+    g = GraphBuilder("rec_")
+    if profile == "tiny":
+        pooled = g.op("AveragePool", ["input.1"], "pool", kernel_shape=[14, 14], strides=[14, 14])
+        flat = g.op("Flatten", [pooled], axis=1)
+        w = g.const(rng.standard_normal((192, 512), dtype=np.float32), "fc")
+        g.op_into(
+            "Gemm",
+            [flat, w, g.const(rng.standard_normal(512, dtype=np.float32) * 0.1, "fc_b")],
+            "683",
+        )
+    else:
+        # iresnet50-shaped plain stack: stages of 3/4/14/3 blocks, two convs each.
+        x = _conv(g, rng, "input.1", 3, 64)
+        c_in = 64
+        for c_out, blocks in ((64, 3), (128, 4), (256, 14), (512, 3)):
+            x = _conv(g, rng, x, c_in, c_out, stride=2)
+            for _ in range(2 * blocks - 1):
+                x = _conv(g, rng, x, c_out, c_out)
+            c_in = c_out
+        flat = g.op("Flatten", [x], axis=1)
+        w = g.const(
+            rng.standard_normal((512 * 7 * 7, 512), dtype=np.float32) * np.float32(1 / 112), "fc"
+        )
+        g.op_into("Gemm", [flat, w, g.const(np.zeros(512, np.float32), "fc_b")], "683")
+    inputs = [value_info("input.1", FLOAT, ["None", 3, 112, 112])]
+    return _finish(
+        g, inputs, [value_info("683", FLOAT, ["None", 512])], f"arcface_synthetic_{profile}"
+    )
+
+
+def build_swapper(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """inswapper_128 contract: target [1,3,128,128] in [0,1] RGB, source [1,512] latent -> output [1,3,128,128] in [0,1]; emap is the last initializer."""
+    g = GraphBuilder("swap_")
+    style = g.op(
+        "Gemm",
+        ["source", g.const(rng.standard_normal((512, 3), dtype=np.float32) * 2.0, "style_w")],
+        "style",
+    )
+    style4 = g.op("Reshape", [style, g.const(np.array([1, 3, 1, 1]), "shape", np.int64)])
+    pattern = g.const(rng.standard_normal((1, 3, 128, 128), dtype=np.float32) * 0.3, "pattern")
+    centred = g.op("Mul", [g.op("Sub", ["target", g.const(0.5)]), g.const(4.0)])
+    logit = g.op("Add", [g.op("Add", [centred, style4]), pattern])
+    if profile == "realistic":
+        x = _conv(g, rng, "target", 3, 128)
+        x = _conv(g, rng, x, 128, 256, stride=2)
+        x = _conv(g, rng, x, 256, 1024, stride=2)
+        latent = g.op(
+            "Gemm",
+            ["source", g.const(rng.standard_normal((512, 1024), dtype=np.float32) * 0.05, "mod_w")],
+        )
+        latent4 = g.op("Reshape", [latent, g.const(np.array([1, 1024, 1, 1]), "shape", np.int64)])
+        for _ in range(15):
+            x = _conv(g, rng, g.op("Add", [x, latent4]), 1024, 1024)
+        up = g.const(np.array([1.0, 1.0, 2.0, 2.0], np.float32), "scales")
+        roi = g.const(np.zeros(0, np.float32), "roi")
+        x = _conv(g, rng, g.op("Resize", [x, roi, up], mode="nearest"), 1024, 256)
+        x = _conv(g, rng, g.op("Resize", [x, roi, up], mode="nearest"), 256, 64)
+        x = _conv(g, rng, x, 64, 3, relu=False, gain=1e-2)
+        logit = g.op("Add", [logit, x])
+    g.op_into("Sigmoid", [logit], "output")
+    # Upstream stores the 512x512 emap as the graph's last initializer (unused by the nodes).
+    emap, _ = np.linalg.qr(rng.standard_normal((512, 512)))
+    g.initializers.append(onnx.numpy_helper.from_array(emap.astype(np.float32), "emap"))
+    inputs = [value_info("target", FLOAT, [1, 3, 128, 128]), value_info("source", FLOAT, [1, 512])]
+    return _finish(
+        g, inputs, [value_info("output", FLOAT, [1, 3, 128, 128])], f"inswapper_synthetic_{profile}"
+    )
+
+
+def build_synthetic_models(profile: Profile, seed: int = SEED) -> SyntheticModels:
+    """Build all three upstream-form synthetic models for one profile."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    return SyntheticModels(
+        detector=build_detector(profile, np.random.default_rng(seed)),
+        recognizer=build_recognizer(profile, np.random.default_rng(seed + 1)),
+        swapper=build_swapper(profile, np.random.default_rng(seed + 2)),
+    )

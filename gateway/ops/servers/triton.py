@@ -1,0 +1,309 @@
+"""The embedded Triton: the tritonserver binary that the nvidia-pytriton wheel ships.
+
+No Docker: the binary runs from site-packages with its bundled libraries on
+LD_LIBRARY_PATH and the Python-backend stub for this interpreter copied next to the Python
+backend. Models run through model_repository/<model>/configs/embedded.pbtxt (Python backend
++ onnxruntime). Triton starts in explicit model-control mode with the detector and the
+recognizer loaded and the model-repository API (load/unload) restricted to callers that
+send the repository key header: dynamic loading amounts to code execution.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.triton import spec
+
+log = logging.getLogger(__name__)
+READY_POLL_S = 0.25
+LOG_TAIL_LINES = 400
+
+
+class EmbeddedTritonError(Exception):
+    """The embedded Triton could not be found, started or made ready."""
+
+
+@dataclass(frozen=True)
+class TritonPorts:
+    """Triton's three listeners."""
+
+    grpc: int = 8001
+    http: int = 8000
+    metrics: int = 8002
+
+
+@dataclass
+class TritonOptions:
+    """How to start the embedded Triton."""
+
+    repository: Path
+    ports: TritonPorts = field(default_factory=TritonPorts)
+    # Loopback by default: Triton has no authentication for inference, so it is exposed to a
+    # network only when asked (and then behind a firewall or NetworkPolicy).
+    host: str = "127.0.0.1"
+    startup_models: tuple[str, ...] = spec.STARTUP_MODELS
+    repository_key: str = ""
+    config_name: str = spec.EMBEDDED_CONFIG_NAME
+    startup_timeout_s: float = 180.0
+    exit_timeout_s: int = 30
+    log_verbose: int = 0
+    extra_args: tuple[str, ...] = ()
+
+
+def _pytriton_dist() -> tuple[Path, Path]:
+    """(tritonserver dist dir, bundled shared libraries dir) from the nvidia-pytriton wheel."""
+    try:
+        import pytriton
+    except ImportError as exc:
+        raise EmbeddedTritonError(
+            "the embedded Triton needs nvidia-pytriton: pip install -c constraints.txt 'facegate[embedded]'"
+        ) from exc
+    package_dir = Path(pytriton.__file__).parent
+    dist = package_dir / "tritonserver"
+    libs = package_dir.parent / "nvidia_pytriton.libs"
+    if not (dist / "bin" / "tritonserver").exists():
+        raise EmbeddedTritonError(
+            f"no tritonserver binary under {dist}: reinstall nvidia-pytriton==0.7.0"
+        )
+    return dist, libs
+
+
+def prepare_backends(runtime_dir: Path) -> Path:
+    """A backend directory whose Python backend has the stub built for this interpreter."""
+    dist, _ = _pytriton_dist()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise EmbeddedTritonError(
+            f"nvidia-pytriton ships no Python-backend stub for Python {version}"
+        )
+    python_dir = runtime_dir / "backends" / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    for source in (*(dist / "backends" / "python").iterdir(), stub):
+        if source.is_file():
+            target = python_dir / source.name
+            if not target.exists() or target.stat().st_size != source.stat().st_size:
+                shutil.copy2(source, target)
+    return runtime_dir / "backends"
+
+
+def server_environment() -> dict[str, str]:
+    """Environment for tritonserver: bundled libraries, libpython, this venv's python first on PATH."""
+    _, libs = _pytriton_dist()
+    env = os.environ.copy()
+    lib_dirs = [str(libs), sysconfig.get_config_var("LIBDIR") or ""]
+    if env.get("LD_LIBRARY_PATH"):
+        lib_dirs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = ":".join(d for d in lib_dirs if d)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return env
+
+
+def server_command(options: TritonOptions, backends_dir: Path, cache_dir: Path) -> list[str]:
+    """The tritonserver command line for these options."""
+    dist, _ = _pytriton_dist()
+    restriction = f"model-repository:{spec.REPOSITORY_KEY_HEADER}={options.repository_key}"
+    command = [
+        str(dist / "bin" / "tritonserver"),
+        f"--model-repository={options.repository.resolve()}",
+        "--model-control-mode=explicit",
+        f"--model-config-name={options.config_name}",
+        f"--backend-directory={backends_dir}",
+        f"--cache-directory={cache_dir}",
+        f"--grpc-address={options.host}",
+        f"--http-address={options.host}",
+        f"--metrics-address={options.host}",
+        f"--grpc-port={options.ports.grpc}",
+        f"--http-port={options.ports.http}",
+        f"--metrics-port={options.ports.metrics}",
+        f"--grpc-restricted-protocol={restriction}",
+        f"--http-restricted-api={restriction}",
+        f"--exit-timeout-secs={options.exit_timeout_s}",
+        f"--log-verbose={options.log_verbose}",
+        "--strict-readiness=true",
+    ]
+    command += [f"--load-model={name}" for name in options.startup_models]
+    return command + list(options.extra_args)
+
+
+def new_repository_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class EmbeddedTriton:
+    """A tritonserver child process: start, wait until ready, stop."""
+
+    def __init__(
+        self, options: TritonOptions, runtime_dir: Path | None = None, echo_logs: bool = False
+    ) -> None:
+        if not options.repository_key:
+            options.repository_key = new_repository_key()
+        self.options = options
+        self._runtime_dir = (
+            runtime_dir
+            or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+            / "facegate"
+            / "triton"
+        )
+        self._echo_logs = echo_logs
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self._reader: threading.Thread | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.options.ports.grpc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.ports.http}"
+
+    def logs(self) -> str:
+        return "".join(self._log_tail)
+
+    def _check_repository(self) -> None:
+        for name in self.options.startup_models:
+            model_dir = self.options.repository / name
+            if not (model_dir / "1" / "model.onnx").exists():
+                raise EmbeddedTritonError(
+                    f"{model_dir}/1/model.onnx is missing: put models in the repository first with "
+                    "`facegate models fetch`, `facegate models import DIR` or `facegate models synthetic`"
+                )
+
+    def _check_ports(self) -> None:
+        for name, port in (
+            ("gRPC", self.options.ports.grpc),
+            ("HTTP", self.options.ports.http),
+            ("metrics", self.options.ports.metrics),
+        ):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.options.host, port))
+                except OSError as exc:
+                    raise EmbeddedTritonError(
+                        f"Triton's {name} port {port} on {self.options.host} is taken ({exc.strerror}): "
+                        "stop the other server or pick free ports (--grpc-port, --http-port, --metrics-port)"
+                    ) from exc
+
+    def start(self) -> None:
+        """Start tritonserver and wait until the startup models are ready."""
+        self._check_repository()
+        self._check_ports()
+        backends = prepare_backends(self._runtime_dir)
+        cache = self._runtime_dir / "caches"
+        cache.mkdir(parents=True, exist_ok=True)
+        command = server_command(self.options, backends, cache)
+        log.info(
+            "starting embedded Triton: gRPC :%d, HTTP :%d, metrics :%d",
+            self.options.ports.grpc,
+            self.options.ports.http,
+            self.options.ports.metrics,
+        )
+        self._process = subprocess.Popen(
+            command,
+            env=server_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_logs, name="triton-logs", daemon=True)
+        self._reader.start()
+        self._wait_ready()
+
+    def _read_logs(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for raw in self._process.stdout:
+            line = raw.decode("utf-8", errors="replace")
+            self._log_tail.append(line)
+            if self._echo_logs:
+                sys.stderr.write(line)
+
+    def failure_reason(self) -> str:
+        """Triton's own words for why a model did not load, from its log."""
+        reasons = [
+            line.strip()
+            for line in self._log_tail
+            if "failed to load" in line or line.startswith("E")
+        ]
+        return "\n".join(reasons[-8:]) or self.logs()[-2000:]
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.options.startup_timeout_s
+        while time.monotonic() < deadline:
+            code = self._process.poll()
+            if code is not None:
+                if self._reader is not None:
+                    self._reader.join(timeout=5)
+                raise EmbeddedTritonError(
+                    f"Triton exited with code {code} during startup:\n{self.failure_reason()}"
+                )
+            if self._ready() and self._process.poll() is None:
+                log.info("embedded Triton ready: %s", ", ".join(self.options.startup_models))
+                return
+            time.sleep(READY_POLL_S)
+        self.stop()
+        raise EmbeddedTritonError(
+            f"Triton was not ready after {self.options.startup_timeout_s:.0f} s "
+            f"(raise --startup-timeout-s on slow machines):\n{self.failure_reason()}"
+        )
+
+    def wait(self) -> int:
+        """Block until Triton exits; returns its exit code."""
+        assert self._process is not None
+        return self._process.wait()
+
+    @property
+    def pid(self) -> int:
+        """tritonserver's process id (its Python-backend stubs are its children)."""
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def terminate(self) -> None:
+        """Ask Triton to stop (SIGTERM: it drains in-flight requests); does not wait."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Stop Triton and its backend processes at once."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """SIGTERM (Triton drains in-flight requests), then SIGKILL after the timeout."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout=timeout_s or self.options.exit_timeout_s + 10)
+        except subprocess.TimeoutExpired:
+            log.warning("Triton did not stop in time; killing it")
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()

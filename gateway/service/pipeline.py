@@ -1,0 +1,244 @@
+"""Async orchestration: processing (in threads) -> Triton -> processing.
+
+The pipeline talks to the FaceModels protocol, so unit tests hand it a fake and the
+integration tests the real Triton. Foreign image-decoding errors are translated here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway import processing
+from gateway.errors import (
+    NoFaceFound,
+    PayloadTooLarge,
+    UndecodableImageError,
+    UnsupportedMediaType,
+)
+from gateway.processing import Detections
+from gateway.triton import spec
+from gateway.triton.client import DetectorOutputs
+
+T = TypeVar("T")
+# An image as encoded bytes (JPEG, PNG, WebP, BMP) or an already decoded img_bgr
+# (uint8 HxWx3; the direct gRPC client checks it before it gets here).
+ImageInput = bytes | npt.NDArray[np.uint8]
+
+
+class FaceModels(Protocol):
+    """What the pipeline needs from the inference server."""
+
+    async def detect(self, frames_bgr: npt.NDArray[np.uint8]) -> list[DetectorOutputs]: ...
+
+    async def embed(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
+
+    async def swap(
+        self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.uint8]: ...
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Per-request detection options (validated at the API boundary)."""
+
+    threshold: float = 0.5
+    max_faces: int = 0
+    min_size_px: float = 0.0
+    embed: bool = False
+
+
+@dataclass(frozen=True)
+class ImageFaces:
+    """Faces of one image: detections in original pixels, descending score, and embeddings.
+
+    `embeddings` is float32 (N, 512) L2-normalised, or None when not asked for;
+    `embedding_norms` (N,) are the raw vectors' norms.
+    """
+
+    width: int
+    height: int
+    detections: Detections
+    embeddings: npt.NDArray[np.float32] | None
+    embedding_norms: npt.NDArray[np.float32] | None
+
+
+@dataclass
+class Timings:
+    """Wall-clock milliseconds per stage of one request."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, started: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + (time.perf_counter() - started) * 1000
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The most prominent face of each image and their cosine similarity."""
+
+    similarity: float
+    threshold: float
+    face_a: ImageFaces
+    face_b: ImageFaces
+
+    @property
+    def match(self) -> bool:
+        return self.similarity >= self.threshold
+
+
+def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
+    """decode_image with its errors translated into the gateway's error tree."""
+    try:
+        return processing.decode_image(data, max_pixels)
+    except processing.ImageTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except processing.UnsupportedImageType as exc:
+        raise UnsupportedMediaType(str(exc)) from exc
+    except processing.UndecodableImage as exc:
+        raise UndecodableImageError(str(exc)) from exc
+
+
+def _prepare_frame(
+    data: ImageInput, max_pixels: int
+) -> tuple[npt.NDArray[np.uint8], processing.Letterbox]:
+    img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
+    return img_bgr, processing.letterbox_image(img_bgr, spec.DETECTOR_INPUT_SIZE_PX)
+
+
+def _by_descending_score(detections: Detections) -> Detections:
+    order = np.argsort(-detections.scores, kind="stable")
+    return detections.take(order)
+
+
+class Pipeline:
+    """detect / detect-batch / verify over a FaceModels backend."""
+
+    def __init__(
+        self, models: FaceModels, executor: ThreadPoolExecutor, *, max_pixels: int, nms_iou: float
+    ) -> None:
+        self._models = models
+        self._executor = executor
+        self._max_pixels = max_pixels
+        self._nms_iou = nms_iou
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU work (decode, warp, paste) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def find_faces(
+        self, images: Sequence[ImageInput], options: DetectOptions, timings: Timings
+    ) -> tuple[list[npt.NDArray[np.uint8]], list[Detections]]:
+        """Decode each image and detect its faces (one batched detector call).
+
+        Returns the decoded img_bgr per image and its Detections in original pixels,
+        in descending score.
+        """
+        started = time.perf_counter()
+        prepared = await asyncio.gather(
+            *(self.in_thread(_prepare_frame, data, self._max_pixels) for data in images)
+        )
+        timings.add("decode", started)
+
+        started = time.perf_counter()
+        frames = np.stack([letterbox.frame_bgr for _, letterbox in prepared])
+        raw = await self._models.detect(frames)
+        timings.add("detector", started)
+
+        started = time.perf_counter()
+        found = [
+            self._postprocess(outputs, letterbox.scale, img.shape, options)
+            for outputs, (img, letterbox) in zip(raw, prepared, strict=True)
+        ]
+        timings.add("postprocess", started)
+        return [img for img, _ in prepared], found
+
+    async def detect(
+        self, images: Sequence[ImageInput], options: DetectOptions, timings: Timings
+    ) -> list[ImageFaces]:
+        """Detect (and optionally embed) faces in each image; detector and recognizer batched."""
+        decoded, found = await self.find_faces(images, options, timings)
+        embeddings: list[npt.NDArray[np.float32] | None] = [None] * len(found)
+        norms: list[npt.NDArray[np.float32] | None] = [None] * len(found)
+        if options.embed:
+            embeddings, norms = await self.embed_faces(decoded, found, timings)
+        return [
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm)
+            for img, dets, emb, norm in zip(decoded, found, embeddings, norms, strict=True)
+        ]
+
+    def _postprocess(
+        self,
+        outputs: DetectorOutputs,
+        scale: float,
+        image_shape: tuple[int, ...],
+        options: DetectOptions,
+    ) -> Detections:
+        detections = processing.postprocess_detections(
+            outputs.scores,
+            outputs.bbox_dists,
+            outputs.kps_dists,
+            scale,
+            image_shape,
+            options.threshold,
+            self._nms_iou,
+            options.max_faces,
+            options.min_size_px,
+        )
+        return _by_descending_score(detections)
+
+    async def embed_faces(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        found: Sequence[Detections],
+        timings: Timings,
+    ) -> tuple[list[npt.NDArray[np.float32] | None], list[npt.NDArray[np.float32] | None]]:
+        """L2-normalised embeddings and raw norms per image (one batched recognizer call)."""
+        started = time.perf_counter()
+        aligned = await asyncio.gather(
+            *(
+                self.in_thread(processing.warp_faces, img, dets.kps, spec.RECOGNIZER_INPUT_SIZE_PX)
+                for img, dets in zip(images, found, strict=True)
+            )
+        )
+        timings.add("align", started)
+        crops = [a.crops_bgr for a in aligned]
+        counts = [len(c) for c in crops]
+        started = time.perf_counter()
+        raw = await self._models.embed(np.concatenate(crops) if sum(counts) else crops[0])
+        timings.add("recognizer", started)
+        norms_all = np.linalg.norm(raw, axis=1).astype(np.float32)
+        normed_all = processing.l2_normalize(raw)
+        bounds = np.cumsum([0, *counts])
+        embeddings: list[npt.NDArray[np.float32] | None] = []
+        norms: list[npt.NDArray[np.float32] | None] = []
+        for lo, hi in itertools.pairwise(bounds):
+            embeddings.append(normed_all[lo:hi])
+            norms.append(norms_all[lo:hi])
+        return embeddings, norms
+
+    async def verify(
+        self,
+        image_a: ImageInput,
+        image_b: ImageInput,
+        threshold: float,
+        timings: Timings,
+        detect_threshold: float = 0.5,
+    ) -> Verification:
+        """Compare the most prominent face of each image (InsightFace's prominence rule)."""
+        options = DetectOptions(threshold=detect_threshold, max_faces=1, embed=True)
+        face_a, face_b = await self.detect([image_a, image_b], options, timings)
+        for label, faces in (("image_a", face_a), ("image_b", face_b)):
+            if len(faces.detections) == 0:
+                raise NoFaceFound(f"no face found in {label}: send a photo with a visible face")
+        assert face_a.embeddings is not None and face_b.embeddings is not None
+        similarity = processing.cosine_similarity(face_a.embeddings[0], face_b.embeddings[0])
+        return Verification(similarity, threshold, face_a, face_b)
