@@ -22,6 +22,7 @@ from gateway.service.pipeline import Pipeline
 from gateway.service.swap import SwapPipeline
 from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
 from gateway.triton.client import TritonFaceModels, TritonTarget
+from gateway.triton.replicas import swapper_control
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             models, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
         )
         policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
-        swapper = SwapperManager(models, settings.swapper_model, policy, metrics=metrics)
+        # Several Triton replicas behind one target: the swapper loads on each (replicas.py).
+        control = swapper_control(target, models, metrics)
+        swapper = SwapperManager(control, settings.swapper_model, policy, metrics=metrics)
         app.state.pipeline = pipeline
         app.state.swapper = swapper
         app.state.swap_pipeline = SwapPipeline(
@@ -78,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if control is not models:
+                await control.close()
             await models.close()
             executor.shutdown(wait=False, cancel_futures=True)
 

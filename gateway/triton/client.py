@@ -4,8 +4,8 @@ One channel per process (created in the app's lifespan). Passing any gRPC channe
 replaces tritonclient's unlimited message sizes with gRPC's 4 MB (a batch of 640x640 frames
 is larger), so the sizes are set here explicitly next to the arguments we need: a short
 reconnect backoff (gRPC's default grows to 120 s, which would keep the gateway failing long
-after Triton is back) and, for dns:/// targets such as a headless Service, round-robin
-across Triton pods. Every call has a deadline; UNAVAILABLE on the way in is
+after Triton is back) and, for dns:/// targets such as a headless Service (or ipv4:/ipv6:
+address lists), round-robin across Triton pods. Every call has a deadline; UNAVAILABLE on the way in is
 retried a few times. Outputs come back read-only and are copied where they are written.
 """
 
@@ -64,7 +64,7 @@ def channel_args(url: str) -> list[tuple[str, int | str]]:
         ("grpc.min_reconnect_backoff_ms", 250),
         ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
     ]
-    if url.startswith("dns:"):
+    if url.startswith(("dns:", "ipv4:", "ipv6:")):
         args.append(("grpc.lb_policy_name", "round_robin"))
     return args
 

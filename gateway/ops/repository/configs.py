@@ -89,7 +89,7 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
     """One config.pbtxt text for a model and a deployment variant."""
     header = {
         "gpu": "NGC Triton image, native ONNX Runtime backend on GPU.",
-        "tensorrt": "NGC Triton image, ONNX Runtime with the TensorRT FP16 accelerator (engine and timing caches under /cache/tensorrt).",
+        "tensorrt": "NGC Triton image, ONNX Runtime with the TensorRT FP16 accelerator (engine and timing caches relative to Triton's working directory).",
         "cpu": "NGC Triton image, native ONNX Runtime backend on CPU-only nodes.",
         "embedded": "Embedded Triton (pip nvidia-pytriton): Python backend running onnxruntime (model.py).",
     }[variant]
@@ -117,11 +117,12 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
             '  parameters { key: "precision_mode" value: "FP16" }',
             '  parameters { key: "max_workspace_size_bytes" value: "2147483648" }',
             '  parameters { key: "trt_engine_cache_enable" value: "1" }',
-            f'  parameters {{ key: "trt_engine_cache_path" value: "/cache/tensorrt/{layout.name}" }}',
+            f'  parameters {{ key: "trt_engine_cache_path" value: "{layout.name}" }}',
             '  parameters { key: "trt_timing_cache_enable" value: "1" }',
-            f'  parameters {{ key: "trt_timing_cache_path" value: "/cache/tensorrt/{layout.name}" }}',
+            f'  parameters {{ key: "trt_timing_cache_path" value: "{layout.name}" }}',
             "} ] } }",
         ]
+        lines += render_warmup(layout)
     if variant != "embedded" and layout.name == spec.SWAPPER:
         # Give the swapper's arena memory back after each run (unload frees the session):
         # shrinkage needs the arena on, and may only name arenas that exist (no gpu:0 on CPU).
@@ -133,6 +134,35 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
         # Threads per onnxruntime session inside the Python-backend process (0 = onnxruntime's default).
         lines.append('parameters { key: "intra_op_num_threads" value: { string_value: "0" } }')
     return "\n".join(lines) + "\n"
+
+
+def warmup_batch_sizes(layout: ModelLayout) -> tuple[int, ...]:
+    """Batch sizes a TensorRT config warms up with: 1 and the largest (1 when unbatched)."""
+    return (1, layout.max_batch_size) if layout.max_batch_size > 1 else (1,)
+
+
+def render_warmup(layout: ModelLayout) -> list[str]:
+    """model_warmup lines: zero inputs at each warmup_batch_sizes() size.
+
+    ONNX Runtime's TensorRT provider builds an engine when it first meets a shape outside the
+    range it has built for, widening the range each time. Triton runs warm-up requests while it
+    loads the model, so the batch-1 and largest-batch requests build the engine for the whole
+    range then (covered by the startup probe, or by the swapper's load timeout) instead of on
+    the first client requests, which would meet the gateway's Triton deadline.
+    """
+    lines = ["model_warmup ["]
+    sizes = warmup_batch_sizes(layout)
+    for index, batch in enumerate(sizes):
+        lines.append(f'  {{ name: "batch_{batch}" batch_size: {batch}')
+        for tensor in layout.inputs:
+            dims = ", ".join(str(d) for d in tensor.shape)
+            lines.append(
+                f'    inputs {{ key: "{tensor.name}" value: {{ data_type: TYPE_{tensor.dtype} '
+                f"dims: [ {dims} ] zero_data: true }} }}"
+            )
+        lines.append("  }," if index < len(sizes) - 1 else "  }")
+    lines.append("]")
+    return lines
 
 
 def config_path(variant: Variant) -> str:

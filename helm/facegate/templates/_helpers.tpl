@@ -162,14 +162,15 @@ Service names.
 {{- end }}
 
 {{/*
-Triton gRPC address the gateway dials (host:port). The headless Service resolves to every
-ready Triton pod, so a client with the round_robin policy spreads its calls over them.
+Triton gRPC address the gateway dials. The headless Service resolves to every ready Triton
+pod; the dns:/// scheme makes gRPC resolve all of them (not just the first), so the gateway's
+round_robin policy spreads calls over the pods and its swapper load/unload reach each one.
 */}}
 {{- define "facegate.gateway.tritonUrl" -}}
 {{- if .Values.gateway.tritonUrl }}
 {{- .Values.gateway.tritonUrl }}
 {{- else if .Values.triton.headlessService.enabled }}
-{{- printf "%s.%s.svc:%d" (include "facegate.triton.headlessServiceName" .) .Release.Namespace (int .Values.triton.service.grpcPort) }}
+{{- printf "dns:///%s.%s.svc:%d" (include "facegate.triton.headlessServiceName" .) .Release.Namespace (int .Values.triton.service.grpcPort) }}
 {{- else }}
 {{- printf "%s.%s.svc:%d" (include "facegate.triton.serviceName" .) .Release.Namespace (int .Values.triton.service.grpcPort) }}
 {{- end }}
@@ -181,6 +182,65 @@ is immutable and a new pack must run a new Job.
 */}}
 {{- define "facegate.models.fetchHash" -}}
 {{- dict "fetch" .Values.models.fetch "image" (include "facegate.gateway.image" .) | toJson | sha256sum | trunc 8 }}
+{{- end }}
+
+{{/*
+"true" when the model claim can be mounted by pods on several nodes (ReadWriteMany or
+ReadOnlyMany); models.claim.accessModes also declares the modes of an existing claim.
+*/}}
+{{- define "facegate.models.claimIsShared" -}}
+{{- $modes := .Values.models.claim.accessModes }}
+{{- if or (has "ReadWriteMany" $modes) (has "ReadOnlyMany" $modes) }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the models are fetched by an init container of the Triton pod instead of a Job.
+A ReadWriteOnce claim attaches to one node: a Job scheduled elsewhere would wait on it forever
+(Multi-Attach), and a WaitForFirstConsumer volume could land in a zone without GPUs. Inside the
+Triton pod the fetch runs on the node and in the zone where Triton runs, and nothing else
+mounts the claim.
+*/}}
+{{- define "facegate.models.fetchInPod" -}}
+{{- if and (eq .Values.models.source "claim") .Values.models.fetch.enabled (not (include "facegate.models.claimIsShared" .)) }}true{{ end }}
+{{- end }}
+
+{{/*
+The facegate command (a YAML list) that writes the models and configs into the repository,
+for the fetch Job and the fetch init container alike.
+*/}}
+{{- define "facegate.models.fetchCommand" -}}
+{{- $fetch := .Values.models.fetch }}
+- facegate
+- models
+{{- if eq $fetch.mode "synthetic" }}
+- synthetic
+- --profile
+- {{ $fetch.syntheticProfile | quote }}
+{{- else }}
+- fetch
+- --pack
+- {{ $fetch.pack | quote }}
+- --swapper
+- {{ $fetch.swapper | quote }}
+- --source
+- {{ $fetch.source | quote }}
+{{- end }}
+- --repository
+- {{ .Values.models.mountPath | quote }}
+{{- with $fetch.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Triton's readiness check: the detector and the recognizer are READY (GET
+/v2/models/<name>/ready answers 200). Not /v2/health/ready: with --strict-readiness Triton
+reports not-ready while any model is loading or failed, so an on-demand swapper that loads for
+minutes, or failed once, would take detection and recognition out of the Service. bash's
+/dev/tcp, because the NGC image is not guaranteed to carry curl.
+*/}}
+{{- define "facegate.triton.readinessScript" -}}
+for model in detector recognizer; do exec 3<>/dev/tcp/127.0.0.1/{{ .Values.triton.service.httpPort }} && printf 'GET /v2/models/%s/ready HTTP/1.0\r\n\r\n' "$model" >&3 && head -n 1 <&3 | grep -q ' 200 ' || exit 1; done
 {{- end }}
 
 {{/*
@@ -202,6 +262,16 @@ Fail early on values the schema cannot check.
 {{- end }}
 {{- if and (eq .Values.models.source "objectStore") (not .Values.models.objectStore.url) }}
 {{- fail "models.objectStore.url is required when models.source=objectStore" }}
+{{- end }}
+{{- $several := or $triton.autoscaling.enabled (gt (int $triton.replicaCount) 1) }}
+{{- if and (eq .Values.models.source "claim") $several (not (include "facegate.models.claimIsShared" .)) }}
+{{- fail "several Triton pods (triton.replicaCount > 1 or triton.autoscaling.enabled) cannot share a ReadWriteOnce model claim across nodes: set models.claim.accessModes to [ReadWriteMany] (or ReadOnlyMany for a pre-filled claim) with a storage class that supports it, or use models.source=objectStore" }}
+{{- end }}
+{{- if and (eq .Values.models.source "claim") .Values.models.fetch.enabled (has "ReadOnlyMany" .Values.models.claim.accessModes) (not (has "ReadWriteMany" .Values.models.claim.accessModes)) }}
+{{- fail "the fetch Job cannot write a ReadOnlyMany claim: fill the claim yourself and set models.fetch.enabled=false, or use ReadWriteMany" }}
+{{- end }}
+{{- if and $triton.tensorrt.enabled $several (not $triton.tensorrt.cache.existingClaim) (not (has "ReadWriteMany" $triton.tensorrt.cache.accessModes)) }}
+{{- fail "several Triton pods cannot share a ReadWriteOnce TensorRT cache claim across nodes: set triton.tensorrt.cache.accessModes to [ReadWriteMany]" }}
 {{- end }}
 {{- if and .Values.models.objectStore.gcsCredentialsKey (not .Values.models.objectStore.credentialsSecret) }}
 {{- fail "models.objectStore.gcsCredentialsKey needs models.objectStore.credentialsSecret" }}
