@@ -248,7 +248,8 @@ def test_default_requests_a_gpu_on_gpu_nodes(default: list[Manifest]) -> None:
     spec = triton_spec(default)
     limits = container(spec, "triton")["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == 1
-    assert spec["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    # The GPU limit alone steers the pod to GPU nodes: no GPU feature discovery label needed.
+    assert "nodeSelector" not in spec
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
         "tolerations"
     ]
@@ -266,7 +267,14 @@ def test_default_triton_image_is_the_pinned_ngc_image(default: list[Manifest]) -
 def test_triton_probes_and_ports(default: list[Manifest]) -> None:
     c = container(triton_spec(default), "triton")
     assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # Ready = detector and recognizer READY (tests/triton/test_readiness.py runs this command
+    # against the real Triton core); the on-demand swapper never takes the pod out.
+    command = c["readinessProbe"]["exec"]["command"]
+    assert command[:2] == ["/bin/bash", "-c"] and len(command) == 3
+    assert "for model in detector recognizer;" in command[2]
+    assert "/dev/tcp/127.0.0.1/8000" in command[2] and "/v2/models/%s/ready" in command[2]
+    assert "--strict-readiness=false" in triton_args(default)
+    assert not any(a.startswith("--strict-readiness=true") for a in triton_args(default))
     startup = c["startupProbe"]
     # Triton answers no health call before its startup models (and TensorRT engines) are built.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 * 60
@@ -275,7 +283,7 @@ def test_triton_probes_and_ports(default: list[Manifest]) -> None:
         "grpc": 8001,
         "metrics": 8002,
     }
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    for probe in ("livenessProbe", "startupProbe"):
         assert c[probe]["httpGet"]["port"] == "http"
 
 
@@ -369,56 +377,99 @@ def test_dev_shm_is_memory_backed(default: list[Manifest]) -> None:
     assert shm["emptyDir"]["sizeLimit"]
 
 
+def fetcher(objects: list[Manifest]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Where the models are fetched: ("init"|"job", pod spec, container)."""
+    spec = triton_spec(objects)
+    init = [c for c in spec.get("initContainers", []) if c["name"] == "fetch-models"]
+    if init:
+        return "init", spec, init[0]
+    job_spec = one(objects, "Job", "models")["spec"]["template"]["spec"]
+    return "job", job_spec, container(job_spec, "fetch")
+
+
+def claim_mount(pod_spec: dict[str, Any], c: dict[str, Any], claim_name: str) -> dict[str, Any]:
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    return next(
+        m
+        for m in c["volumeMounts"]
+        if volumes[m["name"]].get("persistentVolumeClaim", {}).get("claimName") == claim_name
+    )
+
+
+def fetch_argv(c: dict[str, Any]) -> list[str]:
+    """The facegate command line of the fetch container (after the init container's wrapper)."""
+    argv: list[str] = c["command"] + c.get("args", [])
+    return argv[argv.index("facegate") :]
+
+
 def test_claim_is_wired_to_the_model_repository(default: list[Manifest]) -> None:
     claim = one(default, "PersistentVolumeClaim", "models")
     claim_name = claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     spec = triton_spec(default)
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    models_volume = next(
-        name
-        for name, v in volumes.items()
-        if v.get("persistentVolumeClaim", {}).get("claimName") == claim_name
-    )
-    mount = next(m for m in container(spec, "triton")["volumeMounts"] if m["name"] == models_volume)
+    mount = claim_mount(spec, container(spec, "triton"), claim_name)
     assert mount["readOnly"] is True
     assert f"--model-repository={mount['mountPath']}" in triton_args(default)
-    # Triton waits for the startup models the Job writes.
-    wait = spec["initContainers"][0]
-    assert any(m["name"] == models_volume for m in wait["volumeMounts"])
-    assert "detector/1/model.onnx" in wait["command"][-1]
-    assert "recognizer/1/model.onnx" in wait["command"][-1]
 
-    job = one(default, "Job", "models")
-    job_spec = job["spec"]["template"]["spec"]
-    job_volumes = {v["name"]: v for v in job_spec["volumes"]}
-    fetch = container(job_spec, "fetch")
-    job_mount = next(
-        m
-        for m in fetch["volumeMounts"]
-        if job_volumes[m["name"]].get("persistentVolumeClaim", {}).get("claimName") == claim_name
-    )
-    assert job_mount.get("readOnly") is not True
+    # ReadWriteOnce: the fetch runs in the Triton pod (same node, same zone), not in a Job.
+    kind, fetch_spec, fetch = fetcher(default)
+    assert kind == "init" and fetch_spec is spec
+    assert maybe(default, "Job", "models") is None
+    fetch_mount = claim_mount(spec, fetch, claim_name)
+    assert fetch_mount.get("readOnly") is not True
+    assert fetch_mount["mountPath"] == mount["mountPath"]
     gateway = container(
         one(default, "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
     )
     assert fetch["image"] == gateway["image"]
-    argv = fetch["command"] + fetch["args"]
+    # As Triton's user (the pod's), so Triton reads what it writes whatever the file modes.
+    assert "runAsUser" not in fetch["securityContext"]
+    assert spec["securityContext"]["runAsUser"] == 1000
+    argv = fetch_argv(fetch)
     assert argv[:3] == ["facegate", "models", "fetch"]
     options = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert options == {
         "--pack": "buffalo_l",
         "--swapper": "inswapper_128",
         "--source": "hf",
-        "--repository": job_mount["mountPath"],
+        "--repository": mount["mountPath"],
     }
+    # The script runs the command it is given ("$@") once per fetch settings.
+    assert '"$@" && touch "$marker"' in fetch["command"][2]
+    assert "/models/.facegate-fetched-" in fetch["command"][2]
 
 
-def test_new_fetch_settings_run_a_new_job(default: list[Manifest]) -> None:
-    small = render({"models": {"fetch": {"pack": "buffalo_s"}}})
+def test_read_write_many_claim_is_filled_by_a_job_that_triton_waits_for() -> None:
+    objects = render({"models": {"claim": {"accessModes": ["ReadWriteMany"]}}})
+    claim_name = one(objects, "PersistentVolumeClaim", "models")["metadata"]["name"]
+    kind, job_spec, fetch = fetcher(objects)
+    assert kind == "job"
+    assert claim_mount(job_spec, fetch, claim_name).get("readOnly") is not True
     assert (
-        one(small, "Job", "models")["metadata"]["name"]
-        != one(default, "Job", "models")["metadata"]["name"]
+        job_spec["securityContext"]["runAsUser"]
+        == triton_spec(objects)["securityContext"]["runAsUser"]
     )
+    spec = triton_spec(objects)
+    (wait,) = spec["initContainers"]
+    assert wait["name"] == "wait-for-models"
+    claim_mount(spec, wait, claim_name)
+    # Readable, not merely present: a file Triton cannot read would crash-loop it.
+    assert "[ -r /models/detector/1/model.onnx ]" in wait["command"][-1]
+    assert "[ -r /models/recognizer/config.pbtxt ]" in wait["command"][-1]
+    assert fetch_argv(fetch)[:3] == ["facegate", "models", "fetch"]
+
+
+def test_new_fetch_settings_run_a_new_job_or_a_new_fetch(default: list[Manifest]) -> None:
+    rwx = {"models": {"claim": {"accessModes": ["ReadWriteMany"]}}}
+    rwx_small = {
+        "models": {"claim": {"accessModes": ["ReadWriteMany"]}, "fetch": {"pack": "buffalo_s"}}
+    }
+    assert (
+        one(render(rwx_small), "Job", "models")["metadata"]["name"]
+        != one(render(rwx), "Job", "models")["metadata"]["name"]
+    )
+    small = render({"models": {"fetch": {"pack": "buffalo_s"}}})
+    assert fetcher(small)[2]["command"][2] != fetcher(default)[2]["command"][2]
     annotation = "checksum/models"
     old = one(default, "Deployment", "triton")["spec"]["template"]["metadata"]["annotations"]
     new = one(small, "Deployment", "triton")["spec"]["template"]["metadata"]["annotations"]
@@ -426,20 +477,19 @@ def test_new_fetch_settings_run_a_new_job(default: list[Manifest]) -> None:
 
 
 def test_existing_claim_is_used_instead_of_a_new_one() -> None:
-    objects = render({"models": {"claim": {"existingClaim": "my-models"}}})
-    assert maybe(objects, "PersistentVolumeClaim", "models") is None
-    claims = {
-        v["persistentVolumeClaim"]["claimName"]
-        for v in triton_spec(objects)["volumes"]
-        if "persistentVolumeClaim" in v
-    }
-    assert claims == {"my-models"}
-    job_spec = one(objects, "Job", "models")["spec"]["template"]["spec"]
-    assert {"my-models"} == {
-        v["persistentVolumeClaim"]["claimName"]
-        for v in job_spec["volumes"]
-        if "persistentVolumeClaim" in v
-    }
+    for modes in (["ReadWriteOnce"], ["ReadWriteMany"]):
+        objects = render(
+            {"models": {"claim": {"existingClaim": "my-models", "accessModes": modes}}}
+        )
+        assert maybe(objects, "PersistentVolumeClaim", "models") is None
+        _, fetch_spec, _ = fetcher(objects)
+        for spec in (triton_spec(objects), fetch_spec):
+            claims = {
+                v["persistentVolumeClaim"]["claimName"]
+                for v in spec["volumes"]
+                if "persistentVolumeClaim" in v
+            }
+            assert claims == {"my-models"}
 
 
 def test_gateway_reaches_triton_through_the_headless_service(default: list[Manifest]) -> None:
@@ -449,8 +499,9 @@ def test_gateway_reaches_triton_through_the_headless_service(default: list[Manif
         one(default, "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
     )
     env = {e["name"]: e for e in gateway["env"]}
+    # dns:///: gRPC resolves every pod behind the name (round_robin over them).
     assert env["FACEGATE_TRITON_URL"]["value"] == (
-        f"{headless['metadata']['name']}.{NAMESPACE}.svc:8001"
+        f"dns:///{headless['metadata']['name']}.{NAMESPACE}.svc:8001"
     )
     assert env["FACEGATE_TRITON_REPOSITORY_KEY"]["valueFrom"]["secretKeyRef"]["name"] == (
         f"{RELEASE}-repository-key"
@@ -657,8 +708,13 @@ def test_cpu_variant_has_no_gpu_and_uses_the_cpu_config() -> None:
     assert "nvidia.com/gpu.present" not in spec.get("nodeSelector", {})
     assert "tolerations" not in spec
     assert "--model-config-name=cpu" in triton_args(objects)
-    fetch = container(one(objects, "Job", "models")["spec"]["template"]["spec"], "fetch")
-    assert fetch["args"][:4] == ["models", "synthetic", "--profile", "tiny"]
+    assert fetch_argv(fetcher(objects)[2])[:5] == [
+        "facegate",
+        "models",
+        "synthetic",
+        "--profile",
+        "tiny",
+    ]
 
 
 def test_object_store_variant_reads_the_bucket_directly() -> None:
@@ -803,3 +859,183 @@ def test_values_yaml_has_schema_modeline_and_a_comment_on_every_key() -> None:
 def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
     with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmValuesError):
         chart.validate_schema(chart.merge_values(bad))
+
+
+# --- a cluster install that serves on its first install (issue 16) -------------------
+
+
+def effective_values(values_file: Path) -> dict[str, Any]:
+    """values.yaml with the ci file merged over it, as Helm merges them."""
+
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = value
+        return out
+
+    return merge(load_values(CHART_DIR / "values.yaml"), load_values(values_file))
+
+
+def claim_access_modes(objects: list[Manifest], values: dict[str, Any]) -> dict[str, list[str]]:
+    """Claim name -> access modes: the chart's claims, and existing ones as values declare them."""
+    modes = {
+        o["metadata"]["name"]: o["spec"]["accessModes"]
+        for o in by_kind(objects, "PersistentVolumeClaim")
+    }
+    if values["models"]["claim"]["existingClaim"]:
+        modes[values["models"]["claim"]["existingClaim"]] = values["models"]["claim"]["accessModes"]
+    cache = values["triton"]["tensorrt"]["cache"]
+    if cache["existingClaim"]:
+        modes[cache["existingClaim"]] = cache["accessModes"]
+    return modes
+
+
+def may_run_several_pods(objects: list[Manifest], owner: str) -> bool:
+    kind, name = owner.split("/", 1)
+    if kind != "Deployment":
+        return False
+    deployment = next(o for o in by_kind(objects, "Deployment") if o["metadata"]["name"] == name)
+    scaled = any(
+        o["spec"]["scaleTargetRef"]["name"] == name
+        for o in by_kind(objects, "HorizontalPodAutoscaler")
+    )
+    return scaled or deployment["spec"].get("replicas", 1) > 1
+
+
+def test_no_read_write_once_claim_is_shared_by_pods_on_different_nodes(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    """A ReadWriteOnce volume attaches to one node: two pods that may be scheduled apart (a
+    Job and Triton, or two Triton replicas) would wait on each other forever (Multi-Attach)."""
+    path, objects = ci_case
+    modes = claim_access_modes(objects, effective_values(path))
+    users: dict[str, list[str]] = {}
+    for owner, spec in pod_specs(objects):
+        for volume in spec.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                users.setdefault(volume["persistentVolumeClaim"]["claimName"], []).append(owner)
+    if effective_values(path)["models"]["source"] == "claim":
+        assert users, "the model claim is mounted by no pod"
+    for claim, owners in users.items():
+        shared = {"ReadWriteMany", "ReadOnlyMany"} & set(modes[claim])
+        if shared:
+            continue
+        assert len(owners) == 1, f"{claim} ({modes[claim]}) is mounted by {owners}"
+        assert not may_run_several_pods(objects, owners[0]), f"{claim} by replicas of {owners[0]}"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"triton": {"replicaCount": 2}},
+        {"triton": {"autoscaling": {"enabled": True}}},
+        {"models": {"claim": {"existingClaim": "mine"}}, "triton": {"replicaCount": 3}},
+        {
+            "models": {"claim": {"accessModes": ["ReadWriteMany"]}},
+            "triton": {"replicaCount": 2, "tensorrt": {"enabled": True}},
+        },
+    ],
+)
+def test_several_tritons_on_a_read_write_once_claim_are_refused(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError, match="ReadWriteOnce"):
+        render(values)
+
+
+def test_fetch_into_a_read_only_many_claim_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match="ReadOnlyMany"):
+        render({"models": {"claim": {"accessModes": ["ReadOnlyMany"]}}})
+
+
+def test_every_path_triton_and_the_fetch_use_comes_from_values(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    path, objects = ci_case
+    values = effective_values(path)
+    spec = triton_spec(objects)
+    triton = container(spec, "triton")
+    mounts = {m["name"]: m["mountPath"] for m in triton["volumeMounts"]}
+    args = triton_args(objects)
+    if values["models"]["source"] == "claim":
+        assert mounts["models"] == values["models"]["mountPath"]
+        assert f"--model-repository={values['models']['mountPath']}" in args
+        if values["models"]["fetch"]["enabled"]:
+            _, _, fetch = fetcher(objects)
+            argv = fetch_argv(fetch)
+            assert argv[argv.index("--repository") + 1] == values["models"]["mountPath"]
+    port = values["triton"]["service"]["httpPort"]
+    assert f"/dev/tcp/127.0.0.1/{port}" in triton["readinessProbe"]["exec"]["command"][2]
+    if values["triton"]["tensorrt"]["enabled"]:
+        # configs/tensorrt.pbtxt names the caches relative to the working directory.
+        assert triton["workingDir"] == mounts["tensorrt-cache"]
+        assert mounts["tensorrt-cache"] == values["triton"]["tensorrt"]["cache"]["mountPath"]
+    else:
+        assert "workingDir" not in triton
+
+
+def test_a_moved_tensorrt_cache_moves_the_working_directory() -> None:
+    objects = render(
+        {"triton": {"tensorrt": {"enabled": True, "cache": {"mountPath": "/var/trt"}}}}
+    )
+    triton = container(triton_spec(objects), "triton")
+    assert triton["workingDir"] == "/var/trt"
+    assert {"name": "tensorrt-cache", "mountPath": "/var/trt"} in triton["volumeMounts"]
+
+
+def test_no_gpu_feature_discovery_label_is_required(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    for owner, spec in pod_specs(objects):
+        selector = spec.get("nodeSelector", {})
+        assert not any(key.startswith("nvidia.com/") for key in selector), (owner, selector)
+
+
+def test_one_gpu_per_triton_pod_matches_the_swapper_arena(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    """The GPU configs name the swapper's arena gpu:0: valid only where the pod has one GPU."""
+    _, objects = ci_case
+    limits = container(triton_spec(objects), "triton")["resources"].get("limits", {})
+    assert int(limits.get("nvidia.com/gpu", 0)) <= 1
+    repository = CHART_DIR.parents[1] / "model_repository"
+    for config in (repository / "swapper").rglob("*.pbtxt"):
+        arenas = re.findall(r"\b(gpu):(\d+)", config.read_text())
+        assert all(index == "0" for _, index in arenas), config
+
+
+def test_more_than_one_gpu_per_triton_pod_is_refused() -> None:
+    with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(chart.merge_values({"triton": {"gpu": {"count": 2}}}))
+
+
+def test_tensorrt_warms_up_at_load_and_gives_the_swapper_time_to_build(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    path, objects = ci_case
+    if not effective_values(path)["triton"]["tensorrt"]["enabled"]:
+        assert "FACEGATE_SWAPPER_LOAD_TIMEOUT_S" not in gateway_env(objects)
+        return
+    assert "--model-config-name=tensorrt" in triton_args(objects)
+    repository = CHART_DIR.parents[1] / "model_repository"
+    for model in ("detector", "recognizer", "swapper"):
+        text = (repository / model / "configs" / "tensorrt.pbtxt").read_text()
+        max_batch = int(re.search(r"max_batch_size: (\d+)", text).group(1))  # type: ignore[union-attr]
+        sizes = {int(b) for b in re.findall(r"batch_size: (\d+)", text.split("model_warmup")[1])}
+        assert sizes == {1, max(max_batch, 1)}, model
+    # With an empty cache the swapper's load builds its engine; 120 s is not enough.
+    timeout = gateway_env(objects)["FACEGATE_SWAPPER_LOAD_TIMEOUT_S"]["value"]
+    assert int(timeout) >= 600
+
+
+def test_gateway_dials_every_triton_pod_round_robin(ci_case: tuple[Path, list[Manifest]]) -> None:
+    from gateway.triton.client import channel_args
+    from gateway.triton.replicas import split_target
+
+    _, objects = ci_case
+    url = gateway_env(objects)["FACEGATE_TRITON_URL"]["value"]
+    headless = next(s for s in by_kind(objects, "Service") if s["spec"].get("clusterIP") == "None")
+    assert url == f"dns:///{headless['metadata']['name']}.{NAMESPACE}.svc:8001"
+    assert ("grpc.lb_policy_name", "round_robin") in channel_args(url)
+    # ... and the swapper is loaded and unloaded on every pod the name resolves to.
+    assert split_target(url) == ("dns", url.removeprefix("dns:///"))
