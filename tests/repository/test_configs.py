@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
@@ -68,3 +70,54 @@ def test_tensorrt_variant_enables_fp16() -> None:
     config = parse(REPO_ROOT / "model_repository" / "detector" / "configs" / "tensorrt.pbtxt")
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
+
+
+def _dims(shape: list[object]) -> list[int]:
+    """ONNX Runtime's reported shape with symbolic dimensions (names or None) as -1."""
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
+@pytest.mark.parametrize("name", spec.ALL_MODELS)
+def test_onnxruntime_reports_exactly_the_config_dims(tiny_repository: Path, name: str) -> None:
+    """Triton's ONNX Runtime backend compares the config's dims with the shapes ONNX Runtime
+    reports for the model, exactly; a mismatch fails the load on the GPU image, which the
+    embedded (Python backend) server would never notice."""
+    session = ort.InferenceSession(
+        str(tiny_repository / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    for variant in configs.VARIANTS:
+        config = parse(tiny_repository / name / configs.config_path(variant))
+        batched = config.max_batch_size > 0
+        for reported, declared in (
+            (session.get_inputs(), config.input),
+            (session.get_outputs(), config.output),
+        ):
+            assert [t.name for t in reported] == [t.name for t in declared]
+            for tensor, config_tensor in zip(reported, declared, strict=True):
+                expected = ([-1] if batched else []) + list(config_tensor.dims)
+                assert _dims(tensor.shape) == expected, (variant, tensor.name)
+    # What a run returns has the same shapes (batch 2 where batched).
+    config = parse(tiny_repository / name / "config.pbtxt")
+    batch = [2] if config.max_batch_size > 0 else []
+    numpy_types = {model_config_pb2.TYPE_UINT8: np.uint8, model_config_pb2.TYPE_FP32: np.float32}
+    feeds = {t.name: np.zeros(batch + list(t.dims), numpy_types[t.data_type]) for t in config.input}
+    outputs = session.run([t.name for t in config.output], feeds)
+    for array, config_tensor in zip(outputs, config.output, strict=True):
+        assert list(array.shape) == batch + list(config_tensor.dims), config_tensor.name
+
+
+@pytest.mark.parametrize("name", spec.ALL_MODELS)
+def test_tensorrt_config_warms_up_and_keeps_caches_relative(name: str) -> None:
+    config = parse(REPO_ROOT / "model_repository" / name / "configs" / "tensorrt.pbtxt")
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
+        # Relative to Triton's working directory, which the chart sets to the cache mount.
+        assert accelerator.parameters[key] == name
+    sizes = [w.batch_size for w in config.model_warmup]
+    assert sizes == ([1, config.max_batch_size] if config.max_batch_size > 1 else [1])
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == {t.name for t in config.input}
+        for tensor in config.input:
+            sample = warmup.inputs[tensor.name]
+            assert list(sample.dims) == list(tensor.dims) and sample.zero_data
+            assert sample.data_type == tensor.data_type
