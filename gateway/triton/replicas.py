@@ -94,7 +94,9 @@ class ReplicatedControl:
         """Clients for the replicas the target resolves to now (channels kept per address)."""
         addresses = await resolve_replicas(self._target.url)
         if not addresses:
-            raise UpstreamUnavailable(f"{self._target.url} names no Triton replica", 5)
+            raise UpstreamUnavailable(
+                f"{self._target.url} names no Triton replica", retry_after_s=5
+            )
         for gone in set(self._replicas) - set(addresses):
             await self._replicas.pop(gone).close()
         for address in addresses:

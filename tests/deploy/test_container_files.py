@@ -177,7 +177,11 @@ def test_compose_triton_runs_explicit_models_on_cpu(compose: dict[str, Any]) -> 
     assert "deploy" not in triton, "the default stack must start without a GPU"
     assert any(a.startswith("--grpc-restricted-protocol=model-repository:") for a in argv)
     assert any(a.startswith("--exit-timeout-secs=") for a in argv)
-    assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    # Healthy = the startup models READY; the on-demand swapper does not count.
+    check = " ".join(triton["healthcheck"]["test"])
+    assert "for model in detector recognizer;" in check and "/v2/models/%s/ready" in check
+    assert '"$$model"' in check  # `config` prints the file's escaped $$: a literal $ at run time
+    assert "--strict-readiness=false" in argv
 
 
 def test_compose_fetch_fills_the_volume_before_triton(compose: dict[str, Any]) -> None:
@@ -241,6 +245,7 @@ def test_compose_gpu_override_from_the_docs(tmp_path: Path) -> None:
     triton = yaml.safe_load(result.stdout)["services"]["triton"]
     (device,) = triton["deploy"]["resources"]["reservations"]["devices"]
     assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+    assert device["count"] == 1  # the swapper's arena names gpu:0
     argv = triton["entrypoint"] + triton["command"]
     assert not any(a.startswith("--model-config-name=") for a in argv)
     assert "--model-control-mode=explicit" in argv

@@ -135,6 +135,20 @@ def _chart_probe(server: EmbeddedTriton) -> list[str]:
     return command
 
 
+def _compose_probe(server: EmbeddedTriton) -> list[str]:
+    """docker-compose.yml's Triton healthcheck, as Docker runs it, for this server's port."""
+    compose = yaml.safe_load((CHART_DIR.parents[1] / "docker-compose.yml").read_text())
+    test: list[str] = compose["services"]["triton"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    # Compose turns $$ into $; the container's HTTP port is 8000.
+    script = (
+        test[-1]
+        .replace("$$", "$")
+        .replace("/127.0.0.1/8000", f"/127.0.0.1/{server.options.ports.http}")
+    )
+    return [*test[1:-1], script]
+
+
 def _probe_passes(command: list[str]) -> bool:
     return subprocess.run(command, capture_output=True, timeout=10).returncode == 0
 
@@ -166,14 +180,15 @@ def test_startup_models_load_with_the_tensorrt_warmup(odd_triton: EmbeddedTriton
     _load(odd_triton, spec.SWAPPER)
     assert _state(odd_triton, spec.SWAPPER) == "READY"
     # A warm-up whose shape does not fit the model fails the load: the check above can fail.
-    with pytest.raises(InferenceServerException, match="(?i)warm"):
+    with pytest.raises(InferenceServerException, match=r"(?i)warm"):
         _load(odd_triton, BAD_WARMUP)
 
 
 def test_readiness_survives_a_slow_and_a_failed_swapper(odd_triton: EmbeddedTriton) -> None:
     probe = _chart_probe(odd_triton)
+    compose_probe = _compose_probe(odd_triton)
     health = f"{odd_triton.http_url}/v2/health/ready"
-    assert _probe_passes(probe)
+    assert _probe_passes(probe) and _probe_passes(compose_probe)
     with (
         ServerThread(gateway_settings(odd_triton)) as gateway,
         api_client(gateway.url) as http,
@@ -188,7 +203,7 @@ def test_readiness_survives_a_slow_and_a_failed_swapper(odd_triton: EmbeddedTrit
         _wait_for_state(odd_triton, SLOW, "LOADING")
         # Strict readiness (the old probe) drops while any model loads; the chart's does not.
         assert _status(health) != 200
-        assert _probe_passes(probe)
+        assert _probe_passes(probe) and _probe_passes(compose_probe)
         assert gateway_ready()
         loader.join(timeout=SLOW_LOAD_S * 6)
         assert _state(odd_triton, SLOW) == "READY"
@@ -198,7 +213,7 @@ def test_readiness_survives_a_slow_and_a_failed_swapper(odd_triton: EmbeddedTrit
         assert _state(odd_triton, BROKEN) == "UNAVAILABLE"
         # A failed load keeps strict readiness down for good; detection is still served.
         assert _status(health) != 200
-        assert _probe_passes(probe)
+        assert _probe_passes(probe) and _probe_passes(compose_probe)
         assert gateway_ready()
         assert http.post("/v1/detect", files={"image": _blank_png()}).status_code == 200
 
@@ -212,6 +227,7 @@ def test_probe_fails_when_a_startup_model_is_gone(odd_triton: EmbeddedTriton) ->
     try:
         _wait_for_state(odd_triton, spec.RECOGNIZER, "UNAVAILABLE")
         assert not _probe_passes(probe)
+        assert not _probe_passes(_compose_probe(odd_triton))
     finally:
         client.load_model(spec.RECOGNIZER, headers=headers)
     assert _probe_passes(probe)
