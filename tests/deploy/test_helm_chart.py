@@ -576,6 +576,10 @@ def test_notes_print_rest_and_grpc_addresses() -> None:
     assert "https://faces.example.com/" in render_notes(
         load_values(CHART_DIR / "ci" / "ingress-values.yaml")
     )
+    # Where to watch the models arrive: the init container, or the Job on a shared claim.
+    assert f"logs -f deployment/{RELEASE}-triton -c fetch-models" in notes
+    rwx = render_notes({"models": {"claim": {"accessModes": ["ReadWriteMany"]}}})
+    assert f"logs -f job/{RELEASE}-models-" in rwx
 
 
 # --- API keys ----------------------------------------------------------------------
