@@ -11,12 +11,14 @@ import httpx
 import pytest
 import tritonclient.grpc as grpcclient
 
+from gateway.errors import UpstreamUnavailable
 from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions
 from gateway.triton import spec
-from gateway.triton.replicas import resolve_replicas, split_target
+from gateway.triton.client import TritonTarget
+from gateway.triton.replicas import ReplicatedControl, resolve_replicas, split_target
 
 from ..api.conftest import ServerThread, api_client, gateway_settings
-from ..conftest import REPOSITORY_KEY, free_ports
+from ..conftest import REPOSITORY_KEY, free_port, free_ports
 from ..images import encode, square_image
 
 REQUESTS = 24
@@ -152,3 +154,31 @@ def test_a_replica_without_the_swapper_gets_it_on_the_next_swap(
     assert statuses.count(200) >= len(statuses) - 1, statuses
     assert all(_ready(s, spec.SWAPPER) for s in two_tritons)
     assert replicated_gateway.post("/v1/models/swapper/unload").status_code == 200
+
+
+@pytest.mark.integration
+def test_a_replica_that_cannot_load_fails_the_load(
+    two_tritons: tuple[EmbeddedTriton, EmbeddedTriton],
+) -> None:
+    """A load is whole or failed: a replica that does not answer makes it a 503 (the manager
+    then holds the failure), even though the other replica loaded."""
+    first, _ = two_tritons
+    target = TritonTarget(
+        url=f"ipv4:127.0.0.1:{first.options.ports.grpc},127.0.0.1:{free_port()}",
+        timeout_s=5,
+        unavailable_retries=0,
+        repository_key=REPOSITORY_KEY,
+    )
+
+    async def load_everywhere() -> None:
+        control = ReplicatedControl(target)
+        try:
+            assert len(await control.replicas()) == 2
+            await control.load_model(spec.SWAPPER, 10)
+        finally:
+            await control.close()
+
+    with pytest.raises(UpstreamUnavailable):
+        asyncio.run(load_everywhere())
+    client = grpcclient.InferenceServerClient(first.grpc_url)
+    client.unload_model(spec.SWAPPER, headers={spec.REPOSITORY_KEY_GRPC_HEADER: REPOSITORY_KEY})
