@@ -128,7 +128,16 @@ def test_ci_values_cover_the_main_variants() -> None:
         "cpu-values.yaml",
         "object-store-values.yaml",
         "ingress-values.yaml",
+        "replicas-values.yaml",
     } <= names
+
+
+def test_replicas_variant_fetches_once_for_both_triton_pods() -> None:
+    objects = render(load_values(CHART_DIR / "ci" / "replicas-values.yaml"))
+    assert one(objects, "Deployment", "triton")["spec"]["replicas"] == 2
+    kind, _, _ = fetcher(objects)
+    assert kind == "job"
+    assert [c["name"] for c in triton_spec(objects)["initContainers"]] == ["wait-for-models"]
 
 
 @pytest.mark.parametrize("values_file", CI_VALUES, ids=lambda p: p.name)
