@@ -5,8 +5,8 @@ replaces tritonclient's unlimited message sizes with gRPC's 4 MB (a batch of 640
 is larger), so the sizes are set here explicitly next to the arguments we need: a short
 reconnect backoff (gRPC's default grows to 120 s, which would keep the gateway failing long
 after Triton is back) and, for dns:/// targets such as a headless Service (or ipv4:/ipv6:
-address lists), round-robin across Triton pods. Every call has a deadline; UNAVAILABLE on the way in is
-retried a few times. Outputs come back read-only and are copied where they are written.
+address lists), round-robin across Triton pods. Every call has a deadline; UNAVAILABLE on the
+way in is retried a few times. Outputs come back read-only and are copied where they are written.
 """
 
 from __future__ import annotations
