@@ -93,14 +93,27 @@ def replicated_gateway(
         yield http
 
 
+def _detect(http: httpx.Client) -> None:
+    response = http.post("/v1/detect", files={"image": TARGET})
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.integration
 def test_detection_is_spread_over_both_replicas(
     two_tritons: tuple[EmbeddedTriton, EmbeddedTriton], replicated_gateway: httpx.Client
 ) -> None:
+    # round_robin uses the connections that are up; wait (bounded) until both replicas served.
+    start = [_inference_count(s, spec.DETECTOR) for s in two_tritons]
+    for _ in range(200):
+        if all(
+            _inference_count(s, spec.DETECTOR) > b for s, b in zip(two_tritons, start, strict=True)
+        ):
+            break
+        _detect(replicated_gateway)
     before = [_inference_count(s, spec.DETECTOR) for s in two_tritons]
+    assert all(b > a for a, b in zip(start, before, strict=True)), "one replica never served"
     for _ in range(REQUESTS):
-        response = replicated_gateway.post("/v1/detect", files={"image": TARGET})
-        assert response.status_code == 200, response.text
+        _detect(replicated_gateway)
     served = [
         _inference_count(s, spec.DETECTOR) - b for s, b in zip(two_tritons, before, strict=True)
     ]
