@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__
 from gateway.api import faces, health, swap
+from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
 from gateway.config import Settings
 from gateway.errors import FacegateError, install_error_handlers
@@ -115,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(faces.router)
     app.include_router(swap.router)
     app.include_router(swap.admin)
+    install_compat(app, settings)
     return app

@@ -5,9 +5,10 @@ Built in create_app (or by the CLI), never at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.triton import spec
@@ -66,6 +67,48 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(64, gt=0, description="per worker; beyond it 429 + Retry-After")
     request_timeout_s: float = Field(60.0, gt=0, description="per-request deadline (504)")
     drain_s: float = Field(5.0, ge=0, description="on SIGTERM: refuse new requests this long first")
+
+    # Compatibility routes for other projects' clients (gateway/api/compat/); off by default.
+    # They cannot send an API key, so they answer only callers from compat_networks.
+    compat: str = Field(
+        "", description="comma list of 'ifr' (InsightFace-REST /extract) and 'immich' (/predict)"
+    )
+    compat_networks: str = Field(
+        "127.0.0.1/32,::1/128", description="comma list of client networks (CIDR) allowed in"
+    )
+    compat_images_dir: Path | None = Field(
+        None, description="folder that InsightFace-REST images.urls paths resolve under"
+    )
+    compat_url_hosts: str = Field(
+        "", description="comma list of hosts images.urls may fetch over http(s); none if empty"
+    )
+    compat_max_images: int = Field(64, gt=0, description="images per InsightFace-REST /extract")
+    compat_max_request_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="body limit of /extract (its images together)"
+    )
+    compat_immich_models: str = Field(
+        "buffalo_l", description="Immich model names the served detector/recognizer stand for"
+    )
+    compat_immich_prefix: str = Field(
+        "", description="also serve Immich's /predict and /ping under this path, e.g. /immich"
+    )
+
+    @field_validator("compat")
+    @classmethod
+    def _known_protocols(cls, value: str) -> str:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - {"ifr", "immich"})
+        if unknown:
+            raise ValueError(f"unknown compatibility protocol(s) {unknown}: use ifr and/or immich")
+        return ",".join(names)
+
+    @field_validator("compat_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
+        return value
 
     # Process
     cpu_threads: int = Field(4, gt=0, description="threads for decode/letterbox/warp")

@@ -7,6 +7,7 @@
     │   ├── UnsupportedMediaType     415  unsupported_media_type
     │   └── InvalidParameter         422  invalid_parameter
     ├── NoFaceFound                  422  no_face
+    ├── ClientNotAllowed             403  client_not_allowed
     ├── UpstreamUnavailable          503  upstream_unavailable
     ├── UpstreamTimeout              504  upstream_timeout
     └── UpstreamFailed               502  upstream_failed
@@ -64,6 +65,13 @@ class InvalidParameter(InvalidInput):
 class NoFaceFound(FacegateError):
     status_code = 422
     code = "no_face"
+
+
+class ClientNotAllowed(FacegateError):
+    """A keyless compatibility route called from outside its configured networks."""
+
+    status_code = 403
+    code = "client_not_allowed"
 
 
 class UpstreamUnavailable(FacegateError):

@@ -27,12 +27,14 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 @dataclass
 class Admission:
-    """Limits applied to /v1/ requests; `draining` is flipped on shutdown."""
+    """Limits applied to /v1/ requests (and `extra_paths`); `draining` is flipped on shutdown."""
 
     max_in_flight: int
     request_timeout_s: float
     draining: bool = False
     in_flight: int = 0
+    # Exact paths outside /v1/ that count against the same limits (compatibility routes).
+    extra_paths: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -69,7 +71,7 @@ class GatewayMiddleware:
                 ]
             await send(message)
 
-        guarded = scope["path"].startswith("/v1/")
+        guarded = scope["path"].startswith("/v1/") or scope["path"] in self.admission.extra_paths
         try:
             if guarded:
                 await self._admit(scope, receive, send_wrapper, status)

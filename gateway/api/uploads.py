@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncGenerator
 
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
@@ -93,6 +93,15 @@ def _parse_json(
     return found
 
 
+async def parse_form(request: Request, body: bytes) -> FormData:
+    """A multipart body (already read, bounded) parsed in memory; close() it when done."""
+    parser = _InMemoryParser(request.headers, _replay(body), max_files=64, max_fields=64)
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInput(f"malformed multipart body: {exc.message}") from exc
+
+
 async def read_images(
     request: Request,
     settings: Settings,
@@ -109,11 +118,7 @@ async def read_images(
     body = await read_body(request, request_limit_bytes(fields, max_image_bytes, max_images))
     found: dict[str, list[bytes]] = {name: [] for name in fields}
     if content_type == "multipart/form-data":
-        parser = _InMemoryParser(request.headers, _replay(body), max_files=64, max_fields=64)
-        try:
-            form = await parser.parse()
-        except MultiPartException as exc:
-            raise InvalidInput(f"malformed multipart body: {exc.message}") from exc
+        form = await parse_form(request, body)
         for name in fields:
             for value in form.getlist(name):
                 if not isinstance(value, UploadFile):

@@ -27,7 +27,7 @@ from gateway.processing.detections import (
     select_faces,
 )
 from gateway.processing.embedding import average_identity, cosine_similarity, l2_normalize
-from gateway.processing.letterbox import Letterbox, letterbox_image
+from gateway.processing.letterbox import Letterbox, letterbox_image, letterbox_size
 from gateway.processing.nms import nms
 from gateway.processing.paste import paste_face
 from gateway.processing.scrfd import (
@@ -60,6 +60,7 @@ __all__ = [
     "estimate_affine",
     "l2_normalize",
     "letterbox_image",
+    "letterbox_size",
     "nms",
     "paste_face",
     "postprocess_detections",

@@ -212,11 +212,9 @@ class Pipeline:
         timings.add("align", started)
         crops = [a.crops_bgr for a in aligned]
         counts = [len(c) for c in crops]
-        started = time.perf_counter()
-        raw = await self._models.embed(np.concatenate(crops) if sum(counts) else crops[0])
-        timings.add("recognizer", started)
-        norms_all = np.linalg.norm(raw, axis=1).astype(np.float32)
-        normed_all = processing.l2_normalize(raw)
+        normed_all, norms_all = await self.embed_crops(
+            np.concatenate(crops) if sum(counts) else crops[0], timings
+        )
         bounds = np.cumsum([0, *counts])
         embeddings: list[npt.NDArray[np.float32] | None] = []
         norms: list[npt.NDArray[np.float32] | None] = []
@@ -224,6 +222,18 @@ class Pipeline:
             embeddings.append(normed_all[lo:hi])
             norms.append(norms_all[lo:hi])
         return embeddings, norms
+
+    async def embed_crops(
+        self, crops_bgr: npt.NDArray[np.uint8], timings: Timings
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Embed aligned uint8 (N, 112, 112, 3) BGR crops in one recognizer call.
+
+        Returns the L2-normalised embeddings float32 (N, 512) and the raw norms (N,).
+        """
+        started = time.perf_counter()
+        raw = await self._models.embed(crops_bgr)
+        timings.add("recognizer", started)
+        return processing.l2_normalize(raw), np.linalg.norm(raw, axis=1).astype(np.float32)
 
     async def verify(
         self,
