@@ -77,11 +77,11 @@ async def extract_faces(
     results: list[ExtractResult] = [
         d if isinstance(d, FacegateError) else _PENDING for d in decoded
     ]
-    good = [i for i, d in enumerate(decoded) if not isinstance(d, FacegateError)]
+    good = [(i, d) for i, d in enumerate(decoded) if not isinstance(d, FacegateError)]
     if not good:
         return results
-    images = [decoded[i] for i in good]
-    found = await pipeline.detect(images, options, timings)  # type: ignore[arg-type]
+    images = [img for _, img in good]
+    found = await pipeline.detect(images, options, timings)
     crops: list[npt.NDArray[np.uint8] | None] = [None] * len(good)
     if with_crops:
         started = time.perf_counter()
@@ -95,7 +95,7 @@ async def extract_faces(
         )
         timings.add("align", started)
         crops = [a.crops_bgr for a in aligned]
-    for index, faces, crop in zip(good, found, crops, strict=True):
+    for (index, _), faces, crop in zip(good, found, crops, strict=True):
         _, _, scale = processing.letterbox_size(
             faces.height, faces.width, spec.DETECTOR_INPUT_SIZE_PX
         )
@@ -114,7 +114,7 @@ async def embed_aligned_crops(
     size = spec.RECOGNIZER_INPUT_SIZE_PX
     decoded = await decode_sources(pipeline, sources, max_pixels, timings)
     results: list[ExtractResult] = []
-    good: list[int] = []
+    good: list[tuple[int, npt.NDArray[np.uint8]]] = []
     for index, item in enumerate(decoded):
         if isinstance(item, FacegateError):
             results.append(item)
@@ -127,13 +127,12 @@ async def embed_aligned_crops(
             )
         else:
             results.append(_PENDING)
-            good.append(index)
+            good.append((index, item))
     if not good:
         return results
-    crops = np.stack([decoded[i] for i in good])  # type: ignore[misc]
-    normed, norms = await pipeline.embed_crops(crops, timings)
+    normed, norms = await pipeline.embed_crops(np.stack([crop for _, crop in good]), timings)
     template = processing.template_for(size)
-    for row, index in enumerate(good):
+    for row, (index, _) in enumerate(good):
         detections = Detections(
             boxes=np.array([[0, 0, size, size]], dtype=np.float32),
             scores=np.ones((1,), dtype=np.float32),

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import msgpack
 import numpy as np
+import numpy.typing as npt
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
@@ -71,7 +72,7 @@ def _wants_msgpack(payload: ExtractRequest, accept: str) -> bool:
     return payload.msgpack or bool(accepted & {MSGPACK_RESPONSE_TYPE, "application/msgpack"})
 
 
-def _jpeg_b64(crop_bgr: np.ndarray) -> str:  # type: ignore[type-arg]
+def _jpeg_b64(crop_bgr: npt.NDArray[np.uint8]) -> str:
     ok, buf = cv2.imencode(".jpg", crop_bgr)
     if not ok:  # cv2 encodes any uint8 HxWx3; kept as a guard, not an expected path
         raise InvalidParameter("the face crop could not be encoded as JPEG")
@@ -79,12 +80,11 @@ def _jpeg_b64(crop_bgr: np.ndarray) -> str:  # type: ignore[type-arg]
 
 
 def _faces_out(item: ExtractedImage, payload: ExtractRequest) -> list[IfrFace]:
-    faces, dets = item.faces, item.faces.detections
+    dets, vecs, norms = item.faces.detections, item.faces.embeddings, item.faces.embedding_norms
     # InsightFace-REST converts with astype(int): truncation toward zero, not rounding.
     boxes = dets.boxes.astype(np.int64)
     out = []
     for i in range(len(dets)):
-        embedded = faces.embeddings is not None and faces.embedding_norms is not None
         out.append(
             IfrFace(
                 bbox=boxes[i].tolist(),
@@ -95,8 +95,8 @@ def _faces_out(item: ExtractedImage, payload: ExtractRequest) -> list[IfrFace]:
                 size=int(dets.boxes[i][2] - dets.boxes[i][0]),
                 num_det=i,
                 scale=item.scale,
-                norm=float(faces.embedding_norms[i]) if embedded else None,  # type: ignore[index]
-                vec=faces.embeddings[i].tolist() if embedded else None,  # type: ignore[index]
+                norm=float(norms[i]) if norms is not None else None,
+                vec=vecs[i].tolist() if vecs is not None else None,
                 facedata=_jpeg_b64(item.crops_bgr[i]) if item.crops_bgr is not None else None,
                 # No gender/age or mask model is served yet: null, as upstream without one.
                 gender=None,

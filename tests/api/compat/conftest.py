@@ -30,7 +30,9 @@ def compat_images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("compat-images")
     (folder / "squares.png").write_bytes(encode(square_image(640, 480, SQUARES)))
     (folder / "nested").mkdir()
-    (folder / "nested" / "one.jpg").write_bytes(encode(square_image(320, 320, [(160, 160, 64)]), ".jpg"))
+    (folder / "nested" / "one.jpg").write_bytes(
+        encode(square_image(320, 320, [(160, 160, 64)]), ".jpg")
+    )
     return folder
 
 

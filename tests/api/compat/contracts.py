@@ -55,7 +55,7 @@ class ImmichBox(Strict):
 
 
 class ImmichFace(Strict):
-    boundingBox: ImmichBox  # noqa: N815
+    boundingBox: ImmichBox
     embedding: StrictStr
     score: StrictFloat
 
@@ -63,8 +63,8 @@ class ImmichFace(Strict):
 class ImmichResponse(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
     faces: list[ImmichFace]
-    imageHeight: StrictInt  # noqa: N815
-    imageWidth: StrictInt  # noqa: N815
+    imageHeight: StrictInt
+    imageWidth: StrictInt
 
     @classmethod
     def parse(cls, body: dict[str, object]) -> ImmichResponse:

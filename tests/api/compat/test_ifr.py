@@ -148,20 +148,22 @@ def test_face_data_is_the_aligned_crop(plain: httpx.Client) -> None:
     assert len(faces) == 3
     for face in faces:
         assert face.facedata is not None
-        crop = cv2.imdecode(np.frombuffer(base64.b64decode(face.facedata), np.uint8), cv2.IMREAD_COLOR)
+        crop = cv2.imdecode(
+            np.frombuffer(base64.b64decode(face.facedata), np.uint8), cv2.IMREAD_COLOR
+        )
         assert crop.shape == (112, 112, 3)
 
 
-def test_embed_only_embeds_crops_without_detection(plain: httpx.Client, keyed: httpx.Client) -> None:
+def test_embed_only_embeds_crops_without_detection(
+    plain: httpx.Client, keyed: httpx.Client
+) -> None:
     # The aligned crop of a detected face, embedded again, gives the same identity.
     squares = encode(square_image(640, 480, SQUARES))
     full = post_msgpack(plain, _request({"data": [squares]}, return_face_data=True))
     face = full.data[0].faces[0]
     assert face.facedata is not None and face.vec is not None
     crop_png = encode(cv2.imdecode(np.frombuffer(base64.b64decode(face.facedata), np.uint8), 1))
-    result = post_msgpack(
-        plain, _request({"data": [crop_png, squares]}, embed_only=True)
-    )
+    result = post_msgpack(plain, _request({"data": [crop_png, squares]}, embed_only=True))
     first, second = result.data
     assert first.status == "ok" and second.status == "failed"
     assert second.traceback and "112x112" in second.traceback
@@ -286,7 +288,17 @@ def test_urls_resolve_under_the_folder_only(
     ]
     result = post_msgpack(plain, _request({"urls": urls}))
     statuses = [image.status for image in result.data]
-    assert statuses == ["ok", "ok", "failed", "failed", "failed", "failed", "ok", "failed", "failed"]
+    assert statuses == [
+        "ok",
+        "ok",
+        "failed",
+        "failed",
+        "failed",
+        "failed",
+        "ok",
+        "failed",
+        "failed",
+    ]
     assert len(result.data[0].faces) == 3 and len(result.data[1].faces) == 1
     assert result.data[6].faces == result.data[0].faces
     reasons = [image.traceback or "" for image in result.data]
@@ -298,7 +310,14 @@ def test_urls_resolve_under_the_folder_only(
 
 def test_info_has_what_the_clients_print(plain: httpx.Client) -> None:
     info = plain.get("/info").json()
-    for key in ("inference_backend", "det_name", "rec_name", "rec_batch_size", "det_batch_size", "max_size"):
+    for key in (
+        "inference_backend",
+        "det_name",
+        "rec_name",
+        "rec_batch_size",
+        "det_batch_size",
+        "max_size",
+    ):
         assert key in info["models"]
     assert info["defaults"]["det_thresh"] == 0.6
 
