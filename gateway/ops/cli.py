@@ -632,6 +632,9 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     bench.set_defaults(func=cmd_bench)
+    from gateway.ops.commands import bench_compat
+
+    bench_compat.subparser_init(commands)
 
 
 def _add_gateway_address(parser: argparse.ArgumentParser) -> None:

@@ -41,8 +41,13 @@ class RunningGateway:
 
 
 @contextlib.contextmanager
-def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
-    """The embedded Triton, then `facegate gateway` in a child process: what `serve` runs."""
+def running_gateway(
+    models: BenchModels, extra_env: dict[str, str] | None = None
+) -> Iterator[RunningGateway]:
+    """The embedded Triton, then `facegate gateway` in a child process: what `serve` runs.
+
+    `extra_env` adds FACEGATE_* settings of the gateway (e.g. FACEGATE_COMPAT).
+    """
     from gateway.ops.servers.triton import (
         EmbeddedTriton,
         EmbeddedTritonError,
@@ -70,6 +75,7 @@ def running_gateway(models: BenchModels) -> Iterator[RunningGateway]:
             "FACEGATE_API_KEYS": f"user:{api_key}",
             "FACEGATE_LOG_LEVEL": "WARNING",
             "FACEGATE_DRAIN_S": "0",
+            **(extra_env or {}),
         }
         command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
         with tempfile.TemporaryFile() as output:
