@@ -96,7 +96,8 @@ def cmd(args: argparse.Namespace) -> int:
         return 2
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     image = next(i for i in bench_images() if i.width == 640)
-    print(f"machine: {describe_machine()}  load average at start: {load_average()}")
+    machine = describe_machine()  # includes the load average at the start
+    print("machine: " + "; ".join(f"{key}: {value}" for key, value in machine.items()))
     try:
         models = prepare_models(args.cache_dir, args.profile)
         with running_gateway(models, {"FACEGATE_COMPAT": "ifr"}) as gateway:
