@@ -56,12 +56,12 @@ def _read_file(folder: Path | None, relative: str, max_image_bytes: int) -> Imag
             f"'{relative}': image paths need FACEGATE_COMPAT_IMAGES_DIR set on the server; "
             "or send the image bytes in images.data"
         )
-    root = folder.resolve()
-    # resolve() follows symlinks, so a link pointing out of the folder is refused too.
-    path = (root / relative.lstrip("/")).resolve()
-    if not path.is_relative_to(root):
-        return InvalidParameter(f"'{relative}' is outside the images folder")
     try:
+        root = folder.resolve()
+        # resolve() follows symlinks, so a link pointing out of the folder is refused too.
+        path = (root / relative.lstrip("/")).resolve()
+        if not path.is_relative_to(root):
+            return InvalidParameter(f"'{relative}' is outside the images folder")
         size = path.stat().st_size
         if size > max_image_bytes:
             return PayloadTooLarge(f"'{relative}' is {size} bytes; the limit is {max_image_bytes}")
@@ -70,12 +70,17 @@ def _read_file(folder: Path | None, relative: str, max_image_bytes: int) -> Imag
         return InvalidParameter(f"'{relative}' not found in the images folder")
     except OSError as exc:
         return InvalidInput(f"'{relative}' cannot be read: {exc.strerror or 'I/O error'}")
+    except ValueError:  # e.g. a NUL byte in the path
+        return InvalidParameter(f"{relative!r} is not a valid path")
 
 
 async def _fetch(
     client: httpx.AsyncClient, url: str, hosts: set[str], max_image_bytes: int
 ) -> ImageSource:
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # e.g. an unterminated IPv6 literal
+        return InvalidParameter(f"'{url}' is not a valid URL")
     if host not in hosts:
         return InvalidParameter(
             f"'{url}': fetching from {host or 'this URL'} is not allowed; add the host to "
@@ -92,6 +97,8 @@ async def _fetch(
                 if size > max_image_bytes:
                     return PayloadTooLarge(f"'{url}' is over the {max_image_bytes} byte limit")
                 chunks.append(chunk)
+    except httpx.InvalidURL:
+        return InvalidParameter(f"'{url}' is not a valid URL")
     except httpx.HTTPError as exc:
         return UpstreamUnavailable(f"'{url}' could not be fetched: {type(exc).__name__}")
     return _checked(b"".join(chunks), f"'{url}'", max_image_bytes)

@@ -345,6 +345,13 @@ def test_concurrent_extracts_agree_with_a_serial_one(plain: httpx.Client) -> Non
     assert all(answer == reference for answer in answers)
 
 
+def test_odd_paths_and_urls_fail_in_place(plain: httpx.Client, image_host: str) -> None:
+    urls = ["a\x00b.png", "", "http://[::1/x.png", "ftp://127.0.0.1/x.png", f"{image_host}:99999/x"]
+    result = post_msgpack(plain, _request({"urls": urls}))
+    assert [image.status for image in result.data] == ["failed"] * len(urls)
+    assert all(image.traceback for image in result.data)
+
+
 def test_folder_paths_need_the_setting(tmp_path: Path) -> None:
     from gateway.api.compat.ifr_sources import _read_file
 
