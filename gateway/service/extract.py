@@ -70,9 +70,31 @@ async def extract_faces(
     *,
     max_pixels: int,
     with_crops: bool,
+    group_size: int,
     timings: Timings,
 ) -> list[ExtractResult]:
-    """Detect (and embed, per options) faces in every readable image; results in order."""
+    """Detect (and embed, per options) faces in every readable image; results in order.
+
+    Images go through in groups of `group_size`, one group after the other. That bounds
+    the decoded images held at once and the Triton calls one request has in flight: all 64
+    images of an InsightFace-REST batch at once queue their last detector chunks past
+    Triton's per-call deadline on a CPU host.
+    """
+    results: list[ExtractResult] = []
+    for start in range(0, len(sources), group_size):
+        group = sources[start : start + group_size]
+        results += await _extract_group(pipeline, group, options, max_pixels, with_crops, timings)
+    return results
+
+
+async def _extract_group(
+    pipeline: Pipeline,
+    sources: Sequence[ImageSource],
+    options: DetectOptions,
+    max_pixels: int,
+    with_crops: bool,
+    timings: Timings,
+) -> list[ExtractResult]:
     decoded = await decode_sources(pipeline, sources, max_pixels, timings)
     results: list[ExtractResult] = [
         d if isinstance(d, FacegateError) else _PENDING for d in decoded

@@ -152,6 +152,8 @@ async def extract(request: Request, settings: SettingsDep, pipeline: PipelineDep
             options,
             max_pixels=settings.max_image_pixels,
             with_crops=payload.return_face_data,
+            # The same group /v1/detect/batch sends at most, so Triton sees no larger bursts.
+            group_size=settings.max_batch_images,
             timings=timings,
         )
     embed_ms = (time.perf_counter() - embed_started) * 1000
