@@ -152,7 +152,7 @@ async def embed_aligned_crops(
             good.append((index, item))
     if not good:
         return results
-    normed, norms = await pipeline.embed_crops(np.stack([crop for _, crop in good]), timings)
+    normed, norms = await pipeline.embed_crops([crop for _, crop in good], timings)
     template = processing.template_for(size)
     for row, (index, _) in enumerate(good):
         detections = Detections(

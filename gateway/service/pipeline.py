@@ -212,9 +212,11 @@ class Pipeline:
         timings.add("align", started)
         crops = [a.crops_bgr for a in aligned]
         counts = [len(c) for c in crops]
-        normed_all, norms_all = await self.embed_crops(
-            np.concatenate(crops) if sum(counts) else crops[0], timings
-        )
+        started = time.perf_counter()
+        raw = await self._models.embed(np.concatenate(crops) if sum(counts) else crops[0])
+        timings.add("recognizer", started)
+        norms_all = np.linalg.norm(raw, axis=1).astype(np.float32)
+        normed_all = processing.l2_normalize(raw)
         bounds = np.cumsum([0, *counts])
         embeddings: list[npt.NDArray[np.float32] | None] = []
         norms: list[npt.NDArray[np.float32] | None] = []
@@ -224,14 +226,14 @@ class Pipeline:
         return embeddings, norms
 
     async def embed_crops(
-        self, crops_bgr: npt.NDArray[np.uint8], timings: Timings
+        self, crops: Sequence[npt.NDArray[np.uint8]], timings: Timings
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-        """Embed aligned uint8 (N, 112, 112, 3) BGR crops in one recognizer call.
+        """Embeddings of already aligned uint8 112x112x3 BGR crops (one batched call).
 
-        Returns the L2-normalised embeddings float32 (N, 512) and the raw norms (N,).
+        Returns float32 (N, 512) L2-normalised embeddings and (N,) raw norms, in order.
         """
         started = time.perf_counter()
-        raw = await self._models.embed(crops_bgr)
+        raw = await self._models.embed(np.stack(crops))
         timings.add("recognizer", started)
         return processing.l2_normalize(raw), np.linalg.norm(raw, axis=1).astype(np.float32)
 
