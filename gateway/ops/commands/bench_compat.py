@@ -1,11 +1,12 @@
 """`facegate bench-compat`: throughput of InsightFace-REST's /extract against /v1/detect/batch.
 
 Starts the embedded Triton on the synthetic models and `facegate gateway` with
-FACEGATE_COMPAT=ifr (what `facegate bench` starts, plus the compat routes and long Triton/request deadlines), then sends
-batches as InsightFace-REST's benchmark does: 64 images per /extract request, msgpack both
-ways with the raw JPEG bytes (its client's default). The same images also go as JSON
-(base64) and through /v1/detect/batch (16 per request, multipart) for comparison. Every
-answer is checked: each image ok with the planted number of faces.
+FACEGATE_COMPAT=ifr (what `facegate bench` starts, plus the compat routes and long
+Triton/request deadlines), then sends batches as InsightFace-REST's benchmark does: 64
+images per /extract request, msgpack both ways with the raw JPEG bytes (its client's
+default). The same images also go as JSON (base64) and through /v1/detect/batch (16 per
+request, multipart) for comparison. Every answer is checked: each image ok with the
+planted number of faces.
 """
 
 from __future__ import annotations
