@@ -13,7 +13,7 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["bench-compat", "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert "usage: facegate bench-compat" in out and "64 images per /extract" in out
+    assert "usage: facegate bench-compat" in out and "--concurrency" in out and "/extract" in out
 
 
 @pytest.mark.parametrize(
