@@ -114,8 +114,16 @@ def _image_out(result: ExtractResult, payload: ExtractRequest, took_ms: float) -
     return IfrImage(status="ok", took_ms=took_ms, faces=_faces_out(result, payload))
 
 
-def _encode(response: ExtractResponse, as_msgpack: bool) -> Response:
-    content = response.model_dump()
+def _respond(
+    results: list[ExtractResult],
+    payload: ExtractRequest,
+    took: dict[str, float],
+    embed_ms: float,
+    as_msgpack: bool,
+) -> Response:
+    # Images are processed together, so each one reports the batch's processing time.
+    data = [_image_out(result, payload, embed_ms) for result in results]
+    content = ExtractResponse(took=took, data=data).model_dump()
     if as_msgpack:
         # Single floats as upstream (msgpack.dumps(..., use_single_float=True)).
         packed = msgpack.packb(content, use_single_float=True)
@@ -157,15 +165,13 @@ async def extract(request: Request, settings: SettingsDep, pipeline: PipelineDep
             timings=timings,
         )
     embed_ms = (time.perf_counter() - embed_started) * 1000
-    # Images are processed together, so each one reports the batch's processing time.
-    data = [_image_out(result, payload, embed_ms) for result in results]
     took = {"total_ms": (time.perf_counter() - started) * 1000}
     if payload.verbose_timings:
         took |= {"read_imgs_ms": read_ms, "embed_all_ms": embed_ms}
         took |= {f"{stage}_ms": ms for stage, ms in timings.stages.items()}
-    response = ExtractResponse(took=took, data=data)
     as_msgpack = _wants_msgpack(payload, request.headers.get("accept", ""))
-    return await asyncio.to_thread(_encode, response, as_msgpack)
+    # Building (crop JPEGs, 512 floats per face) and encoding is CPU work: off the event loop.
+    return await asyncio.to_thread(_respond, results, payload, took, embed_ms, as_msgpack)
 
 
 @router.get("/info", summary="InsightFace-REST /info: what its clients print at start")
