@@ -219,7 +219,7 @@ def _table(rows: list[Row], width: int, height: int, planted: int) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.route} | {r.concurrency} | {r.images} | {r.seconds:.1f} | {r.images_per_s:.1f} |"
+        f"| {r.route} | {r.concurrency} | {r.images} | {r.seconds:.1f} | {r.images_per_s:.2f} |"
         for r in rows
     ]
     return "\n".join(lines)
