@@ -192,3 +192,11 @@ def test_concurrent_predicts_agree(plain: httpx.Client) -> None:
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(one, range(24)))
     assert all(answer == reference for answer in answers)
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node 18+ (fetch, FormData, Blob)")
+def test_node_clip_request_is_a_clear_422(compat_gateway: CompatGateway) -> None:
+    image = compat_gateway.images_dir / "squares.png"
+    result = _node(compat_gateway.url, image, "ViT-B-32__openai", "absolute", "clip")
+    assert result["status"] == 422
+    assert "facial-recognition" in json.loads(result["body"])["error"]["message"]
