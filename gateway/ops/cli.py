@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
+from gateway.ops.failures import CommandFailed, run_reported
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -33,7 +34,7 @@ LICENCE_NOTE = (
 )
 
 
-class CliError(Exception):
+class CliError(CommandFailed):
     """A failure whose message tells the user what to do next."""
 
 
@@ -96,16 +97,10 @@ def _add_triton_ports(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_installed(installed: Sequence[InstalledModel]) -> None:
+    from gateway.ops.repository.report import describe_installed
+
     for model in installed:
-        name = model.name
-        check = model.check
-        batch = model.max_batch_size
-        print(
-            f"  {name:<10} {model.path}  max_batch_size={batch}  "
-            f"self-check max abs diff {check.max_abs_diff:.3g} (tolerance {check.tolerance:g})"
-        )
-        for note in model.notes:
-            print(f"             {note}")
+        print(describe_installed(model))
 
 
 def cmd_models_synthetic(args: argparse.Namespace) -> int:
@@ -135,15 +130,13 @@ def cmd_models_synthetic(args: argparse.Namespace) -> int:
 def _install_upstream_files(repository: Path, files: dict[str, Path], source: str) -> int:
     import hashlib
 
-    import onnx
-
-    from gateway.ops.repository.install import install_models
+    from gateway.ops.repository.install import install_models, load_upstream
 
     upstream = {}
     provenance = {}
     for role, path in files.items():
         print(f"Loading {role}: {path}", flush=True)
-        upstream[role] = onnx.load(str(path))
+        upstream[role] = load_upstream(path, role)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         provenance[role] = {"source": source, "file": path.name, "sha256": digest}
     installed = install_models(repository, upstream, provenance)
@@ -409,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facegate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure (or FACEGATE_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     models = commands.add_parser(
@@ -658,13 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     started = time.monotonic()
-    try:
-        code: int = args.func(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    code = run_reported(lambda: int(args.func(args)), args.debug)
     log.debug("%s finished in %.1f s", args.command, time.monotonic() - started)
     return code
 

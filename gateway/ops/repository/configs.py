@@ -38,14 +38,35 @@ class ModelLayout:
     queue_delay_us: int = 0
 
 
-def layouts(detector_max_batch: int = 8) -> dict[str, ModelLayout]:
-    """The three served models; detector_max_batch is 0 where the batch check failed."""
+def _unbatched(tensors: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+    """max_batch_size 0: the batch axis of 1 becomes part of the declared dims."""
+    return tuple(TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in tensors)
+
+
+def layouts(
+    detector_max_batch: int = 8,
+    recognizer_max_batch: int = spec.RECOGNIZER_MAX_BATCH,
+    swapper_max_batch: int = 0,
+) -> dict[str, ModelLayout]:
+    """The three served models; a max batch of 0 where the prepare step's batch check failed.
+
+    The swapper is always unbatched (its tensors already declare batch 1);
+    swapper_max_batch exists so callers can pass every model's figure by name.
+    """
+    del swapper_max_batch
     detector_inputs: tuple[TensorSpec, ...] = (spec.DETECTOR_INPUT,)
     detector_outputs = spec.DETECTOR_OUTPUTS
     if detector_max_batch == 0:
-        detector_inputs = tuple(TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in detector_inputs)
-        detector_outputs = tuple(
-            TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in detector_outputs
+        detector_inputs, detector_outputs = (
+            _unbatched(detector_inputs),
+            _unbatched(detector_outputs),
+        )
+    recognizer_inputs: tuple[TensorSpec, ...] = (spec.RECOGNIZER_INPUT,)
+    recognizer_outputs: tuple[TensorSpec, ...] = (spec.RECOGNIZER_OUTPUT,)
+    if recognizer_max_batch == 0:
+        recognizer_inputs, recognizer_outputs = (
+            _unbatched(recognizer_inputs),
+            _unbatched(recognizer_outputs),
         )
     return {
         spec.DETECTOR: ModelLayout(
@@ -58,11 +79,11 @@ def layouts(detector_max_batch: int = 8) -> dict[str, ModelLayout]:
         ),
         spec.RECOGNIZER: ModelLayout(
             spec.RECOGNIZER,
-            (spec.RECOGNIZER_INPUT,),
-            (spec.RECOGNIZER_OUTPUT,),
-            spec.RECOGNIZER_MAX_BATCH,
-            (8, 16, 32),
-            RECOGNIZER_QUEUE_DELAY_US,
+            recognizer_inputs,
+            recognizer_outputs,
+            recognizer_max_batch,
+            (8, 16, 32) if recognizer_max_batch else (),
+            RECOGNIZER_QUEUE_DELAY_US if recognizer_max_batch else 0,
         ),
         spec.SWAPPER: ModelLayout(
             spec.SWAPPER,

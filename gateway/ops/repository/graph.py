@@ -13,16 +13,25 @@ from onnx import TensorProto, helper, numpy_helper
 
 @dataclass
 class GraphBuilder:
-    """Accumulates nodes and initializers under unique names with a common prefix."""
+    """Accumulates nodes and initializers under unique names with a common prefix.
+
+    `taken` holds names already used in the graph being extended (see naming.free_names):
+    new names skip them and are added to it, so builders sharing one set never clash.
+    """
 
     prefix: str
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)
     _count: int = 0
 
     def name(self, hint: str) -> str:
-        self._count += 1
-        return f"{self.prefix}{hint}_{self._count}"
+        while True:
+            self._count += 1
+            candidate = f"{self.prefix}{hint}_{self._count}"
+            if candidate not in self.taken:
+                self.taken.add(candidate)
+                return candidate
 
     def const(
         self, value: npt.ArrayLike, hint: str = "const", dtype: npt.DTypeLike = np.float32

@@ -4,6 +4,11 @@ Everything is prepared and self-checked in memory first, so a model that fails i
 preparation or self-check installs nothing. Files are then written one by one, each
 through a temporary name and an atomic rename: an I/O error midway can leave some models
 new and others old, never a half-written file.
+
+Modes: every file written is 0644 and every directory created 0755, whatever the umask.
+Triton usually runs as another user than the installer (NGC image uid 1000, the gateway
+image 10001; kubelet does not apply fsGroup to read-only mounts), and nothing here is
+secret: the files are the models' weights, their configs and the install report.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ import onnx
 
 from gateway.ops.repository import configs
 from gateway.ops.repository.prepare import PREPARERS, PreparedModel, make_model_metadata
+from gateway.ops.repository.refusals import translate_model_errors
 from gateway.ops.repository.selfcheck import SelfCheckResult, self_check
-from gateway.triton import spec
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "MODELS.json"
 RUNNER_SOURCE = Path(__file__).with_name("runner.py")
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,30 @@ class InstalledModel:
     name: str
     path: Path
     source: str
+    sha256: str
     max_batch_size: int
     check: SelfCheckResult
     notes: tuple[str, ...]
 
 
+def _make_dirs(path: Path) -> None:
+    """mkdir -p, giving each directory it creates DIR_MODE (mkdir's mode obeys the umask)."""
+    missing = []
+    for parent in (path, *path.parents):
+        if parent.is_dir():
+            break
+        missing.append(parent)
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        os.chmod(directory, DIR_MODE)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        # mkstemp creates 0600 and os.replace keeps the mode: set it before the rename.
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
@@ -54,20 +76,36 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def write_configs(repository: Path, name: str, max_batch_size: int) -> None:
     """Write every config variant of one model (config.pbtxt and configs/*.pbtxt)."""
-    detector_batch = max_batch_size if name == spec.DETECTOR else 8
-    layout = configs.layouts(detector_batch)[name]
+    layout = configs.layouts(**{f"{name}_max_batch": max_batch_size})[name]
     for variant in configs.VARIANTS:
         text = configs.render_config(layout, variant)
         _write_atomic(repository / name / configs.config_path(variant), text.encode())
 
 
 def read_manifest(repository: Path) -> dict[str, dict[str, object]]:
-    """MODELS.json: per model, its source, sha256 of the upstream file and synthetic label."""
+    """MODELS.json: per model, its source, sha256, batching, self-check and notes."""
     path = repository / MANIFEST_NAME
     if not path.exists():
         return {}
     data: dict[str, dict[str, object]] = json.loads(path.read_text())
     return data
+
+
+def _prepare(
+    name: str, model: onnx.ModelProto, meta: Mapping[str, str]
+) -> tuple[PreparedModel, SelfCheckResult]:
+    log.info("preparing %s", name)
+    with translate_model_errors(name, meta.get("file", "")):
+        ready = PREPARERS[name](model)
+        check = self_check(model, ready)
+    log.info(
+        "%s self-check: max abs diff %.3g (tolerance %g)",
+        name,
+        check.max_abs_diff,
+        check.tolerance,
+    )
+    make_model_metadata(ready.model, dict(meta))
+    return ready, check
 
 
 def install_models(
@@ -79,21 +117,9 @@ def install_models(
 
     `upstream` maps model name (spec.DETECTOR, ...) to the upstream graph; `provenance`
     maps the same names to metadata recorded in the ONNX file and MODELS.json (source,
-    sha256, synthetic label).
+    file, sha256, synthetic label).
     """
-    prepared: list[tuple[PreparedModel, SelfCheckResult]] = []
-    for name, model in upstream.items():
-        log.info("preparing %s", name)
-        ready = PREPARERS[name](model)
-        check = self_check(model, ready)
-        log.info(
-            "%s self-check: max abs diff %.3g (tolerance %g)",
-            name,
-            check.max_abs_diff,
-            check.tolerance,
-        )
-        make_model_metadata(ready.model, dict(provenance.get(name, {})))
-        prepared.append((ready, check))
+    prepared = [_prepare(name, model, provenance.get(name, {})) for name, model in upstream.items()]
     manifest = read_manifest(repository)
     installed = []
     for ready, check in prepared:
@@ -105,7 +131,10 @@ def install_models(
         manifest[ready.name] = {
             **meta,
             "max_batch_size": ready.max_batch_size,
+            "batched": ready.max_batch_size > 0,
+            "batch_reason": ready.batch_reason,
             "self_check_max_abs_diff": check.max_abs_diff,
+            "self_check_tolerance": check.tolerance,
             "notes": list(ready.notes),
         }
         installed.append(
@@ -113,6 +142,7 @@ def install_models(
                 ready.name,
                 version_dir / "model.onnx",
                 meta.get("source", "?"),
+                meta.get("sha256", ""),
                 ready.max_batch_size,
                 check,
                 ready.notes,
@@ -120,3 +150,12 @@ def install_models(
         )
     _write_atomic(repository / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     return installed
+
+
+def load_upstream(path: Path, role: str) -> onnx.ModelProto:
+    """Read an upstream .onnx file (and its external data, if any) or refuse it plainly."""
+    with translate_model_errors(role, path.name, reading=True):
+        model = onnx.load(str(path))
+        if not model.graph.node:
+            raise ValueError("the file parses but holds no graph nodes")
+    return model

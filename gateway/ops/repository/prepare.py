@@ -1,13 +1,21 @@
 """Turn upstream InsightFace ONNX graphs into the served models.
 
 What changes (see docs/MODELS.md for the resulting contracts):
-- stable tensor names from gateway.triton.spec instead of upstream names like "input.1"/"683";
-- uint8 NHWC BGR pixels on the wire; InsightFace's normalisation and BGR->RGB are folded
-  into the graph (SCRFD (x-127.5)/128, ArcFace (x-127.5)/127.5, inswapper target x/255);
-- the detector gets a batch dimension where a check proves a batch equals single runs,
-  and a fixed 640x640 input; its outputs are always [N, anchors, width];
-- inswapper's emap projection and the latent's L2 normalisation are folded in, so its
+- stable tensor names from gateway.triton.spec instead of upstream names like "input.1"/"683"
+  (upstream tensors that already hold one of those names are renamed first);
+- uint8 NHWC BGR pixels on the wire; InsightFace's normalisation and BGR->RGB are a small
+  graph prepended to the upstream one (SCRFD (x-127.5)/128, ArcFace (x-127.5)/127.5 or none
+  where insightface finds it in the graph, inswapper target x/255);
+- the detector and the recognizer get a batch dimension where a check proves a batch equals
+  single runs (batching.py); otherwise they are served with batch 1, the upstream graph
+  untouched between the prepended and the appended nodes. Detector outputs are always
+  [N, anchors, width];
+- inswapper's emap projection and the latent's L2 normalisation are prepended too, so its
   "source" input takes the recognizer's L2-normalised embedding; output comes back uint8 BGR.
+
+Every refusal is a PrepareError with one paragraph: which step, what was found, what was
+expected, what to do. The self-check (selfcheck.py) then proves the result equal to the
+upstream model fed InsightFace's way.
 """
 
 from __future__ import annotations
@@ -21,18 +29,35 @@ import numpy.typing as npt
 import onnx
 from onnx import helper, numpy_helper
 
+from gateway.ops.failures import ModelRefused
+from gateway.ops.repository.batching import (
+    BATCH_CHECK_SIZE,
+    BatchCheck,
+    check_batch,
+    unfold_output_batch,
+)
 from gateway.ops.repository.graph import FLOAT, UINT8, GraphBuilder, clip, opset_of, value_info
+from gateway.ops.repository.naming import free_names
 from gateway.triton import spec
 
 # Both the embedded onnxruntime and the ONNX Runtime 1.19 of NGC Triton 24.10 (Triton 2.51)
 # accept these; a current onnx writes IR 10+, which older runtimes reject.
 MAX_IR_VERSION = 9
 MAX_OPSET = 17
-BATCH_CHECK_SIZE = 4
+DETECTOR_MAX_BATCH = 8
 BGR_TO_RGB = np.array([2, 1, 0], np.int64)
+SERVED_NAMES = (
+    spec.DETECTOR_INPUT.name,
+    *(t.name for t in spec.DETECTOR_OUTPUTS),
+    spec.RECOGNIZER_INPUT.name,
+    spec.RECOGNIZER_OUTPUT.name,
+    spec.SWAPPER_TARGET.name,
+    spec.SWAPPER_SOURCE.name,
+    spec.SWAPPER_OUTPUT.name,
+)
 
 
-class PrepareError(Exception):
+class PrepareError(ModelRefused):
     """An upstream file does not have the structure the prepare step needs."""
 
 
@@ -44,54 +69,64 @@ class PreparedModel:
     model: onnx.ModelProto
     max_batch_size: int
     notes: tuple[str, ...] = ()
+    batch_reason: str = ""
 
 
-def _graph_input(model: onnx.ModelProto, index: int = 0) -> onnx.ValueInfoProto:
+def refuse(step: str, found: str, expected: str, action: str) -> PrepareError:
+    """One paragraph: the step, what was found, what was expected, what to do."""
+    return PrepareError(f"{step}: found {found}; expected {expected}. {action}")
+
+
+REEXPORT = (
+    "Use the file from the official pack (facegate models fetch), or re-export the model "
+    "with the upstream contract (docs/MODELS.md)."
+)
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     initializer_names = {t.name for t in model.graph.initializer}
-    real_inputs = [i for i in model.graph.input if i.name not in initializer_names]
-    found: onnx.ValueInfoProto = real_inputs[index]
-    return found
+    return [i for i in model.graph.input if i.name not in initializer_names]
 
 
-def _check_versions(model: onnx.ModelProto) -> None:
-    opset = opset_of(model)
+def _dims(value: onnx.ValueInfoProto) -> list[int | str]:
+    """Declared dims: ints where fixed, the symbol (or "?") where not."""
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in value.type.tensor_type.shape.dim
+    ]
+
+
+def _copy_for_serving(upstream: onnx.ModelProto) -> tuple[onnx.ModelProto, set[str]]:
+    """A copy at served versions whose tensors leave the served names free."""
+    opset = opset_of(upstream)
     if opset > MAX_OPSET:
-        raise PrepareError(
-            f"upstream opset {opset} is newer than {MAX_OPSET}, which NGC Triton 24.10's ONNX Runtime accepts"
+        raise refuse(
+            "checking versions",
+            f"opset {opset}",
+            f"opset {MAX_OPSET} or older (what NGC Triton 24.10's ONNX Runtime 1.19 runs)",
+            "Re-export the model with opset 11 to 17 (the official files use 11).",
         )
+    model = onnx.ModelProto()
+    model.CopyFrom(upstream)
+    # Lowering the IR version changes no operator: an opset's semantics do not depend on it.
     model.ir_version = min(model.ir_version, MAX_IR_VERSION)
+    return model, free_names(model, SERVED_NAMES)
 
 
-def _replace_input(
-    model: onnx.ModelProto,
-    old: str,
-    new_input: onnx.ValueInfoProto,
-    pre: GraphBuilder,
-    produced: str,
+def _feed_input(
+    model: onnx.ModelProto, old: str, new_inputs: list[onnx.ValueInfoProto], pre: GraphBuilder
 ) -> None:
-    """Feed the old graph input from `produced` (the output of `pre`'s nodes) instead.
+    """Replace graph input `old` by `new_inputs`; `pre`'s nodes end in the tensor `old`.
 
-    The old input is renamed inside the graph first: upstream names may equal ours
-    (inswapper's inputs are already called "target" and "source").
+    The upstream nodes keep reading `old`, which is now produced inside the graph.
     """
-    internal = _rename_consumers(model, old)
-    pre.op_into("Identity", [produced], internal)
     kept = [i for i in model.graph.input if i.name != old]
     del model.graph.input[:]
-    model.graph.input.extend([new_input, *kept])
+    model.graph.input.extend([*new_inputs, *kept])
     nodes = list(model.graph.node)
     del model.graph.node[:]
     model.graph.node.extend([*pre.nodes, *nodes])
     model.graph.initializer.extend(pre.initializers)
-
-
-def _rename_consumers(model: onnx.ModelProto, old: str) -> str:
-    internal = f"facegate_upstream_{old}"
-    for node in model.graph.node:
-        for index, name in enumerate(node.input):
-            if name == old:
-                node.input[index] = internal
-    return internal
 
 
 def _pixels_to_nchw(pre: GraphBuilder, pixels: str, mean: float, scale: float) -> str:
@@ -104,91 +139,17 @@ def _pixels_to_nchw(pre: GraphBuilder, pixels: str, mean: float, scale: float) -
     return pre.op("Mul", [x, pre.const(scale, "scale")])
 
 
-def _rename_outputs(
-    model: onnx.ModelProto, renames: list[tuple[str, str]], shapes: list[list[int | str]]
+def _set_outputs(
+    model: onnx.ModelProto, post: GraphBuilder, outputs: list[onnx.ValueInfoProto]
 ) -> None:
-    post = GraphBuilder("facegate_out_")
-    outputs = []
-    for (old, new), shape in zip(renames, shapes, strict=True):
-        post.op_into("Identity", [old], new)
-        outputs.append(value_info(new, FLOAT, shape))
     model.graph.node.extend(post.nodes)
+    model.graph.initializer.extend(post.initializers)
     del model.graph.output[:]
     model.graph.output.extend(outputs)
 
 
-def _producer(model: onnx.ModelProto, tensor: str) -> onnx.NodeProto | None:
-    node: onnx.NodeProto
-    for node in model.graph.node:
-        if tensor in node.output:
-            return node
-    return None
-
-
-def _constant_array(
-    model: onnx.ModelProto, name: str
-) -> tuple[npt.NDArray[Any], Callable[[npt.NDArray[Any]], None]] | None:
-    """A constant's value and a setter that replaces it, for initializers and Constant nodes."""
-    for index, init in enumerate(model.graph.initializer):
-        if init.name == name:
-
-            def set_init(value: npt.NDArray[Any], index: int = index) -> None:
-                model.graph.initializer[index].CopyFrom(numpy_helper.from_array(value, name))
-
-            return numpy_helper.to_array(init), set_init
-    node = _producer(model, name)
-    if node is not None and node.op_type == "Constant":
-        attr = next(a for a in node.attribute if a.name == "value")
-
-        def set_node(value: npt.NDArray[Any]) -> None:
-            attr.t.CopyFrom(numpy_helper.from_array(value, name))
-
-        return numpy_helper.to_array(attr.t), set_node
-    return None
-
-
-_PASS_THROUGH = {"Sigmoid", "Identity", "Mul", "Add", "Relu", "Exp", "Softmax"}
-
-
-def _unfold_output_batch(model: onnx.ModelProto, output: str) -> bool:
-    """Rewrite the Reshape to (-1, C) that folds the batch into dim 0 into (0, -1, C).
-
-    Walks back from the output through element-wise nodes. Returns False when the graph does
-    not have that shape (the caller then keeps batch 1).
-    """
-    tensor = output
-    for _ in range(8):
-        node = _producer(model, tensor)
-        if node is None:
-            return False
-        if node.op_type == "Reshape":
-            found = _constant_array(model, node.input[1])
-            if found is None:
-                return False
-            value, set_value = found
-            if value.ndim != 1 or value.size != 2 or int(value[0]) != -1:
-                return False
-            set_value(np.array([0, -1, int(value[1])], np.int64))
-            return True
-        if node.op_type not in _PASS_THROUGH:
-            return False
-        tensor = node.input[0]
-    return False
-
-
-def _add_leading_axis(model: onnx.ModelProto, outputs: list[str]) -> list[str]:
-    """Give unbatched (K, C) outputs a leading axis of 1 so the wire shape is always (N, K, C)."""
-    post = GraphBuilder("facegate_unsq_")
-    renamed = []
-    for name, tensor in zip(outputs, spec.DETECTOR_OUTPUTS, strict=True):
-        shape = post.const(np.array([1, -1, tensor.shape[-1]], np.int64), "shape", np.int64)
-        renamed.append(post.op("Reshape", [name, shape]))
-    model.graph.node.extend(post.nodes)
-    model.graph.initializer.extend(post.initializers)
-    return renamed
-
-
-def _run(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+def run_model(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+    """All outputs of `model` on `feeds`, with onnxruntime on the CPU."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -199,172 +160,282 @@ def _run(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> list[npt
     return [np.asarray(x) for x in session.run(None, feeds)]
 
 
-def _clear_intermediate_shapes(model: onnx.ModelProto) -> None:
-    del model.graph.value_info[:]
+# --- detector ---------------------------------------------------------------------------
+
+
+def _check_detector_contract(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    step = "checking the detector's contract (SCRFD, as det_10g.onnx)"
+    count = len(model.graph.output)
+    if count != len(spec.DETECTOR_OUTPUTS):
+        kind = {6: "an SCRFD without landmarks", 10: "a 5-stride SCRFD", 15: "a 5-stride SCRFD"}
+        raise refuse(
+            step,
+            f"{count} outputs ({kind.get(count, 'not an SCRFD export')})",
+            "9 outputs: scores, boxes and 5 landmarks for strides 8, 16, 32 (det_10g, det_500m)",
+            "facegate needs the landmarks to align faces: " + REEXPORT,
+        )
+    inputs = graph_inputs(model)
+    dims = _dims(inputs[0]) if len(inputs) == 1 else []
+    size = spec.DETECTOR_INPUT_SIZE_PX
+    fits = len(dims) == 4 and dims[1] == 3 and (dims[0] == 1 or isinstance(dims[0], str))
+    if not fits or any(isinstance(d, int) and d != size for d in dims[2:]):
+        raise refuse(
+            step,
+            f"{len(inputs)} input(s) of shape {dims}",
+            f"one float input [1, 3, H, W] with H and W symbolic or {size}",
+            "The gateway feeds 640x640 frames: " + REEXPORT,
+        )
+    return inputs[0]
+
+
+def _wrap_detector(
+    model: onnx.ModelProto, taken: set[str], old_input: str, outputs: list[str], batched: bool
+) -> onnx.ModelProto:
+    pre = GraphBuilder("facegate_pre_", taken=taken)
+    batch: int | str = "N" if batched else 1
+    x = _pixels_to_nchw(pre, spec.DETECTOR_INPUT.name, 127.5, 1.0 / 128.0)
+    pre.op_into("Identity", [x], old_input)
+    new_input = value_info(spec.DETECTOR_INPUT.name, UINT8, [batch, *spec.DETECTOR_INPUT.shape])
+    _feed_input(model, old_input, [new_input], pre)
+    post = GraphBuilder("facegate_out_", taken=taken)
+    served = []
+    for name, tensor in zip(outputs, spec.DETECTOR_OUTPUTS, strict=True):
+        if batched:
+            post.op_into("Identity", [name], tensor.name)
+        else:
+            # (K, C) or (1, K, C) -> (1, K, C); the fixed K also proves the anchor count.
+            shape = post.const(np.array([1, *tensor.shape], np.int64), "shape", np.int64)
+            post.op_into("Reshape", [name, shape], tensor.name)
+        served.append(value_info(tensor.name, FLOAT, [batch, *tensor.shape]))
+    _set_outputs(model, post, served)
+    onnx.checker.check_model(model)
+    return model
 
 
 def prepare_detector(
     upstream: onnx.ModelProto, rng: np.random.Generator | None = None
 ) -> PreparedModel:
     """SCRFD with 9 outputs (scores, boxes, kps for strides 8/16/32) -> spec.DETECTOR_* contract."""
-    model = onnx.ModelProto()
-    model.CopyFrom(upstream)
-    _check_versions(model)
-    _clear_intermediate_shapes(model)
-    upstream_outputs = [o.name for o in model.graph.output]
-    if len(upstream_outputs) != len(spec.DETECTOR_OUTPUTS):
-        raise PrepareError(
-            f"expected an SCRFD graph with 9 outputs (with keypoints), got {len(upstream_outputs)}"
-        )
-    old_input = _graph_input(model).name
-    batched = all(_unfold_output_batch(model, name) for name in upstream_outputs)
-    notes: list[str] = []
-    candidate = _wrap_detector(model, old_input, upstream_outputs, batched)
-    if batched:
-        rng = rng or np.random.default_rng(0)
-        frames = rng.integers(
-            0, 256, (BATCH_CHECK_SIZE, *spec.DETECTOR_INPUT.shape), dtype=np.uint8
-        )
-        together = _run(candidate, {spec.DETECTOR_INPUT.name: frames})
-        singles = [
-            _run(candidate, {spec.DETECTOR_INPUT.name: frames[i : i + 1]})
-            for i in range(BATCH_CHECK_SIZE)
-        ]
-        diff = max(
-            float(np.max(np.abs(together[k][i] - singles[i][k][0])))
-            if together[k].shape[0] == BATCH_CHECK_SIZE
-            else np.inf
-            for k in range(len(together))
-            for i in range(BATCH_CHECK_SIZE)
-        )
-        if diff <= 1e-4:
-            notes.append(
-                f"batch check passed: a batch of {BATCH_CHECK_SIZE} equals {BATCH_CHECK_SIZE} single runs (max abs diff {diff:.2e})"
-            )
-        else:
-            batched = False
-            notes.append(
-                f"batch check FAILED (max abs diff {diff:.2e}): detector served unbatched (max_batch_size 0, batch 1)"
-            )
-    else:
-        notes.append(
-            "output reshapes are not the (-1, C) constants the rewrite handles: detector served unbatched"
-        )
-    if not batched:
+    base, taken = _copy_for_serving(upstream)
+    old_input = _check_detector_contract(base).name
+    outputs = [o.name for o in base.graph.output]
+
+    def candidate() -> onnx.ModelProto:
         model = onnx.ModelProto()
-        model.CopyFrom(upstream)
-        _check_versions(model)
-        _clear_intermediate_shapes(model)
-        candidate = _wrap_detector(model, old_input, upstream_outputs, batched=False)
-    return PreparedModel(spec.DETECTOR, candidate, 8 if batched else 0, tuple(notes))
+        model.CopyFrom(base)
+        names = set(taken)
+        # Declared intermediate shapes say batch 1; the runtime infers them again.
+        del model.graph.value_info[:]
+        unfold_output_batch(model, outputs, names)
+        return _wrap_detector(model, names, old_input, outputs, batched=True)
 
-
-def _wrap_detector(
-    model: onnx.ModelProto, old_input: str, upstream_outputs: list[str], batched: bool
-) -> onnx.ModelProto:
-    wrapped = onnx.ModelProto()
-    wrapped.CopyFrom(model)
-    pre = GraphBuilder("facegate_pre_")
-    batch: int | str = "N" if batched else 1
-    new_input = value_info(spec.DETECTOR_INPUT.name, UINT8, [batch, *spec.DETECTOR_INPUT.shape])
-    x = _pixels_to_nchw(pre, spec.DETECTOR_INPUT.name, 127.5, 1.0 / 128.0)
-    _replace_input(wrapped, old_input, new_input, pre, x)
-    sources = upstream_outputs if batched else _add_leading_axis(wrapped, upstream_outputs)
-    names = [t.name for t in spec.DETECTOR_OUTPUTS]
-    shapes: list[list[int | str]] = [[batch, *t.shape] for t in spec.DETECTOR_OUTPUTS]
-    _rename_outputs(wrapped, list(zip(sources, names, strict=True)), shapes)
-    onnx.checker.check_model(wrapped)
-    return wrapped
-
-
-def prepare_recognizer(upstream: onnx.ModelProto) -> PreparedModel:
-    """ArcFace [N,3,112,112] float -> spec.RECOGNIZER_* contract (uint8 BGR in, raw embedding out)."""
-    model = onnx.ModelProto()
-    model.CopyFrom(upstream)
-    _check_versions(model)
-    _clear_intermediate_shapes(model)
-    old_input = _graph_input(model).name
-    if len(model.graph.output) != 1:
-        raise PrepareError("expected an ArcFace graph with one output")
-    pre = GraphBuilder("facegate_pre_")
-    new_input = value_info(spec.RECOGNIZER_INPUT.name, UINT8, ["N", *spec.RECOGNIZER_INPUT.shape])
-    x = _pixels_to_nchw(pre, spec.RECOGNIZER_INPUT.name, 127.5, 1.0 / 127.5)
-    _replace_input(model, old_input, new_input, pre, x)
-    _rename_outputs(
-        model, [(model.graph.output[0].name, spec.RECOGNIZER_OUTPUT.name)], [["N", 512]]
+    rng = rng or np.random.default_rng(0)
+    frames = rng.integers(0, 256, (BATCH_CHECK_SIZE, *spec.DETECTOR_INPUT.shape), dtype=np.uint8)
+    shapes = [t.shape for t in spec.DETECTOR_OUTPUTS]
+    batched, check = check_batch(candidate, spec.DETECTOR_INPUT.name, frames, shapes, run_model)
+    if batched is not None:
+        return _batched_result(spec.DETECTOR, batched, DETECTOR_MAX_BATCH, check)
+    model = _build_untouched(
+        "detector", lambda: _wrap_detector(base, taken, old_input, outputs, batched=False)
     )
-    onnx.checker.check_model(model)
-    return PreparedModel(spec.RECOGNIZER, model, spec.RECOGNIZER_MAX_BATCH)
+    return _unbatched_result(spec.DETECTOR, model, check)
 
 
-def swapper_emap(upstream: onnx.ModelProto) -> npt.NDArray[Any]:
-    """inswapper's 512x512 emap: the graph's last initializer, as InsightFace reads it."""
-    emap = numpy_helper.to_array(upstream.graph.initializer[-1])
-    if emap.shape != (512, 512):
-        raise PrepareError(
-            f"expected inswapper's emap (512x512) as the last initializer, found shape {emap.shape}"
+def _build_untouched(role: str, build: Callable[[], onnx.ModelProto]) -> onnx.ModelProto:
+    try:
+        return build()
+    except PrepareError:
+        raise
+    except Exception as exc:  # onnx's checker and shape errors: the file's structure
+        raise refuse(
+            f"building the served {role} around the untouched upstream graph",
+            f"an error from onnx ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})",
+            "a graph that onnx accepts once the pixel-conversion nodes are prepended",
+            REEXPORT,
+        ) from exc
+
+
+def _batched_result(
+    name: str, model: onnx.ModelProto, max_batch: int, check: BatchCheck
+) -> PreparedModel:
+    note = f"batched (max_batch_size {max_batch}): batch check passed, {check.reason}"
+    return PreparedModel(name, model, max_batch, (note,), check.reason)
+
+
+def _unbatched_result(name: str, model: onnx.ModelProto, check: BatchCheck) -> PreparedModel:
+    note = (
+        f"served unbatched (max_batch_size 0, batch 1; the upstream graph untouched): "
+        f"batch check failed, {check.reason}"
+    )
+    return PreparedModel(name, model, 0, (note,), check.reason)
+
+
+# --- recognizer -------------------------------------------------------------------------
+
+
+def arcface_normalisation(model: onnx.ModelProto) -> tuple[float, float]:
+    """(mean, std) insightface's ArcFaceONNX feeds this graph with.
+
+    insightface 0.7.3 decides by node names: a Sub and a Mul among the first 8 nodes mean
+    the graph normalises itself (mxnet exports) and gets raw pixels; else (x-127.5)/127.5.
+    """
+    names = [node.name for node in model.graph.node[:8]]
+    has_sub = any(n.startswith(("Sub", "_minus")) for n in names)
+    has_mul = any(n.startswith(("Mul", "_mul")) for n in names)
+    return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
+
+
+def _check_recognizer_contract(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    step = "checking the recognizer's contract (ArcFace, as w600k_r50.onnx)"
+    inputs = graph_inputs(model)
+    dims = _dims(inputs[0]) if len(inputs) == 1 else []
+    size = spec.RECOGNIZER_INPUT_SIZE_PX
+    if len(model.graph.output) != 1 or len(dims) != 4 or dims[1:] != [3, size, size]:
+        raise refuse(
+            step,
+            f"{len(inputs)} input(s) of shape {dims} and {len(model.graph.output)} output(s)",
+            f"one input [N, 3, {size}, {size}] (H and W fixed, as insightface reads them) "
+            "and one output [N, 512]",
+            REEXPORT,
         )
-    return emap.astype(np.float32)
+    return inputs[0]
+
+
+def _wrap_recognizer(
+    model: onnx.ModelProto, taken: set[str], old_input: str, batched: bool
+) -> onnx.ModelProto:
+    mean, std = arcface_normalisation(model)
+    batch: int | str = "N" if batched else 1
+    pre = GraphBuilder("facegate_pre_", taken=taken)
+    x = _pixels_to_nchw(pre, spec.RECOGNIZER_INPUT.name, mean, 1.0 / std)
+    pre.op_into("Identity", [x], old_input)
+    new_input = value_info(spec.RECOGNIZER_INPUT.name, UINT8, [batch, *spec.RECOGNIZER_INPUT.shape])
+    _feed_input(model, old_input, [new_input], pre)
+    post = GraphBuilder("facegate_out_", taken=taken)
+    post.op_into("Identity", [model.graph.output[0].name], spec.RECOGNIZER_OUTPUT.name)
+    output = value_info(spec.RECOGNIZER_OUTPUT.name, FLOAT, [batch, *spec.RECOGNIZER_OUTPUT.shape])
+    _set_outputs(model, post, [output])
+    onnx.checker.check_model(model)
+    return model
+
+
+def prepare_recognizer(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
+    """ArcFace [N,3,112,112] float -> spec.RECOGNIZER_* contract (uint8 BGR in, raw embedding out)."""
+    base, taken = _copy_for_serving(upstream)
+    old_input = _check_recognizer_contract(base).name
+
+    def candidate() -> onnx.ModelProto:
+        model = onnx.ModelProto()
+        model.CopyFrom(base)
+        del model.graph.value_info[:]
+        return _wrap_recognizer(model, set(taken), old_input, batched=True)
+
+    rng = rng or np.random.default_rng(0)
+    crops = rng.integers(0, 256, (BATCH_CHECK_SIZE, *spec.RECOGNIZER_INPUT.shape), dtype=np.uint8)
+    shapes = [spec.RECOGNIZER_OUTPUT.shape]
+    batched, check = check_batch(candidate, spec.RECOGNIZER_INPUT.name, crops, shapes, run_model)
+    if batched is not None:
+        return _batched_result(spec.RECOGNIZER, batched, spec.RECOGNIZER_MAX_BATCH, check)
+    model = _build_untouched(
+        "recognizer", lambda: _wrap_recognizer(base, taken, old_input, batched=False)
+    )
+    return _unbatched_result(spec.RECOGNIZER, model, check)
+
+
+# --- swapper ----------------------------------------------------------------------------
+
+
+def swapper_emap(upstream: onnx.ModelProto) -> npt.NDArray[np.float32]:
+    """inswapper's 512x512 emap: the graph's last initializer, as InsightFace reads it."""
+    last = upstream.graph.initializer[-1] if upstream.graph.initializer else None
+    emap = numpy_helper.to_array(last) if last is not None else np.zeros(0)
+    if emap.shape != (512, 512) or emap.dtype != np.float32:
+        raise refuse(
+            "reading the swapper's emap (inswapper_128.onnx)",
+            f"a last initializer of shape {emap.shape} and dtype {emap.dtype}",
+            "inswapper's 512x512 float32 emap as the graph's last initializer (insightface "
+            "reads it from there)",
+            REEXPORT,
+        )
+    return np.asarray(emap, np.float32)
+
+
+def _check_swapper_contract(model: onnx.ModelProto) -> tuple[str, str, str]:
+    inputs = graph_inputs(model)
+    dims = [_dims(i) for i in inputs]
+    size = spec.SWAPPER_INPUT_SIZE_PX
+    ok = (
+        len(inputs) == 2
+        and len(model.graph.output) == 1
+        and dims[0][1:] == [3, size, size]
+        and dims[1][-1:] == [512]
+    )
+    if not ok:
+        raise refuse(
+            "checking the swapper's contract (inswapper_128.onnx)",
+            f"inputs of shapes {dims} and {len(model.graph.output)} output(s)",
+            f"inputs target [1, 3, {size}, {size}] and source [1, 512], one output "
+            f"[1, 3, {size}, {size}]",
+            REEXPORT,
+        )
+    return inputs[0].name, inputs[1].name, model.graph.output[0].name
+
+
+def _wrap_swapper(
+    model: onnx.ModelProto, taken: set[str], emap: npt.NDArray[np.float32]
+) -> onnx.ModelProto:
+    target_old, source_old, output_old = _check_swapper_contract(model)
+    opset = opset_of(model)
+    pre = GraphBuilder("facegate_pre_", taken=taken)
+    target = _pixels_to_nchw(pre, spec.SWAPPER_TARGET.name, 0.0, 1.0 / 255.0)
+    pre.op_into("Identity", [target], target_old)
+    # latent = embedding @ emap, L2-normalised: INSwapper.get's two lines, in the graph.
+    latent = pre.op("MatMul", [spec.SWAPPER_SOURCE.name, pre.const(emap, "emap")])
+    squares = pre.op("Mul", [latent, latent])
+    ones = pre.const(np.ones((512, 1), np.float32), "ones")
+    norm = pre.op("Sqrt", [pre.op("MatMul", [squares, ones])])
+    pre.op_into("Div", [latent, norm], source_old)
+    _feed_input(
+        model,
+        target_old,
+        [
+            value_info(spec.SWAPPER_TARGET.name, UINT8, list(spec.SWAPPER_TARGET.shape)),
+            value_info(spec.SWAPPER_SOURCE.name, FLOAT, list(spec.SWAPPER_SOURCE.shape)),
+        ],
+        pre,
+    )
+    kept = [i for i in model.graph.input if i.name != source_old]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    post = GraphBuilder("facegate_post_", taken=taken)
+    y = post.op("Mul", [output_old, post.const(255.0, "scale")])
+    # Clip then truncate, as numpy's astype(uint8) after np.clip in INSwapper.get.
+    y = post.op("Cast", [clip(post, y, 0.0, 255.0, opset)], to=UINT8)
+    y = post.op("Transpose", [y], perm=[0, 2, 3, 1])
+    rgb2bgr = post.const(BGR_TO_RGB, "rgb2bgr", np.int64)
+    post.op_into("Gather", [y, rgb2bgr], spec.SWAPPER_OUTPUT.name, axis=3)
+    output = value_info(spec.SWAPPER_OUTPUT.name, UINT8, list(spec.SWAPPER_OUTPUT.shape))
+    _set_outputs(model, post, [output])
+    onnx.checker.check_model(model)
+    return model
 
 
 def prepare_swapper(upstream: onnx.ModelProto) -> PreparedModel:
     """inswapper_128 -> spec.SWAPPER_* contract (uint8 BGR crops, normalised embedding as source)."""
-    model = onnx.ModelProto()
-    model.CopyFrom(upstream)
-    emap = swapper_emap(model)
-    _check_versions(model)
-    _clear_intermediate_shapes(model)
-    opset = opset_of(model)
-    target_old = _graph_input(model, 0).name
-    source_old = _graph_input(model, 1).name
-    source_internal = _rename_consumers(model, source_old)
-    pre = GraphBuilder("facegate_pre_")
-    target = _pixels_to_nchw(pre, spec.SWAPPER_TARGET.name, 0.0, 1.0 / 255.0)
-    latent = pre.op("MatMul", [spec.SWAPPER_SOURCE.name, pre.const(emap, "emap")])
-    norm = pre.op(
-        "Sqrt",
-        [
-            pre.op(
-                "MatMul",
-                [pre.op("Mul", [latent, latent]), pre.const(np.ones((512, 1), np.float32), "ones")],
-            )
-        ],
-    )
-    latent = pre.op("Div", [latent, norm])
-    _replace_input(
-        model,
-        target_old,
-        value_info(spec.SWAPPER_TARGET.name, UINT8, list(spec.SWAPPER_TARGET.shape)),
-        pre,
-        target,
-    )
-    pre_source = GraphBuilder("facegate_src_")
-    pre_source.op_into("Identity", [latent], source_internal)
-    kept = [i for i in model.graph.input if i.name != source_old]
-    del model.graph.input[:]
-    model.graph.input.extend(
-        [*kept, value_info(spec.SWAPPER_SOURCE.name, FLOAT, list(spec.SWAPPER_SOURCE.shape))]
-    )
-    model.graph.node.insert(len(pre.nodes), pre_source.nodes[0])
-    post = GraphBuilder("facegate_post_")
-    y = post.op("Mul", [model.graph.output[0].name, post.const(255.0, "scale")])
-    y = post.op("Cast", [clip(post, y, 0.0, 255.0, opset)], to=UINT8)
-    y = post.op("Transpose", [y], perm=[0, 2, 3, 1])
-    post.op_into(
-        "Gather", [y, post.const(BGR_TO_RGB, "rgb2bgr", np.int64)], spec.SWAPPER_OUTPUT.name, axis=3
-    )
-    model.graph.node.extend(post.nodes)
-    model.graph.initializer.extend(post.initializers)
-    del model.graph.output[:]
-    model.graph.output.extend(
-        [value_info(spec.SWAPPER_OUTPUT.name, UINT8, list(spec.SWAPPER_OUTPUT.shape))]
-    )
-    # The emap now lives in the graph as a used constant; drop the unused upstream copy.
-    unused = model.graph.initializer[len(upstream.graph.initializer) - 1]
-    if unused.name not in {i for n in model.graph.node for i in n.input}:
-        model.graph.initializer.remove(unused)
-    onnx.checker.check_model(model)
-    return PreparedModel(spec.SWAPPER, model, 0)
+    emap = swapper_emap(upstream)
+    model, taken = _copy_for_serving(upstream)
+    # The emap now lives in the prepended nodes; the upstream copy is unused by any node.
+    last = model.graph.initializer[-1]
+    if last.name not in {i for n in model.graph.node for i in n.input}:
+        model.graph.initializer.remove(last)
+        listed = [i for i in model.graph.input if i.name == last.name]
+        for value in listed:  # IR < 4 files list initializers as inputs too
+            model.graph.input.remove(value)
+    wrapped = _build_untouched("swapper", lambda: _wrap_swapper(model, taken, emap))
+    note = "batch 1 (inswapper_128's graph fixes it)"
+    return PreparedModel(spec.SWAPPER, wrapped, 0, (note,), note)
 
 
 PREPARERS: dict[str, Callable[[onnx.ModelProto], PreparedModel]] = {

@@ -12,7 +12,14 @@ import cv2
 import numpy as np
 import onnx
 
-from gateway.ops.repository.prepare import PreparedModel, _run, swapper_emap
+from gateway.ops.failures import ModelRefused
+from gateway.ops.repository.prepare import (
+    PreparedModel,
+    arcface_normalisation,
+    graph_inputs,
+    run_model,
+    swapper_emap,
+)
 from gateway.triton import spec
 
 # Float outputs: in-graph (x-127.5)*scale and OpenCV's blob differ only by rounding.
@@ -21,7 +28,7 @@ FLOAT_TOLERANCE = 1e-3
 PIXEL_TOLERANCE = 1
 
 
-class SelfCheckFailed(Exception):
+class SelfCheckFailed(ModelRefused):
     """The prepared model does not reproduce the upstream model."""
 
 
@@ -37,9 +44,17 @@ class SelfCheckResult:
 def _fail_if(name: str, diff: float, tolerance: float) -> SelfCheckResult:
     if not np.isfinite(diff) or diff > tolerance:
         raise SelfCheckFailed(
-            f"{name}: prepared model differs from upstream by {diff:.3g} (tolerance {tolerance})"
+            f"self-check of the {name}: the prepared model differs from the upstream file by "
+            f"{diff:.3g} (tolerance {tolerance}) on the same pixels fed InsightFace's way, so "
+            "facegate will not serve it. Nothing was installed. This points at a prepare step "
+            "that does not understand the file: rerun with --debug and report it with the "
+            "file's sha256; meanwhile install the official file (facegate models fetch)."
         )
     return SelfCheckResult(name, diff, tolerance)
+
+
+def _input_name(model: onnx.ModelProto, index: int = 0) -> str:
+    return graph_inputs(model)[index].name
 
 
 def check_detector(
@@ -50,8 +65,8 @@ def check_detector(
     blob = cv2.dnn.blobFromImage(
         frame, 1.0 / 128.0, (size, size), (127.5, 127.5, 127.5), swapRB=True
     )
-    expected = _run(upstream, {upstream.graph.input[0].name: blob})
-    actual = _run(prepared.model, {spec.DETECTOR_INPUT.name: frame[None]})
+    expected = run_model(upstream, {_input_name(upstream): blob})
+    actual = run_model(prepared.model, {spec.DETECTOR_INPUT.name: frame[None]})
     diff = max(
         float(np.max(np.abs(a[0] - e.reshape(a.shape[1:]))))
         for a, e in zip(actual, expected, strict=True)
@@ -63,12 +78,15 @@ def check_recognizer(
     upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
 ) -> SelfCheckResult:
     size = spec.RECOGNIZER_INPUT_SIZE_PX
-    crops = rng.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    # Unbatched recognizers take one crop at a time, as insightface feeds them.
+    count = 3 if prepared.max_batch_size else 1
+    crops = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+    mean, std = arcface_normalisation(upstream)
     blob = cv2.dnn.blobFromImages(
-        list(crops), 1.0 / 127.5, (size, size), (127.5, 127.5, 127.5), swapRB=True
+        list(crops), 1.0 / std, (size, size), (mean, mean, mean), swapRB=True
     )
-    (expected,) = _run(upstream, {upstream.graph.input[0].name: blob})
-    (actual,) = _run(prepared.model, {spec.RECOGNIZER_INPUT.name: crops})
+    (expected,) = run_model(upstream, {_input_name(upstream): blob})
+    (actual,) = run_model(prepared.model, {spec.RECOGNIZER_INPUT.name: crops})
     scale = max(1.0, float(np.max(np.abs(expected))))
     return _fail_if(
         prepared.name, float(np.max(np.abs(actual - expected))) / scale, FLOAT_TOLERANCE
@@ -85,10 +103,10 @@ def check_swapper(
     blob = cv2.dnn.blobFromImage(crop, 1.0 / 255.0, (size, size), (0.0, 0.0, 0.0), swapRB=True)
     latent = embedding @ swapper_emap(upstream)
     latent /= np.linalg.norm(latent)
-    target_name, source_name = (i.name for i in upstream.graph.input[:2])
-    (pred,) = _run(upstream, {target_name: blob, source_name: latent.astype(np.float32)})
+    feeds = {_input_name(upstream, 0): blob, _input_name(upstream, 1): latent.astype(np.float32)}
+    (pred,) = run_model(upstream, feeds)
     expected = np.clip(255 * pred.transpose(0, 2, 3, 1)[0], 0, 255).astype(np.uint8)[:, :, ::-1]
-    (actual,) = _run(
+    (actual,) = run_model(
         prepared.model, {spec.SWAPPER_TARGET.name: crop[None], spec.SWAPPER_SOURCE.name: embedding}
     )
     diff = float(np.max(np.abs(actual[0].astype(np.int16) - expected.astype(np.int16))))
