@@ -78,14 +78,16 @@ def check_recognizer(
     upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
 ) -> SelfCheckResult:
     size = spec.RECOGNIZER_INPUT_SIZE_PX
-    # Unbatched recognizers take one crop at a time, as insightface feeds them.
+    # The served model takes the crops as one batch where it is batched; the upstream one
+    # takes them one at a time, as ArcFaceONNX.get feeds it (its file may fix batch 1).
     count = 3 if prepared.max_batch_size else 1
     crops = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
     mean, std = arcface_normalisation(upstream)
-    blob = cv2.dnn.blobFromImages(
-        list(crops), 1.0 / std, (size, size), (mean, mean, mean), swapRB=True
-    )
-    (expected,) = run_model(upstream, {_input_name(upstream): blob})
+    blobs = [
+        cv2.dnn.blobFromImage(crop, 1.0 / std, (size, size), (mean, mean, mean), swapRB=True)
+        for crop in crops
+    ]
+    expected = np.concatenate([run_model(upstream, {_input_name(upstream): b})[0] for b in blobs])
     (actual,) = run_model(prepared.model, {spec.RECOGNIZER_INPUT.name: crops})
     scale = max(1.0, float(np.max(np.abs(expected))))
     return _fail_if(
