@@ -97,12 +97,23 @@ def _explain_os_error(exc: OSError) -> Failure | None:
     return None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    cause = exc.__cause__
+    while cause is not None and len(chain) < 8:
+        chain.append(cause)
+        cause = cause.__cause__
+    return chain
+
+
 def explain(exc: BaseException) -> Failure | None:
     """The paragraph and exit code for an expected failure; None when it is unexpected."""
     if isinstance(exc, ModelRefused):
         return Failure(ExitCode.MODEL_REFUSED, str(exc))
     if isinstance(exc, CommandFailed):
-        return Failure(ExitCode.USAGE, str(exc))
+        # The command explained it; a taken port still gets its own exit code.
+        taken = any(isinstance(c, OSError) and c.errno == errno.EADDRINUSE for c in _causes(exc))
+        return Failure(ExitCode.PORT_IN_USE if taken else ExitCode.USAGE, str(exc))
     if isinstance(exc, OSError):
         return _explain_os_error(exc)
     return None

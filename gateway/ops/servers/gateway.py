@@ -8,7 +8,9 @@ at once; a third (Ctrl-C) forces it.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from types import FrameType
 
@@ -39,8 +41,20 @@ class DrainingServer(uvicorn.Server):
         timer.start()
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail before start-up with an OSError naming the port (uvicorn would log and exit 1)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:  # other bind errors: uvicorn reports them
+                raise OSError(exc.errno, f"{exc.strerror}: {host}:{port}") from exc
+
+
 def serve_app(app: FastAPI, host: str, port: int, drain_s: float, log_level: str) -> None:
     """Serve until a signal; in-flight requests finish (uvicorn waits for them)."""
+    _check_port(host, port)
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level.lower(), log_config=None, access_log=False
     )
