@@ -212,4 +212,3 @@ def test_port_in_use_says_what_to_do(command: list[str], tiny_repository: Path) 
     assert done.returncode == ExitCode.PORT_IN_USE, done.stderr
     assert "Traceback" not in done.stderr
     assert port in done.stderr and "port" in done.stderr.lower()
-

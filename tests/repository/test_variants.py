@@ -18,13 +18,24 @@ from insightface.model_zoo.inswapper import INSwapper
 from insightface.utils import face_align
 
 from gateway.ops.repository.install import install_models, load_upstream, read_manifest
+from gateway.ops.repository.prepare import PrepareError
 from gateway.ops.repository.synthetic import SyntheticModels
 
 from ..fidelity.oracle import InsightFaceOracle
 from ..fidelity.scenes import square_scene
 from ..fidelity.test_insightface_fidelity import assert_same_faces, spread_squares
 from .onnx_models import OnnxFaceModels, gateway_faces
-from .variants import DETECTOR_VARIANTS, RECOGNIZER_VARIANTS, SWAPPER_VARIANTS, Variant
+from .variants import (
+    DETECTOR_VARIANTS,
+    RECOGNIZER_VARIANTS,
+    SWAPPER_VARIANTS,
+    Transform,
+    Variant,
+    drop_landmarks,
+    emap_not_last,
+    input_dims,
+    versions,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
 # (width, height, detection threshold): two letterbox scales, the default and a low threshold.
@@ -120,3 +131,49 @@ def _assert_swaps_as_insightface(upstream_file: Path, repository: Path) -> None:
         got = asyncio.run(models.swap(crop, source.normed_embedding.astype(np.float32)))
         diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
         assert diff.max() <= 1, f"max pixel diff {diff.max()}"
+
+
+def test_swapper_with_external_data_installs(tiny_models: SyntheticModels, tmp_path: Path) -> None:
+    # The real inswapper_128 is 530 MB; exports past protobuf's 2 GB cap keep weights apart.
+    folder = tmp_path / "upstream"
+    folder.mkdir()
+    path = folder / "inswapper_128.onnx"
+    swapper = onnx.ModelProto()
+    swapper.CopyFrom(tiny_models.swapper)  # saving with external data changes the model
+    onnx.save(
+        swapper,
+        str(path),
+        save_as_external_data=True,
+        location="inswapper_128.onnx.data",
+        size_threshold=1024,
+    )
+    repository = tmp_path / "repository"
+    install_files(repository, {"swapper": path})
+    _assert_swaps_as_insightface(path, repository)
+    (folder / "inswapper_128.onnx.data").unlink()
+    with pytest.raises(PrepareError, match=r"inswapper_128\.onnx.*does not exist.*external data"):
+        load_upstream(path, "swapper")
+
+
+@pytest.mark.parametrize(
+    ("role", "transform", "words"),
+    [
+        ("detector", drop_landmarks, "found 6 outputs"),
+        ("detector", input_dims([1, 3, 320, 320]), r"\[1, 3, 320, 320\]"),
+        ("detector", versions(18, 9), "opset 18"),
+        ("recognizer", input_dims(["n", 3, "h", "w"]), "H and W fixed"),
+        ("recognizer", input_dims([1, 3, 128, 128]), r"found 1 input\(s\) of shape \[1, 3, 128, 128\]"),
+        ("swapper", emap_not_last, "emap"),
+    ],
+    ids=["detector-no-landmarks", "detector-320", "detector-opset18", "recognizer-symbolic-hw",
+         "recognizer-128", "swapper-emap-not-last"],
+)  # fmt: skip
+def test_contract_breakers_are_refused_with_one_paragraph(
+    role: str, transform: Transform, words: str, tiny_models: SyntheticModels, tmp_path: Path
+) -> None:
+    paths = save_upstream(tmp_path / "upstream", {role: transform(getattr(tiny_models, role))})
+    with pytest.raises(PrepareError, match=words) as refused:
+        install_files(tmp_path / "repository", paths)
+    message = str(refused.value)
+    assert f"Cannot serve the {role} ({role}.onnx)" in message and "\n" not in message
+    assert not (tmp_path / "repository").exists()

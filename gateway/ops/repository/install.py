@@ -13,6 +13,7 @@ secret: the files are the models' weights, their configs and the install report.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
 from gateway.ops.repository import configs
 from gateway.ops.repository.prepare import PREPARERS, PreparedModel, make_model_metadata
@@ -155,7 +157,27 @@ def install_models(
 def load_upstream(path: Path, role: str) -> onnx.ModelProto:
     """Read an upstream .onnx file (and its external data, if any) or refuse it plainly."""
     with translate_model_errors(role, path.name, reading=True):
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
         if not model.graph.node:
             raise ValueError("the file parses but holds no graph nodes")
+        missing = missing_external_data(model, path.parent)
+        if missing:
+            raise FileNotFoundError(errno.ENOENT, "missing external data", str(missing[0]))
+        load_external_data_for_model(model, str(path.parent))
     return model
+
+
+def missing_external_data(model: onnx.ModelProto, base_dir: Path) -> list[Path]:
+    """External data files the model refers to that are not next to it."""
+    tensors = [
+        *model.graph.initializer,
+        *(a.t for n in model.graph.node for a in n.attribute if a.HasField("t")),
+    ]
+    wanted = {
+        base_dir / entry.value
+        for tensor in tensors
+        if uses_external_data(tensor)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    return sorted(p for p in wanted if not p.is_file())
