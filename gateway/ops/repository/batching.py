@@ -34,7 +34,10 @@ _ELEMENTWISE = {
 }  # fmt: skip
 _MAX_DEPTH = 12
 
-Runner = Callable[[onnx.ModelProto, dict[str, npt.NDArray[Any]]], list[npt.NDArray[Any]]]
+# Opens one runtime session on a model and returns its run(feeds) -> outputs.
+SessionOpener = Callable[
+    [onnx.ModelProto], Callable[[dict[str, npt.NDArray[Any]]], list[npt.NDArray[Any]]]
+]
 
 
 def _constant_value(model: onnx.ModelProto, name: str) -> npt.NDArray[Any] | None:
@@ -113,7 +116,7 @@ def check_batch(
     input_name: str,
     sample: npt.NDArray[Any],
     expected_shapes: Sequence[tuple[int, ...]],
-    run: Runner,
+    open_session: SessionOpener,
 ) -> tuple[onnx.ModelProto | None, BatchCheck]:
     """Build the candidate, run a batch and each of its images alone, compare.
 
@@ -123,8 +126,9 @@ def check_batch(
     size = len(sample)
     try:
         model = candidate()
-        together = run(model, {input_name: sample})
-        singles = [run(model, {input_name: sample[i : i + 1]}) for i in range(size)]
+        run = open_session(model)  # one session for all runs: the real files are 100+ MB
+        together = run({input_name: sample})
+        singles = [run({input_name: sample[i : i + 1]}) for i in range(size)]
     except Exception as exc:  # any failure of the candidate only means: serve batch 1
         return None, BatchCheck(False, f"the batched form does not run ({_brief(exc)})")
     for outputs, batch in [(together, size), *((s, 1) for s in singles)]:

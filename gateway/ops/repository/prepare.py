@@ -148,8 +148,10 @@ def _set_outputs(
     model.graph.output.extend(outputs)
 
 
-def run_model(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
-    """All outputs of `model` on `feeds`, with onnxruntime on the CPU."""
+def open_session(
+    model: onnx.ModelProto,
+) -> Callable[[dict[str, npt.NDArray[Any]]], list[npt.NDArray[Any]]]:
+    """An onnxruntime CPU session on `model`, as a function feeds -> all outputs."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -157,7 +159,16 @@ def run_model(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> lis
     session = ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    return [np.asarray(x) for x in session.run(None, feeds)]
+
+    def run(feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+        return [np.asarray(x) for x in session.run(None, feeds)]
+
+    return run
+
+
+def run_model(model: onnx.ModelProto, feeds: dict[str, npt.NDArray[Any]]) -> list[npt.NDArray[Any]]:
+    """All outputs of `model` on `feeds`, with onnxruntime on the CPU."""
+    return open_session(model)(feeds)
 
 
 # --- detector ---------------------------------------------------------------------------
@@ -232,7 +243,7 @@ def prepare_detector(
     rng = rng or np.random.default_rng(0)
     frames = rng.integers(0, 256, (BATCH_CHECK_SIZE, *spec.DETECTOR_INPUT.shape), dtype=np.uint8)
     shapes = [t.shape for t in spec.DETECTOR_OUTPUTS]
-    batched, check = check_batch(candidate, spec.DETECTOR_INPUT.name, frames, shapes, run_model)
+    batched, check = check_batch(candidate, spec.DETECTOR_INPUT.name, frames, shapes, open_session)
     if batched is not None:
         return _batched_result(spec.DETECTOR, batched, DETECTOR_MAX_BATCH, check)
     model = _build_untouched(
@@ -335,7 +346,7 @@ def prepare_recognizer(
     rng = rng or np.random.default_rng(0)
     crops = rng.integers(0, 256, (BATCH_CHECK_SIZE, *spec.RECOGNIZER_INPUT.shape), dtype=np.uint8)
     shapes = [spec.RECOGNIZER_OUTPUT.shape]
-    batched, check = check_batch(candidate, spec.RECOGNIZER_INPUT.name, crops, shapes, run_model)
+    batched, check = check_batch(candidate, spec.RECOGNIZER_INPUT.name, crops, shapes, open_session)
     if batched is not None:
         return _batched_result(spec.RECOGNIZER, batched, spec.RECOGNIZER_MAX_BATCH, check)
     model = _build_untouched(

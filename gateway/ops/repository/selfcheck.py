@@ -17,6 +17,7 @@ from gateway.ops.repository.prepare import (
     PreparedModel,
     arcface_normalisation,
     graph_inputs,
+    open_session,
     run_model,
     swapper_emap,
 )
@@ -87,7 +88,8 @@ def check_recognizer(
         cv2.dnn.blobFromImage(crop, 1.0 / std, (size, size), (mean, mean, mean), swapRB=True)
         for crop in crops
     ]
-    expected = np.concatenate([run_model(upstream, {_input_name(upstream): b})[0] for b in blobs])
+    run_upstream = open_session(upstream)
+    expected = np.concatenate([run_upstream({_input_name(upstream): b})[0] for b in blobs])
     (actual,) = run_model(prepared.model, {spec.RECOGNIZER_INPUT.name: crops})
     scale = max(1.0, float(np.max(np.abs(expected))))
     return _fail_if(
