@@ -103,3 +103,14 @@ def test_another_user_reads_every_file(
     # The check can fail: the mode mkstemp gives (0600) locks the other user out.
     os.chmod(repository / "detector" / "1" / "model.onnx", 0o600)
     assert _nobody_reads_all(repository).returncode != 0
+
+
+def test_an_existing_closed_repository_is_left_alone_with_a_warning(
+    tiny_models: SyntheticModels, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    repository = tmp_path / "mine"
+    repository.mkdir(mode=0o700)
+    os.chmod(repository, 0o700)
+    _install(repository, tiny_models)
+    assert stat.S_IMODE(repository.stat().st_mode) == 0o700  # the operator's folder, not ours
+    assert "not searchable by other users" in caplog.text

@@ -151,7 +151,19 @@ def install_models(
             )
         )
     _write_atomic(repository / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    _warn_if_closed(repository)
     return installed
+
+
+def _warn_if_closed(repository: Path) -> None:
+    """The install leaves an existing repository folder's mode alone, but says when it bars others."""
+    if not repository.stat().st_mode & 0o001:
+        log.warning(
+            "%s is not searchable by other users (mode %o): a Triton running as another user "
+            "cannot read the models; chmod 755 it, or install into a folder others may enter",
+            repository,
+            repository.stat().st_mode & 0o777,
+        )
 
 
 def load_upstream(path: Path, role: str) -> onnx.ModelProto:
