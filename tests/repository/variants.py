@@ -129,9 +129,11 @@ def reshape_constant_node(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def reshape_computed(keep_batch: bool) -> Transform:
-    """Head shapes computed in the graph: (Shape(x)[0], -1, C) keeps the batch; (-1, C)
-    from a Concat of two Constant nodes folds it (a form the rewrite does not read)."""
+def reshape_computed(keep_batch: bool, gather: bool = False) -> Transform:
+    """Head shapes computed in the graph: (Shape(x)[0], -1, C) keeps the batch, taken with
+    Slice or, as torch exports `x.reshape(x.shape[0], -1, C)` at opset 11, with
+    Gather + Unsqueeze; (-1, C) from a Concat of two Constant nodes folds it (a form the
+    rewrite does not read)."""
 
     def apply(model: onnx.ModelProto) -> onnx.ModelProto:
         out = _copy(model)
@@ -149,11 +151,15 @@ def reshape_computed(keep_batch: bool) -> Transform:
                 starts, ends = (
                     _const(out, np.array([v], np.int64), h) for v, h in ((0, "s"), (1, "e"))
                 )
-                nodes = [
-                    helper.make_node("Shape", [node.input[0]], [names[0]]),
-                    helper.make_node("Slice", [names[0], starts, ends], [names[1]]),
-                    *nodes,
-                ]
+                take = [helper.make_node("Slice", [names[0], starts, ends], [names[1]])]
+                if gather:  # Unsqueeze's axes attribute: opset 11 and 12 only
+                    index = _const(out, np.array(0, np.int64), "index")
+                    scalar = unique_name("n_scalar", taken)
+                    take = [
+                        helper.make_node("Gather", [names[0], index], [scalar], axis=0),
+                        helper.make_node("Unsqueeze", [scalar], [names[1]], axes=[0]),
+                    ]
+                nodes = [helper.make_node("Shape", [node.input[0]], [names[0]]), *take, *nodes]
                 parts = [names[1], *parts]
                 _set_dims(output, ["batch", anchors, width])
             nodes.append(helper.make_node("Concat", parts, [names[4]], axis=0))
@@ -361,6 +367,11 @@ DETECTOR_VARIANTS = [
     Variant("reshape-1-minus1-c", "detector", chain(reshape_rank3)),
     Variant("reshape-constant-nodes", "detector", chain(reshape_constant_node)),
     Variant("reshape-computed-batch", "detector", chain(reshape_computed(keep_batch=True))),
+    Variant(
+        "reshape-shape-gather-concat",
+        "detector",
+        chain(reshape_computed(keep_batch=True, gather=True)),
+    ),
     Variant(
         "reshape-computed-folded",
         "detector",
