@@ -1,4 +1,4 @@
-"""create_app(settings) -> FastAPI; the lifespan opens and closes the Triton client."""
+"""create_app(settings, models=None) -> FastAPI; the lifespan opens and closes the backend."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from gateway.config import Settings
 from gateway.errors import FacegateError, install_error_handlers
 from gateway.metrics import Metrics
 from gateway.middleware import Admission, GatewayMiddleware
-from gateway.service.pipeline import Pipeline
-from gateway.service.swap import SwapPipeline
-from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
+from gateway.ports import InferenceBackend, ModelControl
+from gateway.service.services import build_services
+from gateway.service.swapper_lifecycle import SwapperManager
 from gateway.triton.client import TritonFaceModels, TritonTarget
-from gateway.triton.replicas import swapper_control
+from gateway.triton.replicas import ReplicatedControl, swapper_control
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,30 @@ async def _preload(swapper: SwapperManager) -> None:
         log.warning("swapper preload failed (it loads on first use instead): %s", exc.message)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway application; settings default to the FACEGATE_* environment."""
+def _triton_backend(
+    settings: Settings, metrics: Metrics
+) -> tuple[TritonFaceModels, TritonFaceModels | ReplicatedControl]:
+    """The Triton backend, and what loads the swapper (every replica of a multi-address target)."""
+    target = TritonTarget(
+        url=settings.triton_url,
+        timeout_s=settings.triton_timeout_s,
+        unavailable_retries=settings.triton_unavailable_retries,
+        repository_key=settings.triton_repository_key.get_secret_value(),
+        detector=settings.detector_model,
+        recognizer=settings.recognizer_model,
+        swapper=settings.swapper_model,
+    )
+    models = TritonFaceModels(target, metrics)
+    # Several Triton replicas behind one target: the swapper loads on each (replicas.py).
+    return models, swapper_control(target, models, metrics)
+
+
+def create_app(settings: Settings | None = None, models: InferenceBackend | None = None) -> FastAPI:
+    """The gateway application; settings default to the FACEGATE_* environment.
+
+    models: the inference backend; by default the lifespan connects to Triton (and closes
+    the channel at the end). A backend passed in (a fake in tests) is left open.
+    """
     settings = settings or Settings()
     api_keys = load_api_keys(
         settings.api_keys.get_secret_value(), settings.api_keys_file, settings.auth_disabled
@@ -46,30 +68,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        target = TritonTarget(
-            url=settings.triton_url,
-            timeout_s=settings.triton_timeout_s,
-            unavailable_retries=settings.triton_unavailable_retries,
-            repository_key=settings.triton_repository_key.get_secret_value(),
-            detector=settings.detector_model,
-            recognizer=settings.recognizer_model,
-            swapper=settings.swapper_model,
-        )
-        models = TritonFaceModels(target, metrics)
+        owned: list[InferenceBackend | ReplicatedControl] = []
+        if models is not None:
+            backend: InferenceBackend = models
+            control: ModelControl = models
+        else:
+            triton, replicated = _triton_backend(settings, metrics)
+            backend, control = triton, replicated
+            owned = [triton] if replicated is triton else [replicated, triton]
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")
-        app.state.models = models
-        pipeline = Pipeline(
-            models, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
-        )
-        policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
-        # Several Triton replicas behind one target: the swapper loads on each (replicas.py).
-        control = swapper_control(target, models, metrics)
-        swapper = SwapperManager(control, settings.swapper_model, policy, metrics=metrics)
-        app.state.pipeline = pipeline
-        app.state.swapper = swapper
-        app.state.swap_pipeline = SwapPipeline(
-            pipeline, models, swapper, load_wait_s=settings.swapper_wait_s
-        )
+        services = build_services(backend, settings, executor, metrics, control=control)
+        app.state.services = services
+        swapper = services.swapper
         background = [asyncio.create_task(swapper.run_reaper(), name="swapper-reaper")]
         if settings.swapper_preload:
             background.append(asyncio.create_task(_preload(swapper), name="swapper-preload"))
@@ -82,9 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            if control is not models:
-                await control.close()
-            await models.close()
+            for resource in owned:
+                await resource.close()
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway import defaults
 from gateway.triton import spec
 
 
@@ -24,9 +25,13 @@ class Settings(BaseSettings):
     triton_repository_key: SecretStr = Field(
         SecretStr(""), description="key for Triton's restricted model-repository API"
     )
-    triton_timeout_s: float = Field(10.0, gt=0, description="deadline of every Triton call")
+    triton_timeout_s: float = Field(
+        defaults.TRITON_TIMEOUT_S, gt=0, description="deadline of every Triton call"
+    )
     triton_unavailable_retries: int = Field(
-        2, ge=0, description="retries when Triton answers UNAVAILABLE"
+        defaults.TRITON_UNAVAILABLE_RETRIES,
+        ge=0,
+        description="retries when Triton answers UNAVAILABLE",
     )
     detector_model: str = spec.DETECTOR
     recognizer_model: str = spec.RECOGNIZER
@@ -34,21 +39,28 @@ class Settings(BaseSettings):
 
     # Limits on what clients send
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="per image")
-    max_image_pixels: int = Field(40_000_000, gt=0, description="checked before full decode")
+    max_image_pixels: int = Field(
+        defaults.MAX_IMAGE_PIXELS, gt=0, description="checked before full decode"
+    )
     max_batch_images: int = Field(16, gt=0, description="images per /v1/detect/batch request")
 
     # Detection and verification defaults (InsightFace's classic buffalo_l setting)
-    detect_threshold: float = Field(0.5, ge=0, le=1)
-    nms_iou: float = Field(0.4, gt=0, le=1)
+    detect_threshold: float = Field(defaults.DETECT_THRESHOLD, ge=0, le=1)
+    nms_iou: float = Field(defaults.NMS_IOU, gt=0, le=1)
     verify_threshold: float = Field(
-        0.3, ge=-1, le=1, description="cosine similarity at or above which two faces match"
+        defaults.VERIFY_THRESHOLD,
+        ge=-1,
+        le=1,
+        description="cosine similarity at or above which two faces match",
     )
 
     # Swapper lifecycle
     swapper_idle_ttl_s: float = Field(
         600.0, ge=0, description="unload the swapper after this long unused (0 = never)"
     )
-    swapper_load_timeout_s: float = Field(120.0, gt=0, description="per load of the swapper")
+    swapper_load_timeout_s: float = Field(
+        defaults.SWAPPER_LOAD_TIMEOUT_S, gt=0, description="per load of the swapper"
+    )
     swapper_preload: bool = Field(False, description="load the swapper when the gateway starts")
     swapper_wait_s: float = Field(
         30.0,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from gateway.service.swapper_lifecycle import SwapperStatus
-
 
 class ImagePayload(BaseModel):
     """JSON alternative to multipart: one base64-encoded image."""
@@ -112,15 +110,6 @@ class SwapperStatusOut(BaseModel):
     load_count: int = Field(description="loads this gateway has asked Triton for")
     last_load_s: float | None = Field(None, description="duration of the last load")
     last_error: str = ""
-
-    @classmethod
-    def from_status(cls, status: SwapperStatus) -> SwapperStatusOut:
-        return cls(
-            state=status.state,
-            load_count=status.load_count,
-            last_load_s=status.last_load_s,
-            last_error=status.last_error,
-        )
 
 
 class Health(BaseModel):

@@ -1,4 +1,8 @@
-"""Annotated dependencies: the settings, the pipeline and the Triton backend from app state."""
+"""Annotated dependencies: the settings and the services from app state, and the API keys.
+
+Routes reach inference only through the services (gateway.service); they never see the
+backend that implements the ports.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ from fastapi import Depends, Request
 from gateway.auth import ApiKeys, Scope, presented_key
 from gateway.config import Settings
 from gateway.service.pipeline import Pipeline
+from gateway.service.services import Services
+from gateway.service.status import ModelStatus
 from gateway.service.swap import SwapPipeline
 from gateway.service.swapper_lifecycle import SwapperManager
-from gateway.triton.client import TritonFaceModels
 
 
 def get_settings(request: Request) -> Settings:
@@ -19,24 +24,25 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 def get_pipeline(request: Request) -> Pipeline:
-    pipeline: Pipeline = request.app.state.pipeline
-    return pipeline
+    return _services(request).pipeline
 
 
-def get_models(request: Request) -> TritonFaceModels:
-    models: TritonFaceModels = request.app.state.models
-    return models
+def get_model_status(request: Request) -> ModelStatus:
+    return _services(request).status
 
 
 def get_swap_pipeline(request: Request) -> SwapPipeline:
-    swap: SwapPipeline = request.app.state.swap_pipeline
-    return swap
+    return _services(request).swap
 
 
 def get_swap_manager(request: Request) -> SwapperManager:
-    manager: SwapperManager = request.app.state.swapper
-    return manager
+    return _services(request).swapper
 
 
 def _authorize(request: Request, needed: Scope) -> None:
@@ -59,6 +65,6 @@ def require_admin(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
-ModelsDep = Annotated[TritonFaceModels, Depends(get_models)]
+ModelStatusDep = Annotated[ModelStatus, Depends(get_model_status)]
 SwapPipelineDep = Annotated[SwapPipeline, Depends(get_swap_pipeline)]
 SwapManagerDep = Annotated[SwapperManager, Depends(get_swap_manager)]

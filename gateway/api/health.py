@@ -6,8 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.api.deps import ModelsDep, SettingsDep, SwapManagerDep, require_user
-from gateway.errors import FacegateError
+from gateway.api.deps import ModelStatusDep, SettingsDep, require_user
 from gateway.schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
 
 router = APIRouter()
@@ -29,21 +28,13 @@ async def live() -> Health:
 @router.get(
     "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
 )
-async def ready(
-    request: Request, models: ModelsDep, settings: SettingsDep
-) -> Health | JSONResponse:
+async def ready(request: Request, status: ModelStatusDep) -> Health | JSONResponse:
     """Ready only while Triton is reachable and the detector and recognizer are READY."""
     if request.app.state.admission.draining:
         return JSONResponse(Health(status="draining").model_dump(), 503)
-    try:
-        states = await models.model_states()
-    except FacegateError as exc:
-        return JSONResponse(Health(status="unavailable", detail=exc.message).model_dump(), 503)
-    needed = (settings.detector_model, settings.recognizer_model)
-    missing = [name for name in needed if states.get(name) != "READY"]
-    if missing:
-        detail = ", ".join(f"{name} is {states.get(name)}" for name in missing)
-        return JSONResponse(Health(status="unavailable", detail=detail).model_dump(), 503)
+    readiness = await status.readiness()
+    if not readiness.ready:
+        return JSONResponse(Health(status="unavailable", detail=readiness.detail).model_dump(), 503)
     return Health(status="ready")
 
 
@@ -53,16 +44,11 @@ async def ready(
     tags=["models"],
     dependencies=[Depends(require_user)],
 )
-async def list_models(
-    models: ModelsDep, settings: SettingsDep, manager: SwapManagerDep
-) -> ModelsResponse:
+async def list_models(status: ModelStatusDep, settings: SettingsDep) -> ModelsResponse:
     """Each model's state as Triton reports it; the swapper shows LOADING while it loads."""
-    states = await models.model_states()
-    swapper = manager.status
-    if swapper.state in ("LOADING", "UNLOADING"):
-        states[settings.swapper_model] = swapper.state
+    states = await status.states()
     return ModelsResponse(
         models=[ModelState(name=name, state=state) for name, state in states.items()],
-        swapper=SwapperStatusOut.from_status(swapper),
+        swapper=SwapperStatusOut.model_validate(status.swapper, from_attributes=True),
         label=settings.models_label,
     )

@@ -103,11 +103,11 @@ async def swap(
 async def load_swapper(manager: SwapManagerDep) -> SwapperStatusOut:
     """Load the swapper now (admin); returns once it is READY."""
     await manager.ensure_loaded()
-    return SwapperStatusOut.from_status(manager.status)
+    return SwapperStatusOut.model_validate(manager.status, from_attributes=True)
 
 
 @admin.post("/v1/models/swapper/unload", response_model=SwapperStatusOut)
 async def unload_swapper(manager: SwapManagerDep) -> SwapperStatusOut:
     """Unload the swapper now (admin); returns once Triton reports it gone."""
     await manager.unload()
-    return SwapperStatusOut.from_status(manager.status)
+    return SwapperStatusOut.model_validate(manager.status, from_attributes=True)

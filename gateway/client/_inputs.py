@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from gateway.config import Settings
+from gateway import defaults
 from gateway.errors import InvalidParameter, PayloadTooLarge
 from gateway.service.pipeline import ImageInput
 from gateway.triton import spec
-
-
-def _gateway_default(name: str) -> Any:
-    # The REST gateway's own defaults, so that both paths give the same answers.
-    return Settings.model_fields[name].default
 
 
 @dataclass(frozen=True)
@@ -29,13 +23,13 @@ class ClientOptions:
     regions (one per in-flight request) for each of the detector and the recognizer.
     """
 
-    timeout_s: float = _gateway_default("triton_timeout_s")
-    unavailable_retries: int = _gateway_default("triton_unavailable_retries")
-    detect_threshold: float = _gateway_default("detect_threshold")
-    nms_iou: float = _gateway_default("nms_iou")
-    verify_threshold: float = _gateway_default("verify_threshold")
-    max_image_pixels: int = _gateway_default("max_image_pixels")
-    swapper_load_timeout_s: float = _gateway_default("swapper_load_timeout_s")
+    timeout_s: float = defaults.TRITON_TIMEOUT_S
+    unavailable_retries: int = defaults.TRITON_UNAVAILABLE_RETRIES
+    detect_threshold: float = defaults.DETECT_THRESHOLD
+    nms_iou: float = defaults.NMS_IOU
+    verify_threshold: float = defaults.VERIFY_THRESHOLD
+    max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
+    swapper_load_timeout_s: float = defaults.SWAPPER_LOAD_TIMEOUT_S
     batch_size: int = 8
     prefetch: int = 2
     cpu_threads: int = 4

@@ -242,7 +242,11 @@ class AsyncFaceClient:
         limit = self.options.verify_threshold if threshold is None else threshold
         pixels = self.options.max_image_pixels
         return await pipeline.verify(
-            check_image(image_a, pixels), check_image(image_b, pixels), limit, Timings()
+            check_image(image_a, pixels),
+            check_image(image_b, pixels),
+            limit,
+            Timings(),
+            self.options.detect_threshold,
         )
 
     async def swap(

@@ -1,6 +1,6 @@
 """Async orchestration: processing (in threads) -> Triton -> processing.
 
-The pipeline talks to the FaceModels protocol, so unit tests hand it a fake and the
+The pipeline talks to the ports.FaceModels protocol, so unit tests hand it a fake and the
 integration tests the real Triton. Foreign image-decoding errors are translated here.
 """
 
@@ -12,38 +12,25 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from gateway import processing
+from gateway import ports, processing
 from gateway.errors import (
     NoFaceFound,
     PayloadTooLarge,
     UndecodableImageError,
     UnsupportedMediaType,
 )
+from gateway.ports import DetectorOutputs, FaceModels
 from gateway.processing import Detections
-from gateway.triton import spec
-from gateway.triton.client import DetectorOutputs
 
 T = TypeVar("T")
 # An image as encoded bytes (JPEG, PNG, WebP, BMP) or an already decoded img_bgr
 # (uint8 HxWx3; the direct gRPC client checks it before it gets here).
 ImageInput = bytes | npt.NDArray[np.uint8]
-
-
-class FaceModels(Protocol):
-    """What the pipeline needs from the inference server."""
-
-    async def detect(self, frames_bgr: npt.NDArray[np.uint8]) -> list[DetectorOutputs]: ...
-
-    async def embed(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
-
-    async def swap(
-        self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
-    ) -> npt.NDArray[np.uint8]: ...
 
 
 @dataclass(frozen=True)
@@ -111,7 +98,7 @@ def _prepare_frame(
     data: ImageInput, max_pixels: int
 ) -> tuple[npt.NDArray[np.uint8], processing.Letterbox]:
     img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
-    return img_bgr, processing.letterbox_image(img_bgr, spec.DETECTOR_INPUT_SIZE_PX)
+    return img_bgr, processing.letterbox_image(img_bgr, ports.DETECTOR_INPUT_SIZE_PX)
 
 
 def _by_descending_score(detections: Detections) -> Detections:
@@ -205,7 +192,7 @@ class Pipeline:
         started = time.perf_counter()
         aligned = await asyncio.gather(
             *(
-                self.in_thread(processing.warp_faces, img, dets.kps, spec.RECOGNIZER_INPUT_SIZE_PX)
+                self.in_thread(processing.warp_faces, img, dets.kps, ports.RECOGNIZER_INPUT_SIZE_PX)
                 for img, dets in zip(images, found, strict=True)
             )
         )

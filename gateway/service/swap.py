@@ -19,12 +19,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gateway import processing
+from gateway import ports, processing
 from gateway.errors import InvalidParameter, NoFaceFound, UpstreamUnavailable
+from gateway.ports import FaceModels
 from gateway.processing import Detections
-from gateway.service.pipeline import DetectOptions, FaceModels, ImageInput, Pipeline, Timings
+from gateway.service.pipeline import DetectOptions, ImageInput, Pipeline, Timings
 from gateway.service.swapper_lifecycle import SwapperManager
-from gateway.triton import spec
 
 ImageFormat = Literal["png", "jpeg"]
 ALL_FACES: Literal["all"] = "all"
@@ -165,7 +165,7 @@ class SwapPipeline:
     ) -> npt.NDArray[np.uint8]:
         started = time.perf_counter()
         aligned = await self._pipeline.in_thread(
-            processing.warp_faces, img_bgr, kps[None], spec.SWAPPER_INPUT_SIZE_PX
+            processing.warp_faces, img_bgr, kps[None], ports.SWAPPER_INPUT_SIZE_PX
         )
         timings.add("align", started)
         started = time.perf_counter()

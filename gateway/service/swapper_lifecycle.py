@@ -14,26 +14,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from gateway.errors import FacegateError, UpstreamUnavailable
 from gateway.metrics import Metrics
+from gateway.ports import ModelControl
 
 log = logging.getLogger(__name__)
 State = Literal["UNAVAILABLE", "LOADING", "READY", "UNLOADING"]
 READY_POLL_S = 0.1
 # After a failed load, answer 503 for this long before asking Triton again.
 FAILURE_HOLD_S = 10.0
-
-
-class ModelControl(Protocol):
-    """What the manager needs from Triton."""
-
-    async def load_model(self, model: str, timeout_s: float) -> None: ...
-
-    async def unload_model(self, model: str) -> None: ...
-
-    async def is_model_ready(self, model: str) -> bool: ...
 
 
 @dataclass(frozen=True)

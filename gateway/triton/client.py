@@ -25,21 +25,13 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 from gateway.metrics import Metrics
+from gateway.ports import DetectorOutputs
 from gateway.triton import spec
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 0.2
 RECONNECT_BACKOFF_MAX_MS = 2000
 _DTYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32"}
-
-
-@dataclass(frozen=True)
-class DetectorOutputs:
-    """Raw detector outputs for one frame, per stride (8, 16, 32): (K,1), (K,4), (K,10)."""
-
-    scores: tuple[npt.NDArray[np.float32], ...]
-    bbox_dists: tuple[npt.NDArray[np.float32], ...]
-    kps_dists: tuple[npt.NDArray[np.float32], ...]
 
 
 @dataclass(frozen=True)
@@ -83,7 +75,10 @@ def translate_error(exc: InferenceServerException, model: str) -> FacegateError:
 
 
 class TritonFaceModels:
-    """The detector, recognizer and swapper on Triton, over one asyncio gRPC channel."""
+    """The detector, recognizer and swapper on Triton, over one asyncio gRPC channel.
+
+    Implements ports.InferenceBackend (FaceModels, ModelControl, ModelStates, close).
+    """
 
     def __init__(self, target: TritonTarget, metrics: Metrics | None = None) -> None:
         self.target = target
@@ -190,7 +185,7 @@ class TritonFaceModels:
     async def embed(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Raw embeddings (N, 512) for (N, 112, 112, 3) uint8 BGR aligned crops."""
         if len(crops_bgr) == 0:
-            return np.zeros((0, 512), np.float32)
+            return np.zeros((0, spec.RECOGNIZER_OUTPUT.shape[0]), np.float32)
 
         async def run(chunk: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
             (embedding,) = await self.infer(

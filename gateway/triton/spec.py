@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway import ports
+from gateway.processing.scrfd import SCRFD_ANCHORS_PER_CELL, SCRFD_STRIDES
+
 DETECTOR = "detector"
 RECOGNIZER = "recognizer"
 SWAPPER = "swapper"
@@ -41,9 +44,10 @@ class TensorSpec:
 
 
 # Detector (SCRFD): uint8 BGR letterboxed 640x640 frames in, raw head outputs out.
-DETECTOR_INPUT_SIZE_PX = 640
-DETECTOR_STRIDES = (8, 16, 32)
-DETECTOR_ANCHORS_PER_CELL = 2
+# Strides, anchors and sizes are SCRFD's (processing/scrfd.py) and the ports' contract.
+DETECTOR_INPUT_SIZE_PX = ports.DETECTOR_INPUT_SIZE_PX
+DETECTOR_STRIDES = SCRFD_STRIDES
+DETECTOR_ANCHORS_PER_CELL = SCRFD_ANCHORS_PER_CELL
 DETECTOR_INPUT = TensorSpec("images", "UINT8", (DETECTOR_INPUT_SIZE_PX, DETECTOR_INPUT_SIZE_PX, 3))
 
 
@@ -62,19 +66,19 @@ DETECTOR_OUTPUTS = tuple(
 
 # Recognizer (ArcFace): uint8 BGR aligned 112x112 crops in, raw 512-d embedding out
 # (not L2-normalised; normalise it for cosine similarity).
-RECOGNIZER_INPUT_SIZE_PX = 112
+RECOGNIZER_INPUT_SIZE_PX = ports.RECOGNIZER_INPUT_SIZE_PX
 RECOGNIZER_INPUT = TensorSpec(
     "faces", "UINT8", (RECOGNIZER_INPUT_SIZE_PX, RECOGNIZER_INPUT_SIZE_PX, 3)
 )
-RECOGNIZER_OUTPUT = TensorSpec("embedding", "FP32", (512,))
+RECOGNIZER_OUTPUT = TensorSpec("embedding", "FP32", (ports.EMBEDDING_SIZE,))
 RECOGNIZER_MAX_BATCH = 32
 
 # Swapper (inswapper_128): uint8 BGR aligned 128x128 target crop and the source face's
 # L2-normalised ArcFace embedding in (emap projection folded into the graph), uint8 BGR
 # 128x128 swapped crop out. The upstream graph fixes batch 1.
-SWAPPER_INPUT_SIZE_PX = 128
+SWAPPER_INPUT_SIZE_PX = ports.SWAPPER_INPUT_SIZE_PX
 SWAPPER_TARGET = TensorSpec("target", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3))
-SWAPPER_SOURCE = TensorSpec("source", "FP32", (1, 512))
+SWAPPER_SOURCE = TensorSpec("source", "FP32", (1, ports.EMBEDDING_SIZE))
 SWAPPER_OUTPUT = TensorSpec(
     "swapped", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3)
 )

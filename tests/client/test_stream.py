@@ -10,8 +10,8 @@ import numpy.typing as npt
 import pytest
 
 from gateway.client import AsyncFaceClient, ClientOptions
+from gateway.ports import DetectorOutputs
 from gateway.triton import spec
-from gateway.triton.client import DetectorOutputs
 
 
 class SlowFakeModels:

@@ -27,6 +27,7 @@ import onnx
 from onnx import helper
 
 from gateway.ops.repository.graph import FLOAT, GraphBuilder, value_info
+from gateway.processing.scrfd import SCRFD_STRIDES
 
 Profile = Literal["tiny", "realistic"]
 PROFILES: tuple[Profile, ...] = ("tiny", "realistic")
@@ -42,7 +43,7 @@ TINY_KPS_UNITS = np.array(
     dtype=np.float32,
 )
 TINY_BOX_HALF_UNITS = 2.0
-STRIDES = (8, 16, 32)
+STRIDES = SCRFD_STRIDES
 
 
 @dataclass(frozen=True)
