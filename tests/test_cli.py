@@ -2,33 +2,66 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
-from gateway.ops.cli import build_parser, main
+from gateway.ops.cli import COMMANDS, build_parser, main
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        [],
-        ["models"],
-        ["models", "fetch"],
-        ["models", "import"],
-        ["models", "synthetic"],
-        ["triton"],
-    ],
-)
+def _command_paths(parser: argparse.ArgumentParser, prefix: list[str]) -> list[list[str]]:
+    """Every command and sub-action of the parser, e.g. ['models', 'fetch'], found by walking it."""
+    paths = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths += _command_paths(sub, [*prefix, name])
+    return paths
+
+
+COMMAND_PATHS = _command_paths(build_parser(), [])
+# Commands that read or write a model repository.
+REPOSITORY_COMMANDS = [
+    ["models", "fetch"],
+    ["models", "import"],
+    ["models", "synthetic"],
+    ["triton"],
+    ["serve"],
+]
+
+
+def test_the_registry_has_every_command_word() -> None:
+    top = sorted(path[0] for path in COMMAND_PATHS if len(path) == 1)
+    # A module name is its command word with "-" written "_" (bench-compat: bench_compat.py).
+    assert top == sorted(name.replace("_", "-") for name in COMMANDS)
+    assert ["models", "fetch"] in COMMAND_PATHS and ["models", "synthetic"] in COMMAND_PATHS
+    assert all(importlib.import_module(f"gateway.ops.commands.{name}").cmd for name in COMMANDS)
+
+
+@pytest.mark.parametrize("argv", COMMAND_PATHS, ids=lambda argv: " ".join(argv) or "facegate")
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         build_parser().parse_args([*argv, "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert "usage: facegate" in out
-    if argv in (["models", "fetch"], ["models", "import"], ["models", "synthetic"], ["triton"]):
+    assert out.startswith(f"usage: facegate {' '.join(argv)}".rstrip())
+    # Every option explains itself: argparse prints a help text after each flag.
+    for action in _parser_of(argv)._actions:
+        if action.option_strings and action.help != argparse.SUPPRESS:
+            assert action.help, f"{' '.join(argv)} {action.option_strings[0]} has no help"
+    if argv in REPOSITORY_COMMANDS:
         assert "--repository" in out
+
+
+def _parser_of(argv: list[str]) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for word in argv:
+        (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = sub.choices[word]
+    return parser
 
 
 def test_synthetic_writes_a_labelled_repository(

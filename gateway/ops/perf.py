@@ -5,20 +5,20 @@ name on PyPI is a placeholder). It needs Debian's libb64-0d and libcudart.so.12,
 PyPI wheel nvidia-cuda-runtime-cu12 provides: perf_environment() puts its folder on
 LD_LIBRARY_PATH. count_windows measurement keeps runs short and comparable on a noisy host.
 
-    python -m gateway.ops.perf detector --url localhost:8001 -b 8 --concurrency 1:4
-    python -m gateway.ops.perf recognizer -b 32 --shared-memory system
+    facegate perf detector --url localhost:8001 -b 8 --concurrency 1:4
+    facegate perf recognizer -b 32 --shared-memory system
+
+(the command line is gateway/ops/commands/perf.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -167,41 +167,3 @@ def run_perf(run: PerfRun, timeout_s: float = 600.0) -> tuple[int, str]:
         timeout=timeout_s,
     )
     return done.returncode, done.stdout
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: run perf_analyzer with its output on this terminal."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.ops.perf", description=__doc__)
-    parser.add_argument("kind", choices=list(_INPUTS))
-    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC host:port")
-    parser.add_argument("-b", "--batch-size", type=int, default=1)
-    parser.add_argument("--concurrency", default="1:4", help="start:end[:step]")
-    parser.add_argument("--shared-memory", choices=["none", "system"], default="none")
-    parser.add_argument("--measurement-request-count", type=int, default=50)
-    parser.add_argument("--max-trials", type=int, default=10)
-    parser.add_argument(
-        "--stability-percentage", type=float, default=10.0, help="raise on a noisy host"
-    )
-    parser.add_argument("--unbatched", action="store_true", help="detector with max batch 0")
-    parser.add_argument("--model-name", default="")
-    args = parser.parse_args(argv)
-    run = PerfRun(
-        args.kind,
-        url=args.url,
-        batch_size=args.batch_size,
-        concurrency=args.concurrency,
-        shared_memory=args.shared_memory,
-        measurement_request_count=args.measurement_request_count,
-        max_trials=args.max_trials,
-        stability_percentage=args.stability_percentage,
-        unbatched=args.unbatched,
-        model_name=args.model_name,
-    )
-    binary = find_perf_analyzer()
-    env = perf_environment()
-    check_libraries(binary, env)
-    return subprocess.run(perf_command(run, binary), env=env).returncode
-
-
-if __name__ == "__main__":
-    sys.exit(main())

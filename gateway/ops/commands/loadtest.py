@@ -1,4 +1,4 @@
-"""The `facegate loadtest` subcommand: its arguments and what it runs."""
+"""`facegate loadtest`: drive the embedded stack at fixed concurrency; fail on errors or growth."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.ops.bench.options import DEFAULT_CACHE_DIR, DEFAULT_REPORT, BenchError
+from gateway.ops.commands._common import CliError, Subparsers
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import DEFAULT_MIX, LoadOptions, parse_mix
 
@@ -22,9 +23,8 @@ DESCRIPTION = (
 )
 
 
-def cmd_loadtest(args: argparse.Namespace) -> int:
+def cmd(args: argparse.Namespace) -> int:
     from gateway.ops.bench.machine import describe_machine, git_commit
-    from gateway.ops.cli import CliError
     from gateway.ops.loadtest.driver import run_loadtest
     from gateway.ops.loadtest.report import format_markdown, format_text, write_report
 
@@ -56,8 +56,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     return 0 if summary.passed else 1
 
 
-def add_loadtest_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `facegate loadtest` on the CLI's subcommands."""
+def subparser_init(commands: Subparsers) -> None:
     parser = commands.add_parser(
         "loadtest",
         help="drive the embedded stack at fixed concurrency; fail on errors or memory growth",
@@ -105,4 +104,4 @@ def add_loadtest_command(commands: argparse._SubParsersAction[argparse.ArgumentP
         help=f"replace the load test's generated block (default PATH: {DEFAULT_REPORT})",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(func=cmd_loadtest)
+    parser.set_defaults(func=cmd)

@@ -1,0 +1,165 @@
+"""`facegate bench`: InsightFace in process vs the REST gateway vs the gRPC client."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.ops.commands._common import CliError, Subparsers
+
+
+def subparser_init(commands: Subparsers) -> None:
+    from gateway.ops.bench.options import DEFAULT_CACHE_DIR, DEFAULT_REPORT
+
+    bench = commands.add_parser(
+        "bench",
+        help="time InsightFace in process, the REST gateway and the gRPC client (wire, shm)",
+        description="Start the embedded Triton and the gateway on synthetic models (NOT face "
+        "models), then send the same JPEG bytes (a 640x480 photo and a 12 MP photo, each with "
+        "four planted 'faces') to InsightFace's SCRFD+ArcFace in this process, to "
+        "POST /v1/detect?embed=true, and to the direct gRPC client (FaceClient) over the wire "
+        "and through shared memory. Prints p50/p95 latency at concurrency 1, throughput at "
+        "each --concurrency level (on the 640x480 photo), the recognizer on batches of 32 "
+        "aligned faces through Triton against plain onnxruntime (the floor), the ratios and "
+        "the targets' verdicts. Run it on an otherwise idle machine: other load skews the "
+        "numbers.",
+        epilog="Smoke run: facegate bench --quick (about 2 minutes on 2 cores). Full run for "
+        "the record (under 10 minutes on 2 idle cores): facegate bench --write-report",
+    )
+    bench.add_argument(
+        "--profile",
+        choices=("realistic", "tiny"),
+        default="realistic",
+        help="synthetic models: realistic (real-model compute, default) or tiny (smoke tests)",
+    )
+    bench.add_argument(
+        "--swap",
+        action="store_true",
+        help="the swap benchmark instead: Triton memory with the swapper unloaded/loaded/unloaded, "
+        "cold and warm /v1/swap against InsightFace's INSwapper, paste-back on 12 MP",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="few requests (4 latency, 4 throughput at concurrency 1,4, 1 warm-up, 1 round, "
+        "1 floor batch): a smoke run, not a result",
+    )
+    bench.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        help="timed requests at concurrency 1 per image and scenario (default 20)",
+    )
+    bench.add_argument(
+        "--throughput-requests",
+        type=int,
+        default=0,
+        help="timed requests per concurrency level above 1, per scenario, at least the level "
+        "in each round (default 16)",
+    )
+    bench.add_argument(
+        "--concurrency",
+        default=None,
+        metavar="LIST",
+        help="concurrency levels, comma-separated (default 1,4,16; 1 is always included)",
+    )
+    bench.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed sequential requests per image and scenario first (default 2)",
+    )
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="interleaved rounds the timed requests are split into, alternating order (default 2)",
+    )
+    bench.add_argument(
+        "--floor-batches",
+        type=int,
+        default=0,
+        help="timed recognizer batches of 32 faces per floor side (default 3)",
+    )
+    bench.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="gpu: onnxruntime's CUDA provider in process and KIND_GPU in the embedded configs "
+        "(needs onnxruntime-gpu); its report block and plot are kept apart from the CPU ones",
+    )
+    bench.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        metavar="PATH",
+        help=f"where the synthetic models are built once and reused (default ./{DEFAULT_CACHE_DIR})",
+    )
+    bench.add_argument(
+        "--fresh-models", action="store_true", help="rebuild the cached synthetic models"
+    )
+    bench.add_argument(
+        "--write-report",
+        nargs="?",
+        const=DEFAULT_REPORT,
+        default=None,
+        type=Path,
+        metavar="PATH",
+        help=f"replace the generated block of the report (default PATH: {DEFAULT_REPORT}) and "
+        "write benchmarks.png next to it",
+    )
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    bench.set_defaults(func=cmd)
+
+
+def cmd(args: argparse.Namespace) -> int:
+    from gateway.ops.bench.options import BenchError, BenchOptions, parse_concurrency
+    from gateway.ops.bench.report import write_report
+    from gateway.ops.bench.run import run_bench
+
+    quick = args.quick
+    try:
+        concurrency = parse_concurrency(args.concurrency or ("1,4" if quick else "1,4,16"))
+    except BenchError as exc:
+        raise CliError(str(exc)) from exc
+    # The swap benchmark derives its warm-up count from --requests: keep its old default.
+    latency_default = 40 if args.swap else 20
+    options = BenchOptions(
+        profile=args.profile,
+        latency_requests=args.requests or (4 if quick else latency_default),
+        throughput_requests=args.throughput_requests or (4 if quick else 16),
+        concurrency=concurrency,
+        warmup=args.warmup if args.warmup is not None else (1 if quick else 2),
+        rounds=args.rounds or (1 if quick else 2),
+        floor_batches=args.floor_batches or (1 if quick else 3),
+        device=args.device,
+        cache_dir=args.cache_dir,
+        fresh_models=args.fresh_models,
+        progress=not args.no_progress,
+    )
+    if args.write_report and options.profile != "realistic":
+        raise CliError(
+            "--write-report records realistic-profile runs only: add --profile realistic"
+        )
+    if args.swap:
+        from gateway.ops.bench.machine import describe_machine
+        from gateway.ops.bench.swap import run_swap_bench, write_swap_report
+
+        try:
+            figures = run_swap_bench(options, sys.stdout)
+        except BenchError as exc:
+            raise CliError(str(exc)) from exc
+        if args.write_report:
+            machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
+            write_swap_report(args.write_report, figures, f"Machine: {machine}.")
+            print(f"Wrote the swap figures to {args.write_report}")
+        return 0
+    try:
+        report = run_bench(options, sys.stdout)
+    except BenchError as exc:
+        raise CliError(str(exc)) from exc
+    if args.write_report:
+        plot = write_report(args.write_report, report)
+        print(f"Wrote the results to {args.write_report} and the plot to {plot}")
+    return 0

@@ -1,0 +1,159 @@
+"""`facegate models fetch|import|synthetic`: put models into the Triton model repository."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.ops.commands._common import (
+    LICENCE_NOTE,
+    CliError,
+    Subparsers,
+    add_pack_options,
+    add_repository,
+)
+
+if TYPE_CHECKING:
+    from gateway.ops.repository.install import InstalledModel
+
+
+def subparser_init(commands: Subparsers) -> None:
+    models = commands.add_parser(
+        "models",
+        help="put models into the Triton model repository",
+        description="Fetch, import or generate models; all end in one prepare step "
+        "(stable tensor names, uint8 BGR inputs, self-check) that writes "
+        "<repository>/<model>/1/model.onnx and the model configs.",
+    )
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    fetch = model_commands.add_parser(
+        "fetch",
+        help="download a model pack, verify sha256, prepare and install",
+        description=f"Download InsightFace models and install them. {LICENCE_NOTE}",
+    )
+    add_pack_options(fetch)
+    fetch.add_argument(
+        "--source",
+        choices=("hf", "url"),
+        default="hf",
+        help="Hugging Face hub (honours HF_ENDPOINT) or the plain HTTPS release URLs",
+    )
+    fetch.add_argument(
+        "--cache-dir", type=Path, default=None, help="where partial downloads are kept for resuming"
+    )
+    fetch.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_repository(fetch)
+    fetch.set_defaults(func=cmd, action_func=fetch_models)
+
+    imp = model_commands.add_parser(
+        "import",
+        help="install model files already on disk",
+        description="Install det_10g.onnx/w600k_r50.onnx (buffalo_l) or "
+        "det_500m.onnx/w600k_mbf.onnx (buffalo_s) and inswapper_128.onnx from DIR "
+        "(or DIR/<pack>/), named as in the official packs.",
+    )
+    imp.add_argument("dir", type=Path, metavar="DIR", help="folder with the official pack's files")
+    add_pack_options(imp)
+    imp.add_argument(
+        "--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)"
+    )
+    add_repository(imp)
+    imp.set_defaults(func=cmd, action_func=import_models)
+
+    synthetic = model_commands.add_parser(
+        "synthetic",
+        help="write contract-true synthetic models (NOT face models)",
+        description="Generate models with the real models' exact I/O contracts from a fixed seed, for "
+        "offline use, tests (tiny) and benchmarks (realistic compute). They are NOT face models.",
+    )
+    synthetic.add_argument(
+        "--profile",
+        choices=("tiny", "realistic"),
+        default="tiny",
+        help="tiny: fast, selective detector for tests; realistic: real-model compute for benchmarks",
+    )
+    add_repository(synthetic)
+    synthetic.set_defaults(func=cmd, action_func=write_synthetic_models)
+
+
+def cmd(args: argparse.Namespace) -> int:
+    action: Callable[[argparse.Namespace], int] = args.action_func
+    return action(args)
+
+
+def _print_installed(installed: Sequence[InstalledModel]) -> None:
+    from gateway.ops.repository.report import describe_installed
+
+    for model in installed:
+        print(describe_installed(model))
+
+
+def write_synthetic_models(args: argparse.Namespace) -> int:
+    from gateway.ops.repository.install import install_models
+    from gateway.ops.repository.synthetic import NOT_A_FACE_MODEL, build_synthetic_models
+
+    print(
+        f"Writing {args.profile} synthetic models ({NOT_A_FACE_MODEL}) to {args.repository} ...",
+        flush=True,
+    )
+    models = build_synthetic_models(args.profile)
+    label = {"source": f"synthetic-{args.profile}", "synthetic": NOT_A_FACE_MODEL}
+    upstream = {
+        "detector": models.detector,
+        "recognizer": models.recognizer,
+        "swapper": models.swapper,
+    }
+    installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
+    _print_installed(installed)
+    print(
+        f"Done. These are NOT face models: use them for tests and benchmarks only.\n"
+        f"Next: facegate triton --repository {args.repository}"
+    )
+    return 0
+
+
+def _install_upstream_files(repository: Path, files: dict[str, Path], source: str) -> int:
+    import hashlib
+
+    from gateway.ops.repository.install import install_models, load_upstream
+
+    upstream = {}
+    provenance = {}
+    for role, path in files.items():
+        print(f"Loading {role}: {path}", flush=True)
+        upstream[role] = load_upstream(path, role)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        provenance[role] = {"source": source, "file": path.name, "sha256": digest}
+    installed = install_models(repository, upstream, provenance)
+    _print_installed(installed)
+    print(f"{LICENCE_NOTE}\nNext: facegate triton --repository {repository}")
+    return 0
+
+
+def import_models(args: argparse.Namespace) -> int:
+    from gateway.ops.repository.fetch import FetchError, find_pack_files
+
+    try:
+        swapper = None if args.swapper == "none" else args.swapper
+        files = find_pack_files(args.dir, args.pack, swapper, verify=not args.no_verify)
+    except FetchError as exc:
+        raise CliError(str(exc)) from exc
+    return _install_upstream_files(args.repository, files, f"import:{args.pack}")
+
+
+def fetch_models(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from gateway.ops.repository.fetch import FetchError, fetch_pack
+
+    print(LICENCE_NOTE, flush=True)
+    staging = args.cache_dir or Path(tempfile.gettempdir()) / "facegate-fetch"
+    try:
+        swapper = None if args.swapper == "none" else args.swapper
+        files = fetch_pack(args.pack, swapper, args.source, staging, progress=not args.quiet)
+    except FetchError as exc:
+        raise CliError(str(exc)) from exc
+    return _install_upstream_files(args.repository, files, f"{args.source}:{args.pack}")
