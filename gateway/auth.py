@@ -14,20 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gateway.errors import FacegateError
+from gateway.errors import Forbidden, Unauthenticated
 
 Scope = Literal["user", "admin"]
 SCOPES: tuple[Scope, ...] = ("user", "admin")
-
-
-class Unauthenticated(FacegateError):
-    status_code = 401
-    code = "unauthenticated"
-
-
-class Forbidden(FacegateError):
-    status_code = 403
-    code = "forbidden"
 
 
 class AuthConfigError(Exception):

@@ -1,23 +1,36 @@
-"""The gateway's error tree and the one handler that turns it into {"error": {code, message}}.
+"""The gateway's error tree: every status it answers, one body, and the handlers.
 
-    FacegateError
+    FacegateError                    500  internal_error          (anything unexpected too)
     ├── InvalidInput                 400  invalid_input
-    │   ├── UndecodableImageError    400  undecodable_image
+    │   ├── UndecodableImage         400  undecodable_image
     │   ├── PayloadTooLarge          413  payload_too_large
     │   ├── UnsupportedMediaType     415  unsupported_media_type
     │   └── InvalidParameter         422  invalid_parameter
     ├── NoFaceFound                  422  no_face
-    ├── ClientNotAllowed             403  client_not_allowed
-    ├── UpstreamUnavailable          503  upstream_unavailable
-    ├── UpstreamTimeout              504  upstream_timeout
-    └── UpstreamFailed               502  upstream_failed
+    ├── Unauthenticated              401  unauthenticated
+    ├── Forbidden                    403  forbidden
+    │   └── ClientNotAllowed         403  client_not_allowed       (compat routes' networks)
+    ├── NotFound                     404  not_found
+    ├── Conflict                     409  conflict
+    ├── Overloaded                   429  overloaded               (admission, Retry-After)
+    ├── ShuttingDown                 503  shutting_down            (draining, Retry-After)
+    ├── DeadlineExceeded             504  deadline_exceeded        (the request's own deadline)
+    └── UpstreamError                     the inference server failed us
+        ├── UpstreamUnavailable      503  upstream_unavailable     (Retry-After)
+        ├── UpstreamTimeout          504  upstream_timeout
+        └── UpstreamFailed           502  upstream_failed
 
-Foreign exceptions are translated at their seams: image decoding errors in pipeline.py,
-tritonclient/gRPC errors in triton/client.py. Routes never build HTTPException.
+Every answer has the body {"error": {"code", "message"}}; a 500 adds "request_id" so that
+the log line with the traceback can be found. Foreign exceptions become these at one seam
+each, with `raise ... from exc`: tritonclient/gRPC errors by status code in
+triton/client.py, image decoding errors in service/pipeline.py. Routes never build
+HTTPException. ERRORS lists the tree; the OpenAPI docs (api/docs.py) and the REST
+client's mapping (client/rest.py) are generated from it.
 """
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -25,9 +38,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+log = logging.getLogger("facegate.errors")
+
 
 class FacegateError(Exception):
-    """Base of every error the gateway answers with."""
+    """Something went wrong inside the gateway."""
 
     status_code = 500
     code = "internal_error"
@@ -39,66 +54,193 @@ class FacegateError(Exception):
 
 
 class InvalidInput(FacegateError):
+    """The request body is malformed."""
+
     status_code = 400
     code = "invalid_input"
 
 
-class UndecodableImageError(InvalidInput):
+class UndecodableImage(InvalidInput):
+    """An image is corrupt, truncated or empty."""
+
     code = "undecodable_image"
 
 
 class PayloadTooLarge(InvalidInput):
+    """Over the byte or pixel limit."""
+
     status_code = 413
     code = "payload_too_large"
 
 
 class UnsupportedMediaType(InvalidInput):
+    """Unsupported image or body type."""
+
     status_code = 415
     code = "unsupported_media_type"
 
 
 class InvalidParameter(InvalidInput):
+    """Invalid parameters or fields."""
+
     status_code = 422
     code = "invalid_parameter"
 
 
 class NoFaceFound(FacegateError):
+    """An image the operation needs a face in has none."""
+
     status_code = 422
     code = "no_face"
 
 
-class ClientNotAllowed(FacegateError):
-    """A keyless compatibility route called from outside its configured networks."""
+class Unauthenticated(FacegateError):
+    """Missing or unknown API key."""
+
+    status_code = 401
+    code = "unauthenticated"
+
+
+class Forbidden(FacegateError):
+    """The API key lacks the scope."""
 
     status_code = 403
+    code = "forbidden"
+
+
+class ClientNotAllowed(Forbidden):
+    """A keyless compatibility route called from outside its configured networks."""
+
     code = "client_not_allowed"
 
 
-class UpstreamUnavailable(FacegateError):
+class NotFound(FacegateError):
+    """No such resource."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(FacegateError):
+    """The resource exists already or changed meanwhile."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Overloaded(FacegateError):
+    """Too many requests in flight (Retry-After)."""
+
+    status_code = 429
+    code = "overloaded"
+
+
+class ShuttingDown(FacegateError):
+    """The gateway is draining before shutdown (Retry-After)."""
+
+    status_code = 503
+    code = "shutting_down"
+
+
+class DeadlineExceeded(FacegateError):
+    """The request took longer than its deadline."""
+
+    status_code = 504
+    code = "deadline_exceeded"
+
+
+class UpstreamError(FacegateError):
+    """The inference server failed."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Triton or the model is unavailable (Retry-After)."""
+
     status_code = 503
     code = "upstream_unavailable"
 
 
-class UpstreamTimeout(FacegateError):
+class UpstreamTimeout(UpstreamError):
+    """Triton did not answer in time."""
+
     status_code = 504
     code = "upstream_timeout"
 
 
-class UpstreamFailed(FacegateError):
+class UpstreamFailed(UpstreamError):
+    """Triton answered with an error."""
+
     status_code = 502
     code = "upstream_failed"
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+# The tree in the order of the drawing: what the OpenAPI docs and the REST client read.
+ERRORS: tuple[type[FacegateError], ...] = (
+    FacegateError,
+    InvalidInput,
+    UndecodableImage,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidParameter,
+    NoFaceFound,
+    Unauthenticated,
+    Forbidden,
+    ClientNotAllowed,
+    NotFound,
+    Conflict,
+    Overloaded,
+    ShuttingDown,
+    DeadlineExceeded,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    UpstreamFailed,
+)
 
 
-def _facegate_response(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FacegateError)
+def error_by_code() -> dict[str, type[FacegateError]]:
+    """The tree keyed by error code (codes are unique)."""
+    return {cls.code: cls for cls in ERRORS}
+
+
+def describe(cls: type[FacegateError]) -> str:
+    """One line for the docs: the first line of the class docstring."""
+    return (cls.__doc__ or cls.code).strip().splitlines()[0].rstrip(".")
+
+
+def error_body(code: str, message: str, request_id: str | None = None) -> dict[str, dict[str, str]]:
+    detail = {"code": code, "message": message}
+    if request_id is not None:
+        detail["request_id"] = request_id
+    return {"error": detail}
+
+
+def error_response(exc: FacegateError) -> JSONResponse:
+    """The response for a domain error: its status, body and Retry-After."""
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else {}
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="facegate"'
     return JSONResponse(error_body(exc.code, exc.message), exc.status_code, headers=headers)
+
+
+def internal_error_response(exc: BaseException, request_id: str) -> JSONResponse:
+    """The catch-all: log the traceback with the request id, answer a 500 in the same body.
+
+    The log line carries the exception and its traceback only; request bodies (images,
+    embeddings) are never part of it.
+    """
+    log.error(
+        "unhandled %s while serving request %s",
+        type(exc).__name__,
+        request_id,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    message = f"internal error: quote request id {request_id} when you report it"
+    return JSONResponse(error_body(FacegateError.code, message, request_id), 500)
+
+
+def _facegate_response(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FacegateError)
+    return error_response(exc)
 
 
 def _validation_response(request: Request, exc: Exception) -> JSONResponse:
@@ -113,6 +255,7 @@ def _validation_response(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _http_response(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's own routing errors (404 unknown path, 405 wrong method).
     assert isinstance(exc, StarletteHTTPException)
     code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     return JSONResponse(
@@ -121,7 +264,11 @@ def _http_response(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """One error body everywhere: domain errors, parameter validation, routing errors."""
+    """One error body everywhere: domain errors, parameter validation, routing errors.
+
+    Anything else is answered by GatewayMiddleware (the outermost layer, added last) with
+    internal_error_response, where the request id is still known.
+    """
     app.add_exception_handler(FacegateError, _facegate_response)
     app.add_exception_handler(RequestValidationError, _validation_response)
     app.add_exception_handler(StarletteHTTPException, _http_response)

@@ -2,13 +2,14 @@
 
 Admission control for /v1/ routes: a bounded number of requests in flight per worker
 (429 + Retry-After beyond it, rather than unbounded queueing), a per-request deadline
-(504), and 503 for new requests while the process drains before shutdown.
+(504), and 503 for new requests while the process drains before shutdown. Added last, it
+is the outermost layer and the catch-all: an exception nothing else handled becomes a
+500 with the request id (errors.internal_error_response).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -17,7 +18,14 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import error_body
+from gateway.errors import (
+    DeadlineExceeded,
+    FacegateError,
+    Overloaded,
+    ShuttingDown,
+    error_response,
+    internal_error_response,
+)
 from gateway.logs import request_id_var
 from gateway.metrics import Metrics
 
@@ -77,19 +85,25 @@ class GatewayMiddleware:
                 await self._admit(scope, receive, send_wrapper, status)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if status.started:
+                raise  # too late for an error body: the server closes the connection
+            await internal_error_response(exc, request_id)(scope, receive, send_wrapper)
         finally:
             self._record(scope, status.code, time.perf_counter() - started)
             request_id_var.reset(token)
 
     async def _admit(self, scope: Scope, receive: Receive, send: Send, status: _Progress) -> None:
         admission = self.admission
+        refusal: FacegateError | None = None
         if admission.draining:
             self.metrics.rejected.labels("draining").inc()
-            await _reply(send, 503, "shutting_down", "the gateway is shutting down: retry", 5)
-            return
-        if admission.in_flight >= admission.max_in_flight:
+            refusal = ShuttingDown("the gateway is shutting down: retry", retry_after_s=5)
+        elif admission.in_flight >= admission.max_in_flight:
             self.metrics.rejected.labels("overloaded").inc()
-            await _reply(send, 429, "overloaded", "too many requests in flight: retry shortly", 1)
+            refusal = Overloaded("too many requests in flight: retry shortly", retry_after_s=1)
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, send)
             return
         admission.in_flight += 1
         self.metrics.in_flight.inc()
@@ -97,13 +111,10 @@ class GatewayMiddleware:
             await asyncio.wait_for(self.app(scope, receive, send), admission.request_timeout_s)
         except asyncio.TimeoutError:
             if not status.started:
-                await _reply(
-                    send,
-                    504,
-                    "deadline_exceeded",
-                    f"the request took longer than {admission.request_timeout_s:.0f} s",
-                    None,
+                late = DeadlineExceeded(
+                    f"the request took longer than {admission.request_timeout_s:.0f} s"
                 )
+                await error_response(late)(scope, receive, send)
         finally:
             admission.in_flight -= 1
             self.metrics.in_flight.dec()
@@ -122,14 +133,3 @@ class GatewayMiddleware:
             seconds * 1000,
             extra={"route": path, "status": status, "duration_ms": round(seconds * 1000, 2)},
         )
-
-
-async def _reply(
-    send: Send, status: int, code: str, message: str, retry_after_s: int | None
-) -> None:
-    body = json.dumps(error_body(code, message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if retry_after_s is not None:
-        headers.append((b"retry-after", str(retry_after_s).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -118,8 +118,11 @@ class Health(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="stable, machine-readable: see the error tree in errors.py")
+    message: str = Field(description="what went wrong and what to do next")
+    request_id: str | None = Field(
+        None, description="only on 500 internal_error: quote it when reporting the error"
+    )
 
 
 class ErrorResponse(BaseModel):

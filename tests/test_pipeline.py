@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from gateway.errors import NoFaceFound, PayloadTooLarge, UndecodableImageError, UnsupportedMediaType
+from gateway.errors import NoFaceFound, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 from gateway.service.pipeline import DetectOptions, Pipeline, Timings
 
 from .fakes import FakeBackend
@@ -43,7 +43,7 @@ def test_no_embedding_without_embed() -> None:
     ("data", "error"),
     [
         (b"junk", UnsupportedMediaType),
-        (encode(square_image(64, 64, []))[:50], UndecodableImageError),
+        (encode(square_image(64, 64, []))[:50], UndecodableImage),
     ],
 )
 def test_decode_errors_translate(data: bytes, error: type[Exception]) -> None:

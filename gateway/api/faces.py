@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
 
+from gateway import errors
 from gateway.api.deps import PipelineDep, SettingsDep, require_user
+from gateway.api.docs import body_doc, error_responses
 from gateway.api.uploads import read_images
 from gateway.schemas import (
     BatchPayload,
     BatchResponse,
     DetectResponse,
-    ErrorResponse,
     FaceOut,
     ImagePayload,
     VerifyPayload,
@@ -25,35 +25,14 @@ from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_user)])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        400: "undecodable image or malformed body",
-        401: "missing or unknown API key",
-        413: "over the byte or pixel limit",
-        415: "unsupported image or body type",
-        422: "invalid parameters, or no face (verify)",
-        503: "Triton unavailable",
-        429: "too many requests in flight (Retry-After)",
-        504: "Triton or the request deadline timed out",
-    }.items()
-}
-
-
-def body_doc(fields: dict[str, bool], json_model: type[BaseModel] | None) -> dict[str, Any]:
-    """OpenAPI for a body that is multipart (files) or, with a json_model, JSON (base64)."""
-    properties: dict[str, Any] = {}
-    for name, repeated in fields.items():
-        file_schema = {"type": "string", "format": "binary"}
-        properties[name] = {"type": "array", "items": file_schema} if repeated else file_schema
-    content: dict[str, Any] = {
-        "multipart/form-data": {
-            "schema": {"type": "object", "properties": properties, "required": list(fields)}
-        }
-    }
-    if json_model is not None:
-        content["application/json"] = {"schema": json_model.model_json_schema()}
-    return {"requestBody": {"required": True, "content": content}}
+# Every error of the tree but those about admin scope and stored resources (the gallery's).
+ERRORS = error_responses(
+    *(
+        cls
+        for cls in errors.ERRORS
+        if cls not in (errors.Forbidden, errors.NotFound, errors.Conflict)
+    )
+)
 
 
 Threshold = Annotated[

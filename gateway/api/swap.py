@@ -16,15 +16,27 @@ from gateway.api.deps import (
     require_admin,
     require_user,
 )
-from gateway.api.faces import ERRORS, body_doc
+from gateway.api.docs import body_doc, error_responses
+from gateway.api.faces import ERRORS
 from gateway.api.uploads import read_images
-from gateway.errors import InvalidParameter
+from gateway.errors import (
+    FacegateError,
+    Forbidden,
+    InvalidParameter,
+    Overloaded,
+    Unauthenticated,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.schemas import SwapperStatusOut
 from gateway.service.pipeline import Timings
 from gateway.service.swap import ALL_FACES, ImageFormat, SwapRequest, encode_image
 
 router = APIRouter(tags=["swap"], dependencies=[Depends(require_user)])
 admin = APIRouter(tags=["models"], dependencies=[Depends(require_admin)])
+ADMIN_ERRORS = error_responses(
+    Unauthenticated, Forbidden, Overloaded, UpstreamUnavailable, UpstreamTimeout, FacegateError
+)
 
 
 def _target_face(value: str | None) -> int | Literal["all"] | None:
@@ -99,14 +111,14 @@ async def swap(
     )
 
 
-@admin.post("/v1/models/swapper/load", response_model=SwapperStatusOut)
+@admin.post("/v1/models/swapper/load", response_model=SwapperStatusOut, responses=ADMIN_ERRORS)
 async def load_swapper(manager: SwapManagerDep) -> SwapperStatusOut:
     """Load the swapper now (admin); returns once it is READY."""
     await manager.ensure_loaded()
     return SwapperStatusOut.model_validate(manager.status, from_attributes=True)
 
 
-@admin.post("/v1/models/swapper/unload", response_model=SwapperStatusOut)
+@admin.post("/v1/models/swapper/unload", response_model=SwapperStatusOut, responses=ADMIN_ERRORS)
 async def unload_swapper(manager: SwapManagerDep) -> SwapperStatusOut:
     """Unload the swapper now (admin); returns once Triton reports it gone."""
     await manager.unload()

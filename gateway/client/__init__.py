@@ -5,12 +5,14 @@
     FaceRestClient                 the REST gateway (/v1/detect, /v1/verify, /v1/swap)
 
 Results are the pipeline's frozen dataclasses: ImageFaces (detections in original-image
-pixels, descending score; embeddings L2-normalised), Verification, SwapResult. Errors are
-gateway.errors' tree. See docs/CLIENT.md.
+pixels, descending score; embeddings L2-normalised), Verification, SwapResult. Errors about
+images and the servers are gateway.errors' tree; misuse of the client raises this package's
+own ClientError (InvalidArgument, ClientClosed). See docs/CLIENT.md.
 """
 
 from gateway.client._inputs import ClientOptions
 from gateway.client.aio import SWAPPER_HOW_TO_LOAD, AsyncFaceClient, SharedMemoryMode
+from gateway.client.errors import ClientClosed, ClientError, InvalidArgument
 from gateway.client.rest import FaceRestClient, GatewayError, RestVerification
 from gateway.client.sync import FaceClient
 from gateway.errors import FacegateError, NoFaceFound, UpstreamUnavailable
@@ -21,6 +23,8 @@ from gateway.service.swap import SwapResult
 __all__ = [
     "SWAPPER_HOW_TO_LOAD",
     "AsyncFaceClient",
+    "ClientClosed",
+    "ClientError",
     "ClientOptions",
     "Detections",
     "FaceClient",
@@ -29,6 +33,7 @@ __all__ = [
     "GatewayError",
     "ImageFaces",
     "ImageInput",
+    "InvalidArgument",
     "NoFaceFound",
     "RestVerification",
     "SharedMemoryMode",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway import defaults
-from gateway.errors import InvalidParameter, PayloadTooLarge
+from gateway.client.errors import InvalidArgument
+from gateway.errors import PayloadTooLarge
 from gateway.service.pipeline import ImageInput
 from gateway.triton import spec
 
@@ -41,7 +42,7 @@ class ClientOptions:
     def __post_init__(self) -> None:
         for name in ("timeout_s", "batch_size", "prefetch", "cpu_threads", "shm_regions_per_model"):
             if getattr(self, name) <= 0:
-                raise InvalidParameter(f"ClientOptions.{name} must be positive")
+                raise InvalidArgument(f"ClientOptions.{name} must be positive")
 
 
 def check_image(image: object, max_pixels: int) -> ImageInput:
@@ -49,11 +50,11 @@ def check_image(image: object, max_pixels: int) -> ImageInput:
     if isinstance(image, bytes | bytearray | memoryview):
         return bytes(image)
     if not isinstance(image, np.ndarray):
-        raise InvalidParameter(
+        raise InvalidArgument(
             f"an image is encoded bytes or a uint8 BGR array, not {type(image).__name__}"
         )
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-        raise InvalidParameter(
+        raise InvalidArgument(
             f"an image array must be uint8 (H, W, 3) BGR; got {image.dtype} {image.shape}"
         )
     if image.shape[0] * image.shape[1] > max_pixels:

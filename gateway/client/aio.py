@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from gateway.client._inputs import ClientOptions, check_image, chunk_images
-from gateway.errors import InvalidParameter, UpstreamUnavailable
+from gateway.client.errors import ClientClosed, InvalidArgument
+from gateway.errors import UpstreamUnavailable
 from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, Verification
 from gateway.service.swap import SwapPipeline, SwapRequest, SwapResult
 from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
@@ -67,7 +68,8 @@ class AsyncFaceClient:
     `use_shared_memory`: "auto" uses Triton's system shared memory when the URL names this
     host and registration succeeds, else the wire; True requires it; False never uses it.
     `repository_key` lets swap() load the swapper. Use `async with`, or open() and close().
-    Errors are gateway.errors' tree (InvalidInput, NoFaceFound, UpstreamUnavailable, ...).
+    Errors are gateway.errors' tree (InvalidInput, NoFaceFound, UpstreamUnavailable, ...);
+    misuse of the client raises gateway.client.errors (InvalidArgument, ClientClosed).
     """
 
     def __init__(
@@ -160,7 +162,7 @@ class AsyncFaceClient:
 
     def _opened(self) -> Pipeline:
         if self._pipeline is None or self._models is None:
-            raise InvalidParameter("the client is closed: use `async with` or call open() first")
+            raise ClientClosed("the client is closed: use `async with` or call open() first")
         return self._pipeline
 
     def _detect_options(
@@ -168,7 +170,7 @@ class AsyncFaceClient:
     ) -> DetectOptions:
         chosen = self.options.detect_threshold if threshold is None else threshold
         if not 0.0 <= chosen <= 1.0 or max_faces < 0 or min_size_px < 0:
-            raise InvalidParameter("threshold is in [0, 1]; max_faces and min_size_px >= 0")
+            raise InvalidArgument("threshold is in [0, 1]; max_faces and min_size_px >= 0")
         return DetectOptions(chosen, max_faces, min_size_px, embed)
 
     async def detect_stream(
@@ -268,7 +270,7 @@ class AsyncFaceClient:
         pixels = self.options.max_image_pixels
         sources = source if isinstance(source, list | tuple) else [source]
         if not sources:
-            raise InvalidParameter("no source image")
+            raise InvalidArgument("no source image")
         options = self._detect_options(threshold, 0, 0.0, False)
         request = SwapRequest(source_face, target_face, options.threshold)
         return await self._swap_pipeline.swap(

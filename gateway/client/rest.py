@@ -20,24 +20,12 @@ from gateway.processing import Detections
 from gateway.service.pipeline import ImageFaces
 from gateway.service.swap import SwapResult, encode_image
 
-_ERRORS: dict[str, type[errors.FacegateError]] = {
-    cls.code: cls
-    for cls in (
-        errors.InvalidInput,
-        errors.UndecodableImageError,
-        errors.PayloadTooLarge,
-        errors.UnsupportedMediaType,
-        errors.InvalidParameter,
-        errors.NoFaceFound,
-        errors.UpstreamUnavailable,
-        errors.UpstreamTimeout,
-        errors.UpstreamFailed,
-    )
-}
+# Error codes -> the gateway's error classes: the same registry the gateway answers from.
+_ERRORS = errors.error_by_code()
 
 
 class GatewayError(errors.FacegateError):
-    """An error answer outside the domain tree (401, 403, 429, ...): its code and status."""
+    """An error answer outside the gateway's tree (405, a proxy's 502 page, ...)."""
 
     def __init__(self, message: str, *, code: str, status_code: int) -> None:
         super().__init__(message)

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from gateway.client._inputs import ClientOptions
 from gateway.client.aio import AsyncFaceClient, SharedMemoryMode
+from gateway.client.errors import ClientClosed
 from gateway.service.pipeline import ImageFaces, Verification
 from gateway.service.swap import SwapResult
 
@@ -54,7 +55,7 @@ class FaceClient:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if not self._thread.is_alive():
             coroutine.close()
-            raise RuntimeError("the FaceClient is closed")
+            raise ClientClosed("the FaceClient is closed: create a new one")
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def _stop_loop(self) -> None:

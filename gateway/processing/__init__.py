@@ -13,9 +13,9 @@ from gateway.processing.align import (
     warp_faces,
 )
 from gateway.processing.decode import (
+    CorruptImage,
     ImageError,
     ImageTooLarge,
-    UndecodableImage,
     UnsupportedImageType,
     decode_image,
     sniff_format,
@@ -45,11 +45,11 @@ __all__ = [
     "SCRFD_INPUT_SIZE_PX",
     "SCRFD_STRIDES",
     "AlignedFaces",
+    "CorruptImage",
     "Detections",
     "ImageError",
     "ImageTooLarge",
     "Letterbox",
-    "UndecodableImage",
     "UnsupportedImageType",
     "anchor_centres",
     "average_identity",

@@ -1,7 +1,8 @@
 """Untrusted image bytes to an 8-bit BGR array, with the size checked before decoding.
 
-The errors below are the domain errors of this step; the gateway maps them to HTTP status
-codes (UndecodableImage 400, ImageTooLarge 413, UnsupportedImageType 415).
+The errors below are this step's own; the service translates them into the gateway's
+error tree (CorruptImage -> UndecodableImage 400, ImageTooLarge -> PayloadTooLarge 413,
+UnsupportedImageType -> UnsupportedMediaType 415).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ImageError(Exception):
     """Base of the errors raised for an image that cannot be used."""
 
 
-class UndecodableImage(ImageError):
+class CorruptImage(ImageError):
     """The bytes claim a supported format but are corrupt, truncated or empty (HTTP 400)."""
 
 
@@ -74,11 +75,11 @@ def decode_image(data: bytes, max_pixels: int) -> UInt8Array:
     is decoded; that is the only pixel limit, bar Pillow's hard limit for WebP headers
     (2 * PIL.Image.MAX_IMAGE_PIXELS), which also raises ImageTooLarge.
 
-    Raises UnsupportedImageType, ImageTooLarge or UndecodableImage; never another
+    Raises UnsupportedImageType, ImageTooLarge or CorruptImage; never another
     exception for any input bytes.
     """
     if not data:
-        raise UndecodableImage("The image is empty. Send the image file's bytes.")
+        raise CorruptImage("The image is empty. Send the image file's bytes.")
     image_format = sniff_format(data)
     image = _open_header(data, image_format)
     _check_size(image.size, max_pixels)
@@ -141,7 +142,7 @@ def _open_header(data: bytes, image_format: str) -> ImageFile.ImageFile:
     # Pillow's parsers raise a wide, undocumented range of exceptions on hostile input
     # (SyntaxError, OSError, struct.error, IndexError, ...); all of them mean bad bytes.
     except Exception as exc:
-        raise UndecodableImage(
+        raise CorruptImage(
             f"The {image_format} header could not be read; the file is corrupt. "
             f"Re-save it as {_SUPPORTED_NAMES} and send it again."
         ) from exc
@@ -150,7 +151,7 @@ def _open_header(data: bytes, image_format: str) -> ImageFile.ImageFile:
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width <= 0 or height <= 0:
-        raise UndecodableImage(
+        raise CorruptImage(
             f"The image declares a size of {width}x{height} pixels. Send a non-empty image."
         )
     if width * height > max_pixels:
@@ -171,7 +172,7 @@ def _decode_pixels(image: ImageFile.ImageFile, image_format: str) -> Image.Image
     # Same reasoning as in _open_header: any failure while decoding untrusted bytes
     # (truncated data raises OSError) is the client's corrupt file.
     except Exception as exc:
-        raise UndecodableImage(
+        raise CorruptImage(
             f"The {image_format} image data is truncated or corrupt. "
             f"Re-save it as {_SUPPORTED_NAMES} and send it again."
         ) from exc
@@ -196,7 +197,7 @@ def _to_bgr(image: Image.Image) -> UInt8Array:
             image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8
         )
     except ValueError as exc:
-        raise UndecodableImage(
+        raise CorruptImage(
             f"The image's colour mode {image.mode} cannot be converted to RGB. "
             f"Re-save it as 8-bit RGB {_SUPPORTED_NAMES} and send it again."
         ) from exc

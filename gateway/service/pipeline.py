@@ -19,9 +19,10 @@ import numpy.typing as npt
 
 from gateway import ports, processing
 from gateway.errors import (
+    InvalidInput,
     NoFaceFound,
     PayloadTooLarge,
-    UndecodableImageError,
+    UndecodableImage,
     UnsupportedMediaType,
 )
 from gateway.ports import DetectorOutputs, FaceModels
@@ -82,16 +83,24 @@ class Verification:
         return self.similarity >= self.threshold
 
 
+# processing's decoding errors -> the gateway's tree (the seam for image decoding).
+_DECODE_ERRORS: tuple[tuple[type[processing.ImageError], type[InvalidInput]], ...] = (
+    (processing.ImageTooLarge, PayloadTooLarge),
+    (processing.UnsupportedImageType, UnsupportedMediaType),
+    (processing.CorruptImage, UndecodableImage),
+)
+
+
 def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
     """decode_image with its errors translated into the gateway's error tree."""
     try:
         return processing.decode_image(data, max_pixels)
-    except processing.ImageTooLarge as exc:
-        raise PayloadTooLarge(str(exc)) from exc
-    except processing.UnsupportedImageType as exc:
-        raise UnsupportedMediaType(str(exc)) from exc
-    except processing.UndecodableImage as exc:
-        raise UndecodableImageError(str(exc)) from exc
+    except processing.ImageError as exc:
+        error = next(
+            (domain for foreign, domain in _DECODE_ERRORS if isinstance(exc, foreign)),
+            UndecodableImage,
+        )
+        raise error(str(exc)) from exc
 
 
 def _prepare_frame(

@@ -7,6 +7,10 @@ reconnect backoff (gRPC's default grows to 120 s, which would keep the gateway f
 after Triton is back) and, for dns:/// targets such as a headless Service (or ipv4:/ipv6:
 address lists), round-robin across Triton pods. Every call has a deadline; UNAVAILABLE on the
 way in is retried a few times. Outputs come back read-only and are copied where they are written.
+
+tritonclient reports every failure as InferenceServerException with the gRPC status code
+as text ("StatusCode.NOT_FOUND"); translate_error maps that code through one table, and
+every call, load_model included, goes through _call, so each error is translated once.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import numpy as np
 import numpy.typing as npt
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from gateway.errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 from gateway.metrics import Metrics
 from gateway.ports import DetectorOutputs
 from gateway.triton import spec
@@ -61,16 +66,39 @@ def channel_args(url: str) -> list[tuple[str, int | str]]:
     return args
 
 
-def translate_error(exc: InferenceServerException, model: str) -> FacegateError:
-    """Map a tritonclient error to the gateway's error tree."""
-    status = str(exc.status() or "")
+# gRPC status -> the gateway's error, most specific first; anything else is UpstreamFailed.
+# Triton answers NOT_FOUND for a model that is not loaded (e.g. the swapper after an idle
+# unload) and UNAVAILABLE when the server is unreachable or the model is not ready.
+_STATUS_ERRORS: tuple[tuple[frozenset[grpc.StatusCode], type[UpstreamError], str], ...] = (
+    (
+        frozenset({grpc.StatusCode.DEADLINE_EXCEEDED}),
+        UpstreamTimeout,
+        "Triton did not answer for model '{model}' within the deadline",
+    ),
+    (
+        frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND}),
+        UpstreamUnavailable,
+        "Triton model '{model}' is unavailable: {message}",
+    ),
+)
+# Seconds a client should wait before retrying, per translated error.
+_RETRY_AFTER_S: dict[type[UpstreamError], int] = {UpstreamUnavailable: 5}
+
+
+def status_code(exc: InferenceServerException) -> grpc.StatusCode | None:
+    """The gRPC status code of a tritonclient error (None when it carries none)."""
+    name = str(exc.status() or "").removeprefix("StatusCode.")
+    return grpc.StatusCode.__members__.get(name)
+
+
+def translate_error(exc: InferenceServerException, model: str) -> UpstreamError:
+    """Map a tritonclient error to the gateway's error tree by its gRPC status code."""
+    code = status_code(exc)
     message = str(exc.message() or exc)
-    if "DEADLINE_EXCEEDED" in status:
-        return UpstreamTimeout(f"Triton did not answer for model '{model}' within the deadline")
-    if "UNAVAILABLE" in status or "NOT_FOUND" in status or "not found" in message.lower():
-        return UpstreamUnavailable(
-            f"Triton model '{model}' is unavailable: {message}", retry_after_s=5
-        )
+    for codes, error, template in _STATUS_ERRORS:
+        if code in codes:
+            text = template.format(model=model, message=message)
+            return error(text, retry_after_s=_RETRY_AFTER_S.get(error))
     return UpstreamFailed(f"Triton failed on model '{model}': {message}")
 
 
@@ -106,9 +134,7 @@ class TritonFaceModels:
                 error = translate_error(exc, model)
                 if self._metrics is not None:
                     self._metrics.triton_errors.labels(model, error.code).inc()
-                retryable = isinstance(error, UpstreamUnavailable) and "UNAVAILABLE" in str(
-                    exc.status()
-                )
+                retryable = status_code(exc) == grpc.StatusCode.UNAVAILABLE
                 if retryable and attempt < self.target.unavailable_retries:
                     attempt += 1
                     await asyncio.sleep(RETRY_BACKOFF_S * attempt)
@@ -231,19 +257,12 @@ class TritonFaceModels:
                 "(set FACEGATE_TRITON_REPOSITORY_KEY)",
                 retry_after_s=60,
             )
-        try:
-            await self._client.load_model(
+        await self._call(
+            model,
+            lambda: self._client.load_model(
                 model, headers=self._key_headers, client_timeout=timeout_s
-            )
-        except InferenceServerException as exc:
-            if "DEADLINE_EXCEEDED" in str(exc.status()):
-                raise UpstreamUnavailable(
-                    f"loading '{model}' took longer than {timeout_s:.0f} s; try again shortly",
-                    retry_after_s=30,
-                ) from exc
-            raise UpstreamUnavailable(
-                f"Triton could not load '{model}': {exc.message()}", retry_after_s=30
-            ) from exc
+            ),
+        )
 
     async def unload_model(self, model: str) -> None:
         """Ask Triton to unload; it returns before the model is gone (poll readiness)."""

@@ -80,3 +80,28 @@ def test_a_backend_passed_in_is_left_open(backend: FakeBackend) -> None:
     with TestClient(create_app(_settings(), models=backend)) as client:
         assert client.get("/health/live").status_code == 200
     assert not backend.closed
+
+
+def test_an_unexpected_backend_failure_is_a_500_in_the_error_body(
+    http: TestClient, backend: FakeBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend.fail_with = RuntimeError("backend bug")
+    image = encode(square_image(640, 640, [(160, 160, 64)]))
+    response = http.post("/v1/detect", files={"image": image}, headers={"X-Request-ID": "r-1"})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert response.json()["error"]["request_id"] == "r-1" == response.headers["x-request-id"]
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.exc_info)
+    assert "r-1" in logged
+    # The log line names the failure, never the request's image bytes.
+    assert image[:16].hex() not in caplog.text and str(image[:16]) not in caplog.text
+
+
+def test_openapi_documents_every_error_status_from_the_tree(http: TestClient) -> None:
+    spec = http.get("/openapi.json").json()
+    documented = spec["paths"]["/v1/detect"]["post"]["responses"]
+    assert {"400", "401", "413", "415", "422", "429", "500", "503", "504"} <= set(documented)
+    assert "no_face" in documented["422"]["description"]
+    assert "invalid_parameter" in documented["422"]["description"]
+    admin = spec["paths"]["/v1/models/swapper/load"]["post"]["responses"]
+    assert {"401", "403", "503"} <= set(admin)

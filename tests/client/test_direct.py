@@ -20,7 +20,8 @@ from gateway.client import (
     NoFaceFound,
 )
 from gateway.client.aio import is_local
-from gateway.errors import InvalidParameter, PayloadTooLarge, UndecodableImageError
+from gateway.client.errors import InvalidArgument
+from gateway.errors import PayloadTooLarge, UndecodableImage
 from gateway.ops.servers.triton import EmbeddedTriton
 from gateway.triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUnavailable
 
@@ -165,11 +166,11 @@ def test_async_client_concurrent_calls_share_one_channel(triton: EmbeddedTriton)
 
 def test_bad_images_raise_the_error_tree(direct: FaceClient) -> None:
     grey: npt.NDArray[np.uint8] = np.zeros((64, 64), np.uint8)
-    with pytest.raises(InvalidParameter, match="uint8"):
+    with pytest.raises(InvalidArgument, match="uint8"):
         direct.detect([grey])
-    with pytest.raises(UndecodableImageError):
+    with pytest.raises(UndecodableImage):
         direct.detect([encode(IMAGES[0])[:200]])
-    with pytest.raises(InvalidParameter, match="not str"):
+    with pytest.raises(InvalidArgument, match="not str"):
         direct.detect(["photo.jpg"])
     small = ClientOptions(max_image_pixels=100)
     with (

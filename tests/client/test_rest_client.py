@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.client import FaceRestClient, GatewayError
-from gateway.errors import UndecodableImageError
+from gateway.client import FaceRestClient
+from gateway.errors import Unauthenticated, UndecodableImage
 
 from ..images import encode, square_image
 
@@ -26,8 +26,8 @@ def test_detect_returns_exact_squares_in_descending_score(rest: FaceRestClient) 
 
 
 def test_errors_come_back_as_the_error_tree(rest: FaceRestClient, keyed_gateway_url: str) -> None:
-    with pytest.raises(UndecodableImageError):
+    with pytest.raises(UndecodableImage):
         rest.detect(encode(square_image(64, 64, []))[:60])
-    with FaceRestClient(keyed_gateway_url) as anonymous, pytest.raises(GatewayError) as caught:
+    with FaceRestClient(keyed_gateway_url) as anonymous, pytest.raises(Unauthenticated) as caught:
         anonymous.detect(encode(square_image(64, 64, [])))
     assert (caught.value.status_code, caught.value.code) == (401, "unauthenticated")

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gateway.processing import (
+    CorruptImage,
     ImageError,
     ImageTooLarge,
-    UndecodableImage,
     UnsupportedImageType,
     decode_image,
 )
@@ -194,7 +194,7 @@ def test_one_bit_bmp():
 def test_truncated_image_is_undecodable(fmt):
     data = _encode(Image.fromarray(_rgb(200, 200)), fmt)
 
-    with pytest.raises(UndecodableImage, match=r"truncated or corrupt|header"):
+    with pytest.raises(CorruptImage, match=r"truncated or corrupt|header"):
         decode_image(data[: len(data) // 2], MAX_PIXELS)
 
 
@@ -207,13 +207,13 @@ def test_other_formats_are_unsupported(fmt, name):
 
 
 def test_empty_body_is_undecodable():
-    with pytest.raises(UndecodableImage, match="empty"):
+    with pytest.raises(CorruptImage, match="empty"):
         decode_image(b"", MAX_PIXELS)
 
 
 def test_pixel_limit_is_checked_before_decoding():
     # The declared size is over the limit and the data behind it is garbage: only a check
-    # on the header can answer ImageTooLarge rather than UndecodableImage.
+    # on the header can answer ImageTooLarge rather than CorruptImage.
     data = _png_declaring(2000, 1000)
 
     with pytest.raises(ImageTooLarge, match="2000x1000"):
@@ -253,7 +253,7 @@ def test_zero_size_image_is_undecodable():
     header = struct.pack(">IIBBBBB", 0, 10, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IEND", b"")
 
-    with pytest.raises(UndecodableImage):
+    with pytest.raises(CorruptImage):
         decode_image(data, MAX_PIXELS)
 
 
