@@ -19,10 +19,10 @@ from gateway.ops.bench.report import (
     GPU_BLOCK_END,
     GPU_PLOT_NAME,
     PLOT_NAME,
-    BenchReport,
     write_report,
 )
 from gateway.ops.bench.scenarios import Outcome, Scenario
+from gateway.ops.bench.summary import BenchReport
 from gateway.ops.bench.targets import Target, evaluate
 from gateway.ops.cli import main
 

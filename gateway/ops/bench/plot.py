@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from gateway.ops.bench.report import BenchReport
+    from gateway.ops.bench.summary import BenchReport
 
 FIGURE_SIZE_IN = (15.0, 4.6)
 DPI = 110

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.ops.bench.floor import FloorResult
-from gateway.ops.bench.images import BenchImage
 from gateway.ops.bench.machine import load_average
-from gateway.ops.bench.measure import Measurement, Results
-from gateway.ops.bench.options import BenchOptions
-from gateway.ops.bench.scenarios import Scenario
+from gateway.ops.bench.summary import BenchReport
 from gateway.ops.bench.tables import (
     floor_table,
     latency_table,
-    md_rows,
-    md_table,
     stage_table,
     target_table,
-    text_table,
     throughput_table,
 )
-from gateway.ops.bench.targets import Verdict, evaluate
+from gateway.ops.reports import md_table, replace_block, text_table
 
 BLOCK_BEGIN = "<!-- facegate bench: generated block begin (facegate bench --write-report) -->"
 BLOCK_END = "<!-- facegate bench: generated block end -->"
@@ -39,29 +30,6 @@ VERDICT_NOTE = (
     "'within noise': missed on all requests together, but met in at least one interleaved "
     "round, so the difference is below what this run resolves."
 )
-
-
-@dataclass(frozen=True)
-class BenchReport:
-    """Everything one run measured, with the machine and settings it ran under."""
-
-    options: BenchOptions
-    scenarios: tuple[Scenario, ...]
-    images: tuple[BenchImage, ...]
-    results: Results
-    floor: tuple[FloorResult, ...]
-    machine: dict[str, str]
-    settings: dict[str, str]
-    date: str
-    commit: str
-    duration_s: float
-
-    def measurement(self, scenario: str, image: str) -> Measurement:
-        return self.results[scenario, image]
-
-    @property
-    def verdicts(self) -> list[Verdict]:
-        return evaluate(self.results, [image.name for image in self.images], self.floor)
 
 
 def _headings(report: BenchReport) -> dict[str, str]:
@@ -84,15 +52,15 @@ def format_text(report: BenchReport) -> str:
     h = _headings(report)
     parts = [
         f"\n{h['latency']}",
-        text_table(latency_table(report)),
+        text_table(*latency_table(report)),
         f"\n{h['throughput']}",
-        text_table(throughput_table(report)),
+        text_table(*throughput_table(report)),
         f"\n{h['floor']}",
-        text_table(floor_table(report)),
+        text_table(*floor_table(report)),
         f"\n{h['targets']}. {VERDICT_NOTE}",
-        text_table(target_table(report)),
+        text_table(*target_table(report)),
         f"\n{h['stages']}. {OUTSIDE_NOTE}",
-        text_table(stage_table(report)),
+        text_table(*stage_table(report)),
         f"\nRun took {report.duration_s:.0f} s; load average at the end {load_average()}",
     ]
     return "\n".join(parts) + "\n"
@@ -119,11 +87,11 @@ def format_markdown(report: BenchReport, plot: str | None = None) -> str:
         "",
         "Machine:",
         "",
-        md_rows(["", ""], [[k, v] for k, v in report.machine.items()]),
+        md_table(["", ""], [[k, v] for k, v in report.machine.items()]),
         "",
         "Settings:",
         "",
-        md_rows(["", ""], [[k, v] for k, v in report.settings.items()]),
+        md_table(["", ""], [[k, v] for k, v in report.settings.items()]),
         "",
         "Scenarios:",
         "",
@@ -142,19 +110,15 @@ def format_markdown(report: BenchReport, plot: str | None = None) -> str:
         ("floor", floor_table(report)),
         ("targets", target_table(report)),
     ):
-        lines += [f"#### {h[key]}", "", md_table(table), ""]
+        lines += [f"#### {h[key]}", "", md_table(*table), ""]
         if key == "targets":
             lines += [VERDICT_NOTE, ""]
-    lines += [f"#### {h['stages']}", "", OUTSIDE_NOTE, "", md_table(stage_table(report))]
+    lines += [f"#### {h['stages']}", "", OUTSIDE_NOTE, "", md_table(*stage_table(report))]
     lines.append(GPU_BLOCK_END if gpu else BLOCK_END)
     return "\n".join(lines)
 
 
-REPORT_TEMPLATE = f"""# facegate benchmarks
-
-{BLOCK_BEGIN}
-{BLOCK_END}
-"""
+REPORT_TITLE = "# facegate benchmarks"
 
 
 def write_report(path: Path, report: BenchReport, plot: bool = True) -> Path | None:
@@ -164,7 +128,6 @@ def write_report(path: Path, report: BenchReport, plot: bool = True) -> Path | N
     `plot`, also writes the plot next to the report and links it; returns the plot's path.
     """
     gpu = report.options.device == "gpu"
-    begin, end = (GPU_BLOCK_BEGIN, GPU_BLOCK_END) if gpu else (BLOCK_BEGIN, BLOCK_END)
     plot_name = GPU_PLOT_NAME if gpu else PLOT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_path = None
@@ -173,12 +136,6 @@ def write_report(path: Path, report: BenchReport, plot: bool = True) -> Path | N
 
         plot_path = path.parent / plot_name
         write_plot(plot_path, report)
-    text = path.read_text() if path.exists() else REPORT_TEMPLATE
     block = format_markdown(report, plot_name if plot_path else None)
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    replace_block(path, block, "" if path.exists() else REPORT_TITLE)
     return plot_path

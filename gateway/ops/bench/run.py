@@ -24,9 +24,10 @@ from gateway.ops.bench.models import (
     set_instance_kind,
 )
 from gateway.ops.bench.options import BenchError, BenchOptions
-from gateway.ops.bench.report import BenchReport, format_text
+from gateway.ops.bench.report import format_text
 from gateway.ops.bench.scenarios import GrpcDetect, InsightFaceInProcess, RestDetect, Scenario
 from gateway.ops.bench.server import RunningGateway, running_gateway
+from gateway.ops.bench.summary import BenchReport
 from gateway.triton import spec
 
 

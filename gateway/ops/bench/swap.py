@@ -26,6 +26,7 @@ from gateway.ops.bench.models import BenchModels, prepare_models
 from gateway.ops.bench.options import BenchError, BenchOptions
 from gateway.ops.bench.procfs import tree_rss_mib
 from gateway.ops.bench.server import running_gateway
+from gateway.ops.reports import md_table, replace_block
 from gateway.triton import spec
 
 BEGIN = "<!-- facegate bench --swap: generated block begin -->"
@@ -212,33 +213,30 @@ def _pct(samples: list[float], q: float) -> float:
 
 
 def format_swap_text(f: SwapFigures) -> str:
-    lines = [
-        "",
-        "| measurement | value |",
-        "|---|---|",
-        *(f"| Triton RSS, swapper {k} | {v:.0f} MiB |" for k, v in f.rss_mib.items()),
-        f"| swapper load (Triton, as the gateway measured it) | {f.load_s:.2f} s |",
-        f"| REST /v1/swap cold (first request, triggers the load) | {f.rest_cold_ms:.0f} ms |",
-        f"| REST /v1/swap warm p50 / p95 | {_pct(f.rest_warm_ms, 50):.0f} / {_pct(f.rest_warm_ms, 95):.0f} ms |",
-        f"| InsightFace in process: INSwapper construction | {f.insightface_load_ms:.0f} ms |",
-        f"| InsightFace in process: detect + embed + swap + PNG, warm p50 / p95 | "
-        f"{_pct(f.insightface_warm_ms, 50):.0f} / {_pct(f.insightface_warm_ms, 95):.0f} ms |",
-        f"| paste-back on 4000x3000, InsightFace (full frame) | {f.paste_reference_ms:.0f} ms |",
-        f"| paste-back on 4000x3000, facegate (face region) | {f.paste_facegate_ms:.1f} ms |",
-        f"| paste-back ratio (target >= 3x) | {f.paste_reference_ms / f.paste_facegate_ms:.1f}x |",
-        "",
+    rows = [
+        *([f"Triton RSS, swapper {k}", f"{v:.0f} MiB"] for k, v in f.rss_mib.items()),
+        ["swapper load (Triton, as the gateway measured it)", f"{f.load_s:.2f} s"],
+        ["REST /v1/swap cold (first request, triggers the load)", f"{f.rest_cold_ms:.0f} ms"],
+        [
+            "REST /v1/swap warm p50 / p95",
+            f"{_pct(f.rest_warm_ms, 50):.0f} / {_pct(f.rest_warm_ms, 95):.0f} ms",
+        ],
+        ["InsightFace in process: INSwapper construction", f"{f.insightface_load_ms:.0f} ms"],
+        [
+            "InsightFace in process: detect + embed + swap + PNG, warm p50 / p95",
+            f"{_pct(f.insightface_warm_ms, 50):.0f} / {_pct(f.insightface_warm_ms, 95):.0f} ms",
+        ],
+        ["paste-back on 4000x3000, InsightFace (full frame)", f"{f.paste_reference_ms:.0f} ms"],
+        ["paste-back on 4000x3000, facegate (face region)", f"{f.paste_facegate_ms:.1f} ms"],
+        [
+            "paste-back ratio (target >= 3x)",
+            f"{f.paste_reference_ms / f.paste_facegate_ms:.1f}x",
+        ],
     ]
-    return "\n".join(lines)
+    return "\n" + md_table(["measurement", "value"], rows) + "\n"
 
 
 def write_swap_report(path: Path, figures: SwapFigures, machine: str) -> None:
     """Replace the swap block of the report (between its markers) with these figures."""
-    text = path.read_text() if path.exists() else ""
     block = f"{BEGIN}\n\n{machine}\n{format_swap_text(figures)}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n## Swap (issue 4)\n\n" + block + "\n"
-    path.write_text(text)
+    replace_block(path, block, "## Swap (issue 4)")

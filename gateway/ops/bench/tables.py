@@ -1,15 +1,12 @@
-"""The run's tables as rows of strings, and their text and Markdown renderings."""
+"""The run's tables as rows of strings (rendered by gateway.ops.reports)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gateway.ops.bench.report import BenchReport
+from gateway.ops.bench.summary import BenchReport
 
 Table = tuple[list[str], list[list[str]]]
 NO_STAGES = "(not reported: the client runs the pipeline in the caller)"
@@ -117,24 +114,3 @@ def target_table(report: BenchReport) -> Table:
         for v in report.verdicts
     ]
     return ["target", "where", "ratio", "per round", "verdict"], rows
-
-
-def text_table(table: Table) -> str:
-    header, rows = table
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-        for row in [header, *rows]
-    ]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def md_table(table: Table) -> str:
-    header, rows = table
-    return md_rows(header, rows)
-
-
-def md_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)

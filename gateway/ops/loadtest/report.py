@@ -9,6 +9,7 @@ from gateway.ops.bench.machine import load_average
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import LoadOptions
 from gateway.ops.loadtest.stats import LoadSummary
+from gateway.ops.reports import md_table, replace_block, text_table
 
 BLOCK_BEGIN = "<!-- facegate loadtest: generated block begin -->"
 BLOCK_END = "<!-- facegate loadtest: generated block end -->"
@@ -25,19 +26,6 @@ MEMORY_COLUMNS = (
     "bound MiB",
 )
 WATCHED = ("gateway", "triton")
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]
-    ]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def latency_rows(summary: LoadSummary) -> list[list[str]]:
@@ -108,9 +96,9 @@ def format_text(summary: LoadSummary, options: LoadOptions) -> str:
         *_summary_lines(summary, options),
         f"\nLatency (percentiles over successful requests after the {summary.warmup_s:.0f} s "
         "warm-up):",
-        _text_table(LATENCY_COLUMNS, latency_rows(summary)),
+        text_table(LATENCY_COLUMNS, latency_rows(summary)),
         "\nResident memory after warm-up (RSS; Triton includes its Python-backend stubs):",
-        _text_table(MEMORY_COLUMNS, memory_rows(summary)),
+        text_table(MEMORY_COLUMNS, memory_rows(summary)),
         *(f"  failure: {detail}" for detail in summary.failure_details),
         f"\n{verdict_line(summary)}",
     ]
@@ -130,7 +118,7 @@ def format_markdown(
         "",
         "Machine:",
         "",
-        _md_table(["", ""], [[k, v] for k, v in machine.items()]),
+        md_table(["", ""], [[k, v] for k, v in machine.items()]),
         "",
         f"Profile {options.profile} (synthetic models, not face models); mix weights: {mix}; "
         f"warm-up: the first {summary.warmup_s:.0f} s; RSS sampled every "
@@ -141,11 +129,11 @@ def format_markdown(
         "",
         "Latency (percentiles over successful requests started after warm-up):",
         "",
-        _md_table(LATENCY_COLUMNS, latency_rows(summary)),
+        md_table(LATENCY_COLUMNS, latency_rows(summary)),
         "",
         "Resident memory after warm-up (Triton: tritonserver plus its Python-backend stubs):",
         "",
-        _md_table(MEMORY_COLUMNS, memory_rows(summary)),
+        md_table(MEMORY_COLUMNS, memory_rows(summary)),
         BLOCK_END,
     ]
     return "\n".join(lines)
@@ -153,11 +141,4 @@ def format_markdown(
 
 def write_report(path: Path, block: str) -> None:
     """Replace the generated block (between its markers), or append it under its heading."""
-    text = path.read_text() if path.exists() else ""
-    if BLOCK_BEGIN in text and BLOCK_END in text:
-        head, rest = text.split(BLOCK_BEGIN, 1)
-        _, tail = rest.split(BLOCK_END, 1)
-        text = head + block + tail
-    else:
-        text = f"{text.rstrip()}\n\n{SECTION_HEADING}\n\n{block}\n"
-    path.write_text(text)
+    replace_block(path, block, SECTION_HEADING)
