@@ -72,7 +72,8 @@ def running_gateway(
             "FACEGATE_TRITON_URL": triton.grpc_url,
             "FACEGATE_TRITON_REPOSITORY_KEY": triton.options.repository_key,
             "FACEGATE_MODELS_LABEL": models.label,
-            "FACEGATE_API_KEYS": f"user:{api_key}",
+            # admin scope: the swap benchmark unloads the swapper through the admin route.
+            "FACEGATE_API_KEYS": f"admin:{api_key}",
             "FACEGATE_LOG_LEVEL": "WARNING",
             "FACEGATE_DRAIN_S": "0",
             **(extra_env or {}),

@@ -122,7 +122,6 @@ def _measure_paste(swapper_onnx: Path, rng: np.random.Generator) -> tuple[float,
 def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
     """Measure and print the swap figures (realistic models unless told otherwise)."""
     import httpx
-    import tritonclient.grpc as grpcclient
 
     rng = np.random.default_rng(7)
     out.write("preparing models (the realistic swapper is ~590 MB) ...\n")
@@ -132,8 +131,6 @@ def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
     warm_n = max(options.latency_requests // 4, 3)
     with running_gateway(models) as gateway:
         triton_pid = gateway.triton_pid
-        client = grpcclient.InferenceServerClient(gateway.triton_grpc_url)
-        headers = {spec.REPOSITORY_KEY_GRPC_HEADER: gateway.repository_key}
         rss = {"unloaded": tree_rss_mib(triton_pid)}
         out.write(f"Triton RSS, swapper unloaded: {rss['unloaded']:.0f} MiB\n")
         with httpx.Client(
@@ -153,10 +150,8 @@ def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
                 http.post("/v1/swap", files=files).raise_for_status()
                 warm.append((time.perf_counter() - started) * 1000)
             rss["after swaps"] = tree_rss_mib(triton_pid)
-        client.unload_model(spec.SWAPPER, headers=headers)
-        deadline = time.monotonic() + 60
-        while client.is_model_ready(spec.SWAPPER) and time.monotonic() < deadline:
-            time.sleep(0.2)
+            # Returns once Triton reports the swapper gone; then give its memory time to go.
+            http.post("/v1/models/swapper/unload").raise_for_status()
         time.sleep(2)
         rss["unloaded again"] = tree_rss_mib(triton_pid)
     insightface_load_ms, insightface_warm = _insightface_swap(
