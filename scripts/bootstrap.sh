@@ -14,7 +14,7 @@ echo "==> installing facegate[embedded,test] (numpy 1.26 pinned: see constraints
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 
 # Debian packages the tests use: docker-compose validates docker-compose.yml without a
-# Docker engine (tests/deploy); libb64-0d is needed by perf_analyzer (tests/triton).
+# Docker engine (tests/deploy); libb64-0d is needed by perf_analyzer (tests/ops/test_perf.py).
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -e /usr/lib/x86_64-linux-gnu/libb64.so.0d ] || ldconfig -p 2>/dev/null | grep -q libb64.so.0d || missing+=(libb64-0d)

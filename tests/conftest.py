@@ -22,6 +22,16 @@ REPOSITORY_KEY = "test-repository-key"
 STARTUP_READY: dict[str, bool] = {}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the session's Triton is an integration test, marked or not.
+
+    So `pytest -m "not integration"` is the unit suite: no Triton, seconds.
+    """
+    for item in items:
+        if "triton" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 def _ready_states(server: EmbeddedTriton) -> dict[str, bool]:
     import tritonclient.grpc as grpcclient
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from gateway.errors import UpstreamUnavailable
 from gateway.ports import DetectorOutputs
 from gateway.triton import spec
 
@@ -69,6 +70,9 @@ class FakeBackend:
         self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.uint8]:
         self._check()
+        if self.states[spec.SWAPPER] != "READY":
+            # What Triton answers for a model that is not loaded (NOT_FOUND, translated).
+            raise UpstreamUnavailable("Triton model 'swapper' is unavailable: not found")
         self.swap_calls += 1
         return np.ascontiguousarray(255 - target_bgr)
 

@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from gateway.ops.servers.triton import EmbeddedTriton
+from gateway.triton import spec
 
-from ..conftest import free_port
+from ..conftest import REPOSITORY_KEY, free_port
 from ..images import encode, square_image
 from .conftest import ServerThread, api_client, gateway_settings
 
@@ -20,11 +21,31 @@ def test_live_and_ready(client: httpx.Client) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
-def test_models_lists_states_and_synthetic_label(client: httpx.Client) -> None:
+def _triton_states(triton: EmbeddedTriton) -> dict[str, str]:
+    """Each model's state straight from Triton's repository index (the oracle)."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    headers = {spec.REPOSITORY_KEY_GRPC_HEADER: REPOSITORY_KEY}
+    index = client.get_model_repository_index(headers=headers, as_json=True)
+    return {entry["name"]: entry.get("state") or "UNAVAILABLE" for entry in index["models"]}
+
+
+@pytest.mark.parametrize("load_first", [False, True], ids=["as-is", "swapper-loaded"])
+def test_models_lists_triton_states_and_synthetic_label(
+    client: httpx.Client, triton: EmbeddedTriton, load_first: bool
+) -> None:
+    if load_first:
+        assert client.post("/v1/models/swapper/load").status_code == 200
     body = client.get("/v1/models").json()
     states = {m["name"]: m["state"] for m in body["models"]}
     assert states["detector"] == "READY" and states["recognizer"] == "READY"
-    assert states["swapper"] in ("UNAVAILABLE", "READY", "LOADING", "UNLOADING")
+    # No load or unload is in progress here, so every state is Triton's own.
+    assert states == {name: _triton_states(triton).get(name, "UNAVAILABLE") for name in states}
+    if load_first:
+        assert states["swapper"] == "READY" and body["swapper"]["state"] == "READY"
+        assert body["swapper"]["last_error"] == ""
+        assert client.post("/v1/models/swapper/unload").json()["state"] == "UNAVAILABLE"
     assert body["label"] == "synthetic: not a face model"
 
 

@@ -18,7 +18,9 @@ def _client_answering(response: httpx.Response) -> FaceRestClient:
 @pytest.mark.parametrize("cls", errors.ERRORS, ids=lambda cls: cls.__name__)
 def test_each_error_of_the_tree_comes_back_as_itself(cls: type[errors.FacegateError]) -> None:
     answer = errors.error_response(cls("what happened"))
-    response = httpx.Response(answer.status_code, content=answer.body, headers=dict(answer.headers))
+    response = httpx.Response(
+        answer.status_code, content=bytes(answer.body), headers=dict(answer.headers)
+    )
     with _client_answering(response) as rest, pytest.raises(cls) as caught:
         rest.detect(b"\xff\xd8 not really a jpeg")
     assert type(caught.value) is cls and caught.value.message == "what happened"

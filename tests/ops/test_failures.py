@@ -19,7 +19,7 @@ from gateway.ops.cli import main
 from gateway.ops.failures import ExitCode, ModelRefused, run_reported
 from gateway.ops.repository.synthetic import SyntheticModels
 
-from ..repository.variants import DETECTOR_VARIANTS, drop_landmarks, input_dims
+from .repository.variants import DETECTOR_VARIANTS, drop_landmarks, input_dims
 
 FACEGATE = [sys.executable, "-m", "gateway.ops.cli"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ def _raw_outputs(rng: np.random.Generator, poison: list[float]) -> tuple[list[np
     return scores, boxes, kps
 
 
+@pytest.mark.slow  # 30 full chains on random sizes: tens of seconds
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     height=st.integers(1, 2500),

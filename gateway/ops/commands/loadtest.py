@@ -61,7 +61,7 @@ def subparser_init(commands: Subparsers) -> None:
         "loadtest",
         help="drive the embedded stack at fixed concurrency; fail on errors or memory growth",
         description=DESCRIPTION,
-        epilog="CI runs a short version (tests/load). Full run for the record: "
+        epilog="CI runs a short version (tests/ops/loadtest). Full run for the record: "
         "facegate loadtest --write-report",
     )
     parser.add_argument(

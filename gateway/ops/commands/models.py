@@ -148,8 +148,10 @@ def fetch_models(args: argparse.Namespace) -> int:
     import tempfile
 
     from gateway.ops.repository.fetch import FetchError, fetch_pack
+    from gateway.ops.repository.packs import LICENCE_NOTE as TERMS
 
-    print(LICENCE_NOTE, flush=True)
+    # Before any byte is downloaded: fetching means accepting InsightFace's terms.
+    print(TERMS, flush=True)
     staging = args.cache_dir or Path(tempfile.gettempdir()) / "facegate-fetch"
     try:
         swapper = None if args.swapper == "none" else args.swapper

@@ -15,7 +15,7 @@ from tritonclient.utils import InferenceServerException
 from gateway.ops.servers.triton import EmbeddedTriton, EmbeddedTritonError, TritonOptions
 from gateway.triton import spec
 
-from ..conftest import REPOSITORY_KEY, STARTUP_READY, free_ports
+from ...conftest import REPOSITORY_KEY, STARTUP_READY, free_ports
 
 pytestmark = pytest.mark.integration
 KEY_HEADERS = {spec.REPOSITORY_KEY_GRPC_HEADER: REPOSITORY_KEY}

@@ -23,7 +23,7 @@ from gateway.service.pipeline import DetectOptions, Pipeline, Timings
 from gateway.triton import spec
 from gateway.triton.client import DetectorOutputs
 
-from ..fidelity.oracle import OracleFaces
+from ...fidelity.oracle import OracleFaces
 
 
 class OnnxFaceModels:

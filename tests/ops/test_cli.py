@@ -91,3 +91,21 @@ def test_import_of_a_missing_folder_says_what_to_do(
     err = capsys.readouterr().err
     assert "error:" in err and "det_10g.onnx" in err
     assert not (tmp_path / "repo" / "MODELS.json").exists()
+
+
+def test_fetch_states_the_licence_terms_before_downloading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.ops.repository import fetch, packs
+
+    def offline(*args: object, **kwargs: object) -> None:
+        print("downloading ...")
+        raise fetch.FetchError("offline")
+
+    monkeypatch.setattr(fetch, "fetch_pack", offline)
+    assert (
+        main(["models", "fetch", "--repository", str(tmp_path), "--cache-dir", str(tmp_path)]) == 2
+    )
+    out = capsys.readouterr().out
+    assert packs.LICENCE_NOTE in out
+    assert out.index(packs.LICENCE_NOTE) < out.index("downloading")

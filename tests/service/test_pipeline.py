@@ -11,8 +11,8 @@ import pytest
 from gateway.errors import NoFaceFound, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 from gateway.service.pipeline import DetectOptions, Pipeline, Timings
 
-from .fakes import FakeBackend
-from .images import encode, square_image
+from ..fakes import FakeBackend
+from ..images import encode, square_image
 
 
 def _pipeline(models: FakeBackend) -> Pipeline:

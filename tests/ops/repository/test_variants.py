@@ -21,9 +21,9 @@ from gateway.ops.repository.install import install_models, load_upstream, read_m
 from gateway.ops.repository.prepare import PrepareError
 from gateway.ops.repository.synthetic import SyntheticModels
 
-from ..fidelity.oracle import InsightFaceOracle
-from ..fidelity.scenes import square_scene
-from ..fidelity.test_insightface_fidelity import assert_same_faces, spread_squares
+from ...fidelity.oracle import InsightFaceOracle
+from ...fidelity.scenes import square_scene
+from ...fidelity.test_insightface_fidelity import assert_same_faces, spread_squares
 from .onnx_models import OnnxFaceModels, gateway_faces
 from .variants import (
     DETECTOR_VARIANTS,

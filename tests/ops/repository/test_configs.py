@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2
 from gateway.ops.repository import configs
 from gateway.triton import spec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ONNX_TO_TRITON = {
     onnx.TensorProto.UINT8: model_config_pb2.TYPE_UINT8,
     onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32,

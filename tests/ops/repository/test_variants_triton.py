@@ -23,18 +23,18 @@ from gateway.ops.repository.install import read_manifest
 from gateway.ops.repository.synthetic import SyntheticModels
 from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions
 
-from ..api.conftest import USER_KEY, ServerThread, api_client, gateway_settings
-from ..conftest import REPOSITORY_KEY, free_ports
-from ..fidelity.oracle import InsightFaceOracle
-from ..fidelity.scenes import square_scene
-from ..fidelity.test_insightface_fidelity import (
+from ...api.conftest import USER_KEY, ServerThread, api_client, gateway_settings
+from ...conftest import REPOSITORY_KEY, free_ports
+from ...fidelity.oracle import InsightFaceOracle
+from ...fidelity.scenes import square_scene
+from ...fidelity.test_insightface_fidelity import (
     GatewayFaces,
     assert_same_faces,
     png,
     spread_squares,
 )
-from ..fidelity.test_swap_fidelity import MIN_PSNR_DB, Reference, psnr
-from ..images import encode, square_image
+from ...fidelity.test_swap_fidelity import MIN_PSNR_DB, Reference, psnr
+from ...images import encode, square_image
 from .test_variants import SCENES, install_files
 from .variants import DETECTOR_VARIANTS, RECOGNIZER_VARIANTS, SWAPPER_VARIANTS, versions
 

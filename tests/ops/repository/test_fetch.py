@@ -36,7 +36,6 @@ from gateway.ops.repository.fetch import (
 from gateway.ops.repository.packs import (
     BUFFALO_L,
     INSWAPPER_128,
-    LICENCE_NOTE,
     PACKS,
     SWAPPERS,
     HfSource,
@@ -468,4 +467,3 @@ def test_production_catalogue_is_pinned() -> None:
         assert f.url.url.startswith("https://")
         assert f.size_bytes is not None and f.size_bytes > 0
     assert len({f.sha256 for f in files}) == len(files)
-    assert "non-commercial" in LICENCE_NOTE

@@ -116,6 +116,8 @@ def realistic() -> SyntheticModels:
     return build_synthetic_models("realistic")
 
 
+# Builds the ~600 MB realistic models: tens of seconds, so not in the unit run.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("role", "feeds", "published_macs", "published_params"),
     [
