@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.ops.bench.machine import load_average
 from gateway.ops.bench.summary import BenchReport
 from gateway.ops.bench.tables import (
     floor_table,
@@ -13,6 +12,7 @@ from gateway.ops.bench.tables import (
     target_table,
     throughput_table,
 )
+from gateway.ops.machine import load_average
 from gateway.ops.reports import md_table, replace_block, text_table
 
 BLOCK_BEGIN = "<!-- facegate bench: generated block begin (facegate bench --write-report) -->"

@@ -15,7 +15,6 @@ from gateway.ops.bench.floor import (
     measure_floor,
 )
 from gateway.ops.bench.images import BenchImage, bench_images
-from gateway.ops.bench.machine import describe_machine, git_commit
 from gateway.ops.bench.measure import measure
 from gateway.ops.bench.models import (
     BenchModels,
@@ -26,8 +25,9 @@ from gateway.ops.bench.models import (
 from gateway.ops.bench.options import BenchError, BenchOptions
 from gateway.ops.bench.report import format_text
 from gateway.ops.bench.scenarios import GrpcDetect, InsightFaceInProcess, RestDetect, Scenario
-from gateway.ops.bench.server import RunningGateway, running_gateway
 from gateway.ops.bench.summary import BenchReport
+from gateway.ops.machine import describe_machine, git_commit
+from gateway.ops.servers.stack import RunningGateway, running_gateway
 from gateway.triton import spec
 
 
@@ -161,7 +161,7 @@ def run_bench(options: BenchOptions, out: TextIO) -> BenchReport:
     )
     crops_bgr = baseline.aligned_faces(images[0].jpeg, FLOOR_BATCH)
     shm_regions = max(options.concurrency)
-    with running_gateway(models) as gateway:
+    with running_gateway(models.repository, models.label) as gateway:
         settings = _settings(options, models, images, threads, gateway, shm_regions)
         for key, value in settings.items():
             out.write(f"{key}: {value}\n")

@@ -24,9 +24,9 @@ import numpy.typing as npt
 from gateway.ops.bench.images import bench_images
 from gateway.ops.bench.models import BenchModels, prepare_models
 from gateway.ops.bench.options import BenchError, BenchOptions
-from gateway.ops.bench.procfs import tree_rss_mib
-from gateway.ops.bench.server import running_gateway
+from gateway.ops.procfs import tree_rss_mib
 from gateway.ops.reports import md_table, replace_block
+from gateway.ops.servers.stack import running_gateway
 from gateway.triton import spec
 
 BEGIN = "<!-- facegate bench --swap: generated block begin -->"
@@ -129,7 +129,7 @@ def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
     models, swapper_onnx = prepare_swapper_models(options)
     image = bench_images()[0]
     warm_n = max(options.latency_requests // 4, 3)
-    with running_gateway(models) as gateway:
+    with running_gateway(models.repository, models.label) as gateway:
         triton_pid = gateway.triton_pid
         rss = {"unloaded": tree_rss_mib(triton_pid)}
         out.write(f"Triton RSS, swapper unloaded: {rss['unloaded']:.0f} MiB\n")

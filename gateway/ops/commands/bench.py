@@ -117,6 +117,7 @@ def cmd(args: argparse.Namespace) -> int:
     from gateway.ops.bench.options import BenchError, BenchOptions, parse_concurrency
     from gateway.ops.bench.report import write_report
     from gateway.ops.bench.run import run_bench
+    from gateway.ops.servers.stack import StackError
 
     quick = args.quick
     try:
@@ -143,12 +144,12 @@ def cmd(args: argparse.Namespace) -> int:
             "--write-report records realistic-profile runs only: add --profile realistic"
         )
     if args.swap:
-        from gateway.ops.bench.machine import describe_machine
         from gateway.ops.bench.swap import run_swap_bench, write_swap_report
+        from gateway.ops.machine import describe_machine
 
         try:
             figures = run_swap_bench(options, sys.stdout)
-        except BenchError as exc:
+        except (BenchError, StackError) as exc:
             raise CliError(str(exc)) from exc
         if args.write_report:
             machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
@@ -157,7 +158,7 @@ def cmd(args: argparse.Namespace) -> int:
         return 0
     try:
         report = run_bench(options, sys.stdout)
-    except BenchError as exc:
+    except (BenchError, StackError) as exc:
         raise CliError(str(exc)) from exc
     if args.write_report:
         plot = write_report(args.write_report, report)

@@ -87,10 +87,10 @@ class Row:
 
 def cmd(args: argparse.Namespace) -> int:
     from gateway.ops.bench.images import bench_images
-    from gateway.ops.bench.machine import describe_machine, load_average
     from gateway.ops.bench.models import prepare_models
     from gateway.ops.bench.options import BenchError
-    from gateway.ops.bench.server import running_gateway
+    from gateway.ops.machine import describe_machine, load_average
+    from gateway.ops.servers.stack import StackError, running_gateway
 
     try:
         levels = sorted({int(x) for x in args.concurrency.split(",") if x.strip()})
@@ -108,9 +108,9 @@ def cmd(args: argparse.Namespace) -> int:
     print("machine: " + "; ".join(f"{key}: {value}" for key, value in machine.items()))
     try:
         models = prepare_models(args.cache_dir, args.profile)
-        with running_gateway(models, GATEWAY_ENV) as gateway:
+        with running_gateway(models.repository, models.label, GATEWAY_ENV) as gateway:
             rows = _run(gateway.url, gateway.api_key, image.jpeg, image.planted, levels, args)
-    except (BenchError, BenchCompatError) as exc:
+    except (BenchError, BenchCompatError, StackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"load average at end: {load_average()}")

@@ -24,9 +24,10 @@ DESCRIPTION = (
 
 
 def cmd(args: argparse.Namespace) -> int:
-    from gateway.ops.bench.machine import describe_machine, git_commit
     from gateway.ops.loadtest.driver import run_loadtest
     from gateway.ops.loadtest.report import format_markdown, format_text, write_report
+    from gateway.ops.machine import describe_machine, git_commit
+    from gateway.ops.servers.stack import StackError
 
     try:
         mix = parse_mix(args.mix, KIND_NAMES) if args.mix else dict(DEFAULT_MIX)
@@ -45,7 +46,7 @@ def cmd(args: argparse.Namespace) -> int:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         summary = run_loadtest(options, sys.stdout)
-    except BenchError as exc:
+    except (BenchError, StackError) as exc:
         raise CliError(str(exc)) from exc
     sys.stdout.write(format_text(summary, options))
     if args.write_report:

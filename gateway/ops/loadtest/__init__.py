@@ -6,7 +6,7 @@ both processes, and judges the run: no failed request, memory growth within a bo
 
   options.py   what to run (duration, concurrency, mix, bound) and the mix parser
   kinds.py     the request kinds: how each is sent and what a correct answer looks like
-  driver.py    the asyncio driver: workers, the once-a-second sampler (gateway/ops/bench/procfs.py),
+  driver.py    the asyncio driver: workers, the once-a-second sampler (gateway/ops/procfs.py),
                the progress bar
   stats.py     percentiles, failures and memory growth from the raw records (pure)
   report.py    the terminal text and the generated block of docs/BENCHMARKS.md

@@ -17,11 +17,11 @@ import httpx
 from gateway.ops.bench.images import bench_images
 from gateway.ops.bench.models import BenchModels, prepare_models
 from gateway.ops.bench.options import BenchError, BenchOptions
-from gateway.ops.bench.procfs import find_child, machine_cpu_s, tree_cpu_s, tree_rss_mib
-from gateway.ops.bench.server import running_gateway
 from gateway.ops.loadtest.kinds import RequestKind, request_kinds
 from gateway.ops.loadtest.options import LoadOptions
 from gateway.ops.loadtest.stats import OK, LoadSummary, RawRun, RequestRecord, Sample, summarize
+from gateway.ops.procfs import find_child, machine_cpu_s, tree_cpu_s, tree_rss_mib
+from gateway.ops.servers.stack import running_gateway
 
 log = logging.getLogger(__name__)
 DETAIL_CHARS = 200
@@ -175,7 +175,7 @@ def run_loadtest(options: LoadOptions, out: TextIO) -> LoadSummary:
     models = _models(options)
     small, large = bench_images()
     kinds = request_kinds(small, large)
-    with running_gateway(models) as gateway:
+    with running_gateway(models.repository, models.label) as gateway:
         port = gateway.url.rsplit(":", 1)[1]
         gateway_pid = find_child(os.getpid(), "gateway", "--port", port)
         if not gateway_pid:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gateway.ops.bench.machine import load_average
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import LoadOptions
 from gateway.ops.loadtest.stats import LoadSummary
+from gateway.ops.machine import load_average
 from gateway.ops.reports import md_table, replace_block, text_table
 
 BLOCK_BEGIN = "<!-- facegate loadtest: generated block begin -->"

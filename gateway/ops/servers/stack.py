@@ -14,12 +14,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
-from gateway.ops.bench.models import BenchModels
-from gateway.ops.bench.options import BenchError
-
 GATEWAY_STARTUP_TIMEOUT_S = 60.0
+
+
+class StackError(RuntimeError):
+    """Triton or the gateway did not start; the message says why (and Triton's log tail)."""
 
 
 def _free_port() -> int:
@@ -42,11 +44,13 @@ class RunningGateway:
 
 @contextlib.contextmanager
 def running_gateway(
-    models: BenchModels, extra_env: dict[str, str] | None = None
+    repository: Path, label: str, extra_env: dict[str, str] | None = None
 ) -> Iterator[RunningGateway]:
-    """The embedded Triton, then `facegate gateway` in a child process: what `serve` runs.
+    """The embedded Triton on `repository`, then `facegate gateway` in a child process.
 
-    `extra_env` adds FACEGATE_* settings of the gateway (e.g. FACEGATE_COMPAT).
+    What `facegate serve` runs, for the benchmark and the load test; `label` is the models
+    label the gateway reports (synthetic models say so); `extra_env` adds FACEGATE_*
+    settings of the gateway (e.g. FACEGATE_COMPAT).
     """
     from gateway.ops.servers.triton import (
         EmbeddedTriton,
@@ -56,12 +60,12 @@ def running_gateway(
     )
 
     ports = TritonPorts(_free_port(), _free_port(), _free_port())
-    triton = EmbeddedTriton(TritonOptions(repository=models.repository, ports=ports))
+    triton = EmbeddedTriton(TritonOptions(repository=repository, ports=ports))
     try:
         triton.start()
     except EmbeddedTritonError as exc:
         triton.stop()
-        raise BenchError(str(exc)) from exc
+        raise StackError(str(exc)) from exc
     try:
         with urllib.request.urlopen(f"{triton.http_url}/v2", timeout=5) as answer:
             triton_version = str(json.load(answer).get("version", "?"))
@@ -71,7 +75,7 @@ def running_gateway(
             **os.environ,
             "FACEGATE_TRITON_URL": triton.grpc_url,
             "FACEGATE_TRITON_REPOSITORY_KEY": triton.options.repository_key,
-            "FACEGATE_MODELS_LABEL": models.label,
+            "FACEGATE_MODELS_LABEL": label,
             # admin scope: the swap benchmark unloads the swapper through the admin route.
             "FACEGATE_API_KEYS": f"admin:{api_key}",
             "FACEGATE_LOG_LEVEL": "WARNING",
@@ -109,7 +113,7 @@ def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[byt
         if child.poll() is not None:
             output.seek(0)
             tail = output.read().decode(errors="replace")[-2000:]
-            raise BenchError(f"the gateway exited with code {child.returncode}:\n{tail}")
+            raise StackError(f"the gateway exited with code {child.returncode}:\n{tail}")
         with (
             contextlib.suppress(OSError),
             urllib.request.urlopen(f"{url}/health/ready", timeout=2) as answer,
@@ -117,4 +121,4 @@ def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[byt
             if answer.status == 200:
                 return
         time.sleep(0.2)
-    raise BenchError(f"the gateway was not ready after {GATEWAY_STARTUP_TIMEOUT_S:.0f} s")
+    raise StackError(f"the gateway was not ready after {GATEWAY_STARTUP_TIMEOUT_S:.0f} s")
