@@ -178,3 +178,18 @@ def test_bad_images_raise_the_error_tree(direct: FaceClient) -> None:
         pytest.raises(PayloadTooLarge),
     ):
         offline.detect([IMAGES[0]])
+
+
+def test_verify_honours_the_clients_detect_threshold(triton: EmbeddedTriton) -> None:
+    image_b = square_image(640, 640, [(320, 320, 128)], value=180)
+    with FaceClient(triton.grpc_url, use_shared_memory=False) as default:
+        (faces,) = default.detect([image_b])
+        score = float(faces.detections.scores[0])
+        assert default.verify(IMAGES[0], image_b).face_b.detections.scores[0] == score
+    assert score < 0.999  # room above the face's score for a stricter threshold
+    strict = ClientOptions(detect_threshold=(score + 1.0) / 2)
+    with (
+        FaceClient(triton.grpc_url, use_shared_memory=False, options=strict) as client,
+        pytest.raises(NoFaceFound, match="image_b"),
+    ):
+        client.verify(IMAGES[0], image_b)
