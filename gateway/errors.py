@@ -23,7 +23,7 @@
 Every answer has the body {"error": {"code", "message"}}; a 500 adds "request_id" so that
 the log line with the traceback can be found. Foreign exceptions become these at one seam
 each, with `raise ... from exc`: tritonclient/gRPC errors by status code in
-triton/client.py, image decoding errors in service/pipeline.py. Routes never build
+triton/errors.py, image decoding errors in service/pipeline.py. Routes never build
 HTTPException. ERRORS lists the tree; the OpenAPI docs (api/docs.py) and the REST
 client's mapping (client/rest.py) are generated from it.
 """

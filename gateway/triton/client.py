@@ -1,4 +1,4 @@
-"""Async gRPC client for the face models on Triton: the one seam for tritonclient errors.
+"""Async gRPC client for the face models on Triton (implements the ports).
 
 One channel per process (created in the app's lifespan). Passing any gRPC channel argument
 replaces tritonclient's unlimited message sizes with gRPC's 4 MB (a batch of 640x640 frames
@@ -8,9 +8,8 @@ after Triton is back) and, for dns:/// targets such as a headless Service (or ip
 address lists), round-robin across Triton pods. Every call has a deadline; UNAVAILABLE on the
 way in is retried a few times. Outputs come back read-only and are copied where they are written.
 
-tritonclient reports every failure as InferenceServerException with the gRPC status code
-as text ("StatusCode.NOT_FOUND"); translate_error maps that code through one table, and
-every call, load_model included, goes through _call, so each error is translated once.
+Every call, load_model included, goes through _call, so each tritonclient error is
+translated once, by triton/errors.py's table.
 """
 
 from __future__ import annotations
@@ -28,10 +27,11 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from gateway.errors import UpstreamError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamFailed, UpstreamUnavailable
 from gateway.metrics import Metrics
 from gateway.ports import DetectorOutputs
 from gateway.triton import spec
+from gateway.triton.errors import status_code, translate_error
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 0.2
@@ -64,42 +64,6 @@ def channel_args(url: str) -> list[tuple[str, int | str]]:
     if url.startswith(("dns:", "ipv4:", "ipv6:")):
         args.append(("grpc.lb_policy_name", "round_robin"))
     return args
-
-
-# gRPC status -> the gateway's error, most specific first; anything else is UpstreamFailed.
-# Triton answers NOT_FOUND for a model that is not loaded (e.g. the swapper after an idle
-# unload) and UNAVAILABLE when the server is unreachable or the model is not ready.
-_STATUS_ERRORS: tuple[tuple[frozenset[grpc.StatusCode], type[UpstreamError], str], ...] = (
-    (
-        frozenset({grpc.StatusCode.DEADLINE_EXCEEDED}),
-        UpstreamTimeout,
-        "Triton did not answer for model '{model}' within the deadline",
-    ),
-    (
-        frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND}),
-        UpstreamUnavailable,
-        "Triton model '{model}' is unavailable: {message}",
-    ),
-)
-# Seconds a client should wait before retrying, per translated error.
-_RETRY_AFTER_S: dict[type[UpstreamError], int] = {UpstreamUnavailable: 5}
-
-
-def status_code(exc: InferenceServerException) -> grpc.StatusCode | None:
-    """The gRPC status code of a tritonclient error (None when it carries none)."""
-    name = str(exc.status() or "").removeprefix("StatusCode.")
-    return grpc.StatusCode.__members__.get(name)
-
-
-def translate_error(exc: InferenceServerException, model: str) -> UpstreamError:
-    """Map a tritonclient error to the gateway's error tree by its gRPC status code."""
-    code = status_code(exc)
-    message = str(exc.message() or exc)
-    for codes, error, template in _STATUS_ERRORS:
-        if code in codes:
-            text = template.format(model=model, message=message)
-            return error(text, retry_after_s=_RETRY_AFTER_S.get(error))
-    return UpstreamFailed(f"Triton failed on model '{model}': {message}")
 
 
 class TritonFaceModels:

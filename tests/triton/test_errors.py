@@ -10,7 +10,8 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from gateway import errors
-from gateway.triton.client import TritonFaceModels, TritonTarget, translate_error
+from gateway.triton.client import TritonFaceModels, TritonTarget
+from gateway.triton.errors import translate_error
 
 EXPECTED = {
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.UpstreamTimeout,
