@@ -14,7 +14,8 @@ from gateway.errors import UpstreamError, UpstreamFailed, UpstreamTimeout, Upstr
 
 # gRPC status -> the gateway's error, most specific first; anything else is UpstreamFailed.
 # Triton answers NOT_FOUND for a model that is not loaded (e.g. the swapper after an idle
-# unload) and UNAVAILABLE when the server is unreachable or the model is not ready.
+# unload) and UNAVAILABLE when the server is unreachable or the model is not ready; while it
+# shuts down, calls in flight also end CANCELLED (seen under load): a retry can succeed.
 _STATUS_ERRORS: tuple[tuple[frozenset[grpc.StatusCode], type[UpstreamError], str], ...] = (
     (
         frozenset({grpc.StatusCode.DEADLINE_EXCEEDED}),
@@ -22,7 +23,9 @@ _STATUS_ERRORS: tuple[tuple[frozenset[grpc.StatusCode], type[UpstreamError], str
         "Triton did not answer for model '{model}' within the deadline",
     ),
     (
-        frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND}),
+        frozenset(
+            {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.CANCELLED}
+        ),
         UpstreamUnavailable,
         "Triton model '{model}' is unavailable: {message}",
     ),

@@ -17,6 +17,7 @@ EXPECTED = {
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.UpstreamTimeout,
     grpc.StatusCode.UNAVAILABLE: errors.UpstreamUnavailable,
     grpc.StatusCode.NOT_FOUND: errors.UpstreamUnavailable,
+    grpc.StatusCode.CANCELLED: errors.UpstreamUnavailable,
 }
 
 
