@@ -93,3 +93,26 @@ def add_gateway_address(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument("--port", type=int, default=8080, help="REST port (default 8080)")
+
+
+def add_cache_dir(parser: argparse.ArgumentParser, default: Path) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=default,
+        metavar="PATH",
+        help=f"where the synthetic models are built once and reused (default ./{default})",
+    )
+
+
+def add_write_report(parser: argparse.ArgumentParser, default: Path, help_text: str) -> None:
+    """--write-report [PATH]: PATH is optional and defaults to `default`."""
+    parser.add_argument(
+        "--write-report",
+        nargs="?",
+        const=default,
+        default=None,
+        type=Path,
+        metavar="PATH",
+        help=help_text,
+    )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from gateway.ops.commands._common import CliError, Subparsers
+from gateway.ops.commands._common import CliError, Subparsers, add_cache_dir, add_write_report
 
 
 def subparser_init(commands: Subparsers) -> None:
@@ -89,24 +88,14 @@ def subparser_init(commands: Subparsers) -> None:
         help="gpu: onnxruntime's CUDA provider in process and KIND_GPU in the embedded configs "
         "(needs onnxruntime-gpu); its report block and plot are kept apart from the CPU ones",
     )
-    bench.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        metavar="PATH",
-        help=f"where the synthetic models are built once and reused (default ./{DEFAULT_CACHE_DIR})",
-    )
+    add_cache_dir(bench, DEFAULT_CACHE_DIR)
     bench.add_argument(
         "--fresh-models", action="store_true", help="rebuild the cached synthetic models"
     )
-    bench.add_argument(
-        "--write-report",
-        nargs="?",
-        const=DEFAULT_REPORT,
-        default=None,
-        type=Path,
-        metavar="PATH",
-        help=f"replace the generated block of the report (default PATH: {DEFAULT_REPORT}) and "
+    add_write_report(
+        bench,
+        DEFAULT_REPORT,
+        f"replace the generated block of the report (default PATH: {DEFAULT_REPORT}) and "
         "write benchmarks.png next to it",
     )
     bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from gateway.ops.bench.options import DEFAULT_CACHE_DIR, DEFAULT_REPORT, BenchError
-from gateway.ops.commands._common import CliError, Subparsers
+from gateway.ops.commands._common import CliError, Subparsers, add_cache_dir, add_write_report
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import DEFAULT_MIX, LoadOptions, parse_mix
 
@@ -88,21 +87,11 @@ def subparser_init(commands: Subparsers) -> None:
         default=64.0,
         help="largest allowed RSS growth per process after warm-up (default 64)",
     )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=DEFAULT_CACHE_DIR,
-        metavar="PATH",
-        help=f"where the synthetic models are built once and reused (default ./{DEFAULT_CACHE_DIR})",
-    )
-    parser.add_argument(
-        "--write-report",
-        nargs="?",
-        const=DEFAULT_REPORT,
-        default=None,
-        type=Path,
-        metavar="PATH",
-        help=f"replace the load test's generated block (default PATH: {DEFAULT_REPORT})",
+    add_cache_dir(parser, DEFAULT_CACHE_DIR)
+    add_write_report(
+        parser,
+        DEFAULT_REPORT,
+        f"replace the load test's generated block (default PATH: {DEFAULT_REPORT})",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=cmd)
