@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm  # a test dependency: missing is an error, never a skip
 import pytest
 import tritonclient.grpc as grpcclient
 import yaml
@@ -28,7 +29,6 @@ from ..api.conftest import ServerThread, api_client, gateway_settings
 from ..conftest import REPOSITORY_KEY, free_ports
 from ..images import encode, square_image
 
-helm = pytest.importorskip("helm_python")
 pytestmark = pytest.mark.integration
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "facegate"
