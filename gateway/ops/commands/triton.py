@@ -49,11 +49,14 @@ def cmd(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
-    forward_signals(server)
+    signals = forward_signals(server)
     try:
         server.start()
     except EmbeddedTritonError as exc:
         server.stop()
+        if signals:
+            # Ctrl-C/SIGTERM while Triton was starting: stopped on request, not a failure.
+            return 0
         raise CliError(str(exc)) from exc
     print(
         f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{args.metrics_port}",
@@ -70,10 +73,11 @@ def cmd(args: argparse.Namespace) -> int:
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
-def forward_signals(server: EmbeddedTriton) -> None:
+def forward_signals(server: EmbeddedTriton) -> list[int]:
     """Ctrl-C/SIGTERM ask Triton to stop (it drains); a second one kills it.
 
-    The handlers only signal: the main thread, waiting on Triton, sees it exit.
+    The handlers only signal: the main thread, waiting on Triton, sees it exit. Returns the
+    list the handlers append each signal number to.
     """
     seen: list[int] = []
 
@@ -87,3 +91,4 @@ def forward_signals(server: EmbeddedTriton) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return seen
