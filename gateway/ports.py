@@ -28,6 +28,8 @@ DETECTOR_INPUT_SIZE_PX = SCRFD_INPUT_SIZE_PX
 RECOGNIZER_INPUT_SIZE_PX = 112
 SWAPPER_INPUT_SIZE_PX = 128
 EMBEDDING_SIZE = 512
+# Aligned faces per recognizer request (the served configs' max_batch_size).
+RECOGNIZER_MAX_BATCH = 32
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_user)])
 
-# Every error of the tree but those about admin scope and stored resources (the gallery's).
+# Every error of the tree but those about admin scope, compat networks and stored resources.
 ERRORS = error_responses(
     *(
         cls
         for cls in errors.ERRORS
-        if cls not in (errors.Forbidden, errors.NotFound, errors.Conflict)
+        if cls not in (errors.Forbidden, errors.ClientNotAllowed, errors.NotFound, errors.Conflict)
     )
 )
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gateway import processing
+from gateway import ports, processing
 from gateway.errors import FacegateError, InvalidInput, InvalidParameter
 from gateway.processing import Detections
 from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, decode_or_raise
-from gateway.triton import spec
 
 # An image's encoded bytes, or the reason it could not be read (reported in place).
 ImageSource = bytes | FacegateError
@@ -110,7 +109,7 @@ async def _extract_group(
         aligned = await asyncio.gather(
             *(
                 pipeline.in_thread(
-                    processing.warp_faces, img, faces.detections.kps, spec.RECOGNIZER_INPUT_SIZE_PX
+                    processing.warp_faces, img, faces.detections.kps, ports.RECOGNIZER_INPUT_SIZE_PX
                 )
                 for img, faces in zip(images, found, strict=True)
             )
@@ -119,7 +118,7 @@ async def _extract_group(
         crops = [a.crops_bgr for a in aligned]
     for (index, _), faces, crop in zip(good, found, crops, strict=True):
         _, _, scale = processing.letterbox_size(
-            faces.height, faces.width, spec.DETECTOR_INPUT_SIZE_PX
+            faces.height, faces.width, ports.DETECTOR_INPUT_SIZE_PX
         )
         results[index] = ExtractedImage(faces, scale, crop)
     return results
@@ -133,7 +132,7 @@ async def embed_aligned_crops(
     Each readable crop becomes one face covering the whole crop, score 1.0, with the
     ArcFace template as its landmarks (where an aligned crop has them by construction).
     """
-    size = spec.RECOGNIZER_INPUT_SIZE_PX
+    size = ports.RECOGNIZER_INPUT_SIZE_PX
     decoded = await decode_sources(pipeline, sources, max_pixels, timings)
     results: list[ExtractResult] = []
     good: list[tuple[int, npt.NDArray[np.uint8]]] = []

@@ -71,7 +71,7 @@ RECOGNIZER_INPUT = TensorSpec(
     "faces", "UINT8", (RECOGNIZER_INPUT_SIZE_PX, RECOGNIZER_INPUT_SIZE_PX, 3)
 )
 RECOGNIZER_OUTPUT = TensorSpec("embedding", "FP32", (ports.EMBEDDING_SIZE,))
-RECOGNIZER_MAX_BATCH = 32
+RECOGNIZER_MAX_BATCH = ports.RECOGNIZER_MAX_BATCH
 
 # Swapper (inswapper_128): uint8 BGR aligned 128x128 target crop and the source face's
 # L2-normalised ArcFace embedding in (emap projection folded into the graph), uint8 BGR

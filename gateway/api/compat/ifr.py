@@ -21,7 +21,7 @@ import numpy.typing as npt
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
-from gateway import __version__
+from gateway import __version__, ports
 from gateway.api.compat.access import require_compat_client
 from gateway.api.compat.ifr_schemas import (
     IFR_DEFAULT_THRESHOLD,
@@ -42,7 +42,6 @@ from gateway.service.extract import (
     extract_faces,
 )
 from gateway.service.pipeline import DetectOptions, Timings
-from gateway.triton import spec
 
 router = APIRouter(tags=["compat: InsightFace-REST"], dependencies=[Depends(require_compat_client)])
 
@@ -188,9 +187,9 @@ async def info(settings: SettingsDep) -> dict[str, Any]:
             "rec_name": settings.recognizer_model,
             "ga_name": None,
             "mask_detector": None,
-            "max_size": [spec.DETECTOR_INPUT_SIZE_PX, spec.DETECTOR_INPUT_SIZE_PX],
+            "max_size": [ports.DETECTOR_INPUT_SIZE_PX, ports.DETECTOR_INPUT_SIZE_PX],
             "det_batch_size": settings.compat_max_images,
-            "rec_batch_size": spec.RECOGNIZER_MAX_BATCH,
+            "rec_batch_size": ports.RECOGNIZER_MAX_BATCH,
             "force_fp16": False,
             "triton_uri": None,
         },
