@@ -37,7 +37,10 @@ from .variants import (
     versions,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
+pytestmark = [
+    pytest.mark.slow,  # ~2-3 s per variant: builds, installs and runs each file
+    pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning"),
+]
 # (width, height, detection threshold): two letterbox scales, the default and a low threshold.
 SCENES = [(640, 480, 0.5), (777, 333, 0.05)]
 
