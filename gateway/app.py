@@ -22,6 +22,7 @@ from gateway.middleware import Admission, GatewayMiddleware
 from gateway.service.pipeline import Pipeline
 from gateway.service.swap import SwapPipeline
 from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
+from gateway.supervision import TRITON, ServerStates
 from gateway.triton.client import TritonFaceModels, TritonTarget
 from gateway.triton.replicas import swapper_control
 
@@ -35,9 +36,13 @@ async def _preload(swapper: SwapperManager) -> None:
         log.warning("swapper preload failed (it loads on first use instead): %s", exc.message)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The gateway application; settings default to the FACEGATE_* environment."""
+def create_app(settings: Settings | None = None, servers: ServerStates | None = None) -> FastAPI:
+    """The gateway application; settings default to the FACEGATE_* environment.
+
+    servers: the states of the servers `facegate serve` supervises (none: all count as up).
+    """
     settings = settings or Settings()
+    servers = servers or ServerStates()
     api_keys = load_api_keys(
         settings.api_keys.get_secret_value(), settings.api_keys_file, settings.auth_disabled
     )
@@ -55,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recognizer=settings.recognizer_model,
             swapper=settings.swapper_model,
         )
-        models = TritonFaceModels(target, metrics)
+        models = TritonFaceModels(target, metrics, servers=servers)
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")
         app.state.models = models
         pipeline = Pipeline(
@@ -64,7 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
         # Several Triton replicas behind one target: the swapper loads on each (replicas.py).
         control = swapper_control(target, models, metrics)
-        swapper = SwapperManager(control, settings.swapper_model, policy, metrics=metrics)
+        swapper = SwapperManager(
+            control,
+            settings.swapper_model,
+            policy,
+            metrics=metrics,
+            server_epoch=lambda: servers.epoch(TRITON),
+        )
         app.state.pipeline = pipeline
         app.state.swapper = swapper
         app.state.swap_pipeline = SwapPipeline(
@@ -98,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_keys = api_keys
     app.state.metrics = metrics
     app.state.admission = admission
+    app.state.servers = servers
     if api_keys.disabled:
         log.warning(
             "API keys are DISABLED (FACEGATE_AUTH_DISABLED=true): anyone who can reach this port can use it"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.ops.repository.install import InstalledModel
     from gateway.ops.servers.triton import EmbeddedTriton
+    from gateway.supervision import ServerStates
 
 log = logging.getLogger("facegate")
 DEFAULT_REPOSITORY = Path("model_repository")
@@ -218,7 +219,9 @@ def _models_label(repository: Path) -> str:
     return ", ".join(sorted(labels))
 
 
-def _run_gateway(settings: Settings, host: str, port: int) -> None:
+def _run_gateway(
+    settings: Settings, host: str, port: int, servers: ServerStates | None = None
+) -> None:
     from gateway.app import create_app
     from gateway.auth import AuthConfigError
     from gateway.logs import configure_logging
@@ -226,7 +229,7 @@ def _run_gateway(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_level, settings.json_logs)
     try:
-        app = create_app(settings)
+        app = create_app(settings, servers)
     except AuthConfigError as exc:
         raise CliError(str(exc)) from exc
     serve_app(app, host, port, settings.drain_s, settings.log_level)
@@ -245,6 +248,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.ops.repository.install import read_manifest
+    from gateway.ops.servers.supervisor import GAVE_UP_NEXT, policy_from_args, supervise
     from gateway.ops.servers.triton import (
         EmbeddedTriton,
         EmbeddedTritonError,
@@ -277,24 +281,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
+    servers, supervisor = supervise(server, policy_from_args(args))
     # SIGTERM raises KeyboardInterrupt like Ctrl-C. uvicorn restores this handler and re-raises
     # the signal into it after its graceful shutdown, so the finally below stops Triton (which
     # runs in its own session and would not see the terminal's signals).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         try:
-            server.start()
+            supervisor.start()
         except EmbeddedTritonError as exc:
             raise CliError(str(exc)) from exc
-        _serve_gateway(args, server, options.repository_key, label)
+        _serve_gateway(args, server, options.repository_key, label, servers)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        supervisor.stop()
+    if supervisor.failure:
+        print(f"error: {supervisor.failure}. {GAVE_UP_NEXT}", file=sys.stderr)
+        return 1
     return 0
 
 
-def _serve_gateway(args: argparse.Namespace, server: EmbeddedTriton, key: str, label: str) -> None:
+def _serve_gateway(
+    args: argparse.Namespace,
+    server: EmbeddedTriton,
+    key: str,
+    label: str,
+    servers: ServerStates | None = None,
+) -> None:
     from gateway.config import Settings
 
     if label:
@@ -320,7 +334,7 @@ def _serve_gateway(args: argparse.Namespace, server: EmbeddedTriton, key: str, l
         f"Triton gRPC on {server.grpc_url}",
         flush=True,
     )
-    _run_gateway(settings, args.host, args.port)
+    _run_gateway(settings, args.host, args.port, servers)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -501,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gateway_address(serve)
     _add_triton_ports(serve)
     serve.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
+    _add_supervision_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     gateway = commands.add_parser(
@@ -631,6 +646,12 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     from gateway.ops.commands import bench_compat
 
     bench_compat.subparser_init(commands)
+
+
+def _add_supervision_options(parser: argparse.ArgumentParser) -> None:
+    from gateway.ops.servers.supervisor import add_supervision_options
+
+    add_supervision_options(parser)
 
 
 def _add_gateway_address(parser: argparse.ArgumentParser) -> None:

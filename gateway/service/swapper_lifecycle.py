@@ -62,8 +62,12 @@ class SwapperManager:
         policy: SwapperPolicy,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        server_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
+        """server_epoch: grows when Triton restarts (a restart unloads the swapper)."""
         self._control = control
+        self._server_epoch = server_epoch
+        self._loaded_epoch = server_epoch()
         self._metrics = metrics
         self._model = model
         self._policy = policy
@@ -81,8 +85,15 @@ class SwapperManager:
             metrics.swapper_loaded.set_function(lambda: float(self._state == "READY"))
         self.last_error = ""
 
+    def _notice_restart(self) -> None:
+        """A Triton restarted since the load no longer holds the swapper: load it next time."""
+        if self._state == "READY" and self._server_epoch() != self._loaded_epoch:
+            log.info("Triton restarted: %s is no longer loaded", self._model)
+            self._state = "UNAVAILABLE"
+
     @property
     def status(self) -> SwapperStatus:
+        self._notice_restart()
         return SwapperStatus(self._state, self.load_count, self.last_load_s, self.last_error)
 
     async def ensure_loaded(self) -> None:
@@ -92,6 +103,7 @@ class SwapperManager:
         that failed less than FAILURE_HOLD_S ago is not retried: the same 503 comes back,
         which keeps a broken model from turning every request into a load on Triton.
         """
+        self._notice_restart()
         while self._state != "READY":
             if self._unload_task is not None:
                 with contextlib.suppress(FacegateError):
@@ -106,6 +118,7 @@ class SwapperManager:
 
     async def _load(self) -> None:
         try:
+            self._loaded_epoch = self._server_epoch()
             if await self._control.is_model_ready(self._model):
                 self._state = "READY"
                 return

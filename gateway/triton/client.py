@@ -25,6 +25,7 @@ from tritonclient.utils import InferenceServerException
 
 from gateway.errors import FacegateError, UpstreamFailed, UpstreamTimeout, UpstreamUnavailable
 from gateway.metrics import Metrics
+from gateway.supervision import TRITON, ServerStates
 from gateway.triton import spec
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,14 @@ def translate_error(exc: InferenceServerException, model: str) -> FacegateError:
 class TritonFaceModels:
     """The detector, recognizer and swapper on Triton, over one asyncio gRPC channel."""
 
-    def __init__(self, target: TritonTarget, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        target: TritonTarget,
+        metrics: Metrics | None = None,
+        servers: ServerStates | None = None,
+    ) -> None:
         self.target = target
+        self._servers = servers or ServerStates()
         self._metrics = metrics
         self._client = grpcclient.InferenceServerClient(
             target.url, channel_args=channel_args(target.url)
@@ -105,6 +112,8 @@ class TritonFaceModels:
     async def _call(self, model: str, coroutine_factory: Any) -> Any:
         attempt = 0
         while True:
+            # While a supervisor restarts Triton: 503 at once, not after the retries.
+            self._servers.check_up(TRITON, "Triton")
             try:
                 return await coroutine_factory()
             except InferenceServerException as exc:
