@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.errors import UpstreamUnavailable
-from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
+from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy, SwapperStatus
 from gateway.supervision import TRITON, ServerStates
 
 from .test_swapper import FakeControl
@@ -27,22 +27,22 @@ def test_check_up_raises_503_with_retry_after_only_while_down() -> None:
 
 
 def test_the_swapper_is_no_longer_ready_after_a_triton_restart() -> None:
-    async def scenario() -> tuple[FakeControl, list[str]]:
+    async def scenario() -> tuple[FakeControl, list[SwapperStatus]]:
         states = ServerStates()
         control = FakeControl()
         manager = SwapperManager(
             control, "swapper", SwapperPolicy(), server_epoch=lambda: states.epoch(TRITON)
         )
         await manager.ensure_loaded()
-        seen = [manager.status.state]
+        seen = [manager.status]
         control.ready = False  # a restarted Triton has only the startup models
         states.mark_down(TRITON, "crash", 1)
         states.mark_up(TRITON)
-        seen.append(manager.status.state)
+        seen.append(manager.status)
         await manager.ensure_loaded()
-        seen.append(manager.status.state)
+        seen.append(manager.status)
         return control, seen
 
     control, seen = asyncio.run(scenario())
-    assert seen == ["READY", "UNAVAILABLE", "READY"]
+    assert [status.state for status in seen] == ["READY", "UNAVAILABLE", "READY"]
     assert control.calls == ["load", "load"]
