@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None, servers: ServerStates | None = 
     app.state.metrics = metrics
     app.state.admission = admission
     app.state.servers = servers
+    metrics.triton_restarts.set_function(lambda: float(servers.epoch(TRITON)))
+    metrics.triton_down.set_function(lambda: float(servers.down(TRITON) is not None))
     if api_keys.disabled:
         log.warning(
             "API keys are DISABLED (FACEGATE_AUTH_DISABLED=true): anyone who can reach this port can use it"

@@ -223,7 +223,8 @@ def test_sigkill_of_triton_under_load(serve_factory: Callable[..., Serve]) -> No
         killed_at = time.monotonic()
         os.kill(old, signal.SIGKILL)
         recovered_s = serve.wait_ready(120)
-        clients.wait_for(lambda _: clients.ok_since(time.monotonic() - 0.5), 60)
+        back = time.monotonic()
+        clients.wait_for(lambda _: clients.ok_since(back), 60)
     print(f"\nSIGKILL: /health/ready back {recovered_s:.1f} s after the kill")
     check_outcomes(clients.outcomes)
     during = [o for o in clients.outcomes if o.started > killed_at + 0.5 and o.status != 200]
@@ -236,6 +237,7 @@ def test_sigkill_of_triton_under_load(serve_factory: Callable[..., Serve]) -> No
 def test_sigstop_of_triton_longer_than_the_deadline(serve_factory: Callable[..., Serve]) -> None:
     serve = serve_factory("--hang-timeout-s", str(REQUEST_TIMEOUT_S))
     old = serve.triton_pid()
+    prefix = shm_prefix_of(old)
     with Clients(serve.url, ["/v1/detect", "/v1/verify"] * 2) as clients:
         clients.wait_for(lambda seen: any(o.status == 200 for o in seen), 60)
         os.kill(old, signal.SIGSTOP)
@@ -244,8 +246,9 @@ def test_sigstop_of_triton_longer_than_the_deadline(serve_factory: Callable[...,
             clients.wait_for(lambda seen: any(o.status == 504 for o in seen), 60)
             assert serve.status("/health/live") == 200  # the gateway itself still answers
             serve.wait_ready(120)
-            recovered_s = time.monotonic() - stopped_at
-            clients.wait_for(lambda _: clients.ok_since(time.monotonic() - 0.5), 60)
+            back = time.monotonic()
+            recovered_s = back - stopped_at
+            clients.wait_for(lambda _: clients.ok_since(back), 60)
         finally:
             # Never leave a stopped process behind, whatever happened.
             for pid in session_members(old):
@@ -253,7 +256,7 @@ def test_sigstop_of_triton_longer_than_the_deadline(serve_factory: Callable[...,
     print(f"\nSIGSTOP: /health/ready back {recovered_s:.1f} s after the stop")
     check_outcomes(clients.outcomes)
     assert serve.process.poll() is None and serve.triton_pid() not in (0, old)
-    assert session_members(old) == []
+    assert leftovers(old, prefix) == ([], [])
 
 
 def test_the_swapper_stub_killed_while_loaded(serve_factory: Callable[..., Serve]) -> None:
@@ -266,13 +269,7 @@ def test_the_swapper_stub_killed_while_loaded(serve_factory: Callable[..., Serve
         (stub,) = python_stubs(triton)["swapper"]
         killed_at = time.monotonic()
         os.kill(stub, signal.SIGKILL)
-        recovered_s = clients.wait_for(
-            lambda _: (
-                clients.ok_since(time.monotonic() - 0.2, "/v1/swap")
-                and any(o.started > killed_at and o.route == "/v1/swap" for o in clients.outcomes)
-            ),
-            120,
-        )
+        recovered_s = clients.wait_for(lambda _: clients.ok_since(killed_at, "/v1/swap"), 120)
         # The swapper came back on demand with a new backend process, Triton was not restarted.
         assert serve.triton_pid() == triton
         assert python_stubs(triton)["swapper"] != [stub]

@@ -6,6 +6,7 @@ starts stay in that session even after it dies and they are orphaned to init.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -49,3 +50,43 @@ def python_stubs(session_id: int) -> dict[str, list[int]]:
             model = Path(args[1]).parts[-3] if len(Path(args[1]).parts) >= 3 else args[1]
             stubs.setdefault(model, []).append(pid)
     return stubs
+
+
+def mapped_shm_files() -> set[str]:
+    """Names of /dev/shm files that some live process (readable by us) has mapped."""
+    mapped = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/maps") as handle:
+                for line in handle:
+                    where = line.find("/dev/shm/")
+                    if where >= 0:
+                        mapped.add(line[where + len("/dev/shm/") :].split()[0])
+        except OSError:
+            continue
+    return mapped
+
+
+def sweep_stale_shm(prefix: str, shm_dir: Path = Path("/dev/shm")) -> int:
+    """Remove our own files named prefix* that no live process maps; returns how many.
+
+    What a server killed together with its supervisor (no cleanup ran) left behind. A file
+    another live instance uses is mapped by its server and stubs, so it stays.
+    """
+    candidates = [
+        path
+        for path in shm_dir.glob(f"{prefix}*")
+        if path.is_file() and path.stat().st_uid == os.geteuid()
+    ]
+    if not candidates:
+        return 0
+    in_use = mapped_shm_files()
+    removed = 0
+    for path in candidates:
+        if path.name not in in_use:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed

@@ -34,7 +34,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.ops.servers.sessions import session_members
+from gateway.ops.servers.sessions import session_members, sweep_stale_shm
 from gateway.ops.servers.stub_repair import StubWatch
 from gateway.ops.servers.supervisor import ChildStartError
 from gateway.triton import spec
@@ -244,6 +244,9 @@ class EmbeddedTriton:
         backends = prepare_backends(self._runtime_dir)
         cache = self._runtime_dir / "caches"
         cache.mkdir(parents=True, exist_ok=True)
+        swept = sweep_stale_shm(f"{SHM_PREFIX}facegate_")
+        if swept:
+            log.warning("removed %d stale shared-memory file(s) of dead Triton instances", swept)
         # A token per start: the shared-memory files of this instance, and only those.
         self._shm_prefix = f"{SHM_PREFIX}facegate_{secrets.token_hex(6)}_"
         command = server_command(self.options, backends, cache, self._shm_prefix)
@@ -343,9 +346,10 @@ class EmbeddedTriton:
             self._process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        """Stop Triton and its backend processes at once."""
+        """Stop Triton and its backend processes at once; returns once tritonserver is gone."""
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
 
     def stop(self, timeout_s: float | None = None) -> None:
         """SIGTERM (Triton drains in-flight requests), then SIGKILL after the timeout."""
