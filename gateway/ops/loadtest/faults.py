@@ -21,7 +21,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -200,12 +199,6 @@ def format_faults(
     return "\n".join(lines) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class RunningServe:
     url: str
@@ -216,7 +209,7 @@ class RunningServe:
 @contextlib.contextmanager
 def running_serve(models: BenchModels) -> Iterator[RunningServe]:
     """`facegate serve` on the synthetic models, in a child process, until the block ends."""
-    from gateway.ops.bench.server import _wait_gateway_ready
+    from gateway.ops.bench.server import _free_port, _wait_gateway_ready
 
     port, api_key = _free_port(), secrets.token_urlsafe(24)
     env = {
