@@ -46,3 +46,22 @@ def test_the_swapper_is_no_longer_ready_after_a_triton_restart() -> None:
     control, seen = asyncio.run(scenario())
     assert [status.state for status in seen] == ["READY", "UNAVAILABLE", "READY"]
     assert control.calls == ["load", "load"]
+
+
+def test_a_load_that_failed_while_triton_was_down_is_not_held_after_its_restart() -> None:
+    async def scenario() -> list[str]:
+        states = ServerStates()
+        control = FakeControl(fail=True)
+        manager = SwapperManager(
+            control, "swapper", SwapperPolicy(), server_epoch=lambda: states.epoch(TRITON)
+        )
+        with pytest.raises(UpstreamUnavailable):
+            await manager.ensure_loaded()
+        with pytest.raises(UpstreamUnavailable):
+            await manager.ensure_loaded()  # held: Triton is not asked again
+        control.fail = False
+        states.mark_up(TRITON)  # a new Triton: the hold no longer applies
+        await manager.ensure_loaded()
+        return control.calls
+
+    assert asyncio.run(scenario()) == ["load", "load"]

@@ -67,6 +67,7 @@ class SwapperManager:
         """server_epoch: grows when Triton restarts (a restart unloads the swapper)."""
         self._control = control
         self._server_epoch = server_epoch
+        # Triton's epoch at the last load attempt (successful or not).
         self._loaded_epoch = server_epoch()
         self._metrics = metrics
         self._model = model
@@ -86,10 +87,15 @@ class SwapperManager:
         self.last_error = ""
 
     def _notice_restart(self) -> None:
-        """A Triton restarted since the load no longer holds the swapper: load it next time."""
-        if self._state == "READY" and self._server_epoch() != self._loaded_epoch:
+        """After a Triton restart: the swapper is no longer loaded, and a load that failed
+        (while Triton was down) is not held against the new instance."""
+        if self._server_epoch() == self._loaded_epoch:
+            return
+        if self._state == "READY":
             log.info("Triton restarted: %s is no longer loaded", self._model)
             self._state = "UNAVAILABLE"
+        if self._failure is not None and self._load_task is None:
+            self._failure = None
 
     @property
     def status(self) -> SwapperStatus:
