@@ -15,6 +15,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 from gateway.ops.servers.sessions import python_stubs
 from gateway.triton import spec
@@ -27,9 +28,15 @@ class StubWatch:
     """Tracks the stubs of one tritonserver instance and reloads models that lost one."""
 
     def __init__(
-        self, http_url: str, repository_key: str, startup_models: Sequence[str], session_id: int
+        self,
+        http_url: str,
+        repository_key: str,
+        startup_models: Sequence[str],
+        session_id: int,
+        repository: Path,
     ) -> None:
         self._http_url = http_url
+        self._repository = repository
         self._headers = {spec.REPOSITORY_KEY_HEADER: repository_key} if repository_key else {}
         self._startup_models = tuple(startup_models)
         self._session_id = session_id
@@ -44,9 +51,14 @@ class StubWatch:
             body: bytes = response.read()
             return body
 
-    def _ready_models(self) -> set[str]:
+    def _ready_models(self) -> dict[str, str]:
+        """{name: version} of the READY models."""
         index = json.loads(self._post("/v2/repository/index", timeout_s=5))
-        return {entry["name"] for entry in index if entry.get("state") == "READY"}
+        return {
+            entry["name"]: str(entry.get("version", "1"))
+            for entry in index
+            if entry.get("state") == "READY"
+        }
 
     def broken_models(self) -> list[str]:
         """READY models that have fewer live stubs than when they became READY."""
@@ -59,9 +71,12 @@ class StubWatch:
         for model in list(self._expected):
             if model not in ready:
                 del self._expected[model]
-        for model in ready:
+        for model, version in ready.items():
             live = len(stubs.get(model, []))
-            expected = self._expected.setdefault(model, live)
+            # A Python-backend model has a stub per instance, at least one: a stub killed
+            # before this watch first saw the model READY still counts as missing.
+            python_model = (self._repository / model / version / "model.py").exists()
+            expected = max(self._expected.setdefault(model, live), 1 if python_model else 0)
             if live < expected:
                 broken.append(model)
         return broken

@@ -278,6 +278,7 @@ class EmbeddedTriton:
             self.options.repository_key,
             self.options.startup_models,
             self._process.pid,
+            self.options.repository.resolve(),
         )
 
     def _read_logs(self, process: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
