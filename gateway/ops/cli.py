@@ -297,8 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         supervisor.stop()
     if supervisor.failure:
-        print(f"error: {supervisor.failure}. {GAVE_UP_NEXT}", file=sys.stderr)
-        return 1
+        raise CliError(f"{supervisor.failure}. {GAVE_UP_NEXT}")
     return 0
 
 

@@ -268,7 +268,7 @@ def add_supervision_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=default.max_failures,
         metavar="N",
-        help=f"give up (exit 1) after more than N failures within the window (default {default.max_failures})",
+        help=f"give up (exit 2) after more than N failures within the window (default {default.max_failures})",
     )
     group.add_argument(
         "--restart-window-s",
