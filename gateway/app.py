@@ -22,6 +22,7 @@ from gateway.middleware import Admission, GatewayMiddleware
 from gateway.ports import InferenceBackend, ModelControl
 from gateway.service.services import build_services
 from gateway.service.swapper_lifecycle import SwapperManager
+from gateway.supervision import TRITON, ServerStates
 from gateway.triton.client import TritonFaceModels, TritonTarget
 from gateway.triton.replicas import ReplicatedControl, swapper_control
 
@@ -36,7 +37,7 @@ async def _preload(swapper: SwapperManager) -> None:
 
 
 def _triton_backend(
-    settings: Settings, metrics: Metrics
+    settings: Settings, metrics: Metrics, servers: ServerStates
 ) -> tuple[TritonFaceModels, TritonFaceModels | ReplicatedControl]:
     """The Triton backend, and what loads the swapper (every replica of a multi-address target)."""
     target = TritonTarget(
@@ -48,18 +49,25 @@ def _triton_backend(
         recognizer=settings.recognizer_model,
         swapper=settings.swapper_model,
     )
-    models = TritonFaceModels(target, metrics)
+    models = TritonFaceModels(target, metrics, servers=servers)
     # Several Triton replicas behind one target: the swapper loads on each (replicas.py).
     return models, swapper_control(target, models, metrics)
 
 
-def create_app(settings: Settings | None = None, models: InferenceBackend | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    models: InferenceBackend | None = None,
+    *,
+    servers: ServerStates | None = None,
+) -> FastAPI:
     """The gateway application; settings default to the FACEGATE_* environment.
 
     models: the inference backend; by default the lifespan connects to Triton (and closes
     the channel at the end). A backend passed in (a fake in tests) is left open.
+    servers: the states of the servers `facegate serve` supervises (none: all count as up).
     """
     settings = settings or Settings()
+    servers = servers or ServerStates()
     api_keys = load_api_keys(
         settings.api_keys.get_secret_value(), settings.api_keys_file, settings.auth_disabled
     )
@@ -73,11 +81,18 @@ def create_app(settings: Settings | None = None, models: InferenceBackend | None
             backend: InferenceBackend = models
             control: ModelControl = models
         else:
-            triton, replicated = _triton_backend(settings, metrics)
+            triton, replicated = _triton_backend(settings, metrics, servers)
             backend, control = triton, replicated
             owned = [triton] if replicated is triton else [replicated, triton]
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")
-        services = build_services(backend, settings, executor, metrics, control=control)
+        services = build_services(
+            backend,
+            settings,
+            executor,
+            metrics,
+            control=control,
+            server_epoch=lambda: servers.epoch(TRITON),
+        )
         app.state.services = services
         swapper = services.swapper
         background = [asyncio.create_task(swapper.run_reaper(), name="swapper-reaper")]
@@ -107,6 +122,9 @@ def create_app(settings: Settings | None = None, models: InferenceBackend | None
     app.state.api_keys = api_keys
     app.state.metrics = metrics
     app.state.admission = admission
+    app.state.servers = servers
+    metrics.triton_restarts.set_function(lambda: float(servers.epoch(TRITON)))
+    metrics.triton_down.set_function(lambda: float(servers.down(TRITON) is not None))
     if api_keys.disabled:
         log.warning(
             "API keys are DISABLED (FACEGATE_AUTH_DISABLED=true): anyone who can reach this port can use it"

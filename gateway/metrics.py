@@ -53,3 +53,11 @@ class Metrics:
             buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=r,
         )
+        self.triton_restarts = Gauge(
+            "facegate_triton_restarts",
+            "restarts of the embedded Triton by `facegate serve` since it started",
+            registry=r,
+        )
+        self.triton_down = Gauge(
+            "facegate_triton_down", "1 while `facegate serve` restarts Triton", registry=r
+        )

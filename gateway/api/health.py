@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.deps import ModelStatusDep, SettingsDep, require_user
 from gateway.schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
+from gateway.supervision import TRITON
 
 router = APIRouter()
 
@@ -19,9 +20,14 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/health/live", response_model=Health, tags=["health"])
-async def live() -> Health:
-    """The gateway process answers."""
+@router.get(
+    "/health/live", response_model=Health, tags=["health"], responses={503: {"model": Health}}
+)
+async def live(request: Request) -> Health | JSONResponse:
+    """The gateway process answers; 503 once a supervised server cannot be brought back."""
+    fatal = request.app.state.servers.fatal
+    if fatal:
+        return JSONResponse(Health(status="failed", detail=fatal).model_dump(), 503)
     return Health(status="ok")
 
 
@@ -32,6 +38,10 @@ async def ready(request: Request, status: ModelStatusDep) -> Health | JSONRespon
     """Ready only while Triton is reachable and the detector and recognizer are READY."""
     if request.app.state.admission.draining:
         return JSONResponse(Health(status="draining").model_dump(), 503)
+    down = request.app.state.servers.down(TRITON)
+    if down is not None:
+        detail = f"Triton is restarting: {down.reason}"
+        return JSONResponse(Health(status="unavailable", detail=detail).model_dump(), 503)
     readiness = await status.readiness()
     if not readiness.ready:
         return JSONResponse(Health(status="unavailable", detail=readiness.detail).model_dump(), 503)

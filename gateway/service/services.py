@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,17 +32,25 @@ def build_services(
     metrics: Metrics | None = None,
     *,
     control: ModelControl | None = None,
+    server_epoch: Callable[[], int] = lambda: 0,
 ) -> Services:
     """Wire the pipeline, the swapper's lifecycle, the swap pipeline and the status view.
 
     control: what loads and unloads the swapper, when not the backend itself (every Triton
     replica behind one target: triton/replicas.py).
+    server_epoch: grows when a supervisor restarts Triton (the swapper is then unloaded).
     """
     pipeline = Pipeline(
         backend, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
     )
     policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
-    swapper = SwapperManager(control or backend, settings.swapper_model, policy, metrics=metrics)
+    swapper = SwapperManager(
+        control or backend,
+        settings.swapper_model,
+        policy,
+        metrics=metrics,
+        server_epoch=server_epoch,
+    )
     return Services(
         pipeline=pipeline,
         swapper=swapper,

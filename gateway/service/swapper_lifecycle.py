@@ -53,8 +53,13 @@ class SwapperManager:
         policy: SwapperPolicy,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        server_epoch: Callable[[], int] = lambda: 0,
     ) -> None:
+        """server_epoch: grows when Triton restarts (a restart unloads the swapper)."""
         self._control = control
+        self._server_epoch = server_epoch
+        # Triton's epoch at the last load attempt (successful or not).
+        self._loaded_epoch = server_epoch()
         self._metrics = metrics
         self._model = model
         self._policy = policy
@@ -72,8 +77,20 @@ class SwapperManager:
             metrics.swapper_loaded.set_function(lambda: float(self._state == "READY"))
         self.last_error = ""
 
+    def _notice_restart(self) -> None:
+        """After a Triton restart: the swapper is no longer loaded, and a load that failed
+        (while Triton was down) is not held against the new instance."""
+        if self._server_epoch() == self._loaded_epoch:
+            return
+        if self._state == "READY":
+            log.info("Triton restarted: %s is no longer loaded", self._model)
+            self._state = "UNAVAILABLE"
+        if self._failure is not None and self._load_task is None:
+            self._failure = None
+
     @property
     def status(self) -> SwapperStatus:
+        self._notice_restart()
         return SwapperStatus(self._state, self.load_count, self.last_load_s, self.last_error)
 
     async def ensure_loaded(self) -> None:
@@ -83,6 +100,7 @@ class SwapperManager:
         that failed less than FAILURE_HOLD_S ago is not retried: the same 503 comes back,
         which keeps a broken model from turning every request into a load on Triton.
         """
+        self._notice_restart()
         while self._state != "READY":
             if self._unload_task is not None:
                 with contextlib.suppress(FacegateError):
@@ -97,6 +115,7 @@ class SwapperManager:
 
     async def _load(self) -> None:
         try:
+            self._loaded_epoch = self._server_epoch()
             if await self._control.is_model_ready(self._model):
                 self._state = "READY"
                 return

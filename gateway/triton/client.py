@@ -30,6 +30,7 @@ from tritonclient.utils import InferenceServerException
 from gateway.errors import UpstreamFailed, UpstreamUnavailable
 from gateway.metrics import Metrics
 from gateway.ports import DetectorOutputs
+from gateway.supervision import TRITON, ServerStates
 from gateway.triton import spec
 from gateway.triton.errors import status_code, translate_error
 
@@ -72,8 +73,14 @@ class TritonFaceModels:
     Implements ports.InferenceBackend (FaceModels, ModelControl, ModelStates, close).
     """
 
-    def __init__(self, target: TritonTarget, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        target: TritonTarget,
+        metrics: Metrics | None = None,
+        servers: ServerStates | None = None,
+    ) -> None:
         self.target = target
+        self._servers = servers or ServerStates()
         self._metrics = metrics
         self._client = grpcclient.InferenceServerClient(
             target.url, channel_args=channel_args(target.url)
@@ -92,6 +99,8 @@ class TritonFaceModels:
     async def _call(self, model: str, coroutine_factory: Any) -> Any:
         attempt = 0
         while True:
+            # While a supervisor restarts Triton: 503 at once, not after the retries.
+            self._servers.check_up(TRITON, "Triton")
             try:
                 return await coroutine_factory()
             except InferenceServerException as exc:

@@ -9,6 +9,7 @@ from gateway.ops.commands._common import CliError, Subparsers, add_gateway_addre
 
 if TYPE_CHECKING:
     from gateway.config import Settings
+    from gateway.supervision import ServerStates
 
 
 def subparser_init(commands: Subparsers) -> None:
@@ -37,7 +38,9 @@ def cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_gateway(settings: Settings, host: str, port: int) -> None:
+def run_gateway(
+    settings: Settings, host: str, port: int, servers: ServerStates | None = None
+) -> None:
     from gateway.app import create_app
     from gateway.auth import AuthConfigError
     from gateway.logs import configure_logging
@@ -45,7 +48,7 @@ def run_gateway(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_level, settings.json_logs)
     try:
-        app = create_app(settings)
+        app = create_app(settings, servers=servers)
     except AuthConfigError as exc:
         raise CliError(str(exc)) from exc
     serve_app(app, host, port, settings.drain_s, settings.log_level)

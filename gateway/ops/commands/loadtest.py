@@ -41,6 +41,10 @@ def cmd(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
     )
+    if args.faults:
+        from gateway.ops.loadtest.fault_command import run_with_faults
+
+        return run_with_faults(options, args.faults)
     machine = describe_machine()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
@@ -92,6 +96,14 @@ def subparser_init(commands: Subparsers) -> None:
         parser,
         DEFAULT_REPORT,
         f"replace the load test's generated block (default PATH: {DEFAULT_REPORT})",
+    )
+    parser.add_argument(
+        "--faults",
+        default="",
+        metavar="KIND@S,...",
+        help="run against `facegate serve` and inject faults at these seconds: kill (SIGKILL "
+        "Triton), stop (SIGSTOP Triton), stub (SIGKILL the swapper's stub), e.g. "
+        "kill@60,stop@150,stub@240; reports time to recover per fault and failures outside them",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=cmd)

@@ -21,6 +21,7 @@ from gateway.ops.commands._common import (
 
 if TYPE_CHECKING:
     from gateway.ops.servers.triton import EmbeddedTriton
+    from gateway.supervision import ServerStates
 
 log = logging.getLogger("facegate")
 
@@ -49,11 +50,15 @@ def subparser_init(commands: Subparsers) -> None:
     add_gateway_address(serve)
     add_triton_ports(serve)
     serve.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
+    from gateway.ops.servers.supervisor import add_supervision_options
+
+    add_supervision_options(serve)
     serve.set_defaults(func=cmd)
 
 
 def cmd(args: argparse.Namespace) -> int:
     from gateway.ops.repository.install import read_manifest
+    from gateway.ops.servers.supervisor import GAVE_UP_NEXT, policy_from_args, supervise
     from gateway.ops.servers.triton import (
         EmbeddedTriton,
         EmbeddedTritonError,
@@ -88,20 +93,23 @@ def cmd(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
+    servers, supervisor = supervise(server, policy_from_args(args))
     # SIGTERM raises KeyboardInterrupt like Ctrl-C. uvicorn restores this handler and re-raises
     # the signal into it after its graceful shutdown, so the finally below stops Triton (which
     # runs in its own session and would not see the terminal's signals).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         try:
-            server.start()
+            supervisor.start()
         except EmbeddedTritonError as exc:
             raise CliError(str(exc)) from exc
-        _serve_gateway(args, server, options.repository_key, label)
+        _serve_gateway(args, server, options.repository_key, label, servers)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        supervisor.stop()
+    if supervisor.failure:
+        raise CliError(f"{supervisor.failure}. {GAVE_UP_NEXT}")
     return 0
 
 
@@ -113,7 +121,13 @@ def _models_label(repository: Path) -> str:
     return ", ".join(sorted(labels))
 
 
-def _serve_gateway(args: argparse.Namespace, server: EmbeddedTriton, key: str, label: str) -> None:
+def _serve_gateway(
+    args: argparse.Namespace,
+    server: EmbeddedTriton,
+    key: str,
+    label: str,
+    servers: ServerStates | None = None,
+) -> None:
     from gateway.config import Settings
 
     if label:
@@ -141,4 +155,4 @@ def _serve_gateway(args: argparse.Namespace, server: EmbeddedTriton, key: str, l
     )
     from gateway.ops.commands.gateway import run_gateway
 
-    run_gateway(settings, args.host, args.port)
+    run_gateway(settings, args.host, args.port, servers)

@@ -8,7 +8,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
@@ -118,8 +118,12 @@ async def drive(
     kinds: Mapping[str, RequestKind],
     watched: Mapping[str, int],
     options: LoadOptions,
+    on_start: Callable[[float], None] | None = None,
 ) -> RawRun:
-    """Prime each kind once, then run `concurrency` workers until the deadline."""
+    """Prime each kind once, then run `concurrency` workers until the deadline.
+
+    on_start hears the perf_counter time at which the timed run begins (records' 0 s).
+    """
     from tqdm import tqdm
 
     # httpx logs every request at INFO; the progress bar says enough.
@@ -134,6 +138,8 @@ async def drive(
         primed_at = time.perf_counter()
         priming = [await _send(client, kinds[name], primed_at) for name in options.mix]
         origin = time.perf_counter()
+        if on_start is not None:
+            on_start(origin)
         state = _State(origin, origin + options.duration_s)
         state.records += [replace(r, started_s=r.started_s - (origin - primed_at)) for r in priming]
         cpu_before = _cpu_now(watched)
@@ -159,7 +165,7 @@ async def drive(
     return RawRun(state.records, state.samples, elapsed_s, cpu_s, os.cpu_count() or 1)
 
 
-def _models(options: LoadOptions) -> BenchModels:
+def load_models(options: LoadOptions) -> BenchModels:
     bench_options = BenchOptions(profile=options.profile, cache_dir=options.cache_dir)
     if "swap" in options.mix:
         from gateway.ops.bench.swap import prepare_swapper_models
@@ -172,7 +178,7 @@ def run_loadtest(options: LoadOptions, out: TextIO) -> LoadSummary:
     """Start the embedded stack, drive it for options.duration_s, and summarise the run."""
     out.write(f"preparing {options.profile} synthetic models in {options.cache_dir} ...\n")
     out.flush()
-    models = _models(options)
+    models = load_models(options)
     small, large = bench_images()
     kinds = request_kinds(small, large)
     with running_gateway(models.repository, models.label) as gateway:

@@ -6,11 +6,18 @@ backend. Models run through model_repository/<model>/configs/embedded.pbtxt (Pyt
 + onnxruntime). Triton starts in explicit model-control mode with the detector and the
 recognizer loaded and the model-repository API (load/unload) restricted to callers that
 send the repository key header: dynamic loading amounts to code execution.
+
+tritonserver runs in a session of its own, and so do the Python-backend stubs it starts:
+after a crash, what is left of that session (stubs orphaned to init, which ignore SIGTERM)
+is found by session id and killed, and the stubs' shared-memory files are found by a
+prefix unique to each start, so a restart leaks nothing (see cleanup()).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
 import logging
 import os
 import secrets
@@ -27,14 +34,23 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.ops.servers.sessions import session_members, sweep_stale_shm
+from gateway.ops.servers.stub_repair import StubWatch
+from gateway.ops.servers.supervisor import ChildStartError
 from gateway.triton import spec
 
 log = logging.getLogger(__name__)
 READY_POLL_S = 0.25
 LOG_TAIL_LINES = 400
+SHM_DIR = Path("/dev/shm")
+# The Python backend's default prefix, kept so operators recognise the files; a token per
+# start follows, so the files of one server instance can be told from any other's.
+SHM_PREFIX = "triton_python_backend_shm_region_"
+PROBE_TIMEOUT_S = 2.0
+_PR_SET_PDEATHSIG = 1
 
 
-class EmbeddedTritonError(Exception):
+class EmbeddedTritonError(ChildStartError):
     """The embedded Triton could not be found, started or made ready."""
 
 
@@ -114,7 +130,9 @@ def server_environment() -> dict[str, str]:
     return env
 
 
-def server_command(options: TritonOptions, backends_dir: Path, cache_dir: Path) -> list[str]:
+def server_command(
+    options: TritonOptions, backends_dir: Path, cache_dir: Path, shm_prefix: str = SHM_PREFIX
+) -> list[str]:
     """The tritonserver command line for these options."""
     dist, _ = _pytriton_dist()
     restriction = f"model-repository:{spec.REPOSITORY_KEY_HEADER}={options.repository_key}"
@@ -136,6 +154,7 @@ def server_command(options: TritonOptions, backends_dir: Path, cache_dir: Path) 
         f"--exit-timeout-secs={options.exit_timeout_s}",
         f"--log-verbose={options.log_verbose}",
         "--strict-readiness=true",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
     ]
     command += [f"--load-model={name}" for name in options.startup_models]
     return command + list(options.extra_args)
@@ -145,8 +164,23 @@ def new_repository_key() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the thread that started it ends.
+
+    So a `facegate serve` that is itself killed takes Triton with it. Linux only; elsewhere
+    (no prctl) the child simply outlives a killed parent.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class EmbeddedTriton:
-    """A tritonserver child process: start, wait until ready, stop."""
+    """A tritonserver child process: start, wait until ready, stop; restartable.
+
+    Implements the supervisor's Child interface (gateway/ops/servers/supervisor.py).
+    """
+
+    name = "triton"
 
     def __init__(
         self, options: TritonOptions, runtime_dir: Path | None = None, echo_logs: bool = False
@@ -164,6 +198,8 @@ class EmbeddedTriton:
         self._process: subprocess.Popen[bytes] | None = None
         self._log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._reader: threading.Thread | None = None
+        self._shm_prefix = SHM_PREFIX
+        self._stub_watch: StubWatch | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -208,7 +244,13 @@ class EmbeddedTriton:
         backends = prepare_backends(self._runtime_dir)
         cache = self._runtime_dir / "caches"
         cache.mkdir(parents=True, exist_ok=True)
-        command = server_command(self.options, backends, cache)
+        swept = sweep_stale_shm(f"{SHM_PREFIX}facegate_")
+        if swept:
+            log.warning("removed %d stale shared-memory file(s) of dead Triton instances", swept)
+        # A token per start: the shared-memory files of this instance, and only those.
+        self._shm_prefix = f"{SHM_PREFIX}facegate_{secrets.token_hex(6)}_"
+        command = server_command(self.options, backends, cache, self._shm_prefix)
+        self._log_tail = collections.deque(maxlen=LOG_TAIL_LINES)
         log.info(
             "starting embedded Triton: gRPC :%d, HTTP :%d, metrics :%d",
             self.options.ports.grpc,
@@ -221,16 +263,29 @@ class EmbeddedTriton:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
-        self._reader = threading.Thread(target=self._read_logs, name="triton-logs", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_logs,
+            args=(self._process, self._log_tail),
+            name="triton-logs",
+            daemon=True,
+        )
         self._reader.start()
         self._wait_ready()
+        self._stub_watch = StubWatch(
+            self.http_url,
+            self.options.repository_key,
+            self.options.startup_models,
+            self._process.pid,
+            self.options.repository.resolve(),
+        )
 
-    def _read_logs(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for raw in self._process.stdout:
+    def _read_logs(self, process: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
             line = raw.decode("utf-8", errors="replace")
-            self._log_tail.append(line)
+            tail.append(line)
             if self._echo_logs:
                 sys.stderr.write(line)
 
@@ -292,18 +347,72 @@ class EmbeddedTriton:
             self._process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        """Stop Triton and its backend processes at once."""
+        """Stop Triton and its backend processes at once; returns once tritonserver is gone."""
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
 
     def stop(self, timeout_s: float | None = None) -> None:
         """SIGTERM (Triton drains in-flight requests), then SIGKILL after the timeout."""
-        if self._process is None or self._process.poll() is not None:
+        if self._process is None:
             return
-        self._process.send_signal(signal.SIGTERM)
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=timeout_s or self.options.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                log.warning("Triton did not stop in time; killing it")
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+        self.cleanup()
+
+    def exit_status(self) -> int | None:
+        """tritonserver's return code once it has exited (negative: killed by that signal)."""
+        return None if self._process is None else self._process.poll()
+
+    def alive(self) -> bool:
+        """Triton's HTTP liveness endpoint answers within PROBE_TIMEOUT_S."""
+        url = f"{self.http_url}/v2/health/live"
         try:
-            self._process.wait(timeout=timeout_s or self.options.exit_timeout_s + 10)
-        except subprocess.TimeoutExpired:
-            log.warning("Triton did not stop in time; killing it")
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def repair(self) -> str:
+        """Reload models whose Python-backend stub died (Triton itself does not)."""
+        if self._stub_watch is None or not self.running:
+            return ""
+        return self._stub_watch.repair()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "".join(list(self._log_tail)[-lines:])
+
+    def cleanup(self) -> str:
+        """After tritonserver has exited: kill what is left of its session, remove its shm files.
+
+        The Python-backend stubs outlive a killed tritonserver (orphaned to init, ignoring
+        SIGTERM) and keep their memory and /dev/shm files. Returns what was done ('' if
+        nothing was left), or does nothing while tritonserver still runs.
+        """
+        if self._process is None or self._process.poll() is None:
+            return ""
+        session = self._process.pid
+        orphans = session_members(session)
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while session_members(session) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        removed = 0
+        for path in SHM_DIR.glob(f"{self._shm_prefix}*"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+        done = []
+        if orphans:
+            done.append(f"killed {len(orphans)} orphaned process(es) {orphans}")
+        if removed:
+            done.append(f"removed {removed} shared-memory file(s) {self._shm_prefix}*")
+        return "; ".join(done)
