@@ -10,7 +10,7 @@ from gateway.errors import UpstreamUnavailable
 from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy, SwapperStatus
 from gateway.supervision import TRITON, ServerStates
 
-from .test_swapper import FakeControl
+from .service.test_swapper_lifecycle import FakeControl
 
 
 def test_check_up_raises_503_with_retry_after_only_while_down() -> None:
