@@ -13,7 +13,7 @@ import pytest
 
 from gateway.ops.servers.postgres import EmbeddedPostgres, EmbeddedPostgresError, PostgresOptions
 
-pytestmark = pytest.mark.gallery
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
 
 
 @pytest.fixture

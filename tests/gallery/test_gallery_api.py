@@ -16,6 +16,8 @@ from gateway.ops.servers.postgres import EmbeddedPostgres
 from .conftest import ENROLL_KEY
 from .people import SAME_PERSON, group_png, person_png
 
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
+
 
 def new_collection(http: httpx.Client, **metadata: object) -> str:
     name = f"c-{uuid.uuid4().hex[:12]}"

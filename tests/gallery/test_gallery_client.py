@@ -14,7 +14,7 @@ from gateway.client.rest import GatewayError
 from .conftest import ENROLL_KEY, USER_KEY
 from .people import SAME_PERSON, person_image
 
-pytestmark = pytest.mark.gallery
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
 
 
 def test_gallery_client_round_trip(gallery_gateway: str) -> None:

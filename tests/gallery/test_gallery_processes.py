@@ -28,7 +28,7 @@ from .conftest import (
 from .people import SAME_PERSON, person_png
 from .test_gallery_api import enrol, identify, new_collection
 
-pytestmark = pytest.mark.gallery
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from ..conftest import free_port
-from ..test_cli_processes import _ports, _wait
+from ..ops.test_cli_processes import _ports, _wait
 from .people import person_png
 
-pytestmark = pytest.mark.gallery
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
 KEY = "serve-gallery-key-0123456789"
 
 

@@ -20,7 +20,7 @@ from gateway.ops.bench.gallery import bench_gallery
 from gateway.ops.servers.postgres import EmbeddedPostgres
 from gateway.storage.migrations import MIGRATIONS, apply_migrations, schema_version
 
-pytestmark = pytest.mark.gallery
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
 
 
 @pytest.fixture
