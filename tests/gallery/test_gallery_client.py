@@ -9,7 +9,6 @@ import pytest
 
 from gateway import errors
 from gateway.client.gallery import FaceGalleryClient
-from gateway.client.rest import GatewayError
 
 from .conftest import ENROLL_KEY, USER_KEY
 from .people import SAME_PERSON, person_image
@@ -45,7 +44,7 @@ def test_gallery_client_round_trip(gallery_gateway: str) -> None:
             "ken",
             *(f"z{i}" for i in range(5)),
         ]
-        with pytest.raises(GatewayError) as denied:
+        with pytest.raises(errors.Forbidden) as denied:
             user.delete_subject(name, "judy")
         assert denied.value.status_code == 403
         with pytest.raises(errors.NoFaceFound):

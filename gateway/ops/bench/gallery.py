@@ -84,7 +84,7 @@ def exact_top(
 
 def _pss_mib(pid: int) -> float | None:
     """Proportional set size of a process tree (shared buffers counted once), in MiB."""
-    from gateway.ops.bench.procfs import descendants
+    from gateway.ops.procfs import descendants
 
     total_kib = 0
     for p in descendants(pid):
