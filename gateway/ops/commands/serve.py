@@ -18,6 +18,8 @@ from gateway.ops.commands._common import (
     add_repository,
     add_triton_ports,
 )
+from gateway.ops.commands.gallery import add_serve_options, start_serve_gallery
+from gateway.ops.servers.postgres import EmbeddedPostgresError
 
 if TYPE_CHECKING:
     from gateway.ops.servers.triton import EmbeddedTriton
@@ -49,6 +51,7 @@ def subparser_init(commands: Subparsers) -> None:
     )
     add_gateway_address(serve)
     add_triton_ports(serve)
+    add_serve_options(serve)
     serve.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
     from gateway.ops.servers.supervisor import add_supervision_options
 
@@ -94,20 +97,24 @@ def cmd(args: argparse.Namespace) -> int:
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
     servers, supervisor = supervise(server, policy_from_args(args))
+    postgres = None
     # SIGTERM raises KeyboardInterrupt like Ctrl-C. uvicorn restores this handler and re-raises
     # the signal into it after its graceful shutdown, so the finally below stops Triton (which
     # runs in its own session and would not see the terminal's signals).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         try:
+            postgres, gallery_url = start_serve_gallery(args)
             supervisor.start()
-        except EmbeddedTritonError as exc:
+        except (EmbeddedTritonError, EmbeddedPostgresError) as exc:
             raise CliError(str(exc)) from exc
-        _serve_gateway(args, server, options.repository_key, label, servers)
+        _serve_gateway(args, server, options.repository_key, label, gallery_url, servers)
     except KeyboardInterrupt:
         pass
     finally:
         supervisor.stop()
+        if postgres is not None:
+            postgres.stop()
     if supervisor.failure:
         raise CliError(f"{supervisor.failure}. {GAVE_UP_NEXT}")
     return 0
@@ -126,13 +133,14 @@ def _serve_gateway(
     server: EmbeddedTriton,
     key: str,
     label: str,
+    gallery_url: str,
     servers: ServerStates | None = None,
 ) -> None:
     from gateway.config import Settings
 
     if label:
         log.warning("SERVING SYNTHETIC MODELS (%s): detections are not faces", label)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"gallery_url": gallery_url} if gallery_url else {}
     if args.no_auth:
         extra["auth_disabled"] = True
     elif not (os.environ.get("FACEGATE_API_KEYS") or os.environ.get("FACEGATE_API_KEYS_FILE")):
