@@ -84,7 +84,9 @@ class Serve:
         ports = [f"--{name}-port={free_port()}" for name in ("grpc", "http", "metrics")]
         command = [
             sys.executable, "-m", "gateway.ops.cli", "serve", "--models", "synthetic",
-            "--repository", str(repository), "--port", str(self.port), *ports, *options,
+            "--repository", str(repository), "--port", str(self.port), *ports,
+            # The gallery's PostgreSQL is not under test here (and its data dir is shared).
+            "--no-gallery", *options,
         ]  # fmt: skip
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=self._log)

@@ -222,7 +222,7 @@ def running_serve(models: BenchModels) -> Iterator[RunningServe]:
     command = [
         sys.executable, "-m", "gateway.ops.cli", "serve", "--models", "synthetic",
         "--repository", str(models.repository), "--port", str(port),
-        "--hang-timeout-s", str(HANG_TIMEOUT_S), *ports,
+        "--hang-timeout-s", str(HANG_TIMEOUT_S), "--no-gallery", *ports,
     ]  # fmt: skip
     with tempfile.TemporaryFile() as output:
         child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
