@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.processing import DEFAULT_DET_SIZES_PX, parse_det_sizes
 from gateway.triton import spec
 
 
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     # Detection and verification defaults (InsightFace's classic buffalo_l setting)
     detect_threshold: float = Field(0.5, ge=0, le=1)
     nms_iou: float = Field(0.4, gt=0, le=1)
+    det_sizes: str = Field(
+        ",".join(str(s) for s in DEFAULT_DET_SIZES_PX),
+        description="detector frame sides, one pass each, merged by one NMS (insightface "
+        "2.1's FaceAnalysis default '128,640'; '640' = single scale)",
+    )
     verify_threshold: float = Field(
         0.3, ge=-1, le=1, description="cosine similarity at or above which two faces match"
     )
@@ -117,3 +123,13 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     json_logs: bool = Field(True, description="structured JSON log lines")
+
+    @field_validator("det_sizes")
+    @classmethod
+    def _check_det_sizes(cls, value: str) -> str:
+        return ",".join(str(s) for s in parse_det_sizes(value))
+
+    @property
+    def det_sizes_px(self) -> tuple[int, ...]:
+        """det_sizes as integers, in order."""
+        return parse_det_sizes(self.det_sizes)

@@ -21,6 +21,7 @@ from gateway.schemas import (
     VerifyPayload,
     VerifyResponse,
 )
+from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_user)])
@@ -68,6 +69,14 @@ MinSize = Annotated[
 ]
 Embed = Annotated[bool, Query(description="add L2-normalised 512-d embeddings")]
 Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
+DetSizes = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="detector frame sides, e.g. '640' or '128,640' (one pass each, merged "
+        "by one NMS as insightface 2.1 does; default FACEGATE_DET_SIZES, '128,640')",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -85,9 +94,11 @@ def detect_query(
     min_size: MinSize = 0.0,
     embed: Embed = False,
     landmarks: Landmarks = True,
+    det_sizes: DetSizes = None,
 ) -> DetectQuery:
     chosen = settings.detect_threshold if threshold is None else threshold
-    return DetectQuery(DetectOptions(chosen, max_faces, min_size, embed), landmarks)
+    sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
+    return DetectQuery(DetectOptions(chosen, max_faces, min_size, embed, sizes), landmarks)
 
 
 DetectQueryDep = Annotated[DetectQuery, Depends(detect_query)]
@@ -185,6 +196,7 @@ async def verify(
     threshold: Annotated[
         float | None, Query(ge=-1.0, le=1.0, description="match at or above (default 0.3)")
     ] = None,
+    det_sizes: DetSizes = None,
 ) -> VerifyResponse:
     """Cosine similarity of the most prominent face of each image; 422 when one has none."""
     started = time.perf_counter()
@@ -192,9 +204,15 @@ async def verify(
         request, settings, {"image_a": False, "image_b": False}, VerifyPayload
     )
     limit = settings.verify_threshold if threshold is None else threshold
+    sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
     timings = Timings()
     result = await pipeline.verify(
-        images["image_a"][0], images["image_b"][0], limit, timings, settings.detect_threshold
+        images["image_a"][0],
+        images["image_b"][0],
+        limit,
+        timings,
+        settings.detect_threshold,
+        sizes,
     )
     return VerifyResponse(
         similarity=round(result.similarity, 6),

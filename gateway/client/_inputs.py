@@ -33,6 +33,8 @@ class ClientOptions:
     unavailable_retries: int = _gateway_default("triton_unavailable_retries")
     detect_threshold: float = _gateway_default("detect_threshold")
     nms_iou: float = _gateway_default("nms_iou")
+    # Detector frame sides, e.g. "640" or "128,640" (insightface 2.1's default).
+    det_sizes: str = _gateway_default("det_sizes")
     verify_threshold: float = _gateway_default("verify_threshold")
     max_image_pixels: int = _gateway_default("max_image_pixels")
     swapper_load_timeout_s: float = _gateway_default("swapper_load_timeout_s")

@@ -17,6 +17,7 @@ from typing import Literal
 
 from gateway.client._inputs import ClientOptions, check_image, chunk_images
 from gateway.errors import InvalidParameter, UpstreamUnavailable
+from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, Verification
 from gateway.service.swap import SwapPipeline, SwapRequest, SwapResult
 from gateway.service.swapper_lifecycle import SwapperManager, SwapperPolicy
@@ -25,6 +26,8 @@ from gateway.triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUna
 
 log = logging.getLogger(__name__)
 SharedMemoryMode = Literal["auto"] | bool
+# Detector frame sides: "640", "128,640" or a sequence of ints; None = options.det_sizes.
+DetSizes = str | Sequence[int] | None
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 SWAPPER_HOW_TO_LOAD = (
     "the swapper is not loaded on Triton: load it with `POST /v1/models/swapper/load` on the "
@@ -164,12 +167,19 @@ class AsyncFaceClient:
         return self._pipeline
 
     def _detect_options(
-        self, threshold: float | None, max_faces: int, min_size_px: float, embed: bool
+        self,
+        threshold: float | None,
+        max_faces: int,
+        min_size_px: float,
+        embed: bool,
+        det_sizes: DetSizes = None,
     ) -> DetectOptions:
         chosen = self.options.detect_threshold if threshold is None else threshold
         if not 0.0 <= chosen <= 1.0 or max_faces < 0 or min_size_px < 0:
             raise InvalidParameter("threshold is in [0, 1]; max_faces and min_size_px >= 0")
-        return DetectOptions(chosen, max_faces, min_size_px, embed)
+        default = resolve_det_sizes(self.options.det_sizes, ())
+        sizes = resolve_det_sizes(det_sizes, default)
+        return DetectOptions(chosen, max_faces, min_size_px, embed, sizes)
 
     async def detect_stream(
         self,
@@ -180,6 +190,7 @@ class AsyncFaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         batch_size: int | None = None,
+        det_sizes: DetSizes = None,
     ) -> AsyncGenerator[ImageFaces, None]:
         """Faces of each image of a (possibly endless) stream, in order.
 
@@ -189,7 +200,7 @@ class AsyncFaceClient:
         A sync iterable is read on the event loop: keep its next() cheap.
         """
         pipeline = self._opened()
-        options = self._detect_options(threshold, max_faces, min_size_px, embed)
+        options = self._detect_options(threshold, max_faces, min_size_px, embed, det_sizes)
         size = batch_size or self.options.batch_size
         pending: collections.deque[asyncio.Task[list[ImageFaces]]] = collections.deque()
         try:
@@ -214,10 +225,20 @@ class AsyncFaceClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
     ) -> list[ImageFaces]:
-        """Faces of each image (descending score, original-image pixels), in order."""
+        """Faces of each image (descending score, original-image pixels), in order.
+
+        `det_sizes`: detector frame sides such as "640" or (128, 640); default
+        options.det_sizes.
+        """
         stream = self.detect_stream(
-            images, embed=embed, threshold=threshold, max_faces=max_faces, min_size_px=min_size_px
+            images,
+            embed=embed,
+            threshold=threshold,
+            max_faces=max_faces,
+            min_size_px=min_size_px,
+            det_sizes=det_sizes,
         )
         return [faces async for faces in stream]
 
@@ -228,21 +249,38 @@ class AsyncFaceClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
     ) -> list[ImageFaces]:
         """detect() with L2-normalised 512-d embeddings (and raw norms) for every face."""
         return await self.detect(
-            images, embed=True, threshold=threshold, max_faces=max_faces, min_size_px=min_size_px
+            images,
+            embed=True,
+            threshold=threshold,
+            max_faces=max_faces,
+            min_size_px=min_size_px,
+            det_sizes=det_sizes,
         )
 
     async def verify(
-        self, image_a: object, image_b: object, *, threshold: float | None = None
+        self,
+        image_a: object,
+        image_b: object,
+        *,
+        threshold: float | None = None,
+        det_sizes: DetSizes = None,
     ) -> Verification:
         """Cosine similarity of the most prominent face of each image; NoFaceFound if none."""
         pipeline = self._opened()
         limit = self.options.verify_threshold if threshold is None else threshold
         pixels = self.options.max_image_pixels
+        options = self._detect_options(None, 1, 0.0, True, det_sizes)
         return await pipeline.verify(
-            check_image(image_a, pixels), check_image(image_b, pixels), limit, Timings()
+            check_image(image_a, pixels),
+            check_image(image_b, pixels),
+            limit,
+            Timings(),
+            options.threshold,
+            options.det_sizes_px,
         )
 
     async def swap(

@@ -132,9 +132,13 @@ class FaceRestClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: str | Sequence[int] | None = None,
     ) -> ImageFaces:
-        """POST /v1/detect: faces in descending score, original-image pixels."""
-        params = _detect_params(embed, threshold, max_faces, min_size_px)
+        """POST /v1/detect: faces in descending score, original-image pixels.
+
+        `det_sizes`: detector frame sides such as "640" or (128, 640); None = the gateway's.
+        """
+        params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
         response = self._post("/v1/detect", [("image", _file(image))], params)
         return _image_faces(response.json(), embed)
 
@@ -146,9 +150,10 @@ class FaceRestClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: str | Sequence[int] | None = None,
     ) -> list[ImageFaces]:
         """POST /v1/detect/batch (at most the gateway's batch limit, 16 by default)."""
-        params = _detect_params(embed, threshold, max_faces, min_size_px)
+        params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
         files = [("images", _file(image)) for image in images]
         response = self._post("/v1/detect/batch", files, params)
         return [_image_faces(body, embed) for body in response.json()["results"]]
@@ -159,10 +164,12 @@ class FaceRestClient:
         image_b: bytes | npt.NDArray[np.uint8],
         *,
         threshold: float | None = None,
+        det_sizes: str | Sequence[int] | None = None,
     ) -> RestVerification:
         """POST /v1/verify."""
         files = [("image_a", _file(image_a)), ("image_b", _file(image_b))]
-        body = self._post("/v1/verify", files, {"threshold": threshold}).json()
+        params = {"threshold": threshold, "det_sizes": _det_sizes_param(det_sizes)}
+        body = self._post("/v1/verify", files, params).json()
         return RestVerification(
             body["similarity"],
             body["threshold"],
@@ -201,8 +208,18 @@ class FaceRestClient:
         self._post("/v1/models/swapper/load", [], {})
 
 
+def _det_sizes_param(det_sizes: str | Sequence[int] | None) -> str | None:
+    if det_sizes is None or isinstance(det_sizes, str):
+        return det_sizes
+    return ",".join(str(int(s)) for s in det_sizes)
+
+
 def _detect_params(
-    embed: bool, threshold: float | None, max_faces: int, min_size_px: float
+    embed: bool,
+    threshold: float | None,
+    max_faces: int,
+    min_size_px: float,
+    det_sizes: str | Sequence[int] | None = None,
 ) -> dict[str, Any]:
     return {
         "embed": str(embed).lower(),
@@ -210,4 +227,5 @@ def _detect_params(
         "max_faces": max_faces,
         "min_size": min_size_px,
         "landmarks": "true",
+        "det_sizes": _det_sizes_param(det_sizes),
     }

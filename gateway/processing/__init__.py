@@ -28,6 +28,13 @@ from gateway.processing.detections import (
 )
 from gateway.processing.embedding import average_identity, cosine_similarity, l2_normalize
 from gateway.processing.letterbox import Letterbox, letterbox_image, letterbox_size
+from gateway.processing.multiscale import (
+    DEFAULT_DET_SIZES_PX,
+    DetectorPass,
+    merge_passes,
+    parse_det_sizes,
+    postprocess_detections,
+)
 from gateway.processing.nms import nms
 from gateway.processing.paste import paste_face
 from gateway.processing.scrfd import (
@@ -36,16 +43,17 @@ from gateway.processing.scrfd import (
     SCRFD_STRIDES,
     anchor_centres,
     decode_scrfd,
-    postprocess_detections,
 )
 
 __all__ = [
     "ARCFACE_TEMPLATE_112",
+    "DEFAULT_DET_SIZES_PX",
     "SCRFD_ANCHORS_PER_CELL",
     "SCRFD_INPUT_SIZE_PX",
     "SCRFD_STRIDES",
     "AlignedFaces",
     "Detections",
+    "DetectorPass",
     "ImageError",
     "ImageTooLarge",
     "Letterbox",
@@ -61,7 +69,9 @@ __all__ = [
     "l2_normalize",
     "letterbox_image",
     "letterbox_size",
+    "merge_passes",
     "nms",
+    "parse_det_sizes",
     "paste_face",
     "postprocess_detections",
     "rescale_detections",

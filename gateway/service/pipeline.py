@@ -54,6 +54,9 @@ class DetectOptions:
     max_faces: int = 0
     min_size_px: float = 0.0
     embed: bool = False
+    # Detector frame sides, one pass each, merged as insightface 2.1 merges them; the API's
+    # default is insightface 2.1's (128, 640), this one keeps single-scale callers as they were.
+    det_sizes_px: tuple[int, ...] = (spec.DETECTOR_INPUT_SIZE_PX,)
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,11 @@ def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
         raise UndecodableImageError(str(exc)) from exc
 
 
-def _prepare_frame(
-    data: ImageInput, max_pixels: int
-) -> tuple[npt.NDArray[np.uint8], processing.Letterbox]:
+def _prepare_frames(
+    data: ImageInput, max_pixels: int, sizes_px: tuple[int, ...]
+) -> tuple[npt.NDArray[np.uint8], list[processing.Letterbox]]:
     img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
-    return img_bgr, processing.letterbox_image(img_bgr, spec.DETECTOR_INPUT_SIZE_PX)
+    return img_bgr, [processing.letterbox_image(img_bgr, size) for size in sizes_px]
 
 
 def _by_descending_score(detections: Detections) -> Detections:
@@ -143,20 +146,39 @@ class Pipeline:
         in descending score.
         """
         started = time.perf_counter()
+        sizes = options.det_sizes_px
         prepared = await asyncio.gather(
-            *(self.in_thread(_prepare_frame, data, self._max_pixels) for data in images)
+            *(self.in_thread(_prepare_frames, data, self._max_pixels, sizes) for data in images)
         )
         timings.add("decode", started)
 
         started = time.perf_counter()
-        frames = np.stack([letterbox.frame_bgr for _, letterbox in prepared])
-        raw = await self._models.detect(frames)
+        # One batched detector call per size, all sizes at once (a request holds one shape).
+        raw = await asyncio.gather(
+            *(
+                self._models.detect(np.stack([boxes[k].frame_bgr for _, boxes in prepared]))
+                for k in range(len(sizes))
+            )
+        )
         timings.add("detector", started)
 
         started = time.perf_counter()
         found = [
-            self._postprocess(outputs, letterbox.scale, img.shape, options)
-            for outputs, (img, letterbox) in zip(raw, prepared, strict=True)
+            self._postprocess(
+                [
+                    processing.DetectorPass(
+                        raw[k][i].scores,
+                        raw[k][i].bbox_dists,
+                        raw[k][i].kps_dists,
+                        size,
+                        letterboxes[k].scale,
+                    )
+                    for k, size in enumerate(sizes)
+                ],
+                img.shape,
+                options,
+            )
+            for i, (img, letterboxes) in enumerate(prepared)
         ]
         timings.add("postprocess", started)
         return [img for img, _ in prepared], found
@@ -177,16 +199,12 @@ class Pipeline:
 
     def _postprocess(
         self,
-        outputs: DetectorOutputs,
-        scale: float,
+        passes: Sequence[processing.DetectorPass],
         image_shape: tuple[int, ...],
         options: DetectOptions,
     ) -> Detections:
-        detections = processing.postprocess_detections(
-            outputs.scores,
-            outputs.bbox_dists,
-            outputs.kps_dists,
-            scale,
+        detections = processing.merge_passes(
+            passes,
             image_shape,
             options.threshold,
             self._nms_iou,
@@ -244,9 +262,12 @@ class Pipeline:
         threshold: float,
         timings: Timings,
         detect_threshold: float = 0.5,
+        det_sizes_px: tuple[int, ...] = (spec.DETECTOR_INPUT_SIZE_PX,),
     ) -> Verification:
         """Compare the most prominent face of each image (InsightFace's prominence rule)."""
-        options = DetectOptions(threshold=detect_threshold, max_faces=1, embed=True)
+        options = DetectOptions(
+            threshold=detect_threshold, max_faces=1, embed=True, det_sizes_px=det_sizes_px
+        )
         face_a, face_b = await self.detect([image_a, image_b], options, timings)
         for label, faces in (("image_a", face_a), ("image_b", face_b)):
             if len(faces.detections) == 0:

@@ -40,25 +40,45 @@ class TensorSpec:
     shape: tuple[int, ...]
 
 
-# Detector (SCRFD): uint8 BGR letterboxed 640x640 frames in, raw head outputs out.
+# Detector (SCRFD): uint8 BGR letterboxed square frames in, raw head outputs out. The served
+# graph takes any frame side that is a multiple of 32 (Triton config dims -1): 640 is the
+# model packs' size, 128 the small pass of insightface 2.1's two-scale default. One request
+# carries frames of one size; Triton's dynamic batcher batches equal shapes only.
 DETECTOR_INPUT_SIZE_PX = 640
 DETECTOR_STRIDES = (8, 16, 32)
 DETECTOR_ANCHORS_PER_CELL = 2
-DETECTOR_INPUT = TensorSpec("images", "UINT8", (DETECTOR_INPUT_SIZE_PX, DETECTOR_INPUT_SIZE_PX, 3))
+DETECTOR_OUTPUT_WIDTHS = (("score", 1), ("bbox", 4), ("kps", 10))
 
 
-def _anchor_count(stride: int) -> int:
-    cells = DETECTOR_INPUT_SIZE_PX // stride
+def detector_input(size_px: int = DETECTOR_INPUT_SIZE_PX) -> TensorSpec:
+    """The detector's input at one frame size (-1: any size, as the config declares it)."""
+    return TensorSpec("images", "UINT8", (size_px, size_px, 3))
+
+
+def _anchor_count(stride: int, size_px: int) -> int:
+    if size_px < 0:
+        return -1
+    cells = size_px // stride
     return cells * cells * DETECTOR_ANCHORS_PER_CELL
 
 
-# Scores are probabilities; boxes and keypoints are distances from the anchor centre in
-# units of the stride (multiply by the stride to get detector-input pixels), as upstream.
-DETECTOR_OUTPUTS = tuple(
-    TensorSpec(f"{kind}_{stride}", "FP32", (_anchor_count(stride), width))
-    for kind, width in (("score", 1), ("bbox", 4), ("kps", 10))
-    for stride in DETECTOR_STRIDES
-)
+def detector_outputs(size_px: int = DETECTOR_INPUT_SIZE_PX) -> tuple[TensorSpec, ...]:
+    """The detector's 9 outputs at one frame size (-1: any size, as the config declares it).
+
+    Scores are probabilities; boxes and keypoints are distances from the anchor centre in
+    units of the stride (multiply by the stride to get detector-input pixels), as upstream.
+    """
+    return tuple(
+        TensorSpec(f"{kind}_{stride}", "FP32", (_anchor_count(stride, size_px), width))
+        for kind, width in DETECTOR_OUTPUT_WIDTHS
+        for stride in DETECTOR_STRIDES
+    )
+
+
+DETECTOR_INPUT = detector_input()
+DETECTOR_OUTPUTS = detector_outputs()
+# What the Triton configs declare: the frame side and anchor counts vary with the size.
+DETECTOR_ANY_SIZE = -1
 
 # Recognizer (ArcFace): uint8 BGR aligned 112x112 crops in, raw 512-d embedding out
 # (not L2-normalised; normalise it for cosine similarity).

@@ -1,8 +1,9 @@
 """InsightFace's own Python implementation, run in-process as the oracle.
 
-The classic buffalo_l setting of FaceAnalysis: SCRFD prepared with a 640x640 input and NMS
-at 0.4, ArcFace crops by norm_crop's 5-point template. The version is pinned: the
-constants and conventions the gateway reproduces are insightface 0.7.3's.
+FaceAnalysis' setting: SCRFD run at one or several square input sizes (insightface 2.1's
+default is 128 and 640, merged by one NMS at 0.4), ArcFace crops by norm_crop's 5-point
+template. The version is pinned: the constants and conventions the gateway reproduces are
+insightface 2.1's.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import numpy.typing as npt
 from insightface.app.common import Face
 from insightface.model_zoo import SCRFD, ArcFaceONNX
 
-INSIGHTFACE_VERSION = "0.7.3"
+INSIGHTFACE_VERSION = "2.1"
 INPUT_SIZE_PX = (640, 640)
+# FaceAnalysis' DEFAULT_DET_SIZES in insightface 2.1, as sides of square inputs.
+DEFAULT_DET_SIZES = (128, 640)
 NMS_IOU = 0.4
 
 
@@ -60,12 +63,15 @@ class InsightFaceOracle:
         return self._detectors[threshold]
 
     def faces(
-        self, img_bgr: npt.NDArray[np.uint8], threshold: float = 0.5, max_num: int = 0
+        self,
+        img_bgr: npt.NDArray[np.uint8],
+        threshold: float = 0.5,
+        max_num: int = 0,
+        det_sizes: tuple[int, ...] = DEFAULT_DET_SIZES,
     ) -> OracleFaces:
-        """Detect (SCRFD.detect) and embed (ArcFaceONNX.get) every face of `img_bgr`."""
-        dets, kpss = self._detector(threshold).detect(
-            img_bgr, input_size=INPUT_SIZE_PX, max_num=max_num
-        )
+        """Detect (SCRFD.detect at each of `det_sizes`) and embed (ArcFaceONNX.get) every face."""
+        sizes = [(size, size) for size in det_sizes]
+        dets, kpss = self._detector(threshold).detect(img_bgr, input_size=sizes, max_num=max_num)
         embeddings = np.zeros((len(dets), 512), np.float32)
         for i, (det, kps) in enumerate(zip(dets, kpss, strict=True)):
             face = Face(bbox=det[:4], kps=kps, det_score=det[4])

@@ -54,8 +54,8 @@ def layouts(
     swapper_max_batch exists so callers can pass every model's figure by name.
     """
     del swapper_max_batch
-    detector_inputs: tuple[TensorSpec, ...] = (spec.DETECTOR_INPUT,)
-    detector_outputs = spec.DETECTOR_OUTPUTS
+    detector_inputs: tuple[TensorSpec, ...] = (spec.detector_input(spec.DETECTOR_ANY_SIZE),)
+    detector_outputs = spec.detector_outputs(spec.DETECTOR_ANY_SIZE)
     if detector_max_batch == 0:
         detector_inputs, detector_outputs = (
             _unbatched(detector_inputs),

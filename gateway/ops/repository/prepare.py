@@ -9,7 +9,7 @@ What changes (see docs/MODELS.md for the resulting contracts):
 - the detector and the recognizer get a batch dimension where a check proves a batch equals
   single runs (batching.py); otherwise they are served with batch 1, the upstream graph
   untouched between the prepended and the appended nodes. Detector outputs are always
-  [N, anchors, width];
+  [N, anchors, width], and the frame side is any multiple of 32 (anchors follow it);
 - inswapper's emap projection and the latent's L2 normalisation are prepended too, so its
   "source" input takes the recognizer's L2-normalised embedding; output comes back uint8 BGR.
 
@@ -206,7 +206,9 @@ def _wrap_detector(
     batch: int | str = "N" if batched else 1
     x = _pixels_to_nchw(pre, spec.DETECTOR_INPUT.name, 127.5, 1.0 / 128.0)
     pre.op_into("Identity", [x], old_input)
-    new_input = value_info(spec.DETECTOR_INPUT.name, UINT8, [batch, *spec.DETECTOR_INPUT.shape])
+    # Frame height and width stay symbolic: SCRFD is fully convolutional, so one served model
+    # answers every size (insightface 2.1 runs it at 128 and 640 by default).
+    new_input = value_info(spec.DETECTOR_INPUT.name, UINT8, [batch, "height", "width", 3])
     _feed_input(model, old_input, [new_input], pre)
     post = GraphBuilder("facegate_out_", taken=taken)
     served = []
@@ -214,10 +216,11 @@ def _wrap_detector(
         if batched:
             post.op_into("Identity", [name], tensor.name)
         else:
-            # (K, C) or (1, K, C) -> (1, K, C); the fixed K also proves the anchor count.
-            shape = post.const(np.array([1, *tensor.shape], np.int64), "shape", np.int64)
+            # (K, C) or (1, K, C) -> (1, K, C); K follows the frame size.
+            shape = post.const(np.array([1, -1, tensor.shape[-1]], np.int64), "shape", np.int64)
             post.op_into("Reshape", [name, shape], tensor.name)
-        served.append(value_info(tensor.name, FLOAT, [batch, *tensor.shape]))
+        anchors = f"anchors_{tensor.name.rsplit('_', 1)[1]}"
+        served.append(value_info(tensor.name, FLOAT, [batch, anchors, tensor.shape[-1]]))
     _set_outputs(model, post, served)
     onnx.checker.check_model(model)
     return model

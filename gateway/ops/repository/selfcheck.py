@@ -42,6 +42,9 @@ class SelfCheckResult:
     tolerance: float
 
 
+DETECTOR_CHECK_SIZES_PX = (128, spec.DETECTOR_INPUT_SIZE_PX)
+
+
 def _fail_if(name: str, diff: float, tolerance: float) -> SelfCheckResult:
     if not np.isfinite(diff) or diff > tolerance:
         raise SelfCheckFailed(
@@ -61,17 +64,22 @@ def _input_name(model: onnx.ModelProto, index: int = 0) -> str:
 def check_detector(
     upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
 ) -> SelfCheckResult:
-    size = spec.DETECTOR_INPUT_SIZE_PX
-    frame = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    blob = cv2.dnn.blobFromImage(
-        frame, 1.0 / 128.0, (size, size), (127.5, 127.5, 127.5), swapRB=True
-    )
-    expected = run_model(upstream, {_input_name(upstream): blob})
-    actual = run_model(prepared.model, {spec.DETECTOR_INPUT.name: frame[None]})
-    diff = max(
-        float(np.max(np.abs(a[0] - e.reshape(a.shape[1:]))))
-        for a, e in zip(actual, expected, strict=True)
-    )
+    diff = 0.0
+    # Both sizes of insightface 2.1's default: the served graph must answer each.
+    for size in DETECTOR_CHECK_SIZES_PX:
+        frame = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        blob = cv2.dnn.blobFromImage(
+            frame, 1.0 / 128.0, (size, size), (127.5, 127.5, 127.5), swapRB=True
+        )
+        expected = run_model(upstream, {_input_name(upstream): blob})
+        actual = run_model(prepared.model, {spec.DETECTOR_INPUT.name: frame[None]})
+        diff = max(
+            diff,
+            *(
+                float(np.max(np.abs(a[0] - e.reshape(a.shape[1:]))))
+                for a, e in zip(actual, expected, strict=True)
+            ),
+        )
     return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
 
 
