@@ -96,6 +96,14 @@ class VerifyResponse(BaseModel):
     }
 
 
+class EmbedResponse(BaseModel):
+    embeddings: list[list[float]] = Field(
+        description="one L2-normalised 512-d vector per crop, in request order"
+    )
+    embedding_norms: list[float] = Field(description="norms of the raw embeddings")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
 class ModelState(BaseModel):
     name: str
     state: str = Field(description="as Triton reports it: READY, UNAVAILABLE, LOADING, ...")

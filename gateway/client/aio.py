@@ -15,6 +15,9 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from gateway.client._inputs import ClientOptions, check_image, chunk_images
 from gateway.errors import InvalidParameter, UpstreamUnavailable
 from gateway.service.options import resolve_det_sizes
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 SharedMemoryMode = Literal["auto"] | bool
 # Detector frame sides: "640", "128,640" or a sequence of ints; None = options.det_sizes.
 DetSizes = str | Sequence[int] | None
+# (N, 512) L2-normalised embeddings and (N,) raw norms.
+Embeddings = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 SWAPPER_HOW_TO_LOAD = (
     "the swapper is not loaded on Triton: load it with `POST /v1/models/swapper/load` on the "
@@ -260,6 +265,16 @@ class AsyncFaceClient:
             min_size_px=min_size_px,
             det_sizes=det_sizes,
         )
+
+    async def embed_crops(self, crops: Sequence[object]) -> Embeddings:
+        """L2-normalised (N, 512) embeddings and (N,) raw norms of aligned 112x112 crops.
+
+        Crops are encoded bytes or uint8 (112, 112, 3) BGR arrays, e.g. from insightface's
+        norm_crop; another size is InvalidParameter. No detection runs.
+        """
+        pipeline = self._opened()
+        pixels = self.options.max_image_pixels
+        return await pipeline.embed_aligned([check_image(c, pixels) for c in crops], Timings())
 
     async def verify(
         self,

@@ -158,6 +158,16 @@ class FaceRestClient:
         response = self._post("/v1/detect/batch", files, params)
         return [_image_faces(body, embed) for body in response.json()["results"]]
 
+    def embed_crops(
+        self, crops: Sequence[bytes | npt.NDArray[np.uint8]]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """POST /v1/embed: (N, 512) unit embeddings and (N,) raw norms of aligned 112x112 crops."""
+        body = self._post("/v1/embed", [("images", _file(c)) for c in crops], {}).json()
+        return (
+            np.array(body["embeddings"], np.float32).reshape(-1, 512),
+            np.array(body["embedding_norms"], np.float32),
+        )
+
     def verify(
         self,
         image_a: bytes | npt.NDArray[np.uint8],

@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from gateway.client._inputs import ClientOptions
-from gateway.client.aio import AsyncFaceClient, DetSizes, SharedMemoryMode
+from gateway.client.aio import AsyncFaceClient, DetSizes, Embeddings, SharedMemoryMode
 from gateway.service.pipeline import ImageFaces, Verification
 from gateway.service.swap import SwapResult
 
@@ -165,6 +165,10 @@ class FaceClient:
                 det_sizes=det_sizes,
             )
         )
+
+    def embed_crops(self, crops: Sequence[object]) -> Embeddings:
+        """AsyncFaceClient.embed_crops: (N, 512) unit embeddings and (N,) raw norms."""
+        return self._run(self._client.embed_crops(crops))
 
     def verify(
         self,

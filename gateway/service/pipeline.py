@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from gateway import processing
 from gateway.errors import (
+    InvalidParameter,
     NoFaceFound,
     PayloadTooLarge,
     UndecodableImageError,
@@ -115,6 +116,10 @@ def _prepare_frames(
 ) -> tuple[npt.NDArray[np.uint8], list[processing.Letterbox]]:
     img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
     return img_bgr, [processing.letterbox_image(img_bgr, size) for size in sizes_px]
+
+
+def _decode_crop(data: ImageInput, max_pixels: int) -> npt.NDArray[np.uint8]:
+    return data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
 
 
 def _by_descending_score(detections: Detections) -> Detections:
@@ -254,6 +259,29 @@ class Pipeline:
         raw = await self._models.embed(np.stack(crops))
         timings.add("recognizer", started)
         return processing.l2_normalize(raw), np.linalg.norm(raw, axis=1).astype(np.float32)
+
+    async def embed_aligned(
+        self, crops: Sequence[ImageInput], timings: Timings
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """embed_crops for encoded or decoded crops that must already be aligned 112x112.
+
+        A crop of another size is InvalidParameter (422): nothing is resized, since a resized
+        whole image would give a meaningless embedding.
+        """
+        started = time.perf_counter()
+        decoded = await asyncio.gather(
+            *(self.in_thread(_decode_crop, data, self._max_pixels) for data in crops)
+        )
+        size = spec.RECOGNIZER_INPUT_SIZE_PX
+        for index, crop in enumerate(decoded):
+            if crop.shape[:2] != (size, size):
+                raise InvalidParameter(
+                    f"crop {index} is {crop.shape[1]}x{crop.shape[0]}; /v1/embed takes faces "
+                    f"already aligned to {size}x{size} (send whole images to "
+                    "/v1/detect?embed=true)"
+                )
+        timings.add("decode", started)
+        return await self.embed_crops(decoded, timings)
 
     async def verify(
         self,

@@ -107,8 +107,10 @@ def test_shared_memory_answers_are_the_wire_answers(
     monkeypatch.setattr(SharedMemoryFaceModels, "_infer_in", spy)
     with FaceClient(triton.grpc_url, use_shared_memory=True, options=options) as local:
         got = local.embed(images)
-    # One detector request (5 frames), two recognizer requests (32 + 4 faces), one region each.
+    # One detector request (5 frames) per detector size (128 and 640 by default), two
+    # recognizer requests (32 + 4 faces), one region each.
     assert sorted(name.rsplit("-", 2)[1] for name in through_regions) == [
+        "detector",
         "detector",
         "recognizer",
         "recognizer",

@@ -1,0 +1,81 @@
+"""POST /v1/embed and det_sizes on /v1/detect, against the real embedded Triton (tiny models)."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import pytest
+
+from ..images import encode, square_image
+
+pytestmark = pytest.mark.integration
+
+
+def _crops(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(14)
+    return [rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_embed_returns_one_unit_vector_per_crop_in_order(client: httpx.Client) -> None:
+    crops = _crops(3)
+    files = [("images", (f"{i}.png", encode(c), "image/png")) for i, c in enumerate(crops)]
+
+    together = client.post("/v1/embed", files=files)
+    singles = [client.post("/v1/embed", files=[f]) for f in files]
+
+    assert together.status_code == 200, together.text
+    body = together.json()
+    vectors = np.array(body["embeddings"])
+    assert vectors.shape == (3, 512) and len(body["embedding_norms"]) == 3
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Different crops, different vectors; the batch equals the single requests, in order.
+    assert np.abs(vectors[0] @ vectors[1]) < 0.999
+    for row, single in zip(vectors, singles, strict=True):
+        assert single.status_code == 200, single.text
+        assert float(row @ np.array(single.json()["embeddings"][0])) > 0.99999
+
+
+def test_embed_accepts_json_base64(client: httpx.Client) -> None:
+    payload = {"images": [base64.b64encode(encode(c)).decode() for c in _crops(2)]}
+    response = client.post("/v1/embed", json=payload)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["embeddings"]) == 2
+
+
+@pytest.mark.parametrize("shape", [(640, 480, 3), (112, 113, 3), (128, 128, 3)])
+def test_embed_refuses_a_crop_of_another_size_with_422(
+    client: httpx.Client, shape: tuple[int, int, int]
+) -> None:
+    crops = [*_crops(1), np.zeros(shape, np.uint8)]
+    files = [("images", (f"{i}.png", encode(c), "image/png")) for i, c in enumerate(crops)]
+    response = client.post("/v1/embed", files=files)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "crop 1" in message and "112x112" in message
+
+
+@pytest.mark.parametrize("value", ["", "abc", "100", "0", "16", "128,640,96,160,192", "4096"])
+def test_bad_det_sizes_are_a_422_that_says_what_is_accepted(
+    client: httpx.Client, value: str
+) -> None:
+    png = encode(square_image(640, 640, [(240, 128, 64)]))
+    for route, field in (("/v1/detect", "image"), ("/v1/detect/batch", "images")):
+        response = client.post(route, files={field: png}, params={"det_sizes": value})
+        assert response.status_code == 422, (route, value, response.text)
+        assert "det_sizes" in response.text
+
+
+def test_det_sizes_640_gives_the_single_scale_answer(client: httpx.Client) -> None:
+    # A bright square filling the frame: no 640 anchor sees a dark ring around it, the
+    # stride-32 anchors of the 128 pass do.
+    full = np.full((640, 640, 3), 230, np.uint8)
+    single = client.post("/v1/detect", files={"image": encode(full)}, params={"det_sizes": "640"})
+    both = client.post("/v1/detect", files={"image": encode(full)}, params={"det_sizes": "128,640"})
+    default = client.post("/v1/detect", files={"image": encode(full)})
+    assert single.status_code == both.status_code == default.status_code == 200
+    assert single.json()["faces"] == []
+    assert len(both.json()["faces"]) == 1
+    assert default.json()["faces"] == both.json()["faces"]
+    np.testing.assert_allclose(both.json()["faces"][0]["bbox"], [0, 0, 640, 640], atol=1e-3)
