@@ -12,6 +12,13 @@ from gateway.processing.align import (
     warp_face,
     warp_faces,
 )
+from gateway.processing.attributes import (
+    FaceCrops,
+    GenderAge,
+    attribute_affine,
+    crop_attribute_faces,
+    decode_genderage,
+)
 from gateway.processing.decode import (
     ImageError,
     ImageTooLarge,
@@ -54,14 +61,19 @@ __all__ = [
     "AlignedFaces",
     "Detections",
     "DetectorPass",
+    "FaceCrops",
+    "GenderAge",
     "ImageError",
     "ImageTooLarge",
     "Letterbox",
     "UndecodableImage",
     "UnsupportedImageType",
     "anchor_centres",
+    "attribute_affine",
     "average_identity",
     "cosine_similarity",
+    "crop_attribute_faces",
+    "decode_genderage",
     "decode_image",
     "decode_scrfd",
     "drop_nonfinite",

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 DETECTOR = "detector"
 RECOGNIZER = "recognizer"
 SWAPPER = "swapper"
-ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER)
-# Loaded when Triton starts; the swapper is loaded on demand.
+GENDERAGE = "genderage"
+ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE)
+# Loaded when Triton starts; the swapper is loaded on demand. Optional models are loaded at
+# start when the repository holds them; an install without them serves everything else.
 STARTUP_MODELS = (DETECTOR, RECOGNIZER)
+OPTIONAL_STARTUP_MODELS = (GENDERAGE,)
 
 # Custom config name selected with Triton's --model-config-name in the embedded server
 # (model_repository/<model>/configs/embedded.pbtxt); config.pbtxt is the NGC/ONNX Runtime one.
@@ -98,3 +101,13 @@ SWAPPER_SOURCE = TensorSpec("source", "FP32", (1, 512))
 SWAPPER_OUTPUT = TensorSpec(
     "swapped", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3)
 )
+
+# Gender and age (insightface's Attribute on buffalo_l's genderage.onnx): uint8 BGR 96x96
+# crops in (a box-centred square of 1.5x the box's longer side, no rotation), raw
+# predictions out: [female score, male score, age / 100]. Normalisation is in the graph.
+GENDERAGE_INPUT_SIZE_PX = 96
+GENDERAGE_INPUT = TensorSpec(
+    "faces", "UINT8", (GENDERAGE_INPUT_SIZE_PX, GENDERAGE_INPUT_SIZE_PX, 3)
+)
+GENDERAGE_OUTPUT = TensorSpec("genderage", "FP32", (3,))
+GENDERAGE_MAX_BATCH = 32

@@ -83,3 +83,8 @@ class InsightFaceOracle:
             kps=np.asarray(kpss, np.float32).reshape(-1, 5, 2),
             embeddings=embeddings,
         )
+
+    def embed_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        """ArcFaceONNX.get_feat on aligned 112x112 crops, L2-normalised: float32 (N, 512)."""
+        feats = np.asarray(self._recognizer.get_feat(crops_bgr), np.float32)
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
