@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detector=settings.detector_model,
             recognizer=settings.recognizer_model,
             swapper=settings.swapper_model,
+            genderage=settings.genderage_model,
         )
         models = TritonFaceModels(target, metrics)
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")

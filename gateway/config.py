@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     detector_model: str = spec.DETECTOR
     recognizer_model: str = spec.RECOGNIZER
     swapper_model: str = spec.SWAPPER
+    genderage_model: str = spec.GENDERAGE
 
     # Limits on what clients send
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="per image")

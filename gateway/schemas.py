@@ -34,6 +34,8 @@ class FaceOut(BaseModel):
     embedding_norm: float | None = Field(
         None, description="norm of the raw embedding (a rough quality signal)"
     )
+    gender: str | None = Field(None, description='"F" or "M" (only with attributes=true)')
+    age: int | None = Field(None, description="estimated age in years (only with attributes=true)")
 
 
 class DetectResponse(BaseModel):

@@ -34,7 +34,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "over the byte or pixel limit",
         415: "unsupported image or body type",
         422: "invalid parameters, or no face (verify)",
-        503: "Triton unavailable",
+        503: "Triton unavailable, or a model the request needs is not installed",
         429: "too many requests in flight (Retry-After)",
         504: "Triton or the request deadline timed out",
     }.items()
@@ -69,6 +69,9 @@ MinSize = Annotated[
 ]
 Embed = Annotated[bool, Query(description="add L2-normalised 512-d embeddings")]
 Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
+Attributes = Annotated[
+    bool, Query(description="add gender ('F'/'M') and age per face (needs genderage.onnx)")
+]
 DetSizes = Annotated[
     str | None,
     Query(
@@ -95,10 +98,12 @@ def detect_query(
     embed: Embed = False,
     landmarks: Landmarks = True,
     det_sizes: DetSizes = None,
+    attributes: Attributes = False,
 ) -> DetectQuery:
     chosen = settings.detect_threshold if threshold is None else threshold
     sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
-    return DetectQuery(DetectOptions(chosen, max_faces, min_size, embed, sizes), landmarks)
+    options = DetectOptions(chosen, max_faces, min_size, embed, sizes, attributes)
+    return DetectQuery(options, landmarks)
 
 
 DetectQueryDep = Annotated[DetectQuery, Depends(detect_query)]
@@ -115,6 +120,9 @@ def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
     if faces.embeddings is not None and faces.embedding_norms is not None:
         out.embedding = [float(v) for v in faces.embeddings[index]]
         out.embedding_norm = float(faces.embedding_norms[index])
+    if faces.attributes is not None:
+        out.gender = faces.attributes.labels()[index]
+        out.age = int(faces.attributes.ages[index])
     return out
 
 

@@ -45,6 +45,7 @@ class ClientOptions:
     detector: str = spec.DETECTOR
     recognizer: str = spec.RECOGNIZER
     swapper: str = spec.SWAPPER
+    genderage: str = spec.GENDERAGE
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "batch_size", "prefetch", "cpu_threads", "shm_regions_per_model"):

@@ -114,6 +114,7 @@ class AsyncFaceClient:
             detector=opts.detector,
             recognizer=opts.recognizer,
             swapper=opts.swapper,
+            genderage=opts.genderage,
         )
         self._models = await self._connect(target)
         self._executor = ThreadPoolExecutor(opts.cpu_threads, thread_name_prefix="facegate-client")
@@ -178,13 +179,14 @@ class AsyncFaceClient:
         min_size_px: float,
         embed: bool,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> DetectOptions:
         chosen = self.options.detect_threshold if threshold is None else threshold
         if not 0.0 <= chosen <= 1.0 or max_faces < 0 or min_size_px < 0:
             raise InvalidParameter("threshold is in [0, 1]; max_faces and min_size_px >= 0")
         default = resolve_det_sizes(self.options.det_sizes, ())
         sizes = resolve_det_sizes(det_sizes, default)
-        return DetectOptions(chosen, max_faces, min_size_px, embed, sizes)
+        return DetectOptions(chosen, max_faces, min_size_px, embed, sizes, attributes)
 
     async def detect_stream(
         self,
@@ -196,6 +198,7 @@ class AsyncFaceClient:
         min_size_px: float = 0.0,
         batch_size: int | None = None,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> AsyncGenerator[ImageFaces, None]:
         """Faces of each image of a (possibly endless) stream, in order.
 
@@ -205,7 +208,9 @@ class AsyncFaceClient:
         A sync iterable is read on the event loop: keep its next() cheap.
         """
         pipeline = self._opened()
-        options = self._detect_options(threshold, max_faces, min_size_px, embed, det_sizes)
+        options = self._detect_options(
+            threshold, max_faces, min_size_px, embed, det_sizes, attributes
+        )
         size = batch_size or self.options.batch_size
         pending: collections.deque[asyncio.Task[list[ImageFaces]]] = collections.deque()
         try:
@@ -231,11 +236,12 @@ class AsyncFaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order.
 
         `det_sizes`: detector frame sides such as "640" or (128, 640); default
-        options.det_sizes.
+        options.det_sizes. `attributes`: gender and age per face (ImageFaces.attributes).
         """
         stream = self.detect_stream(
             images,
@@ -244,6 +250,7 @@ class AsyncFaceClient:
             max_faces=max_faces,
             min_size_px=min_size_px,
             det_sizes=det_sizes,
+            attributes=attributes,
         )
         return [faces async for faces in stream]
 

@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import errors
-from gateway.processing import Detections
+from gateway.processing import Detections, GenderAge
+from gateway.processing.attributes import GENDER_LABELS
 from gateway.service.pipeline import ImageFaces
 from gateway.service.swap import SwapResult, encode_image
 
@@ -70,13 +71,21 @@ def _detections(faces: list[dict[str, Any]]) -> Detections:
     )
 
 
-def _image_faces(body: dict[str, Any], embed: bool) -> ImageFaces:
+def _image_faces(body: dict[str, Any], embed: bool, attributes: bool = False) -> ImageFaces:
     faces = body["faces"]
     embeddings = norms = None
     if embed:
         embeddings = np.array([f["embedding"] for f in faces], np.float32).reshape(-1, 512)
         norms = np.array([f["embedding_norm"] for f in faces], np.float32)
-    return ImageFaces(body["width"], body["height"], _detections(faces), embeddings, norms)
+    gender_age = None
+    if attributes:
+        gender_age = GenderAge(
+            np.array([GENDER_LABELS.index(f["gender"]) for f in faces], np.int64),
+            np.array([f["age"] for f in faces], np.int64),
+        )
+    return ImageFaces(
+        body["width"], body["height"], _detections(faces), embeddings, norms, gender_age
+    )
 
 
 class FaceRestClient:
@@ -133,14 +142,17 @@ class FaceRestClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         det_sizes: str | Sequence[int] | None = None,
+        attributes: bool = False,
     ) -> ImageFaces:
         """POST /v1/detect: faces in descending score, original-image pixels.
 
         `det_sizes`: detector frame sides such as "640" or (128, 640); None = the gateway's.
+        `attributes`: gender and age per face (ImageFaces.attributes).
         """
         params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
+        params["attributes"] = str(attributes).lower()
         response = self._post("/v1/detect", [("image", _file(image))], params)
-        return _image_faces(response.json(), embed)
+        return _image_faces(response.json(), embed, attributes)
 
     def detect_batch(
         self,
@@ -151,12 +163,14 @@ class FaceRestClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         det_sizes: str | Sequence[int] | None = None,
+        attributes: bool = False,
     ) -> list[ImageFaces]:
         """POST /v1/detect/batch (at most the gateway's batch limit, 16 by default)."""
         params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
+        params["attributes"] = str(attributes).lower()
         files = [("images", _file(image)) for image in images]
         response = self._post("/v1/detect/batch", files, params)
-        return [_image_faces(body, embed) for body in response.json()["results"]]
+        return [_image_faces(body, embed, attributes) for body in response.json()["results"]]
 
     def embed_crops(
         self, crops: Sequence[bytes | npt.NDArray[np.uint8]]

@@ -99,6 +99,7 @@ class FaceClient:
         min_size_px: float = 0.0,
         batch_size: int | None = None,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> Iterator[ImageFaces]:
         """AsyncFaceClient.detect_stream for blocking code: faces of each image, in order."""
         stream = self._client.detect_stream(
@@ -109,6 +110,7 @@ class FaceClient:
             min_size_px=min_size_px,
             batch_size=batch_size,
             det_sizes=det_sizes,
+            attributes=attributes,
         )
 
         async def next_faces() -> ImageFaces:
@@ -133,6 +135,7 @@ class FaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order."""
         return self._run(
@@ -143,6 +146,7 @@ class FaceClient:
                 max_faces=max_faces,
                 min_size_px=min_size_px,
                 det_sizes=det_sizes,
+                attributes=attributes,
             )
         )
 

@@ -117,6 +117,7 @@ def cmd_models_synthetic(args: argparse.Namespace) -> int:
         "detector": models.detector,
         "recognizer": models.recognizer,
         "swapper": models.swapper,
+        "genderage": models.genderage,
     }
     installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
     _print_installed(installed)

@@ -26,6 +26,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.processing import Detections
+from gateway.service.attributes import estimate_gender_age
 from gateway.triton import spec
 from gateway.triton.client import DetectorOutputs
 
@@ -58,6 +59,8 @@ class DetectOptions:
     # Detector frame sides, one pass each, merged as insightface 2.1 merges them; the API's
     # default is insightface 2.1's (128, 640), this one keeps single-scale callers as they were.
     det_sizes_px: tuple[int, ...] = (spec.DETECTOR_INPUT_SIZE_PX,)
+    # Gender and age per face (genderage on Triton; 503 when it is not installed).
+    attributes: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class ImageFaces:
     detections: Detections
     embeddings: npt.NDArray[np.float32] | None
     embedding_norms: npt.NDArray[np.float32] | None
+    # Gender and age per face, or None when not asked for.
+    attributes: processing.GenderAge | None = None
 
 
 @dataclass
@@ -195,11 +200,18 @@ class Pipeline:
         decoded, found = await self.find_faces(images, options, timings)
         embeddings: list[npt.NDArray[np.float32] | None] = [None] * len(found)
         norms: list[npt.NDArray[np.float32] | None] = [None] * len(found)
+        attributes: list[processing.GenderAge | None] = [None] * len(found)
         if options.embed:
             embeddings, norms = await self.embed_faces(decoded, found, timings)
+        if options.attributes:
+            attributes = list(
+                await estimate_gender_age(self._models, self.in_thread, decoded, found, timings)
+            )
         return [
-            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm)
-            for img, dets, emb, norm in zip(decoded, found, embeddings, norms, strict=True)
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs)
+            for img, dets, emb, norm, attrs in zip(
+                decoded, found, embeddings, norms, attributes, strict=True
+            )
         ]
 
     def _postprocess(

@@ -53,6 +53,7 @@ class TritonTarget:
     detector: str = spec.DETECTOR
     recognizer: str = spec.RECOGNIZER
     swapper: str = spec.SWAPPER
+    genderage: str = spec.GENDERAGE
 
 
 def channel_args(url: str) -> list[tuple[str, int | str]]:
@@ -205,6 +206,23 @@ class TritonFaceModels:
         )
         embeddings: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
         return embeddings
+
+    async def genderage(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Raw genderage predictions (N, 3) for (N, 96, 96, 3) uint8 BGR attribute crops."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0, 3), np.float32)
+
+        async def run(chunk: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+            (predictions,) = await self.infer(
+                self.target.genderage,
+                {spec.GENDERAGE_INPUT.name: chunk},
+                [spec.GENDERAGE_OUTPUT.name],
+            )
+            return predictions.reshape(len(chunk), 3)
+
+        parts = await self._batched(self.target.genderage, crops_bgr, run, spec.GENDERAGE_MAX_BATCH)
+        predictions: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
+        return predictions
 
     async def swap(
         self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]

@@ -47,8 +47,9 @@ def layouts(
     detector_max_batch: int = 8,
     recognizer_max_batch: int = spec.RECOGNIZER_MAX_BATCH,
     swapper_max_batch: int = 0,
+    genderage_max_batch: int = spec.GENDERAGE_MAX_BATCH,
 ) -> dict[str, ModelLayout]:
-    """The three served models; a max batch of 0 where the prepare step's batch check failed.
+    """The served models; a max batch of 0 where the prepare step's batch check failed.
 
     The swapper is always unbatched (its tensors already declare batch 1);
     swapper_max_batch exists so callers can pass every model's figure by name.
@@ -91,7 +92,22 @@ def layouts(
             (spec.SWAPPER_OUTPUT,),
             0,
         ),
+        spec.GENDERAGE: _genderage_layout(genderage_max_batch),
     }
+
+
+def _genderage_layout(max_batch: int) -> ModelLayout:
+    tensors: tuple[TensorSpec, ...] = (spec.GENDERAGE_INPUT, spec.GENDERAGE_OUTPUT)
+    if max_batch == 0:
+        tensors = tuple(TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in tensors)
+    return ModelLayout(
+        spec.GENDERAGE,
+        (tensors[0],),
+        (tensors[1],),
+        max_batch,
+        (8, 16, 32) if max_batch else (),
+        RECOGNIZER_QUEUE_DELAY_US if max_batch else 0,
+    )
 
 
 def _tensor_block(kind: str, tensors: tuple[TensorSpec, ...]) -> list[str]:

@@ -34,7 +34,15 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from gateway import __version__
-from gateway.ops.repository.packs import PACKS, ROLES, SWAPPERS, ModelFile, Pack, select_files
+from gateway.ops.repository.packs import (
+    OPTIONAL_ROLES,
+    PACKS,
+    ROLES,
+    SWAPPERS,
+    ModelFile,
+    Pack,
+    select_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +171,8 @@ def find_pack_files(
     missing: list[str] = []
     for role, f in files.items():
         path = next((p / f.filename for p in places if (p / f.filename).is_file()), None)
+        if path is None and role in OPTIONAL_ROLES:
+            continue  # e.g. no genderage.onnx: everything but age/gender still serves
         if path is None:
             missing.append(f.filename)
         else:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.triton.spec import DETECTOR, RECOGNIZER, SWAPPER
+from gateway.triton.spec import DETECTOR, GENDERAGE, RECOGNIZER, SWAPPER
 
 LICENCE_NOTE = (
     "InsightFace's pretrained models (buffalo_l, buffalo_s, inswapper_128) are available for "
@@ -27,7 +27,9 @@ LICENCE_NOTE = (
     "https://github.com/deepinsight/insightface#license"
 )
 
-ROLES = (DETECTOR, RECOGNIZER, SWAPPER)
+ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE)
+# Roles a pack may lack and an import may skip: the gateway serves everything else without them.
+OPTIONAL_ROLES = (GENDERAGE,)
 
 _RELEASE_V07 = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 
@@ -72,6 +74,7 @@ class Pack:
     name: str
     detector: ModelFile
     recognizer: ModelFile
+    genderage: ModelFile | None = None
 
 
 # Digests and sizes: the files of InsightFace's v0.7 release zips. Each value was confirmed
@@ -122,6 +125,18 @@ BUFFALO_L = Pack(
         "w600k_r50.onnx",
         "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
         174_383_860,
+        _BUFFALO_L_HF,
+        f"{_RELEASE_V07}/buffalo_l.zip",
+    ),
+    # insightface's Attribute model (gender, age): 96x96 crops -> [female, male, age / 100].
+    # Digest and size of the buffalo_l zip member as pinned by several independent public
+    # projects (the same file ships in antelopev2; their listings give det_10g and w600k_r50
+    # with the digests pinned above, which ties the table to this pack).
+    genderage=_pack_file(
+        GENDERAGE,
+        "genderage.onnx",
+        "4fde69b1c810857b88c64a335084f1c3fe8f01246c9a191b48c7bb756d6652fb",
+        1_322_532,
         _BUFFALO_L_HF,
         f"{_RELEASE_V07}/buffalo_l.zip",
     ),
@@ -188,6 +203,8 @@ def select_files(
         raise ValueError(f"unknown pack {pack!r}; known: {', '.join(sorted(packs))}")
     chosen = packs[pack]
     files = {DETECTOR: chosen.detector, RECOGNIZER: chosen.recognizer}
+    if chosen.genderage is not None:
+        files[GENDERAGE] = chosen.genderage
     if swapper is not None:
         if swapper not in swappers:
             raise ValueError(f"unknown swapper {swapper!r}; known: {', '.join(sorted(swappers))}")

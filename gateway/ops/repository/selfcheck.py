@@ -16,6 +16,7 @@ from gateway.ops.failures import ModelRefused
 from gateway.ops.repository.prepare import (
     PreparedModel,
     arcface_normalisation,
+    attribute_normalisation,
     graph_inputs,
     open_session,
     run_model,
@@ -125,10 +126,24 @@ def check_swapper(
     return _fail_if(prepared.name, diff, PIXEL_TOLERANCE)
 
 
+def check_genderage(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+) -> SelfCheckResult:
+    size = spec.GENDERAGE_INPUT_SIZE_PX
+    crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    mean, std = attribute_normalisation(upstream)
+    blob = cv2.dnn.blobFromImage(crop, 1.0 / std, (size, size), (mean, mean, mean), swapRB=True)
+    (expected,) = run_model(upstream, {_input_name(upstream): blob})
+    (actual,) = run_model(prepared.model, {spec.GENDERAGE_INPUT.name: crop[None]})
+    diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1))))
+    return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
+
+
 CHECKS = {
     spec.DETECTOR: check_detector,
     spec.RECOGNIZER: check_recognizer,
     spec.SWAPPER: check_swapper,
+    spec.GENDERAGE: check_genderage,
 }
 
 
