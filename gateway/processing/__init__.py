@@ -44,6 +44,7 @@ from gateway.processing.multiscale import (
 )
 from gateway.processing.nms import nms
 from gateway.processing.paste import paste_face
+from gateway.processing.render import draw_faces
 from gateway.processing.scrfd import (
     SCRFD_ANCHORS_PER_CELL,
     SCRFD_INPUT_SIZE_PX,
@@ -76,6 +77,7 @@ __all__ = [
     "decode_genderage",
     "decode_image",
     "decode_scrfd",
+    "draw_faces",
     "drop_nonfinite",
     "estimate_affine",
     "l2_normalize",

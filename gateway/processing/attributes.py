@@ -49,12 +49,17 @@ def attribute_affine(box: AnyFloatArray, size_px: int) -> Float64Array:
     (size_px / 2, size_px / 2): the composition insightface's face_align.transform builds
     with rotation 0.
     """
-    x1, y1, x2, y2 = (float(v) for v in box[:4])
-    scale = size_px / (max(x2 - x1, y2 - y1) * ATTRIBUTE_CROP_FACTOR)
-    centre_x, centre_y = (x2 + x1) / 2, (y2 + y1) / 2
+    # Arithmetic in the box's own dtype (float32 from the detector), as upstream, so the
+    # crop lands on the same sub-pixel position.
+    width, height = box[2] - box[0], box[3] - box[1]
+    centre_x, centre_y = (box[2] + box[0]) / 2, (box[3] + box[1]) / 2
+    scale = float(size_px / (max(width, height) * ATTRIBUTE_CROP_FACTOR))
     half = size_px / 2
     return np.array(
-        [[scale, 0.0, half - centre_x * scale], [0.0, scale, half - centre_y * scale]],
+        [
+            [scale, 0.0, half - float(centre_x * scale)],
+            [0.0, scale, half - float(centre_y * scale)],
+        ],
         dtype=np.float64,
     )
 

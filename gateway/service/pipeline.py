@@ -143,6 +143,11 @@ class Pipeline:
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
 
+    @property
+    def models(self) -> FaceModels:
+        """The inference backend (read-only), for services built on the pipeline."""
+        return self._models
+
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU work (decode, warp, paste) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 
+import cv2
 import httpx
 import numpy as np
 import pytest
 
+from gateway.ops.servers.triton import EmbeddedTriton
+
 from ..images import encode, square_image
+from .conftest import USER_KEY, ServerThread, api_client, gateway_settings
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +83,54 @@ def test_det_sizes_640_gives_the_single_scale_answer(client: httpx.Client) -> No
     assert len(both.json()["faces"]) == 1
     assert default.json()["faces"] == both.json()["faces"]
     np.testing.assert_allclose(both.json()["faces"][0]["bbox"], [0, 0, 640, 640], atol=1e-3)
+
+
+def test_attributes_add_gender_and_age_to_every_face(client: httpx.Client) -> None:
+    png = encode(square_image(640, 640, [(240, 128, 64), (96, 400, 32)]))
+    plain = client.post("/v1/detect", files={"image": png})
+    response = client.post("/v1/detect", files={"image": png}, params={"attributes": "true"})
+    batch = client.post("/v1/detect/batch", files={"images": png}, params={"attributes": "true"})
+    assert response.status_code == plain.status_code == batch.status_code == 200, response.text
+    faces = response.json()["faces"]
+    assert len(faces) == 2
+    assert all(f["gender"] in ("F", "M") and isinstance(f["age"], int) for f in faces)
+    assert all("gender" not in f and "age" not in f for f in plain.json()["faces"])
+    assert batch.json()["results"][0]["faces"] == faces
+    assert "genderage" in response.json()["timings_ms"]
+
+
+def test_attributes_without_the_genderage_model_are_a_503_that_says_what_to_install(
+    triton: EmbeddedTriton,
+) -> None:
+    settings = gateway_settings(triton, genderage_model="genderage_not_installed")
+    png = encode(square_image(640, 640, [(240, 128, 64)]))
+    with ServerThread(settings) as server, api_client(server.url, USER_KEY) as http:
+        without = http.post("/v1/detect", files={"image": png})
+        response = http.post("/v1/detect", files={"image": png}, params={"attributes": "true"})
+    assert without.status_code == 200
+    assert response.status_code == 503, response.text
+    message = response.json()["error"]["message"]
+    assert "genderage" in message and "facegate models fetch" in message
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("jpeg", b"\xff\xd8")])
+def test_render_returns_the_image_with_its_faces_drawn(
+    client: httpx.Client, fmt: str, magic: bytes
+) -> None:
+    img = square_image(640, 480, [(240, 128, 64), (96, 400, 32)])
+    detect = client.post("/v1/detect", files={"image": encode(img)})
+    response = client.post(
+        "/v1/detect/render",
+        files={"image": encode(img)},
+        params={"format": fmt, "attributes": "true"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == f"image/{fmt}"
+    assert response.content.startswith(magic)
+    assert int(response.headers["X-Faces"]) == len(detect.json()["faces"]) == 2
+    drawn = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+    assert drawn.shape == img.shape
+    x1, y1, x2, _ = (round(v) for v in detect.json()["faces"][0]["bbox"])
+    # The box's top edge is drawn red where the image was black.
+    edge = drawn[y1, x1 + 2 : x2 - 2].astype(int)
+    assert (edge[:, 2] > 150).all() and (edge[:, 0] < 100).all()

@@ -15,7 +15,7 @@ import insightface
 import numpy as np
 import numpy.typing as npt
 from insightface.app.common import Face
-from insightface.model_zoo import SCRFD, ArcFaceONNX
+from insightface.model_zoo import SCRFD, ArcFaceONNX, Attribute
 
 INSIGHTFACE_VERSION = "2.1"
 INPUT_SIZE_PX = (640, 640)
@@ -54,6 +54,8 @@ class InsightFaceOracle:
         self._detectors: dict[float, SCRFD] = {}
         self._recognizer = ArcFaceONNX(str(upstream_dir / "recognizer.onnx"))
         self._recognizer.prepare(-1)
+        self._attribute = Attribute(str(upstream_dir / "genderage.onnx"))
+        self._attribute.prepare(-1)
 
     def _detector(self, threshold: float) -> SCRFD:
         if threshold not in self._detectors:
@@ -88,3 +90,15 @@ class InsightFaceOracle:
         """ArcFaceONNX.get_feat on aligned 112x112 crops, L2-normalised: float32 (N, 512)."""
         feats = np.asarray(self._recognizer.get_feat(crops_bgr), np.float32)
         return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+    def gender_age(
+        self, img_bgr: npt.NDArray[np.uint8], faces: OracleFaces
+    ) -> tuple[list[str], list[int]]:
+        """Attribute.get per detected face, as FaceAnalysis.get runs it: Face.sex and age."""
+        sexes, ages = [], []
+        for box, kps, score in zip(faces.boxes, faces.kps, faces.scores, strict=True):
+            face = Face(bbox=box, kps=kps, det_score=score)
+            self._attribute.get(img_bgr, face)
+            sexes.append(str(face.sex))
+            ages.append(int(face.age))
+        return sexes, ages
