@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recognizer=settings.recognizer_model,
             swapper=settings.swapper_model,
             genderage=settings.genderage_model,
+            liveness=settings.liveness_model,
         )
         models = TritonFaceModels(target, metrics)
         executor = ThreadPoolExecutor(settings.cpu_threads, thread_name_prefix="facegate-cpu")

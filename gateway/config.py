@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.processing import DEFAULT_DET_SIZES_PX, parse_det_sizes
+from gateway.processing import DEFAULT_DET_SIZES_PX, DEFAULT_LIVENESS_THRESHOLD, parse_det_sizes
 from gateway.triton import spec
 
 
@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     recognizer_model: str = spec.RECOGNIZER
     swapper_model: str = spec.SWAPPER
     genderage_model: str = spec.GENDERAGE
+    liveness_model: str = spec.LIVENESS
 
     # Limits on what clients send
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="per image")
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
         ",".join(str(s) for s in DEFAULT_DET_SIZES_PX),
         description="detector frame sides, one pass each, merged by one NMS (insightface "
         "2.1's FaceAnalysis default '128,640'; '640' = single scale)",
+    )
+    liveness_threshold: float = Field(
+        DEFAULT_LIVENESS_THRESHOLD,
+        ge=0,
+        le=1,
+        description="live when the liveness score is at or above this (insightface 2.1: 0.8)",
     )
     verify_threshold: float = Field(
         0.3, ge=-1, le=1, description="cosine similarity at or above which two faces match"

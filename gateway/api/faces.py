@@ -18,9 +18,11 @@ from gateway.schemas import (
     ErrorResponse,
     FaceOut,
     ImagePayload,
+    LivenessOut,
     VerifyPayload,
     VerifyResponse,
 )
+from gateway.service.attributes import LIVENESS_REJECTED_REASON
 from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
@@ -72,6 +74,15 @@ Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
 Attributes = Annotated[
     bool, Query(description="add gender ('F'/'M') and age per face (needs genderage.onnx)")
 ]
+Liveness = Annotated[
+    bool, Query(description="add liveness {score, is_live, reason?} per face (needs liveness.onnx)")
+]
+LivenessThreshold = Annotated[
+    float | None,
+    Query(
+        ge=0.0, le=1.0, description="live at or above (default FACEGATE_LIVENESS_THRESHOLD, 0.8)"
+    ),
+]
 DetSizes = Annotated[
     str | None,
     Query(
@@ -99,10 +110,15 @@ def detect_query(
     landmarks: Landmarks = True,
     det_sizes: DetSizes = None,
     attributes: Attributes = False,
+    liveness: Liveness = False,
+    liveness_threshold: LivenessThreshold = None,
 ) -> DetectQuery:
     chosen = settings.detect_threshold if threshold is None else threshold
     sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
-    options = DetectOptions(chosen, max_faces, min_size, embed, sizes, attributes)
+    live_at = settings.liveness_threshold if liveness_threshold is None else liveness_threshold
+    options = DetectOptions(
+        chosen, max_faces, min_size, embed, sizes, attributes, liveness, live_at
+    )
     return DetectQuery(options, landmarks)
 
 
@@ -123,7 +139,18 @@ def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
     if faces.attributes is not None:
         out.gender = faces.attributes.labels()[index]
         out.age = int(faces.attributes.ages[index])
+    if faces.liveness is not None:
+        out.liveness = liveness_out(faces, index)
     return out
+
+
+def liveness_out(faces: ImageFaces, index: int) -> LivenessOut:
+    result = faces.liveness
+    assert result is not None
+    if result.rejected[index]:
+        return LivenessOut(score=None, is_live=None, reason=LIVENESS_REJECTED_REASON)
+    score = float(result.scores[index])
+    return LivenessOut(score=round(score, 6), is_live=bool(result.is_live[index]))
 
 
 def detect_response(faces: ImageFaces, *, landmarks: bool) -> DetectResponse:

@@ -35,6 +35,7 @@ class ClientOptions:
     nms_iou: float = _gateway_default("nms_iou")
     # Detector frame sides, e.g. "640" or "128,640" (insightface 2.1's default).
     det_sizes: str = _gateway_default("det_sizes")
+    liveness_threshold: float = _gateway_default("liveness_threshold")
     verify_threshold: float = _gateway_default("verify_threshold")
     max_image_pixels: int = _gateway_default("max_image_pixels")
     swapper_load_timeout_s: float = _gateway_default("swapper_load_timeout_s")
@@ -46,6 +47,7 @@ class ClientOptions:
     recognizer: str = spec.RECOGNIZER
     swapper: str = spec.SWAPPER
     genderage: str = spec.GENDERAGE
+    liveness: str = spec.LIVENESS
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "batch_size", "prefetch", "cpu_threads", "shm_regions_per_model"):

@@ -115,6 +115,7 @@ class AsyncFaceClient:
             recognizer=opts.recognizer,
             swapper=opts.swapper,
             genderage=opts.genderage,
+            liveness=opts.liveness,
         )
         self._models = await self._connect(target)
         self._executor = ThreadPoolExecutor(opts.cpu_threads, thread_name_prefix="facegate-client")
@@ -180,13 +181,23 @@ class AsyncFaceClient:
         embed: bool,
         det_sizes: DetSizes = None,
         attributes: bool = False,
+        liveness: bool = False,
     ) -> DetectOptions:
         chosen = self.options.detect_threshold if threshold is None else threshold
         if not 0.0 <= chosen <= 1.0 or max_faces < 0 or min_size_px < 0:
             raise InvalidParameter("threshold is in [0, 1]; max_faces and min_size_px >= 0")
         default = resolve_det_sizes(self.options.det_sizes, ())
         sizes = resolve_det_sizes(det_sizes, default)
-        return DetectOptions(chosen, max_faces, min_size_px, embed, sizes, attributes)
+        return DetectOptions(
+            chosen,
+            max_faces,
+            min_size_px,
+            embed,
+            sizes,
+            attributes,
+            liveness,
+            self.options.liveness_threshold,
+        )
 
     async def detect_stream(
         self,
@@ -199,6 +210,7 @@ class AsyncFaceClient:
         batch_size: int | None = None,
         det_sizes: DetSizes = None,
         attributes: bool = False,
+        liveness: bool = False,
     ) -> AsyncGenerator[ImageFaces, None]:
         """Faces of each image of a (possibly endless) stream, in order.
 
@@ -209,7 +221,7 @@ class AsyncFaceClient:
         """
         pipeline = self._opened()
         options = self._detect_options(
-            threshold, max_faces, min_size_px, embed, det_sizes, attributes
+            threshold, max_faces, min_size_px, embed, det_sizes, attributes, liveness
         )
         size = batch_size or self.options.batch_size
         pending: collections.deque[asyncio.Task[list[ImageFaces]]] = collections.deque()
@@ -237,11 +249,13 @@ class AsyncFaceClient:
         min_size_px: float = 0.0,
         det_sizes: DetSizes = None,
         attributes: bool = False,
+        liveness: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order.
 
         `det_sizes`: detector frame sides such as "640" or (128, 640); default
         options.det_sizes. `attributes`: gender and age per face (ImageFaces.attributes).
+        `liveness`: the liveness addon's score per face at options.liveness_threshold.
         """
         stream = self.detect_stream(
             images,
@@ -251,6 +265,7 @@ class AsyncFaceClient:
             min_size_px=min_size_px,
             det_sizes=det_sizes,
             attributes=attributes,
+            liveness=liveness,
         )
         return [faces async for faces in stream]
 

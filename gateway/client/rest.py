@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import errors
-from gateway.processing import Detections, GenderAge
+from gateway.processing import DEFAULT_LIVENESS_THRESHOLD, Detections, GenderAge, LivenessResult
 from gateway.processing.attributes import GENDER_LABELS
 from gateway.service.pipeline import ImageFaces
 from gateway.service.swap import SwapResult, encode_image
@@ -71,7 +71,18 @@ def _detections(faces: list[dict[str, Any]]) -> Detections:
     )
 
 
-def _image_faces(body: dict[str, Any], embed: bool, attributes: bool = False) -> ImageFaces:
+def _liveness(faces: list[dict[str, Any]], threshold: float) -> LivenessResult:
+    scores = [f["liveness"]["score"] for f in faces]
+    values = np.array([np.nan if s is None else s for s in scores], np.float32)
+    return LivenessResult(values, threshold)
+
+
+def _image_faces(
+    body: dict[str, Any],
+    embed: bool,
+    attributes: bool = False,
+    liveness_threshold: float | None = None,
+) -> ImageFaces:
     faces = body["faces"]
     embeddings = norms = None
     if embed:
@@ -84,7 +95,13 @@ def _image_faces(body: dict[str, Any], embed: bool, attributes: bool = False) ->
             np.array([f["age"] for f in faces], np.int64),
         )
     return ImageFaces(
-        body["width"], body["height"], _detections(faces), embeddings, norms, gender_age
+        body["width"],
+        body["height"],
+        _detections(faces),
+        embeddings,
+        norms,
+        gender_age,
+        None if liveness_threshold is None else _liveness(faces, liveness_threshold),
     )
 
 
@@ -143,16 +160,22 @@ class FaceRestClient:
         min_size_px: float = 0.0,
         det_sizes: str | Sequence[int] | None = None,
         attributes: bool = False,
+        liveness: bool = False,
+        liveness_threshold: float = DEFAULT_LIVENESS_THRESHOLD,
     ) -> ImageFaces:
         """POST /v1/detect: faces in descending score, original-image pixels.
 
         `det_sizes`: detector frame sides such as "640" or (128, 640); None = the gateway's.
-        `attributes`: gender and age per face (ImageFaces.attributes).
+        `attributes`: gender and age per face (ImageFaces.attributes); `liveness`: the
+        liveness addon's scores, live at `liveness_threshold` (ImageFaces.liveness).
         """
         params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
         params["attributes"] = str(attributes).lower()
+        params["liveness"] = str(liveness).lower()
+        params["liveness_threshold"] = liveness_threshold
         response = self._post("/v1/detect", [("image", _file(image))], params)
-        return _image_faces(response.json(), embed, attributes)
+        live_at = liveness_threshold if liveness else None
+        return _image_faces(response.json(), embed, attributes, live_at)
 
     def detect_batch(
         self,

@@ -100,6 +100,7 @@ class FaceClient:
         batch_size: int | None = None,
         det_sizes: DetSizes = None,
         attributes: bool = False,
+        liveness: bool = False,
     ) -> Iterator[ImageFaces]:
         """AsyncFaceClient.detect_stream for blocking code: faces of each image, in order."""
         stream = self._client.detect_stream(
@@ -111,6 +112,7 @@ class FaceClient:
             batch_size=batch_size,
             det_sizes=det_sizes,
             attributes=attributes,
+            liveness=liveness,
         )
 
         async def next_faces() -> ImageFaces:
@@ -136,6 +138,7 @@ class FaceClient:
         min_size_px: float = 0.0,
         det_sizes: DetSizes = None,
         attributes: bool = False,
+        liveness: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order."""
         return self._run(
@@ -147,6 +150,7 @@ class FaceClient:
                 min_size_px=min_size_px,
                 det_sizes=det_sizes,
                 attributes=attributes,
+                liveness=liveness,
             )
         )
 

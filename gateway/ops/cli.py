@@ -118,6 +118,7 @@ def cmd_models_synthetic(args: argparse.Namespace) -> int:
         "recognizer": models.recognizer,
         "swapper": models.swapper,
         "genderage": models.genderage,
+        "liveness": models.liveness,
     }
     installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
     _print_installed(installed)

@@ -35,6 +35,14 @@ from gateway.processing.detections import (
 )
 from gateway.processing.embedding import average_identity, cosine_similarity, l2_normalize
 from gateway.processing.letterbox import Letterbox, letterbox_image, letterbox_size
+from gateway.processing.liveness import (
+    DEFAULT_LIVENESS_THRESHOLD,
+    OUT_OF_BOUNDS_REASON,
+    LivenessCrops,
+    LivenessResult,
+    crop_liveness_faces,
+    liveness_result,
+)
 from gateway.processing.multiscale import (
     DEFAULT_DET_SIZES_PX,
     DetectorPass,
@@ -56,6 +64,8 @@ from gateway.processing.scrfd import (
 __all__ = [
     "ARCFACE_TEMPLATE_112",
     "DEFAULT_DET_SIZES_PX",
+    "DEFAULT_LIVENESS_THRESHOLD",
+    "OUT_OF_BOUNDS_REASON",
     "SCRFD_ANCHORS_PER_CELL",
     "SCRFD_INPUT_SIZE_PX",
     "SCRFD_STRIDES",
@@ -67,6 +77,8 @@ __all__ = [
     "ImageError",
     "ImageTooLarge",
     "Letterbox",
+    "LivenessCrops",
+    "LivenessResult",
     "UndecodableImage",
     "UnsupportedImageType",
     "anchor_centres",
@@ -74,6 +86,7 @@ __all__ = [
     "average_identity",
     "cosine_similarity",
     "crop_attribute_faces",
+    "crop_liveness_faces",
     "decode_genderage",
     "decode_image",
     "decode_scrfd",
@@ -83,6 +96,7 @@ __all__ = [
     "l2_normalize",
     "letterbox_image",
     "letterbox_size",
+    "liveness_result",
     "merge_passes",
     "nms",
     "parse_det_sizes",

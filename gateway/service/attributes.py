@@ -1,4 +1,4 @@
-"""Gender and age per face: insightface's Attribute crop, genderage on Triton, its decoding."""
+"""Per-face analysis beyond detection: gender and age (genderage), liveness (the addon)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,65 @@ GENDERAGE_HOW_TO_INSTALL = (
     "with `facegate models fetch --pack buffalo_l` (or `facegate models import DIR` with "
     "genderage.onnx; `facegate models synthetic` for tests), then restart Triton"
 )
+
+
+LIVENESS_HOW_TO_INSTALL = (
+    "liveness needs insightface 2.1's liveness addon (liveness.onnx), which this Triton does "
+    "not serve: put liveness.onnx next to the pack's files and run `facegate models import "
+    "DIR` (`facegate models synthetic` for tests), then restart Triton"
+)
+
+# The addon's English reason for a face it does not score.
+LIVENESS_REJECTED_REASON = processing.OUT_OF_BOUNDS_REASON
+
+
+@runtime_checkable
+class LivenessModels(Protocol):
+    """What liveness needs from the inference server."""
+
+    async def liveness(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
+
+
+async def estimate_liveness(
+    models: object,
+    in_thread: Callable[..., Awaitable[Any]],
+    images: Sequence[npt.NDArray[np.uint8]],
+    found: Sequence[processing.Detections],
+    threshold: float,
+    timings: Any,
+) -> list[processing.LivenessResult]:
+    """LivenessResult per image (one batched liveness call for the faces the gate accepts).
+
+    Faces whose aligned crop lies more than 30% outside the image are not scored (NaN), as
+    the addon rejects them. Raises UpstreamUnavailable (503) saying what to install.
+    """
+    if not isinstance(models, LivenessModels):
+        raise UpstreamUnavailable(LIVENESS_HOW_TO_INSTALL)
+    started = time.perf_counter()
+    crops = await asyncio.gather(
+        *(
+            in_thread(processing.crop_liveness_faces, img, dets.kps)
+            for img, dets in zip(images, found, strict=True)
+        )
+    )
+    timings.add("liveness_crop", started)
+    accepted = [c.crops_bgr[c.accepted] for c in crops]
+    counts = [len(a) for a in accepted]
+    started = time.perf_counter()
+    scores = np.zeros((0,), np.float32)
+    if sum(counts):
+        try:
+            scores = await models.liveness(np.concatenate(accepted))
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(
+                f"{LIVENESS_HOW_TO_INSTALL} ({exc.message})", retry_after_s=60
+            ) from exc
+    timings.add("liveness", started)
+    bounds = np.cumsum([0, *counts])
+    return [
+        processing.liveness_result(c, scores[lo:hi], threshold)
+        for c, (lo, hi) in zip(crops, itertools.pairwise(bounds), strict=True)
+    ]
 
 
 @runtime_checkable

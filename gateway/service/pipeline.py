@@ -26,7 +26,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.processing import Detections
-from gateway.service.attributes import estimate_gender_age
+from gateway.service.attributes import estimate_gender_age, estimate_liveness
 from gateway.triton import spec
 from gateway.triton.client import DetectorOutputs
 
@@ -61,6 +61,9 @@ class DetectOptions:
     det_sizes_px: tuple[int, ...] = (spec.DETECTOR_INPUT_SIZE_PX,)
     # Gender and age per face (genderage on Triton; 503 when it is not installed).
     attributes: bool = False
+    # Liveness per face (insightface 2.1's addon on Triton; 503 when it is not installed).
+    liveness: bool = False
+    liveness_threshold: float = processing.DEFAULT_LIVENESS_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class ImageFaces:
     embedding_norms: npt.NDArray[np.float32] | None
     # Gender and age per face, or None when not asked for.
     attributes: processing.GenderAge | None = None
+    # Liveness per face, or None when not asked for.
+    liveness: processing.LivenessResult | None = None
 
 
 @dataclass
@@ -212,10 +217,22 @@ class Pipeline:
             attributes = list(
                 await estimate_gender_age(self._models, self.in_thread, decoded, found, timings)
             )
+        liveness: list[processing.LivenessResult | None] = [None] * len(found)
+        if options.liveness:
+            liveness = list(
+                await estimate_liveness(
+                    self._models,
+                    self.in_thread,
+                    decoded,
+                    found,
+                    options.liveness_threshold,
+                    timings,
+                )
+            )
         return [
-            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs)
-            for img, dets, emb, norm, attrs in zip(
-                decoded, found, embeddings, norms, attributes, strict=True
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs, live)
+            for img, dets, emb, norm, attrs, live in zip(
+                decoded, found, embeddings, norms, attributes, liveness, strict=True
             )
         ]
 

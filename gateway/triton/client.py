@@ -54,6 +54,7 @@ class TritonTarget:
     recognizer: str = spec.RECOGNIZER
     swapper: str = spec.SWAPPER
     genderage: str = spec.GENDERAGE
+    liveness: str = spec.LIVENESS
 
 
 def channel_args(url: str) -> list[tuple[str, int | str]]:
@@ -223,6 +224,21 @@ class TritonFaceModels:
         parts = await self._batched(self.target.genderage, crops_bgr, run, spec.GENDERAGE_MAX_BATCH)
         predictions: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
         return predictions
+
+    async def liveness(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Live probabilities (N,) for (N, 80, 80, 3) uint8 BGR liveness-aligned crops."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0,), np.float32)
+
+        async def run(chunk: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
+            (scores,) = await self.infer(
+                self.target.liveness, {spec.LIVENESS_INPUT.name: chunk}, [spec.LIVENESS_OUTPUT.name]
+            )
+            return scores.reshape(len(chunk))
+
+        parts = await self._batched(self.target.liveness, crops_bgr, run, spec.LIVENESS_MAX_BATCH)
+        scores: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
+        return scores
 
     async def swap(
         self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]

@@ -13,11 +13,12 @@ DETECTOR = "detector"
 RECOGNIZER = "recognizer"
 SWAPPER = "swapper"
 GENDERAGE = "genderage"
-ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE)
+LIVENESS = "liveness"
+ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
 # Loaded when Triton starts; the swapper is loaded on demand. Optional models are loaded at
 # start when the repository holds them; an install without them serves everything else.
 STARTUP_MODELS = (DETECTOR, RECOGNIZER)
-OPTIONAL_STARTUP_MODELS = (GENDERAGE,)
+OPTIONAL_STARTUP_MODELS = (GENDERAGE, LIVENESS)
 
 # Custom config name selected with Triton's --model-config-name in the embedded server
 # (model_repository/<model>/configs/embedded.pbtxt); config.pbtxt is the NGC/ONNX Runtime one.
@@ -111,3 +112,10 @@ GENDERAGE_INPUT = TensorSpec(
 )
 GENDERAGE_OUTPUT = TensorSpec("genderage", "FP32", (3,))
 GENDERAGE_MAX_BATCH = 32
+
+# Liveness (insightface 2.1's liveness addon): uint8 BGR 80x80 crops aligned to the addon's
+# own 5-point template in, the live probability out (no softmax after it).
+LIVENESS_INPUT_SIZE_PX = 80
+LIVENESS_INPUT = TensorSpec("faces", "UINT8", (LIVENESS_INPUT_SIZE_PX, LIVENESS_INPUT_SIZE_PX, 3))
+LIVENESS_OUTPUT = TensorSpec("live_score", "FP32", (1,))
+LIVENESS_MAX_BATCH = 32

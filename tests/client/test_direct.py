@@ -179,3 +179,30 @@ def test_bad_images_raise_the_error_tree(direct: FaceClient) -> None:
         pytest.raises(PayloadTooLarge),
     ):
         offline.detect([IMAGES[0]])
+
+
+@pytest.mark.parametrize("det_sizes", ["640", (128, 640)])
+def test_analysis_options_equal_rest(
+    direct: FaceClient, rest: FaceRestClient, det_sizes: str | tuple[int, ...]
+) -> None:
+    options: dict[str, Any] = {"det_sizes": det_sizes, "attributes": True, "liveness": True}
+    for image in IMAGES[:3]:
+        ours = direct.detect([image], **options)[0]
+        theirs = rest.detect(image, **options)
+        assert_same_faces(ours, theirs)
+        assert ours.attributes is not None and theirs.attributes is not None
+        assert ours.attributes.labels() == theirs.attributes.labels()
+        assert ours.attributes.ages.tolist() == theirs.attributes.ages.tolist()
+        assert ours.liveness is not None and theirs.liveness is not None
+        np.testing.assert_allclose(ours.liveness.scores, theirs.liveness.scores, atol=1e-6)
+        assert ours.liveness.is_live.tolist() == theirs.liveness.is_live.tolist()
+
+
+def test_embed_crops_equal_rest(direct: FaceClient, rest: FaceRestClient) -> None:
+    crops = np.random.default_rng(5).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    ours, our_norms = direct.embed_crops(list(crops))
+    theirs, their_norms = rest.embed_crops(list(crops))
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    np.testing.assert_allclose(our_norms, their_norms, rtol=1e-6)
+    with pytest.raises(InvalidParameter, match="112x112"):
+        direct.embed_crops([np.zeros((100, 100, 3), np.uint8)])

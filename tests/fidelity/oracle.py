@@ -14,6 +14,7 @@ from pathlib import Path
 import insightface
 import numpy as np
 import numpy.typing as npt
+from insightface.addons.liveness import Liveness
 from insightface.app.common import Face
 from insightface.model_zoo import SCRFD, ArcFaceONNX, Attribute
 
@@ -56,6 +57,9 @@ class InsightFaceOracle:
         self._recognizer.prepare(-1)
         self._attribute = Attribute(str(upstream_dir / "genderage.onnx"))
         self._attribute.prepare(-1)
+        self._liveness = Liveness(
+            str(upstream_dir / "liveness.onnx"), providers=["CPUExecutionProvider"]
+        )
 
     def _detector(self, threshold: float) -> SCRFD:
         if threshold not in self._detectors:
@@ -102,3 +106,9 @@ class InsightFaceOracle:
             sexes.append(str(face.sex))
             ages.append(int(face.age))
         return sexes, ages
+
+    def liveness(
+        self, img_bgr: npt.NDArray[np.uint8], faces: OracleFaces
+    ) -> list[dict[str, object]]:
+        """The liveness addon's predict per detected face: status, is_live, live_score(, reason)."""
+        return [dict(self._liveness.predict(img_bgr, kps)) for kps in faces.kps]

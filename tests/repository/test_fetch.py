@@ -469,3 +469,20 @@ def test_production_catalogue_is_pinned() -> None:
         assert f.size_bytes is not None and f.size_bytes > 0
     assert len({f.sha256 for f in files}) == len(files)
     assert "non-commercial" in LICENCE_NOTE
+
+
+def test_import_takes_the_liveness_addon_when_present_and_checks_its_pin(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    cat = publish(server)
+    write_models(tmp_path, cat)
+    (tmp_path / "liveness.onnx").write_bytes(b"not the addon")
+
+    found = find_pack_files(
+        tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, verify=False
+    )
+    assert found["liveness"] == tmp_path / "liveness.onnx"
+    # genderage.onnx is optional: its absence is not an error.
+    assert "genderage" not in found
+    with pytest.raises(ChecksumMismatch):
+        find_pack_files(tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers)

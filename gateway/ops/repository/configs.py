@@ -93,6 +93,14 @@ def layouts(
             0,
         ),
         spec.GENDERAGE: _genderage_layout(genderage_max_batch),
+        spec.LIVENESS: ModelLayout(
+            spec.LIVENESS,
+            (spec.LIVENESS_INPUT,),
+            (spec.LIVENESS_OUTPUT,),
+            spec.LIVENESS_MAX_BATCH,
+            (8, 16, 32),
+            RECOGNIZER_QUEUE_DELAY_US,
+        ),
     }
 
 

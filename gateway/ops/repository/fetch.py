@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from gateway import __version__
 from gateway.ops.repository.packs import (
+    ADDONS,
     OPTIONAL_ROLES,
     PACKS,
     ROLES,
@@ -179,9 +180,15 @@ def find_pack_files(
             found[role] = path
     if missing:
         raise MissingFile(f"{', '.join(missing)} not found in {directory} or {directory / pack}")
+    digests = {role: f.sha256 for role, f in files.items()}
+    # Addons (the liveness model) are installed when they sit next to the pack's files.
+    for role, addon in ADDONS.items():
+        path = next((p / addon.filename for p in places if (p / addon.filename).is_file()), None)
+        if path is not None:
+            found[role], digests[role] = path, addon.sha256
     if verify:
         for role, path in found.items():
-            verify_sha256(path, files[role].sha256)
+            verify_sha256(path, digests[role])
     return found
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.triton.spec import DETECTOR, GENDERAGE, RECOGNIZER, SWAPPER
+from gateway.triton.spec import DETECTOR, GENDERAGE, LIVENESS, RECOGNIZER, SWAPPER
 
 LICENCE_NOTE = (
     "InsightFace's pretrained models (buffalo_l, buffalo_s, inswapper_128) are available for "
@@ -27,7 +27,7 @@ LICENCE_NOTE = (
     "https://github.com/deepinsight/insightface#license"
 )
 
-ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE)
+ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
 # Roles a pack may lack and an import may skip: the gateway serves everything else without them.
 OPTIONAL_ROLES = (GENDERAGE,)
 
@@ -181,6 +181,29 @@ INSWAPPER_128 = ModelFile(
         "https://github.com/facefusion/facefusion-assets/releases/download/models/inswapper_128.onnx"
     ),
 )
+
+
+@dataclass(frozen=True)
+class AddonFile:
+    """A file outside the packs that `models import` installs when it finds it."""
+
+    role: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    url: str
+
+
+# insightface 2.1's liveness addon: the digest, size and URL its own catalogue pins
+# (insightface/addons/catalog.py, ADDON_CATALOG["liveness"] in the insightface==2.1 wheel).
+LIVENESS_ADDON = AddonFile(
+    role=LIVENESS,
+    filename="liveness.onnx",
+    sha256="87a9ac1dbb16a61eec212957e5095e62a8769c1e188af9b0198f253302c4afdb",
+    size_bytes=1_484_006,
+    url="https://github.com/deepinsight/insightface-model-addons/releases/download/addons/liveness.onnx",
+)
+ADDONS: Mapping[str, AddonFile] = MappingProxyType({LIVENESS: LIVENESS_ADDON})
 
 PACKS: Mapping[str, Pack] = MappingProxyType({p.name: p for p in (BUFFALO_L, BUFFALO_S)})
 SWAPPERS: Mapping[str, ModelFile] = MappingProxyType({"inswapper_128": INSWAPPER_128})

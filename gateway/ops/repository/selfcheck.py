@@ -139,11 +139,26 @@ def check_genderage(
     return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
 
 
+def check_liveness(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+) -> SelfCheckResult:
+    size = spec.LIVENESS_INPUT_SIZE_PX
+    crops = rng.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    # The addon's own input: RGB float32 divided by 255.
+    tensor = np.ascontiguousarray(crops[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    tensor /= 255.0
+    (expected,) = _run(upstream, {upstream.graph.input[0].name: tensor})
+    (actual,) = _run(prepared.model, {spec.LIVENESS_INPUT.name: crops})
+    diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1))))
+    return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
+
+
 CHECKS = {
     spec.DETECTOR: check_detector,
     spec.RECOGNIZER: check_recognizer,
     spec.SWAPPER: check_swapper,
     spec.GENDERAGE: check_genderage,
+    spec.LIVENESS: check_liveness,
 }
 
 

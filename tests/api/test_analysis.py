@@ -1,4 +1,4 @@
-"""POST /v1/embed and det_sizes on /v1/detect, against the real embedded Triton (tiny models)."""
+"""/v1/embed, det_sizes, attributes, liveness and /v1/detect/render against the real embedded Triton."""
 
 from __future__ import annotations
 
@@ -134,3 +134,39 @@ def test_render_returns_the_image_with_its_faces_drawn(
     # The box's top edge is drawn red where the image was black.
     edge = drawn[y1, x1 + 2 : x2 - 2].astype(int)
     assert (edge[:, 2] > 150).all() and (edge[:, 0] < 100).all()
+
+
+def test_liveness_adds_score_and_decision_and_follows_the_threshold(client: httpx.Client) -> None:
+    png = encode(square_image(640, 640, [(240, 128, 64), (480, 320, 128)]))
+    low = client.post(
+        "/v1/detect", files={"image": png}, params={"liveness": "true", "liveness_threshold": 0}
+    )
+    high = client.post(
+        "/v1/detect", files={"image": png}, params={"liveness": "true", "liveness_threshold": 1}
+    )
+    assert low.status_code == high.status_code == 200, low.text
+    for face_low, face_high in zip(low.json()["faces"], high.json()["faces"], strict=True):
+        assert face_low["liveness"]["score"] == face_high["liveness"]["score"]
+        assert 0.0 <= face_low["liveness"]["score"] <= 1.0
+        assert face_low["liveness"]["is_live"] is True
+        assert face_high["liveness"]["is_live"] is (face_high["liveness"]["score"] >= 1.0)
+
+
+def test_liveness_threshold_out_of_range_is_a_422(client: httpx.Client) -> None:
+    png = encode(square_image(640, 640, [(240, 128, 64)]))
+    response = client.post(
+        "/v1/detect", files={"image": png}, params={"liveness": "true", "liveness_threshold": 1.5}
+    )
+    assert response.status_code == 422
+
+
+def test_liveness_without_the_model_is_a_503_that_says_what_to_install(
+    triton: EmbeddedTriton,
+) -> None:
+    settings = gateway_settings(triton, liveness_model="liveness_not_installed")
+    png = encode(square_image(640, 640, [(240, 128, 64)]))
+    with ServerThread(settings) as server, api_client(server.url, USER_KEY) as http:
+        response = http.post("/v1/detect", files={"image": png}, params={"liveness": "true"})
+    assert response.status_code == 503, response.text
+    message = response.json()["error"]["message"]
+    assert "liveness.onnx" in message and "facegate models import" in message
