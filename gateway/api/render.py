@@ -41,7 +41,8 @@ async def render(
     format: Annotated[ImageFormat, Query(description="png or jpeg")] = "png",
     quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality")] = 90,
 ) -> Response:
-    """The same detection options as /v1/detect; attributes=true also draws gender and age."""
+    """The same options as /v1/detect; attributes=true draws gender and age, liveness=true the
+    liveness verdict."""
     images = await read_images(request, settings, {"image": False}, ImagePayload)
     timings = Timings()
     drawn, count = await render_faces(pipeline, images["image"][0], query.options, timings)

@@ -13,6 +13,7 @@ import numpy as np
 from gateway.processing._types import UInt8Array
 from gateway.processing.attributes import GenderAge
 from gateway.processing.detections import Detections
+from gateway.processing.liveness import LivenessResult
 
 BOX_BGR = (0, 0, 255)
 TEXT_BGR = (0, 255, 0)
@@ -21,12 +22,16 @@ GREEN_LANDMARKS = (0, 3)
 
 
 def draw_faces(
-    img_bgr: UInt8Array, detections: Detections, gender_age: GenderAge | None = None
+    img_bgr: UInt8Array,
+    detections: Detections,
+    gender_age: GenderAge | None = None,
+    liveness: LivenessResult | None = None,
 ) -> UInt8Array:
     """A copy of `img_bgr` (uint8 HxWx3) with every face of `detections` drawn on it.
 
     `detections` in original-image pixels; `gender_age` (same face order) adds "F,31"-style
-    labels. The input is not modified.
+    labels, `liveness` "live 0.93", "spoof 0.41" or "live n/a" (not scored). The input is
+    not modified.
     """
     canvas = np.ascontiguousarray(img_bgr.copy())
     unit = max(1, round(max(canvas.shape[:2]) / 640))
@@ -41,6 +46,12 @@ def draw_faces(
         text = f"{float(detections.scores[index]):.2f}"
         if labels is not None and gender_age is not None:
             text = f"{labels[index]},{int(gender_age.ages[index])} {text}"
+        if liveness is not None:
+            if liveness.rejected[index]:
+                text += " live n/a"
+            else:
+                verdict = "live" if liveness.is_live[index] else "spoof"
+                text += f" {verdict} {float(liveness.scores[index]):.2f}"
         baseline_y = y1 - 4 * unit if y1 - 4 * unit > 12 * unit else y2 + 16 * unit
         cv2.putText(
             canvas,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.processing import Detections, GenderAge, draw_faces
+from gateway.processing import Detections, GenderAge, LivenessResult, draw_faces
 
 
 def _one_face() -> Detections:
@@ -38,3 +38,11 @@ def test_gender_and_age_add_a_longer_label() -> None:
     )
     text_rows = slice(70, 100)
     assert (labelled[text_rows] != 0).sum() > (plain[text_rows] != 0).sum() > 0
+
+
+def test_liveness_adds_a_verdict() -> None:
+    img = np.zeros((240, 320, 3), np.uint8)
+    plain = draw_faces(img, _one_face())
+    live = draw_faces(img, _one_face(), liveness=LivenessResult(np.array([0.93], np.float32), 0.8))
+    text_rows = slice(70, 100)
+    assert (live[text_rows] != 0).sum() > (plain[text_rows] != 0).sum()
