@@ -139,6 +139,18 @@ def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.
     return inter / (area_a + area_b - inter)
 
 
+def match_faces(
+    got: list[dict[str, object]], want_boxes: npt.NDArray[np.floating]
+) -> list[tuple[int, int]]:
+    """Pairs (gateway face index, oracle face index), matched one-to-one at IoU >= 0.999."""
+    if not got:
+        return []
+    ious = iou_matrix(np.array([f["bbox"] for f in got], np.float64), want_boxes)
+    rows, cols = linear_sum_assignment(ious, maximize=True)
+    assert ious[rows, cols].min() >= TWO_SCALE_MIN_IOU, ious[rows, cols]
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
+
+
 def cosines(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """Row-wise cosine similarity of (N, D) arrays."""
     a = a.astype(np.float64)

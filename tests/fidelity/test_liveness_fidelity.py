@@ -9,11 +9,10 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 
 from .oracle import InsightFaceOracle
 from .scenes import Square, square_scene
-from .test_insightface_fidelity import BgrImage, iou_matrix, photo_case, png, spread_squares
+from .test_insightface_fidelity import BgrImage, match_faces, photo_case, png, spread_squares
 
 pytestmark = [
     pytest.mark.integration,
@@ -56,11 +55,7 @@ def test_liveness_matches_the_addon(
         assert response.status_code == 200, response.text
         got = response.json()["faces"]
         assert len(got) == len(faces)
-        if not got:
-            continue
-        ious = iou_matrix(np.array([f["bbox"] for f in got]), faces.boxes)
-        rows, cols = linear_sum_assignment(ious, maximize=True)
-        for r, c in zip(rows, cols, strict=True):
+        for r, c in match_faces(got, faces.boxes):
             mine, theirs = got[r]["liveness"], want[c]
             statuses.add(str(theirs["status"]))
             compared += 1

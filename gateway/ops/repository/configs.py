@@ -48,6 +48,7 @@ def layouts(
     recognizer_max_batch: int = spec.RECOGNIZER_MAX_BATCH,
     swapper_max_batch: int = 0,
     genderage_max_batch: int = spec.GENDERAGE_MAX_BATCH,
+    liveness_max_batch: int = spec.LIVENESS_MAX_BATCH,
 ) -> dict[str, ModelLayout]:
     """The served models; a max batch of 0 where the prepare step's batch check failed.
 
@@ -92,26 +93,27 @@ def layouts(
             (spec.SWAPPER_OUTPUT,),
             0,
         ),
-        spec.GENDERAGE: _genderage_layout(genderage_max_batch),
-        spec.LIVENESS: ModelLayout(
-            spec.LIVENESS,
-            (spec.LIVENESS_INPUT,),
-            (spec.LIVENESS_OUTPUT,),
-            spec.LIVENESS_MAX_BATCH,
-            (8, 16, 32),
-            RECOGNIZER_QUEUE_DELAY_US,
+        spec.GENDERAGE: _pixel_model_layout(
+            spec.GENDERAGE, (spec.GENDERAGE_INPUT, spec.GENDERAGE_OUTPUT), genderage_max_batch
+        ),
+        spec.LIVENESS: _pixel_model_layout(
+            spec.LIVENESS, (spec.LIVENESS_INPUT, spec.LIVENESS_OUTPUT), liveness_max_batch
         ),
     }
 
 
-def _genderage_layout(max_batch: int) -> ModelLayout:
-    tensors: tuple[TensorSpec, ...] = (spec.GENDERAGE_INPUT, spec.GENDERAGE_OUTPUT)
+def _pixel_model_layout(
+    name: str, tensors: tuple[TensorSpec, TensorSpec], max_batch: int
+) -> ModelLayout:
+    """genderage and liveness: one crop input, one output, batched like the recognizer."""
+    inputs: tuple[TensorSpec, ...] = (tensors[0],)
+    outputs: tuple[TensorSpec, ...] = (tensors[1],)
     if max_batch == 0:
-        tensors = tuple(TensorSpec(t.name, t.dtype, (1, *t.shape)) for t in tensors)
+        inputs, outputs = _unbatched(inputs), _unbatched(outputs)
     return ModelLayout(
-        spec.GENDERAGE,
-        (tensors[0],),
-        (tensors[1],),
+        name,
+        inputs,
+        outputs,
         max_batch,
         (8, 16, 32) if max_batch else (),
         RECOGNIZER_QUEUE_DELAY_US if max_batch else 0,

@@ -547,29 +547,15 @@ def prepare_genderage(
     )
 
 
-def prepare_liveness(upstream: onnx.ModelProto) -> PreparedModel:
+def prepare_liveness(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
     """Liveness addon [N,3,80,80] RGB/255 -> spec.LIVENESS_* (uint8 BGR in, [N, 1] score out)."""
-    if len(upstream.graph.input) != 1 or len(upstream.graph.output) != 1:
-        raise PrepareError("expected a liveness graph with one input and one output")
-    model = onnx.ModelProto()
-    model.CopyFrom(upstream)
-    _check_versions(model)
-    _clear_intermediate_shapes(model)
-    old_input = _graph_input(model).name
-    pre = GraphBuilder("facegate_pre_")
-    new_input = value_info(spec.LIVENESS_INPUT.name, UINT8, ["N", *spec.LIVENESS_INPUT.shape])
+    tensors = (spec.LIVENESS_INPUT, spec.LIVENESS_OUTPUT)
     # The addon feeds RGB / 255 (no mean), after its own alignment.
-    x = _pixels_to_nchw(pre, spec.LIVENESS_INPUT.name, 0.0, 1.0 / 255.0)
-    _replace_input(model, old_input, new_input, pre, x)
-    post = GraphBuilder("facegate_post_")
-    shape = post.const(np.array([-1, 1], np.int64), "shape", np.int64)
-    post.op_into("Reshape", [model.graph.output[0].name, shape], spec.LIVENESS_OUTPUT.name)
-    model.graph.node.extend(post.nodes)
-    model.graph.initializer.extend(post.initializers)
-    del model.graph.output[:]
-    model.graph.output.extend([value_info(spec.LIVENESS_OUTPUT.name, FLOAT, ["N", 1])])
-    onnx.checker.check_model(model)
-    return PreparedModel(spec.LIVENESS, model, spec.LIVENESS_MAX_BATCH)
+    return _prepare_pixel_model(
+        upstream, spec.LIVENESS, tensors, spec.LIVENESS_MAX_BATCH, (0.0, 1.0 / 255.0), rng
+    )
 
 
 PREPARERS: dict[str, Callable[[onnx.ModelProto], PreparedModel]] = {

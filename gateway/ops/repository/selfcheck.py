@@ -147,8 +147,8 @@ def check_liveness(
     # The addon's own input: RGB float32 divided by 255.
     tensor = np.ascontiguousarray(crops[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
     tensor /= 255.0
-    (expected,) = _run(upstream, {upstream.graph.input[0].name: tensor})
-    (actual,) = _run(prepared.model, {spec.LIVENESS_INPUT.name: crops})
+    (expected,) = run_model(upstream, {_input_name(upstream): tensor})
+    (actual,) = run_model(prepared.model, {spec.LIVENESS_INPUT.name: crops})
     diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1))))
     return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
 
