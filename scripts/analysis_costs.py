@@ -36,15 +36,21 @@ def scene() -> bytes:
     return bytes(buf.tobytes())
 
 
-def p50_ms(http: httpx.Client, data: bytes, params: dict[str, str], requests: int) -> float:
-    times = []
+def p50_ms(
+    http: httpx.Client, data: bytes, params: dict[str, str], requests: int
+) -> tuple[float, dict[str, float]]:
+    """p50 of the client-side latency and of each server-side stage (timings_ms)."""
+    times: list[float] = []
+    stages: dict[str, list[float]] = {}
     for index in range(requests + 3):  # 3 warm-up requests
         started = time.perf_counter()
         response = http.post("/v1/detect", params=params, files={"image": ("s.png", data)})
         response.raise_for_status()
         if index >= 3:
             times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+            for stage, value in response.json()["timings_ms"].items():
+                stages.setdefault(stage, []).append(value)
+    return statistics.median(times), {k: statistics.median(v) for k, v in stages.items()}
 
 
 def main() -> None:
@@ -52,7 +58,9 @@ def main() -> None:
     data = scene()
     with httpx.Client(base_url=url, timeout=120) as http:
         for name, params in CASES:
-            sys.stdout.write(f"{name:20s} p50 {p50_ms(http, data, params, requests):8.1f} ms\n")
+            total, stages = p50_ms(http, data, params, requests)
+            detail = ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k != "total")
+            sys.stdout.write(f"{name:20s} p50 {total:8.1f} ms  (stage p50s ms: {detail})\n")
             sys.stdout.flush()
 
 
