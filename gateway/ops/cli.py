@@ -191,11 +191,13 @@ def cmd_triton(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
-    _forward_signals(server)
+    stop_signals = _forward_signals(server)
     try:
         server.start()
     except EmbeddedTritonError as exc:
         server.stop()
+        if stop_signals:  # asked to stop while the models were loading: a clean stop
+            return 0
         raise CliError(str(exc)) from exc
     print(
         f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{args.metrics_port}",
@@ -377,10 +379,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forward_signals(server: EmbeddedTriton) -> None:
+def _forward_signals(server: EmbeddedTriton) -> list[int]:
     """Ctrl-C/SIGTERM ask Triton to stop (it drains); a second one kills it.
 
-    The handlers only signal: the main thread, waiting on Triton, sees it exit.
+    The handlers only signal: the main thread, waiting on Triton, sees it exit. Returns the
+    list the handlers append the received signals to.
     """
     seen: list[int] = []
 
@@ -394,6 +397,7 @@ def _forward_signals(server: EmbeddedTriton) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return seen
 
 
 def build_parser() -> argparse.ArgumentParser:
