@@ -140,16 +140,42 @@ def fetch_pack(
     partial.mkdir(parents=True, exist_ok=True)
     pending = {role: f for role, f in files.items() if not _is_installed(staging_dir, f)}
     if source == "hf":
-        downloaded = {
-            role: _download_from_hub(f, partial, hf_endpoint, progress, timeout_s)
-            for role, f in pending.items()
-        }
+        downloaded = {}
+        for role, f in pending.items():
+            try:
+                downloaded[role] = _download_from_hub(f, partial, hf_endpoint, progress, timeout_s)
+            except FetchError as exc:
+                if role not in OPTIONAL_ROLES:
+                    raise
+                logger.warning("skipping optional %s: %s", f.filename, exc)
     else:
         downloaded = _download_from_urls(pending, partial, overrides, progress, timeout_s)
 
+    _drop_unverified_optional(downloaded, pending)
     _install_verified(downloaded, pending, staging_dir)
     shutil.rmtree(partial, ignore_errors=True)
-    return {role: staging_dir / f.filename for role, f in files.items()}
+    return {
+        role: staging_dir / f.filename
+        for role, f in files.items()
+        if role in downloaded or role not in pending
+    }
+
+
+def _drop_unverified_optional(
+    downloaded: dict[str, Path], pending: Mapping[str, ModelFile]
+) -> None:
+    """An optional file (genderage) that fails its pin is dropped with a warning, not fatal:
+    the pack's detector and recognizer still install."""
+    for role in [r for r in downloaded if r in OPTIONAL_ROLES]:
+        path = downloaded[role]
+        if sha256_file(path) != pending[role].sha256:
+            logger.warning(
+                "skipping optional %s: its sha256 is not the pinned %s",
+                pending[role].filename,
+                pending[role].sha256,
+            )
+            path.unlink(missing_ok=True)
+            del downloaded[role]
 
 
 def find_pack_files(
@@ -327,6 +353,9 @@ def _extract_members(zip_path: Path, files: list[ModelFile], out_dir: Path) -> d
                 if not info.is_dir():
                     members.setdefault(PurePosixPath(info.filename).name, info)
             for f in files:
+                if f.filename not in members and f.role in OPTIONAL_ROLES:
+                    logger.warning("skipping optional %s: not in %s", f.filename, zip_path.name)
+                    continue
                 if f.filename not in members:
                     raise MissingFile(f"{zip_path.name} has no {f.filename}")
                 dest = out_dir / f.filename
