@@ -55,11 +55,11 @@ class InsightFaceOracle:
         self._detectors: dict[float, SCRFD] = {}
         self._recognizer = ArcFaceONNX(str(upstream_dir / "recognizer.onnx"))
         self._recognizer.prepare(-1)
-        self._attribute = Attribute(str(upstream_dir / "genderage.onnx"))
-        self._attribute.prepare(-1)
-        self._liveness = Liveness(
-            str(upstream_dir / "liveness.onnx"), providers=["CPUExecutionProvider"]
-        )
+        # genderage and liveness load on first use: some callers' folders hold only the
+        # detector and the recognizer.
+        self._upstream_dir = upstream_dir
+        self._attribute: Attribute | None = None
+        self._liveness: Liveness | None = None
 
     def _detector(self, threshold: float) -> SCRFD:
         if threshold not in self._detectors:
@@ -99,6 +99,9 @@ class InsightFaceOracle:
         self, img_bgr: npt.NDArray[np.uint8], faces: OracleFaces
     ) -> tuple[list[str], list[int]]:
         """Attribute.get per detected face, as FaceAnalysis.get runs it: Face.sex and age."""
+        if self._attribute is None:
+            self._attribute = Attribute(str(self._upstream_dir / "genderage.onnx"))
+            self._attribute.prepare(-1)
         sexes, ages = [], []
         for box, kps, score in zip(faces.boxes, faces.kps, faces.scores, strict=True):
             face = Face(bbox=box, kps=kps, det_score=score)
@@ -111,4 +114,8 @@ class InsightFaceOracle:
         self, img_bgr: npt.NDArray[np.uint8], faces: OracleFaces
     ) -> list[dict[str, object]]:
         """The liveness addon's predict per detected face: status, is_live, live_score(, reason)."""
+        if self._liveness is None:
+            self._liveness = Liveness(
+                str(self._upstream_dir / "liveness.onnx"), providers=["CPUExecutionProvider"]
+            )
         return [dict(self._liveness.predict(img_bgr, kps)) for kps in faces.kps]

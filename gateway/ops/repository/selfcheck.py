@@ -66,8 +66,11 @@ def check_detector(
     upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
 ) -> SelfCheckResult:
     diff = 0.0
-    # Both sizes of insightface 2.1's default: the served graph must answer each.
-    for size in DETECTOR_CHECK_SIZES_PX:
+    # Both sizes of insightface 2.1's default where the upstream frame is symbolic (the packs'
+    # files); a file exported at a fixed 640 answers only 640 (serve it with det_sizes=640).
+    dims = graph_inputs(upstream)[0].type.tensor_type.shape.dim
+    fixed = len(dims) == 4 and all(d.HasField("dim_value") for d in dims[2:])
+    for size in (spec.DETECTOR_INPUT_SIZE_PX,) if fixed else DETECTOR_CHECK_SIZES_PX:
         frame = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         blob = cv2.dnn.blobFromImage(
             frame, 1.0 / 128.0, (size, size), (127.5, 127.5, 127.5), swapRB=True
