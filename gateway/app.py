@@ -12,11 +12,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__
-from gateway.api import embed, faces, health, render, swap
+from gateway.api import embed, faces, gallery, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
 from gateway.config import Settings
 from gateway.errors import FacegateError, install_error_handlers
+from gateway.gallery_app import run_gallery
 from gateway.metrics import Metrics
 from gateway.middleware import Admission, GatewayMiddleware
 from gateway.ports import InferenceBackend, ModelControl
@@ -83,6 +84,12 @@ def create_app(settings: Settings | None = None, models: InferenceBackend | None
         app.state.services = services
         swapper = services.swapper
         background = [asyncio.create_task(swapper.run_reaper(), name="swapper-reaper")]
+        if settings.gallery_url.get_secret_value():
+            background.append(
+                asyncio.create_task(
+                    run_gallery(app, settings, services.pipeline, backend), name="gallery"
+                )
+            )
         if settings.swapper_preload:
             background.append(asyncio.create_task(_preload(swapper), name="swapper-preload"))
         if settings.models_label:
@@ -96,6 +103,8 @@ def create_app(settings: Settings | None = None, models: InferenceBackend | None
             await asyncio.gather(*background, return_exceptions=True)
             for resource in owned:
                 await resource.close()
+            if getattr(app.state, "gallery_store", None) is not None:
+                await app.state.gallery_store.close()
             executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
@@ -130,4 +139,5 @@ def create_app(settings: Settings | None = None, models: InferenceBackend | None
     app.include_router(swap.router)
     app.include_router(swap.admin)
     install_compat(app, settings)
+    app.include_router(gallery.router)
     return app

@@ -1,4 +1,6 @@
-"""API keys with two scopes: `user` (detect, verify, swap) and `admin` (also model load/unload).
+"""API keys with three scopes, each including the one before: `user` (detect, verify, swap,
+gallery identify/verify/read), `enroll` (also gallery enrolment and deletion) and `admin`
+(also model load/unload).
 
 Keys come from FACEGATE_API_KEYS ("scope:key,scope:key") and/or a mounted file
 (FACEGATE_API_KEYS_FILE, one "scope:key" per line, # comments). Only SHA-256 digests are
@@ -16,8 +18,14 @@ from typing import Literal
 
 from gateway.errors import Forbidden, Unauthenticated
 
-Scope = Literal["user", "admin"]
-SCOPES: tuple[Scope, ...] = ("user", "admin")
+Scope = Literal["user", "enroll", "admin"]
+SCOPES: tuple[Scope, ...] = ("user", "enroll", "admin")
+# What each scope is needed for, in the 403 message.
+_NEEDED_FOR: dict[Scope, str] = {
+    "user": "this",
+    "enroll": "gallery enrolment and deletion",
+    "admin": "model management",
+}
 
 
 class AuthConfigError(Exception):
@@ -36,7 +44,8 @@ class ApiKeys:
         digest = hashlib.sha256(presented.encode()).digest()
         found: Scope | None = None
         for stored, scope in self.entries:
-            if hmac.compare_digest(digest, stored) and found != "admin":
+            matches = hmac.compare_digest(digest, stored)
+            if matches and (found is None or SCOPES.index(scope) > SCOPES.index(found)):
                 found = scope
         return found
 
@@ -51,8 +60,10 @@ class ApiKeys:
         scope = self.scope_of(presented)
         if scope is None:
             raise Unauthenticated("unknown API key")
-        if needed == "admin" and scope != "admin":
-            raise Forbidden("this API key lacks the 'admin' scope needed for model management")
+        if SCOPES.index(scope) < SCOPES.index(needed):
+            raise Forbidden(
+                f"this API key lacks the '{needed}' scope needed for {_NEEDED_FOR[needed]}"
+            )
 
 
 def parse_entries(text: str, source: str) -> list[tuple[bytes, Scope]]:
@@ -67,7 +78,7 @@ def parse_entries(text: str, source: str) -> list[tuple[bytes, Scope]]:
         scope, sep, key = line.partition(":")
         if not sep or scope.strip() not in SCOPES or not key.strip():
             raise AuthConfigError(
-                f"{source}: entries look like 'user:<key>' or 'admin:<key>'; got a malformed one"
+                f"{source}: entries look like 'user:<key>', 'enroll:<key>' or 'admin:<key>'; got a malformed one"
             )
         if len(key.strip()) < 16:
             raise AuthConfigError(f"{source}: API keys must be at least 16 characters")

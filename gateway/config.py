@@ -136,6 +136,22 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
         return value
 
+    # Face gallery (PostgreSQL + pgvector); `facegate serve` fills the URL with its embedded one
+    gallery_url: SecretStr = Field(
+        SecretStr(""),
+        description="libpq URL of a PostgreSQL with pgvector; empty = no gallery (routes answer 503)",
+    )
+    gallery_pool_size: int = Field(8, gt=0, description="database connections per worker")
+    gallery_timeout_s: float = Field(10.0, gt=0, description="wait for a free connection")
+    gallery_migrate: bool = Field(True, description="apply pending schema migrations at start")
+    gallery_ef_search: int = Field(
+        100, ge=10, le=1000, description="HNSW search breadth: higher finds more, slower"
+    )
+    recognizer_sha256: str = Field(
+        "",
+        description="the recognizer's prepared model sha256 if Triton's config does not carry it",
+    )
+
     # Process
     cpu_threads: int = Field(4, gt=0, description="threads for decode/letterbox/warp")
     models_label: str = Field(

@@ -12,18 +12,21 @@
     │   └── ClientNotAllowed         403  client_not_allowed       (compat routes' networks)
     ├── NotFound                     404  not_found
     ├── Conflict                     409  conflict
+    │   └── RecognizerMismatch       409  recognizer_mismatch      (gallery built with another recognizer)
     ├── Overloaded                   429  overloaded               (admission, Retry-After)
     ├── ShuttingDown                 503  shutting_down            (draining, Retry-After)
     ├── DeadlineExceeded             504  deadline_exceeded        (the request's own deadline)
     └── UpstreamError                     the inference server failed us
         ├── UpstreamUnavailable      503  upstream_unavailable     (Retry-After)
+        │   └── GalleryUnavailable   503  gallery_unavailable      (the gallery database)
         ├── UpstreamTimeout          504  upstream_timeout
         └── UpstreamFailed           502  upstream_failed
 
 Every answer has the body {"error": {"code", "message"}}; a 500 adds "request_id" so that
 the log line with the traceback can be found. Foreign exceptions become these at one seam
 each, with `raise ... from exc`: tritonclient/gRPC errors by status code in
-triton/errors.py, image decoding errors in service/pipeline.py. Routes never build
+triton/errors.py, psycopg errors in storage/postgres.py, image decoding errors in
+service/pipeline.py. Routes never build
 HTTPException. ERRORS lists the tree; the OpenAPI docs (api/docs.py) and the REST
 client's mapping (client/rest.py) are generated from it.
 """
@@ -128,6 +131,12 @@ class Conflict(FacegateError):
     code = "conflict"
 
 
+class RecognizerMismatch(Conflict):
+    """The collection was built with another recognizer: its embeddings are not comparable."""
+
+    code = "recognizer_mismatch"
+
+
 class Overloaded(FacegateError):
     """Too many requests in flight (Retry-After)."""
 
@@ -160,6 +169,12 @@ class UpstreamUnavailable(UpstreamError):
     code = "upstream_unavailable"
 
 
+class GalleryUnavailable(UpstreamUnavailable):
+    """The gallery database cannot be reached, or no gallery is configured."""
+
+    code = "gallery_unavailable"
+
+
 class UpstreamTimeout(UpstreamError):
     """Triton did not answer in time."""
 
@@ -188,10 +203,12 @@ ERRORS: tuple[type[FacegateError], ...] = (
     ClientNotAllowed,
     NotFound,
     Conflict,
+    RecognizerMismatch,
     Overloaded,
     ShuttingDown,
     DeadlineExceeded,
     UpstreamUnavailable,
+    GalleryUnavailable,
     UpstreamTimeout,
     UpstreamFailed,
 )

@@ -58,6 +58,11 @@ def require_user(request: Request) -> None:
     _authorize(request, "user")
 
 
+def require_enroll(request: Request) -> None:
+    """An API key with the enroll scope (or admin): changes to the gallery."""
+    _authorize(request, "enroll")
+
+
 def require_admin(request: Request) -> None:
     """An API key with the admin scope."""
     _authorize(request, "admin")

@@ -124,8 +124,20 @@ class FaceRestClient:
     def _post(
         self, path: str, files: list[tuple[str, bytes]], params: dict[str, Any]
     ) -> httpx.Response:
-        query = {k: v for k, v in params.items() if v is not None}
-        response = self._http.post(path, files=files or None, params=query)
+        return self._request("POST", path, files=files, params=params)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        files: list[tuple[str, bytes]] | None = None,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One call; an error answer is raised as the gateway's error class for its code."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        response = self._http.request(method, path, files=files or None, params=query, json=json)
         if response.is_success:
             return response
         try:

@@ -20,7 +20,17 @@ from gateway.ops.failures import run_reported
 
 log = logging.getLogger("facegate")
 # Subcommand modules under gateway.ops.commands, in the order --help lists them.
-COMMANDS = ("models", "triton", "serve", "gateway", "bench", "bench_compat", "loadtest", "perf")
+COMMANDS = (
+    "models",
+    "triton",
+    "serve",
+    "gateway",
+    "gallery",
+    "bench",
+    "bench_compat",
+    "loadtest",
+    "perf",
+)
 
 __all__ = ["COMMANDS", "CliError", "build_parser", "main"]
 

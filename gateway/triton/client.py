@@ -301,6 +301,18 @@ class TritonFaceModels:
             states[name] = "READY" if ready else "UNAVAILABLE"
         return states
 
+    async def model_sha256(self, model: str) -> str | None:
+        """The prepared model file's sha256 that `facegate models` wrote into its config, if any."""
+        config = await self._call(
+            model,
+            lambda: self._client.get_model_config(
+                model, as_json=True, client_timeout=self.target.timeout_s
+            ),
+        )
+        parameters = config.get("config", {}).get("parameters", {})
+        value = parameters.get(spec.MODEL_SHA256_PARAMETER, {}).get("string_value")
+        return str(value) if value else None
+
     async def server_ready(self) -> bool:
         """Triton reachable and live."""
         try:

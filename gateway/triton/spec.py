@@ -32,6 +32,9 @@ EMBEDDED_CONFIG_NAME = "embedded"
 REPOSITORY_KEY_HEADER = "facegate-repository-key"
 # Over gRPC, Triton expects restricted-protocol headers with this prefix.
 REPOSITORY_KEY_GRPC_HEADER = f"triton-grpc-protocol-{REPOSITORY_KEY_HEADER}"
+# Config parameter holding the sha256 of the prepared model.onnx (written at install): the
+# gallery records the recognizer's, since embeddings of different files are not comparable.
+MODEL_SHA256_PARAMETER = "facegate_model_sha256"
 
 
 @dataclass(frozen=True)

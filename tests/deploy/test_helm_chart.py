@@ -191,11 +191,12 @@ def test_objects_have_unique_names(ci_case: tuple[Path, list[Manifest]]) -> None
 
 def test_services_select_exactly_their_component(ci_case: tuple[Path, list[Manifest]]) -> None:
     _, objects = ci_case
+    workloads = [*by_kind(objects, "Deployment"), *by_kind(objects, "StatefulSet")]
     pods = {
         o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]["metadata"][
             "labels"
         ]
-        for o in by_kind(objects, "Deployment")
+        for o in workloads
     }
     for service in by_kind(objects, "Service"):
         component = service["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -204,7 +205,11 @@ def test_services_select_exactly_their_component(ci_case: tuple[Path, list[Manif
         }
         assert selected == {component}, service["metadata"]["name"]
         container_ports = set()
-        deployment = one(objects, "Deployment", component)
+        (deployment,) = [
+            o
+            for o in workloads
+            if o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        ]
         for c in deployment["spec"]["template"]["spec"]["containers"]:
             container_ports |= {p["name"] for p in c["ports"]}
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= container_ports

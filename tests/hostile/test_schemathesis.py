@@ -16,18 +16,24 @@ from pathlib import Path
 
 import pytest
 
+from gateway.ops.servers.postgres import EmbeddedPostgres
 from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..api.conftest import ADMIN_KEY, ServerThread, gateway_settings
+from ..gallery.conftest import postgres, wait_for_gallery
+
+__all__ = ["postgres"]  # the session's PostgreSQL fixture, so the gallery routes are fuzzed too
 
 pytestmark = pytest.mark.integration
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
 @pytest.fixture(scope="module")
-def gateway_for_fuzzing(triton: EmbeddedTriton) -> Iterator[str]:
+def gateway_for_fuzzing(triton: EmbeddedTriton, postgres: EmbeddedPostgres) -> Iterator[str]:
     # A gateway of its own: generated admin calls (unload) must not disturb the shared one.
-    with ServerThread(gateway_settings(triton, swapper_idle_ttl_s=0)) as server:
+    settings = gateway_settings(triton, swapper_idle_ttl_s=0, gallery_url=postgres.url())
+    with ServerThread(settings) as server:
+        wait_for_gallery(server.url)
         yield server.url
 
 

@@ -94,7 +94,7 @@ def test_serve_stops_triton_on_sigterm(repository: Path) -> None:
     env = {**os.environ, "FACEGATE_API_KEYS": "user:process-test-key-0123456789"}
     command = [
         sys.executable, "-m", "gateway.ops.cli", "serve", "--models", "synthetic",
-        "--repository", str(repository), "--port", str(port), *_ports(),
+        "--repository", str(repository), "--port", str(port), *_ports(), "--no-gallery",
     ]  # fmt: skip
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

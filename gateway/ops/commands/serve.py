@@ -18,6 +18,8 @@ from gateway.ops.commands._common import (
     add_repository,
     add_triton_ports,
 )
+from gateway.ops.commands.gallery import add_serve_options, start_serve_gallery
+from gateway.ops.servers.postgres import EmbeddedPostgresError
 
 if TYPE_CHECKING:
     from gateway.ops.servers.triton import EmbeddedTriton
@@ -48,6 +50,7 @@ def subparser_init(commands: Subparsers) -> None:
     )
     add_gateway_address(serve)
     add_triton_ports(serve)
+    add_serve_options(serve)
     serve.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
     serve.set_defaults(func=cmd)
 
@@ -88,20 +91,24 @@ def cmd(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
+    postgres = None
     # SIGTERM raises KeyboardInterrupt like Ctrl-C. uvicorn restores this handler and re-raises
     # the signal into it after its graceful shutdown, so the finally below stops Triton (which
     # runs in its own session and would not see the terminal's signals).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         try:
+            postgres, gallery_url = start_serve_gallery(args)
             server.start()
-        except EmbeddedTritonError as exc:
+        except (EmbeddedTritonError, EmbeddedPostgresError) as exc:
             raise CliError(str(exc)) from exc
-        _serve_gateway(args, server, options.repository_key, label)
+        _serve_gateway(args, server, options.repository_key, label, gallery_url)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        if postgres is not None:
+            postgres.stop()
     return 0
 
 
@@ -113,12 +120,14 @@ def _models_label(repository: Path) -> str:
     return ", ".join(sorted(labels))
 
 
-def _serve_gateway(args: argparse.Namespace, server: EmbeddedTriton, key: str, label: str) -> None:
+def _serve_gateway(
+    args: argparse.Namespace, server: EmbeddedTriton, key: str, label: str, gallery_url: str
+) -> None:
     from gateway.config import Settings
 
     if label:
         log.warning("SERVING SYNTHETIC MODELS (%s): detections are not faces", label)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"gallery_url": gallery_url} if gallery_url else {}
     if args.no_auth:
         extra["auth_disabled"] = True
     elif not (os.environ.get("FACEGATE_API_KEYS") or os.environ.get("FACEGATE_API_KEYS_FILE")):

@@ -134,8 +134,11 @@ def _tensor_block(kind: str, tensors: tuple[TensorSpec, ...]) -> list[str]:
     return lines
 
 
-def render_config(layout: ModelLayout, variant: Variant) -> str:
-    """One config.pbtxt text for a model and a deployment variant."""
+def render_config(layout: ModelLayout, variant: Variant, model_sha256: str = "") -> str:
+    """One config.pbtxt text for a model and a deployment variant.
+
+    `model_sha256` (of the prepared model.onnx) is recorded as a config parameter when given.
+    """
     header = {
         "gpu": "NGC Triton image, native ONNX Runtime backend on GPU.",
         "tensorrt": "NGC Triton image, ONNX Runtime with the TensorRT FP16 accelerator (engine and timing caches relative to Triton's working directory).",
@@ -182,6 +185,10 @@ def render_config(layout: ModelLayout, variant: Variant) -> str:
     if variant == "embedded":
         # Threads per onnxruntime session inside the Python-backend process (0 = onnxruntime's default).
         lines.append('parameters { key: "intra_op_num_threads" value: { string_value: "0" } }')
+    if model_sha256:
+        lines.append(
+            f'parameters {{ key: "{spec.MODEL_SHA256_PARAMETER}" value: {{ string_value: "{model_sha256}" }} }}'
+        )
     return "\n".join(lines) + "\n"
 
 

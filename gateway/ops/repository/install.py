@@ -14,6 +14,7 @@ secret: the files are the models' weights, their configs and the install report.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -76,11 +77,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_configs(repository: Path, name: str, max_batch_size: int) -> None:
+def write_configs(repository: Path, name: str, max_batch_size: int, model_sha256: str = "") -> None:
     """Write every config variant of one model (config.pbtxt and configs/*.pbtxt)."""
     layout = configs.layouts(**{f"{name}_max_batch": max_batch_size})[name]
     for variant in configs.VARIANTS:
-        text = configs.render_config(layout, variant)
+        text = configs.render_config(layout, variant, model_sha256)
         _write_atomic(repository / name / configs.config_path(variant), text.encode())
 
 
@@ -126,9 +127,11 @@ def install_models(
     installed = []
     for ready, check in prepared:
         version_dir = repository / ready.name / "1"
-        _write_atomic(version_dir / "model.onnx", ready.model.SerializeToString())
+        model_bytes = ready.model.SerializeToString()
+        _write_atomic(version_dir / "model.onnx", model_bytes)
         _write_atomic(version_dir / "model.py", RUNNER_SOURCE.read_bytes())
-        write_configs(repository, ready.name, ready.max_batch_size)
+        digest = hashlib.sha256(model_bytes).hexdigest()
+        write_configs(repository, ready.name, ready.max_batch_size, digest)
         meta = dict(provenance.get(ready.name, {}))
         manifest[ready.name] = {
             **meta,

@@ -277,3 +277,12 @@ Fail early on values the schema cannot check.
 {{- fail "models.objectStore.gcsCredentialsKey needs models.objectStore.credentialsSecret" }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret holding the gallery database URL (yours, or the generated one). */}}
+{{- define "facegate.gallery.secretName" -}}
+{{- if .Values.gallery.existingSecret -}}
+{{- .Values.gallery.existingSecret -}}
+{{- else -}}
+{{- include "facegate.componentName" (dict "root" . "component" "gallery") -}}
+{{- end -}}
+{{- end -}}

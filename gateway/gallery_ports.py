@@ -1,0 +1,159 @@
+"""What the gallery service needs from storage: the GalleryStore protocol and its data types.
+
+The service (gateway/service/gallery.py) talks to this protocol; gateway/storage/ implements
+it on PostgreSQL + pgvector and is the only place that imports psycopg. Embeddings cross
+this boundary as float32 arrays of EMBEDDING_DIM, L2-normalised by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+# ArcFace's embedding width (spec.RECOGNIZER_OUTPUT); the database column has this size.
+EMBEDDING_DIM = 512
+Metadata = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A named set of subjects, bound to the recognizer (prepared model sha256) it was built with."""
+
+    name: str
+    metadata: Metadata
+    recognizer_sha256: str
+    created_at: str
+    subjects: int = 0
+    faces: int = 0
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A person in a collection; face_ids in enrolment order (empty in list pages)."""
+
+    name: str
+    metadata: Metadata
+    faces: int
+    face_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubjectPage:
+    """One page of subjects in name order; `next_after` is the last name when more follow."""
+
+    subjects: list[Subject]
+    next_after: str | None
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face to enrol: its L2-normalised float32 (EMBEDDING_DIM,) embedding and where it was.
+
+    `bbox` is xyxy in original-image pixels and `score` the detector's; both None for a face
+    enrolled from an embedding.
+    """
+
+    embedding: npt.NDArray[np.float32]
+    bbox: tuple[float, float, float, float] | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """One search hit: a face of a subject and its cosine similarity to the query."""
+
+    subject: str
+    similarity: float
+    face_id: str
+
+
+@dataclass(frozen=True)
+class ExportedFace:
+    """A stored face for export: everything needed to import it elsewhere."""
+
+    subject: str
+    face_id: str
+    embedding: npt.NDArray[np.float32]
+    bbox: tuple[float, ...] | None = None
+    score: float | None = None
+    subject_metadata: Metadata = field(default_factory=dict)
+
+
+class GalleryStore(Protocol):
+    """Durable storage and nearest-neighbour search of enrolled faces.
+
+    Unknown collections/subjects/faces raise errors.NotFound; a duplicate collection
+    errors.Conflict; an unreachable database errors.GalleryUnavailable.
+    """
+
+    async def create_collection(
+        self, name: str, metadata: Metadata, recognizer_sha256: str
+    ) -> Collection: ...
+
+    async def list_collections(self) -> list[Collection]: ...
+
+    async def get_collection(self, name: str) -> Collection:
+        """The collection with its subject and face counts."""
+        ...
+
+    async def collection_recognizer(self, name: str) -> str:
+        """The recognizer sha256 a collection was built with (cheaper than get_collection)."""
+        ...
+
+    async def delete_collection(self, name: str) -> None: ...
+
+    async def put_subject(self, collection: str, subject: str, metadata: Metadata | None) -> bool:
+        """Create the subject (True) or replace its metadata when given (False)."""
+        ...
+
+    async def list_subjects(
+        self, collection: str, limit: int, after: str | None
+    ) -> SubjectPage: ...
+
+    async def get_subject(self, collection: str, subject: str) -> Subject: ...
+
+    async def delete_subject(self, collection: str, subject: str) -> int:
+        """Erase the subject and all its faces; returns how many faces went."""
+        ...
+
+    async def add_faces(
+        self, collection: str, enrolments: Sequence[tuple[str, Sequence[NewFace]]]
+    ) -> list[list[str]]:
+        """Add faces per (subject, faces) in one transaction, creating absent subjects.
+
+        Returns the new face ids per entry, in order.
+        """
+        ...
+
+    async def delete_face(self, collection: str, face_id: str) -> None: ...
+
+    async def search(
+        self,
+        collection: str,
+        queries: npt.NDArray[np.float32],
+        candidates: int,
+        ef_search: int = ...,
+    ) -> list[list[Match]]:
+        """The `candidates` nearest faces per query row (M, EMBEDDING_DIM), best first.
+
+        `ef_search` is the index's search breadth: larger finds more true neighbours, slower.
+        """
+        ...
+
+    async def subject_similarity(
+        self, collection: str, subject: str, query: npt.NDArray[np.float32]
+    ) -> float:
+        """Exact cosine similarity of the query (EMBEDDING_DIM,) to the subject's best face."""
+        ...
+
+    async def export_faces(
+        self, collection: str, after: str | None, limit: int
+    ) -> list[ExportedFace]:
+        """Up to `limit` faces with their embeddings, in face id order after the face `after`."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,326 @@
+"""`facegate gallery migrate|status|export|import|bench`, and the embedded gallery of `serve`.
+
+Every subcommand works on FACEGATE_GALLERY_URL (or --url) when set, else on the embedded
+PostgreSQL in --data-dir, which it starts for the command and stops after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+# Only light imports at module level: the parser of every `facegate` command imports this.
+from gateway.ops.servers.postgres import (
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    PostgresOptions,
+    default_data_dir,
+)
+
+if TYPE_CHECKING:
+    from gateway.gallery_ports import NewFace
+
+log = logging.getLogger(__name__)
+EXPORT_FORMAT = "facegate-gallery/1"
+EXPORT_BATCH = 1000
+
+
+class GalleryCommandError(Exception):
+    """A gallery command failed; the message says what to do."""
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """--gallery-dir / --no-gallery for `facegate serve`."""
+    parser.add_argument(
+        "--gallery-dir",
+        type=Path,
+        default=None,
+        help=f"data folder of the embedded PostgreSQL (default {default_data_dir()}); "
+        "ignored when FACEGATE_GALLERY_URL is set",
+    )
+    parser.add_argument(
+        "--no-gallery", action="store_true", help="no face gallery (gallery routes answer 503)"
+    )
+
+
+def start_serve_gallery(args: argparse.Namespace) -> tuple[EmbeddedPostgres | None, str]:
+    """For `serve`: the embedded PostgreSQL started (or None) and the URL to give the gateway."""
+    if args.no_gallery or os.environ.get("FACEGATE_GALLERY_URL"):
+        return None, ""
+    server = EmbeddedPostgres(PostgresOptions(data_dir=args.gallery_dir or default_data_dir()))
+    server.start()
+    return server, server.url()
+
+
+@contextmanager
+def gallery_url(args: argparse.Namespace) -> Iterator[str]:
+    """--url, else FACEGATE_GALLERY_URL, else the embedded PostgreSQL (started for the command)."""
+    url = args.url or os.environ.get("FACEGATE_GALLERY_URL", "")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(PostgresOptions(data_dir=args.data_dir or default_data_dir()))
+    try:
+        server.start()
+    except EmbeddedPostgresError as exc:
+        raise GalleryCommandError(str(exc)) from exc
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from gateway.storage.migrations import MIGRATIONS, apply_migrations
+
+    with gallery_url(args) as url:
+        applied = apply_migrations(url)
+    latest = MIGRATIONS[-1].version
+    print(f"gallery schema at version {latest}" + (f" (applied {applied})" if applied else ""))
+    return 0
+
+
+async def _status(url: str) -> list[dict[str, Any]]:
+    from gateway.storage.postgres import open_store
+
+    store = await open_store(url, pool_size=1, timeout_s=10, migrate=False)
+    try:
+        return [
+            {"collection": c.name, "subjects": c.subjects, "faces": c.faces}
+            for c in await store.list_collections()
+        ]
+    finally:
+        await store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gateway.storage.migrations import schema_version
+
+    with gallery_url(args) as url:
+        version = schema_version(url)
+        rows = asyncio.run(_status(url)) if version else []
+    print(f"schema version {version}")
+    for row in rows:
+        print(f"  {row['collection']}: {row['subjects']} subjects, {row['faces']} faces")
+    return 0
+
+
+async def _export(url: str, collection: str, out: TextIO) -> int:
+    from gateway.storage.postgres import open_store
+
+    store = await open_store(url, pool_size=1, timeout_s=10, migrate=False)
+    written = 0
+    try:
+        meta = await store.get_collection(collection)
+        header = {
+            "format": EXPORT_FORMAT,
+            "collection": meta.name,
+            "metadata": dict(meta.metadata),
+            "recognizer_sha256": meta.recognizer_sha256,
+        }
+        out.write(json.dumps(header) + "\n")
+        after: str | None = None
+        while True:
+            batch = await store.export_faces(collection, after, EXPORT_BATCH)
+            for face in batch:
+                line = {
+                    "subject": face.subject,
+                    "subject_metadata": dict(face.subject_metadata),
+                    # Full precision: an import then stores the very same half-precision values.
+                    "embedding": [float(v) for v in face.embedding],
+                    "bbox": list(face.bbox) if face.bbox is not None else None,
+                    "score": face.score,
+                }
+                out.write(json.dumps(line) + "\n")
+            written += len(batch)
+            if len(batch) < EXPORT_BATCH:
+                return written
+            after = batch[-1].face_id
+            print(f"\rexported {written} faces", end="", file=sys.stderr, flush=True)
+    finally:
+        await store.close()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with gallery_url(args) as url:
+        if args.output == "-":
+            count = asyncio.run(_export(url, args.collection, sys.stdout))
+        else:
+            with open(args.output, "w", encoding="utf-8") as out:
+                os.chmod(args.output, 0o600)  # biometric data: owner only
+                count = asyncio.run(_export(url, args.collection, out))
+    print(f"exported {count} faces of '{args.collection}'", file=sys.stderr)
+    return 0
+
+
+def _face_of(line: dict[str, Any], number: int) -> tuple[str, NewFace, dict[str, Any]]:
+    import numpy as np
+
+    from gateway.gallery_ports import EMBEDDING_DIM, NewFace
+
+    try:
+        embedding = np.asarray(line["embedding"], dtype=np.float32)
+        subject = str(line["subject"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GalleryCommandError(f"line {number}: a face needs subject and embedding") from exc
+    norm = float(np.linalg.norm(embedding)) if embedding.shape == (EMBEDDING_DIM,) else 0.0
+    if not np.isfinite(norm) or norm < 1e-6:
+        raise GalleryCommandError(
+            f"line {number}: the embedding is not {EMBEDDING_DIM} finite numbers"
+        )
+    bbox = line.get("bbox")
+    # Stored vectors are unit length to half precision: keep them bit for bit, and normalise
+    # only vectors from elsewhere.
+    unit = embedding if abs(norm - 1.0) < 1e-2 else embedding / norm
+    face = NewFace(
+        unit.astype(np.float32),
+        tuple(float(v) for v in bbox) if bbox else None,  # type: ignore[arg-type]
+        line.get("score"),
+    )
+    return subject, face, dict(line.get("subject_metadata") or {})
+
+
+async def _import(url: str, source: TextIO, rename: str | None) -> tuple[str, int]:
+    from gateway.storage.postgres import open_store
+
+    header = json.loads(source.readline() or "{}")
+    if header.get("format") != EXPORT_FORMAT:
+        raise GalleryCommandError(f"not a facegate gallery export (format {EXPORT_FORMAT})")
+    name = rename or header["collection"]
+    store = await open_store(url, pool_size=1, timeout_s=10, migrate=True)
+    imported = 0
+    try:
+        await store.create_collection(
+            name, header.get("metadata") or {}, header["recognizer_sha256"]
+        )
+        pending: dict[str, list[NewFace]] = {}
+        subject_meta: dict[str, dict[str, Any]] = {}
+        for number, raw in enumerate(source, start=2):
+            if not raw.strip():
+                continue
+            subject, face, meta = _face_of(json.loads(raw), number)
+            pending.setdefault(subject, []).append(face)
+            subject_meta[subject] = meta
+            if sum(len(v) for v in pending.values()) >= EXPORT_BATCH:
+                imported += await _flush(store, name, pending, subject_meta)
+                print(f"\rimported {imported} faces", end="", file=sys.stderr, flush=True)
+        imported += await _flush(store, name, pending, subject_meta)
+    finally:
+        await store.close()
+    return name, imported
+
+
+async def _flush(
+    store: Any, name: str, pending: dict[str, list[NewFace]], meta: dict[str, dict[str, Any]]
+) -> int:
+    for subject in pending:
+        await store.put_subject(name, subject, meta.get(subject) or None)
+    await store.add_faces(name, list(pending.items()))
+    count = sum(len(v) for v in pending.values())
+    pending.clear()
+    return count
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with gallery_url(args) as url, open(args.input, encoding="utf-8") as source:
+        name, count = asyncio.run(_import(url, source, args.collection))
+    print(f"imported {count} faces into '{name}'", file=sys.stderr)
+    return 0
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default="", help="libpq URL of the database (default $FACEGATE_GALLERY_URL)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"embedded PostgreSQL folder when no URL is given (default {default_data_dir()})",
+    )
+
+
+def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gallery = subparsers.add_parser(
+        "gallery",
+        help="face gallery database: migrate, status, export, import, bench",
+        description="Operate the face gallery's PostgreSQL: FACEGATE_GALLERY_URL (or --url) when "
+        "set, else the embedded PostgreSQL in --data-dir (started for the command).",
+    )
+    actions = gallery.add_subparsers(dest="gallery_command", required=True)
+    migrate = actions.add_parser("migrate", help="apply pending schema migrations")
+    _add_target(migrate)
+    migrate.set_defaults(func=cmd)
+    status = actions.add_parser("status", help="schema version and collection sizes")
+    _add_target(status)
+    status.set_defaults(func=cmd)
+    export = actions.add_parser(
+        "export",
+        help="write a collection as JSON lines (embeddings: biometric data, keep it safe)",
+    )
+    _add_target(export)
+    export.add_argument("collection")
+    export.add_argument("-o", "--output", default="-", help="file (mode 0600) or - for stdout")
+    export.set_defaults(func=cmd)
+    imp = actions.add_parser("import", help="load a JSON-lines export into a new collection")
+    _add_target(imp)
+    imp.add_argument("input", help="file written by `facegate gallery export`")
+    imp.add_argument("--collection", default=None, help="name it differently from the export")
+    imp.set_defaults(func=cmd)
+    bench = actions.add_parser(
+        "bench",
+        help="load N random faces, build the index, measure identify latency and recall",
+    )
+    _add_target(bench)
+    bench.add_argument("--faces", type=int, default=100_000, help="faces to load (1000000 for 1M)")
+    bench.add_argument("--queries", type=int, default=300, help="identify queries measured")
+    bench.add_argument("--seed", type=int, default=0, help="random seed of vectors and queries")
+    bench.add_argument("--keep", action="store_true", help="keep the bench collection afterwards")
+    bench.add_argument(
+        "--ef-search",
+        default="40,100,200",
+        help="comma-separated HNSW search breadths to measure (default 40,100,200)",
+    )
+    bench.set_defaults(func=cmd)
+
+
+def cmd(args: argparse.Namespace) -> int:
+    from gateway.errors import FacegateError
+
+    handlers = {
+        "migrate": cmd_migrate,
+        "status": cmd_status,
+        "export": cmd_export,
+        "import": cmd_import,
+        "bench": _cmd_bench,
+    }
+    try:
+        return handlers[args.gallery_command](args)
+    except (GalleryCommandError, EmbeddedPostgresError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FacegateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from gateway.ops.bench.gallery import bench_gallery, report_lines
+
+    with gallery_url(args) as url:
+        print(f"loading {args.faces} random faces, then measuring...", file=sys.stderr)
+        try:
+            breadths = tuple(int(v) for v in args.ef_search.split(","))
+        except ValueError as exc:
+            raise GalleryCommandError("--ef-search takes numbers like 40,100,200") from exc
+        result = bench_gallery(url, args.faces, args.queries, args.seed, args.keep, breadths)
+    print("\n".join(report_lines(result)))
+    return 0

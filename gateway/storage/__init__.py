@@ -1,0 +1,1 @@
+"""Storage adapters: the only place that imports psycopg (gallery on PostgreSQL + pgvector)."""

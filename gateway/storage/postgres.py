@@ -1,0 +1,425 @@
+"""GalleryStore on PostgreSQL + pgvector (psycopg 3, async pool).
+
+psycopg's exceptions are translated into the gateway's error tree here and nowhere else.
+Each collection has its own partial HNSW index (cosine, halfvec) created with it and
+dropped with it; searches name the collection id as a literal so the planner picks that
+index (a bound parameter would not match a partial index's predicate in a generic plan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+import psycopg_pool
+from pgvector import HalfVector
+from pgvector.psycopg import register_vector_async
+from psycopg import sql
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from gateway.errors import (
+    Conflict,
+    FacegateError,
+    GalleryUnavailable,
+    InvalidParameter,
+    NotFound,
+)
+from gateway.gallery_ports import (
+    EMBEDDING_DIM,
+    Collection,
+    ExportedFace,
+    Match,
+    Metadata,
+    NewFace,
+    Subject,
+    SubjectPage,
+)
+from gateway.storage.migrations import apply_migrations
+
+log = logging.getLogger(__name__)
+Connection = psycopg.AsyncConnection[TupleRow]
+# HNSW build parameters: pgvector's defaults (m=16, ef_construction=64) reach recall@10 > 0.98
+# on 512-d unit vectors; the search breadth (ef_search) follows the candidates asked for.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+# pgvector's default is 40; 100 costs about twice as much per query and finds more of the
+# true neighbours (docs/BENCHMARKS.md, "Face gallery").
+DEFAULT_EF_SEARCH = 100
+MAX_EF_SEARCH = 1000
+
+
+async def open_store(
+    conninfo: str, *, pool_size: int, timeout_s: float, migrate: bool
+) -> PostgresGalleryStore:
+    """Apply pending migrations (when asked) and open a pooled store; errors translated."""
+    if migrate:
+        try:
+            applied = await asyncio.to_thread(apply_migrations, conninfo)
+        except psycopg.Error as exc:
+            raise translate_error(exc) from exc
+        if applied:
+            log.info("gallery schema migrated to version %d", applied[-1])
+    store = PostgresGalleryStore(conninfo, pool_size=pool_size, timeout_s=timeout_s)
+    await store.open()
+    return store
+
+
+def translate_error(exc: psycopg.Error | psycopg_pool.PoolTimeout) -> FacegateError:
+    """A psycopg failure as a gateway error, by SQLSTATE class rather than message text."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return Conflict("it already exists")
+    if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
+        return Conflict("a concurrent change clashed with this one: retry the request")
+    if isinstance(exc, psycopg.DataError):
+        # SQLSTATE class 22 (and psycopg's own check): a value the database cannot store,
+        # such as a NUL character in a name or in metadata.
+        return InvalidParameter("a value cannot be stored (a NUL character?): remove it")
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return GalleryUnavailable(
+            "no gallery database connection came free in time: the database is slow or "
+            "unreachable; retry, or raise FACEGATE_GALLERY_POOL_SIZE",
+            retry_after_s=1,
+        )
+    return GalleryUnavailable(
+        f"the gallery database failed ({type(exc).__name__}): check that PostgreSQL at "
+        "FACEGATE_GALLERY_URL is up, then retry",
+        retry_after_s=1,
+    )
+
+
+def _halfvec(embedding: npt.NDArray[np.float32]) -> HalfVector:
+    if embedding.shape != (EMBEDDING_DIM,) or not np.all(np.isfinite(embedding)):
+        raise ValueError(f"an embedding is a finite float32 ({EMBEDDING_DIM},) vector")
+    return HalfVector(embedding.astype(np.float32))
+
+
+def _face_uuid(face_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(face_id)
+    except ValueError as exc:
+        raise NotFound(f"no face '{face_id[:64]}' (face ids are UUIDs)") from exc
+
+
+def index_name(collection_id: int) -> str:
+    return f"gallery_faces_hnsw_{collection_id}"
+
+
+class PostgresGalleryStore:
+    """The gallery in one PostgreSQL database; open() after migrations have run."""
+
+    def __init__(self, conninfo: str, *, pool_size: int = 8, timeout_s: float = 10.0) -> None:
+        self._pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout_s,
+            open=False,
+            configure=register_vector_async,
+            # One round trip per checkout buys a clean recovery after a database restart:
+            # a dead connection is replaced instead of failing the request.
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True},
+            name="facegate-gallery",
+        )
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=self._pool.timeout)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise translate_error(exc) from exc
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled autocommit connection; psycopg errors come out translated."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise translate_error(exc) from exc
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction; psycopg errors come out translated."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise translate_error(exc) from exc
+
+    @staticmethod
+    async def _collection_id(conn: Connection, name: str, *, lock: bool = False) -> int:
+        query = "SELECT id FROM gallery_collections WHERE name = %s"
+        # A share lock keeps the collection (and its index) alive until this transaction ends.
+        row = await (await conn.execute(query + (" FOR SHARE" if lock else ""), (name,))).fetchone()
+        if row is None:
+            raise NotFound(f"no collection '{name}': create it with POST /v1/collections")
+        return int(row[0])
+
+    @staticmethod
+    def _collection(row: Sequence[Any]) -> Collection:
+        name, metadata, sha, created, subjects, faces = row
+        return Collection(name, metadata, sha, created.isoformat(), int(subjects), int(faces))
+
+    _COLLECTION_COLUMNS = """
+        c.name, c.metadata, c.recognizer_sha256, c.created_at,
+        (SELECT count(*) FROM gallery_subjects s WHERE s.collection_id = c.id),
+        (SELECT count(*) FROM gallery_faces f WHERE f.collection_id = c.id)
+        FROM gallery_collections c"""
+
+    async def create_collection(
+        self, name: str, metadata: Metadata, recognizer_sha256: str
+    ) -> Collection:
+        try:
+            async with self._transaction() as conn:
+                row = await (
+                    await conn.execute(
+                        "INSERT INTO gallery_collections (name, metadata, recognizer_sha256) "
+                        "VALUES (%s, %s, %s) RETURNING id, created_at",
+                        (name, Jsonb(dict(metadata)), recognizer_sha256),
+                    )
+                ).fetchone()
+                assert row is not None
+                await conn.execute(
+                    sql.SQL(
+                        "CREATE INDEX {} ON gallery_faces USING hnsw (embedding halfvec_cosine_ops) "
+                        "WITH (m = {}, ef_construction = {}) WHERE collection_id = {}"
+                    ).format(
+                        sql.Identifier(index_name(row[0])),
+                        sql.Literal(HNSW_M),
+                        sql.Literal(HNSW_EF_CONSTRUCTION),
+                        sql.Literal(row[0]),
+                    )
+                )
+        except Conflict as exc:
+            raise Conflict(
+                f"collection '{name}' already exists: pick another name or delete it first"
+            ) from exc
+        return Collection(name, dict(metadata), recognizer_sha256, row[1].isoformat())
+
+    async def list_collections(self) -> list[Collection]:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(f"SELECT {self._COLLECTION_COLUMNS} ORDER BY c.name")
+            return [self._collection(row) for row in await cursor.fetchall()]
+
+    async def get_collection(self, name: str) -> Collection:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"SELECT {self._COLLECTION_COLUMNS} WHERE c.name = %s", (name,)
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"no collection '{name}': create it with POST /v1/collections")
+        return self._collection(row)
+
+    async def collection_recognizer(self, name: str) -> str:
+        async with self._transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT recognizer_sha256 FROM gallery_collections WHERE name = %s", (name,)
+                )
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no collection '{name}': create it with POST /v1/collections")
+        return str(row[0])
+
+    async def delete_collection(self, name: str) -> None:
+        async with self._transaction() as conn:
+            row = await (
+                await conn.execute(
+                    "DELETE FROM gallery_collections WHERE name = %s RETURNING id", (name,)
+                )
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no collection '{name}'")
+            await conn.execute(
+                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(row[0])))
+            )
+
+    async def put_subject(self, collection: str, subject: str, metadata: Metadata | None) -> bool:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection, lock=True)
+            row = await (
+                await conn.execute(
+                    "INSERT INTO gallery_subjects (collection_id, name, metadata) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (collection_id, name) DO NOTHING RETURNING 1",
+                    (cid, subject, Jsonb(dict(metadata or {}))),
+                )
+            ).fetchone()
+            if row is None and metadata is not None:
+                await conn.execute(
+                    "UPDATE gallery_subjects SET metadata = %s WHERE collection_id = %s AND name = %s",
+                    (Jsonb(dict(metadata)), cid, subject),
+                )
+            return row is not None
+
+    async def list_subjects(self, collection: str, limit: int, after: str | None) -> SubjectPage:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            cursor = await conn.execute(
+                "SELECT s.name, s.metadata, (SELECT count(*) FROM gallery_faces f"
+                " WHERE f.collection_id = s.collection_id AND f.subject = s.name)"
+                ' FROM gallery_subjects s WHERE s.collection_id = %s AND s.name COLLATE "C" > %s'
+                ' ORDER BY s.name COLLATE "C" LIMIT %s',
+                (cid, after or "", limit + 1),
+            )
+            rows = await cursor.fetchall()
+        subjects = [Subject(name, meta, int(count)) for name, meta, count in rows[:limit]]
+        more = len(rows) > limit
+        return SubjectPage(subjects, subjects[-1].name if more and subjects else None)
+
+    async def get_subject(self, collection: str, subject: str) -> Subject:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            row = await (
+                await conn.execute(
+                    "SELECT metadata FROM gallery_subjects WHERE collection_id = %s AND name = %s",
+                    (cid, subject),
+                )
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no subject '{subject}' in collection '{collection}'")
+            faces = await (
+                await conn.execute(
+                    "SELECT id FROM gallery_faces WHERE collection_id = %s AND subject = %s"
+                    " ORDER BY created_at, id",
+                    (cid, subject),
+                )
+            ).fetchall()
+        return Subject(subject, row[0], len(faces), tuple(str(f[0]) for f in faces))
+
+    async def delete_subject(self, collection: str, subject: str) -> int:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            cursor = await conn.execute(
+                "DELETE FROM gallery_faces WHERE collection_id = %s AND subject = %s",
+                (cid, subject),
+            )
+            removed = cursor.rowcount
+            gone = await conn.execute(
+                "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s",
+                (cid, subject),
+            )
+            if gone.rowcount == 0:
+                raise NotFound(f"no subject '{subject}' in collection '{collection}'")
+            return removed
+
+    async def add_faces(
+        self, collection: str, enrolments: Sequence[tuple[str, Sequence[NewFace]]]
+    ) -> list[list[str]]:
+        out: list[list[str]] = []
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection, lock=True)
+            for subject, faces in enrolments:
+                await conn.execute(
+                    "INSERT INTO gallery_subjects (collection_id, name) VALUES (%s, %s)"
+                    " ON CONFLICT (collection_id, name) DO NOTHING",
+                    (cid, subject),
+                )
+                ids: list[str] = []
+                for face in faces:
+                    row = await (
+                        await conn.execute(
+                            "INSERT INTO gallery_faces (collection_id, subject, embedding, bbox, score)"
+                            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                            (
+                                cid,
+                                subject,
+                                _halfvec(face.embedding),
+                                list(face.bbox) if face.bbox is not None else None,
+                                face.score,
+                            ),
+                        )
+                    ).fetchone()
+                    assert row is not None
+                    ids.append(str(row[0]))
+                out.append(ids)
+        return out
+
+    async def delete_face(self, collection: str, face_id: str) -> None:
+        key = _face_uuid(face_id)
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            gone = await conn.execute(
+                "DELETE FROM gallery_faces WHERE collection_id = %s AND id = %s", (cid, key)
+            )
+            if gone.rowcount == 0:
+                raise NotFound(f"no face '{face_id}' in collection '{collection}'")
+
+    async def search(
+        self,
+        collection: str,
+        queries: npt.NDArray[np.float32],
+        candidates: int,
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> list[list[Match]]:
+        # HNSW returns at most ef_search rows, so it is never below the rows asked for.
+        ef = min(max(candidates, ef_search), MAX_EF_SEARCH)
+        results: list[list[Match]] = []
+        # No transaction: a search is read-only, and every search sets the session's ef_search
+        # itself, so a pooled connection's previous value never leaks into it.
+        async with self._connection() as conn:
+            cid = await self._collection_id(conn, collection)
+            await conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
+            query = sql.SQL(
+                "SELECT subject, 1 - (embedding <=> %s) AS similarity, id FROM gallery_faces"
+                " WHERE collection_id = {} ORDER BY embedding <=> %s LIMIT %s"
+            ).format(sql.Literal(cid))
+            for row in queries:
+                vector = _halfvec(row)
+                cursor = await conn.execute(query, (vector, vector, candidates))
+                results.append(
+                    [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
+                )
+        return results
+
+    async def subject_similarity(
+        self, collection: str, subject: str, query: npt.NDArray[np.float32]
+    ) -> float:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            row = await (
+                await conn.execute(
+                    "SELECT max(1 - (embedding <=> %s)) FROM gallery_faces"
+                    " WHERE collection_id = %s AND subject = %s",
+                    (_halfvec(query), cid, subject),
+                )
+            ).fetchone()
+        if row is None or row[0] is None:
+            raise NotFound(f"no faces of subject '{subject}' in collection '{collection}'")
+        return float(row[0])
+
+    async def export_faces(
+        self, collection: str, after: str | None, limit: int
+    ) -> list[ExportedFace]:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            cursor = await conn.execute(
+                "SELECT f.id, f.subject, f.embedding, f.bbox, f.score, s.metadata"
+                " FROM gallery_faces f JOIN gallery_subjects s"
+                " ON s.collection_id = f.collection_id AND s.name = f.subject"
+                " WHERE f.collection_id = %s AND f.id > %s ORDER BY f.id LIMIT %s",
+                (cid, _face_uuid(after) if after else uuid.UUID(int=0), limit),
+            )
+            rows = await cursor.fetchall()
+        return [
+            ExportedFace(
+                subject,
+                str(fid),
+                np.asarray(embedding.to_numpy(), dtype=np.float32),
+                tuple(bbox) if bbox is not None else None,
+                score,
+                meta,
+            )
+            for fid, subject, embedding, bbox, score, meta in rows
+        ]

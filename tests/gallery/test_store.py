@@ -1,0 +1,106 @@
+"""The PostgreSQL store and its tooling against the real embedded PostgreSQL: migrations under
+concurrency, search recall on random faces (the CI version of the benchmark), export/import."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gateway.ops.bench.gallery import bench_gallery
+from gateway.ops.servers.postgres import EmbeddedPostgres
+from gateway.storage.migrations import MIGRATIONS, apply_migrations, schema_version
+
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
+
+
+@pytest.fixture
+def fresh_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A new empty database on the session's server; its URL."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres.url(name)
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_migrations_apply_once_even_when_gateways_start_together(fresh_database: str) -> None:
+    assert schema_version(fresh_database) == 0
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(apply_migrations, [fresh_database] * 4))
+    applied = [version for result in results for version in result]
+    assert sorted(applied) == [m.version for m in MIGRATIONS]  # each exactly once
+    assert apply_migrations(fresh_database) == []
+    assert schema_version(fresh_database) == MIGRATIONS[-1].version
+
+
+def test_search_recall_on_random_faces(fresh_database: str) -> None:
+    result = bench_gallery(fresh_database, faces=3000, queries=100, seed=1, keep=False)
+    for figures in result.searches:
+        # Each query is a stored face plus noise (cosine ~0.7): the index finds that face.
+        assert figures.recall_at_1 >= 0.95, figures
+        # Random 512-d vectors are the hard case for HNSW beyond the first hit; this is a
+        # floor against a broken index (a wrong order gives ~0), not a target.
+        assert figures.recall_at_10 >= 0.4, figures
+    # A broader search finds at least as many true neighbours (same index, same queries).
+    recalls = [f.recall_at_10 for f in result.searches]
+    assert all(b >= a - 0.02 for a, b in itertools.pairwise(recalls)), recalls
+    assert result.sizes_mib["hnsw_index"] > 0
+    with psycopg.connect(fresh_database) as conn:  # the bench collection is gone again
+        assert conn.execute("SELECT count(*) FROM gallery_faces").fetchone() == (0,)
+
+
+def _facegate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.ops.cli", "gallery", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_export_import_round_trip(fresh_database: str, tmp_path: Path) -> None:
+    result = bench_gallery(fresh_database, faces=200, queries=10, seed=2, keep=True)
+    assert result.faces == 200
+    collection = "bench-2-200"
+    dump = tmp_path / "gallery.jsonl"
+    exported = _facegate("export", collection, "-o", str(dump), "--url", fresh_database)
+    assert exported.returncode == 0, exported.stderr
+    assert stat.S_IMODE(dump.stat().st_mode) == 0o600  # biometric data
+    lines = dump.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["collection"] == collection and len(lines) == 201
+    imported = _facegate("import", str(dump), "--collection", "copy", "--url", fresh_database)
+    assert imported.returncode == 0, imported.stderr
+    with psycopg.connect(fresh_database) as conn:
+        rows = conn.execute(
+            "SELECT c.name, f.subject, f.embedding::text FROM gallery_faces f"
+            " JOIN gallery_collections c ON c.id = f.collection_id ORDER BY f.subject, c.name"
+        ).fetchall()
+        shas = conn.execute("SELECT DISTINCT recognizer_sha256 FROM gallery_collections").fetchall()
+    by_collection: dict[str, dict[str, str]] = {}
+    for name, subject, vector in rows:
+        by_collection.setdefault(name, {})[subject] = vector
+    # Same subjects, same (half-precision) vectors, same recognizer binding.
+    assert by_collection["copy"] == by_collection[collection]
+    assert len(shas) == 1
+    again = _facegate("import", str(dump), "--collection", "copy", "--url", fresh_database)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_status_lists_sizes(fresh_database: str) -> None:
+    bench_gallery(fresh_database, faces=50, queries=5, seed=3, keep=True)
+    status = _facegate("status", "--url", fresh_database)
+    assert status.returncode == 0, status.stderr
+    assert "bench-3-50: 50 subjects, 50 faces" in status.stdout
