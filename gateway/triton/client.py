@@ -278,7 +278,14 @@ class TritonFaceModels:
 
     async def model_states(self) -> dict[str, str]:
         """Each model's state as Triton reports it (READY, UNAVAILABLE, LOADING, ...)."""
-        names = (self.target.detector, self.target.recognizer, self.target.swapper)
+        target = self.target
+        names = (
+            target.detector,
+            target.recognizer,
+            target.swapper,
+            target.genderage,
+            target.liveness,
+        )
         states = dict.fromkeys(names, "UNAVAILABLE")
         if self._key_headers:
             index = await self._call(
