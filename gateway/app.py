@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__
-from gateway.api import faces, gallery, health, swap
+from gateway.api import embed, faces, gallery, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
 from gateway.config import Settings
@@ -49,6 +49,8 @@ def _triton_backend(
         detector=settings.detector_model,
         recognizer=settings.recognizer_model,
         swapper=settings.swapper_model,
+        genderage=settings.genderage_model,
+        liveness=settings.liveness_model,
     )
     models = TritonFaceModels(target, metrics, servers=servers)
     # Several Triton replicas behind one target: the swapper loads on each (replicas.py).
@@ -150,6 +152,8 @@ def create_app(
     app.add_middleware(GatewayMiddleware, metrics=metrics, admission=admission)
     app.include_router(health.router)
     app.include_router(faces.router)
+    app.include_router(embed.router)
+    app.include_router(render.router)
     app.include_router(swap.router)
     app.include_router(swap.admin)
     install_compat(app, settings)

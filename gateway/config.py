@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway import defaults
+from gateway.processing import parse_det_sizes
 from gateway.triton import spec
 
 
@@ -36,6 +37,8 @@ class Settings(BaseSettings):
     detector_model: str = spec.DETECTOR
     recognizer_model: str = spec.RECOGNIZER
     swapper_model: str = spec.SWAPPER
+    genderage_model: str = spec.GENDERAGE
+    liveness_model: str = spec.LIVENESS
 
     # Limits on what clients send
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="per image")
@@ -47,6 +50,17 @@ class Settings(BaseSettings):
     # Detection and verification defaults (InsightFace's classic buffalo_l setting)
     detect_threshold: float = Field(defaults.DETECT_THRESHOLD, ge=0, le=1)
     nms_iou: float = Field(defaults.NMS_IOU, gt=0, le=1)
+    det_sizes: str = Field(
+        defaults.DET_SIZES,
+        description="detector frame sides, one pass each, merged by one NMS (insightface "
+        "2.1's FaceAnalysis default '128,640'; '640' = single scale)",
+    )
+    liveness_threshold: float = Field(
+        defaults.LIVENESS_THRESHOLD,
+        ge=0,
+        le=1,
+        description="live when the liveness score is at or above this (insightface 2.1: 0.8)",
+    )
     verify_threshold: float = Field(
         defaults.VERIFY_THRESHOLD,
         ge=-1,
@@ -145,3 +159,13 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     json_logs: bool = Field(True, description="structured JSON log lines")
+
+    @field_validator("det_sizes")
+    @classmethod
+    def _check_det_sizes(cls, value: str) -> str:
+        return ",".join(str(s) for s in parse_det_sizes(value))
+
+    @property
+    def det_sizes_px(self) -> tuple[int, ...]:
+        """det_sizes as integers, in order."""
+        return parse_det_sizes(self.det_sizes)

@@ -6,11 +6,17 @@ numbers; the SDK never reads the server's Settings.
 
 from __future__ import annotations
 
+from gateway.processing.liveness import DEFAULT_LIVENESS_THRESHOLD
+from gateway.processing.multiscale import DEFAULT_DET_SIZES_PX
+
 # InsightFace's classic buffalo_l setting: detection score 0.5, NMS IoU 0.4; cosine
 # similarity 0.3 is a common verification threshold for ArcFace (w600k_r50).
 DETECT_THRESHOLD = 0.5
 NMS_IOU = 0.4
 VERIFY_THRESHOLD = 0.3
+# insightface 2.1's FaceAnalysis: detector passes at 128 and 640 px, live at score >= 0.8.
+DET_SIZES = ",".join(str(s) for s in DEFAULT_DET_SIZES_PX)
+LIVENESS_THRESHOLD = DEFAULT_LIVENESS_THRESHOLD
 MAX_IMAGE_PIXELS = 40_000_000
 TRITON_TIMEOUT_S = 10.0
 TRITON_UNAVAILABLE_RETRIES = 2

@@ -15,7 +15,7 @@ in-process backend) needs none of Triton's packages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,9 @@ from gateway.processing.scrfd import SCRFD_INPUT_SIZE_PX
 DETECTOR_INPUT_SIZE_PX = SCRFD_INPUT_SIZE_PX
 RECOGNIZER_INPUT_SIZE_PX = 112
 SWAPPER_INPUT_SIZE_PX = 128
+# Attribute crops: genderage's box-centred 96x96 square, the liveness addon's aligned 80x80.
+GENDERAGE_INPUT_SIZE_PX = 96
+LIVENESS_INPUT_SIZE_PX = 80
 EMBEDDING_SIZE = 512
 # Aligned faces per recognizer request (the served configs' max_batch_size).
 RECOGNIZER_MAX_BATCH = 32
@@ -60,6 +63,24 @@ class FaceModels(Protocol):
         self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.uint8]:
         """(128, 128, 3) uint8 BGR aligned target crop, (512,) unit identity -> swapped crop."""
+        ...
+
+
+@runtime_checkable
+class AttributeModels(Protocol):
+    """Gender and age, served only when the genderage model is installed (optional)."""
+
+    async def genderage(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """(N, 96, 96, 3) uint8 BGR attribute crops -> raw (N, 3) [female, male, age/100]."""
+        ...
+
+
+@runtime_checkable
+class LivenessModels(Protocol):
+    """Liveness, served only when insightface 2.1's liveness addon is installed (optional)."""
+
+    async def liveness(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """(N, 80, 80, 3) uint8 BGR aligned crops -> (N,) float32 live probabilities."""
         ...
 
 

@@ -20,6 +20,16 @@ class VerifyPayload(BaseModel):
     image_b: str = Field(description="base64 image file")
 
 
+class LivenessOut(BaseModel):
+    score: float | None = Field(
+        None, description="live probability; absent when the face was not scored (see reason)"
+    )
+    is_live: bool | None = Field(
+        None, description="score >= liveness_threshold; absent when the face was not scored"
+    )
+    reason: str | None = Field(None, description="why the face was not scored")
+
+
 class FaceOut(BaseModel):
     bbox: list[float] = Field(description="x1, y1, x2, y2 in original-image pixels")
     score: float
@@ -32,6 +42,9 @@ class FaceOut(BaseModel):
     embedding_norm: float | None = Field(
         None, description="norm of the raw embedding (a rough quality signal)"
     )
+    gender: str | None = Field(None, description='"F" or "M" (only with attributes=true)')
+    age: int | None = Field(None, description="estimated age in years (only with attributes=true)")
+    liveness: LivenessOut | None = Field(None, description="only with liveness=true")
 
 
 class DetectResponse(BaseModel):
@@ -92,6 +105,14 @@ class VerifyResponse(BaseModel):
             ]
         }
     }
+
+
+class EmbedResponse(BaseModel):
+    embeddings: list[list[float]] = Field(
+        description="one L2-normalised 512-d vector per crop, in request order"
+    )
+    embedding_norms: list[float] = Field(description="norms of the raw embeddings")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
 class ModelState(BaseModel):

@@ -63,7 +63,7 @@ def tiny_upstream_dir(
 ) -> Path:
     """The tiny models saved as upstream .onnx files, for insightface oracles."""
     folder = tmp_path_factory.mktemp("upstream")
-    for name in ("detector", "recognizer", "swapper"):
+    for name in ("detector", "recognizer", "swapper", "genderage", "liveness"):
         onnx.save(getattr(tiny_models, name), str(folder / f"{name}.onnx"))
     return folder
 
@@ -76,6 +76,8 @@ def tiny_repository(tiny_models: SyntheticModels, tmp_path_factory: pytest.TempP
         "detector": tiny_models.detector,
         "recognizer": tiny_models.recognizer,
         "swapper": tiny_models.swapper,
+        "genderage": tiny_models.genderage,
+        "liveness": tiny_models.liveness,
     }
     label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
     install_models(repository, upstream, dict.fromkeys(upstream, label))

@@ -1,7 +1,7 @@
 """A fake inference backend (ports.InferenceBackend) for unit tests of the gateway's own logic.
 
 Detector: one face per frame at stride 32, cell (5, 5), anchor 0 - box (128, 128, 192, 192)
-in letterbox pixels - when the frame is not black (or as `faces_per_frame` says).
+in letterbox pixels (frames of 192 px and more) - when the frame is not black (or as `faces_per_frame` says).
 Recognizer: embeddings from the crops' pixels, so different crops differ. Swapper: the
 inverted crop. Model control keeps the swapper's state in memory and records every call.
 """
@@ -44,9 +44,12 @@ class FakeBackend:
         self._check()
         self.detect_calls.append(len(frames_bgr))
         outputs = []
+        # Any frame side, as the variable-size detector: anchor counts follow it.
+        size_px = frames_bgr.shape[1]
+        cells = size_px // spec.DETECTOR_STRIDES[2]
         for index, frame in enumerate(frames_bgr):
             scores, boxes, kps = [], [], []
-            for tensor in spec.DETECTOR_OUTPUTS[: len(spec.DETECTOR_STRIDES)]:
+            for tensor in spec.detector_outputs(size_px)[: len(spec.DETECTOR_STRIDES)]:
                 count = tensor.shape[0]
                 scores.append(np.zeros((count, 1), np.float32))
                 boxes.append(np.full((count, 4), 1.0, np.float32))
@@ -54,9 +57,10 @@ class FakeBackend:
             has_face = (
                 self.faces_per_frame[index] if self.faces_per_frame is not None else frame.any()
             )
-            if has_face:
-                # stride 32: a 20x20 grid of cells, 2 anchors per cell.
-                scores[2][(5 * 20 + 5) * 2] = 0.9
+            # stride 32: a cells x cells grid, 2 anchors per cell; frames too small to hold
+            # cell (5, 5) (the 128 px pass) see no face, so the merge keeps the 640 one.
+            if has_face and cells > 5:
+                scores[2][(5 * cells + 5) * 2] = 0.9
             outputs.append(DetectorOutputs(tuple(scores), tuple(boxes), tuple(kps)))
         return outputs
 

@@ -18,9 +18,12 @@ from gateway.schemas import (
     DetectResponse,
     FaceOut,
     ImagePayload,
+    LivenessOut,
     VerifyPayload,
     VerifyResponse,
 )
+from gateway.service.attributes import LIVENESS_REJECTED_REASON
+from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
 router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_user)])
@@ -47,6 +50,26 @@ MinSize = Annotated[
 ]
 Embed = Annotated[bool, Query(description="add L2-normalised 512-d embeddings")]
 Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
+Attributes = Annotated[
+    bool, Query(description="add gender ('F'/'M') and age per face (needs genderage.onnx)")
+]
+Liveness = Annotated[
+    bool, Query(description="add liveness {score, is_live, reason?} per face (needs liveness.onnx)")
+]
+LivenessThreshold = Annotated[
+    float | None,
+    Query(
+        ge=0.0, le=1.0, description="live at or above (default FACEGATE_LIVENESS_THRESHOLD, 0.8)"
+    ),
+]
+DetSizes = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="detector frame sides, e.g. '640' or '128,640' (one pass each, merged "
+        "by one NMS as insightface 2.1 does; default FACEGATE_DET_SIZES, '128,640')",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -64,9 +87,18 @@ def detect_query(
     min_size: MinSize = 0.0,
     embed: Embed = False,
     landmarks: Landmarks = True,
+    det_sizes: DetSizes = None,
+    attributes: Attributes = False,
+    liveness: Liveness = False,
+    liveness_threshold: LivenessThreshold = None,
 ) -> DetectQuery:
     chosen = settings.detect_threshold if threshold is None else threshold
-    return DetectQuery(DetectOptions(chosen, max_faces, min_size, embed), landmarks)
+    sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
+    live_at = settings.liveness_threshold if liveness_threshold is None else liveness_threshold
+    options = DetectOptions(
+        chosen, max_faces, min_size, embed, sizes, attributes, liveness, live_at
+    )
+    return DetectQuery(options, landmarks)
 
 
 DetectQueryDep = Annotated[DetectQuery, Depends(detect_query)]
@@ -83,7 +115,21 @@ def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
     if faces.embeddings is not None and faces.embedding_norms is not None:
         out.embedding = [float(v) for v in faces.embeddings[index]]
         out.embedding_norm = float(faces.embedding_norms[index])
+    if faces.attributes is not None:
+        out.gender = faces.attributes.labels()[index]
+        out.age = int(faces.attributes.ages[index])
+    if faces.liveness is not None:
+        out.liveness = liveness_out(faces, index)
     return out
+
+
+def liveness_out(faces: ImageFaces, index: int) -> LivenessOut:
+    result = faces.liveness
+    assert result is not None
+    if result.rejected[index]:
+        return LivenessOut(score=None, is_live=None, reason=LIVENESS_REJECTED_REASON)
+    score = float(result.scores[index])
+    return LivenessOut(score=round(score, 6), is_live=bool(result.is_live[index]))
 
 
 def detect_response(faces: ImageFaces, *, landmarks: bool) -> DetectResponse:
@@ -164,6 +210,7 @@ async def verify(
     threshold: Annotated[
         float | None, Query(ge=-1.0, le=1.0, description="match at or above (default 0.3)")
     ] = None,
+    det_sizes: DetSizes = None,
 ) -> VerifyResponse:
     """Cosine similarity of the most prominent face of each image; 422 when one has none."""
     started = time.perf_counter()
@@ -171,9 +218,15 @@ async def verify(
         request, settings, {"image_a": False, "image_b": False}, VerifyPayload
     )
     limit = settings.verify_threshold if threshold is None else threshold
+    sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
     timings = Timings()
     result = await pipeline.verify(
-        images["image_a"][0], images["image_b"][0], limit, timings, settings.detect_threshold
+        images["image_a"][0],
+        images["image_b"][0],
+        limit,
+        timings,
+        settings.detect_threshold,
+        sizes,
     )
     return VerifyResponse(
         similarity=round(result.similarity, 6),

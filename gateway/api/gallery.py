@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.api.deps import SettingsDep, require_enroll, require_user
 from gateway.api.docs import body_doc
-from gateway.api.faces import ERRORS, MaxFaces, face_out
+from gateway.api.faces import ERRORS, DetSizes, MaxFaces, face_out
 from gateway.api.uploads import read_body, read_images, request_limit_bytes
 from gateway.config import Settings
 from gateway.errors import GalleryUnavailable, InvalidInput, InvalidParameter, PayloadTooLarge
@@ -42,6 +42,7 @@ from gateway.service.gallery import (
     Identification,
     normalize_embeddings,
 )
+from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import ImageFaces
 
 M = TypeVar("M", bound=BaseModel)
@@ -281,6 +282,7 @@ async def enrol_faces(
     gallery: GalleryDep,
     settings: SettingsDep,
     face: Annotated[str, Query(description="'prominent' or a face index by score")] = "prominent",
+    det_sizes: DetSizes = None,
 ) -> EnrolResponse:
     """One face per image (up to 16 images), or embeddings; the subject is created if absent."""
     choice = _face_choice(face)
@@ -302,7 +304,11 @@ async def enrol_faces(
     else:
         images = (await read_images(request, settings, {"image": True}, None))["image"]
     (added,) = await gallery.enroll_images(
-        collection, [(subject, images)], choice, settings.detect_threshold
+        collection,
+        [(subject, images)],
+        choice,
+        settings.detect_threshold,
+        resolve_det_sizes(det_sizes, settings.det_sizes_px),
     )
     return EnrolResponse(
         faces=[
@@ -342,6 +348,7 @@ async def identify(
     top_k: TopK = 1,
     threshold: MatchThreshold = None,
     max_faces: MaxFaces = 0,
+    det_sizes: DetSizes = None,
 ) -> IdentifyResponse:
     """Every face in the image (or each embedding) with its best subjects at or above threshold."""
     limit = settings.verify_threshold if threshold is None else threshold
@@ -361,6 +368,7 @@ async def identify(
         threshold=limit,
         max_faces=max_faces,
         detect_threshold=settings.detect_threshold,
+        det_sizes_px=resolve_det_sizes(det_sizes, settings.det_sizes_px),
     )
     return _identified(result, landmarks=True)
 
@@ -379,13 +387,19 @@ async def verify_subject(
     gallery: GalleryDep,
     settings: SettingsDep,
     threshold: MatchThreshold = None,
+    det_sizes: DetSizes = None,
 ) -> GalleryVerifyResponse:
     """Is the image's most prominent face this subject? (best of the subject's faces)"""
     limit = settings.verify_threshold if threshold is None else threshold
     image, _ = await _one_image(request, settings, GalleryVerifyIn)
     assert image is not None  # GalleryVerifyIn requires it
     result = await gallery.verify(
-        collection, subject, image, threshold=limit, detect_threshold=settings.detect_threshold
+        collection,
+        subject,
+        image,
+        threshold=limit,
+        detect_threshold=settings.detect_threshold,
+        det_sizes_px=resolve_det_sizes(det_sizes, settings.det_sizes_px),
     )
     faces = ImageFaces(0, 0, result.detections, None, None)
     return GalleryVerifyResponse(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from gateway import defaults
+from gateway import defaults, processing
 from gateway.client.errors import InvalidArgument
 from gateway.errors import PayloadTooLarge
 from gateway.service.pipeline import ImageInput
@@ -28,6 +28,9 @@ class ClientOptions:
     unavailable_retries: int = defaults.TRITON_UNAVAILABLE_RETRIES
     detect_threshold: float = defaults.DETECT_THRESHOLD
     nms_iou: float = defaults.NMS_IOU
+    # Detector frame sides, e.g. "640" or "128,640" (insightface 2.1's default).
+    det_sizes: str = defaults.DET_SIZES
+    liveness_threshold: float = defaults.LIVENESS_THRESHOLD
     verify_threshold: float = defaults.VERIFY_THRESHOLD
     max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
     swapper_load_timeout_s: float = defaults.SWAPPER_LOAD_TIMEOUT_S
@@ -38,11 +41,28 @@ class ClientOptions:
     detector: str = spec.DETECTOR
     recognizer: str = spec.RECOGNIZER
     swapper: str = spec.SWAPPER
+    genderage: str = spec.GENDERAGE
+    liveness: str = spec.LIVENESS
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "batch_size", "prefetch", "cpu_threads", "shm_regions_per_model"):
             if getattr(self, name) <= 0:
                 raise InvalidArgument(f"ClientOptions.{name} must be positive")
+
+
+def check_det_sizes(
+    requested: str | Sequence[int] | None, default: str | Sequence[int]
+) -> tuple[int, ...]:
+    """Detector frame sides from "640", "128,640" or (128, 640); `default` when None.
+
+    Raises InvalidArgument that says which sizes are accepted.
+    """
+    chosen = default if requested is None else requested
+    text = chosen if isinstance(chosen, str) else ",".join(str(s) for s in chosen)
+    try:
+        return processing.parse_det_sizes(text)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from exc
 
 
 def check_image(image: object, max_pixels: int) -> ImageInput:

@@ -15,7 +15,10 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from gateway.client._inputs import ClientOptions, check_image, chunk_images
+import numpy as np
+import numpy.typing as npt
+
+from gateway.client._inputs import ClientOptions, check_det_sizes, check_image, chunk_images
 from gateway.client.errors import ClientClosed, InvalidArgument
 from gateway.errors import UpstreamUnavailable
 from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, Verification
@@ -26,6 +29,10 @@ from gateway.triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUna
 
 log = logging.getLogger(__name__)
 SharedMemoryMode = Literal["auto"] | bool
+# Detector frame sides: "640", "128,640" or a sequence of ints; None = options.det_sizes.
+DetSizes = str | Sequence[int] | None
+# (N, 512) L2-normalised embeddings and (N,) raw norms.
+Embeddings = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 SWAPPER_HOW_TO_LOAD = (
     "the swapper is not loaded on Triton: load it with `POST /v1/models/swapper/load` on the "
@@ -108,6 +115,8 @@ class AsyncFaceClient:
             detector=opts.detector,
             recognizer=opts.recognizer,
             swapper=opts.swapper,
+            genderage=opts.genderage,
+            liveness=opts.liveness,
         )
         self._models = await self._connect(target)
         self._executor = ThreadPoolExecutor(opts.cpu_threads, thread_name_prefix="facegate-client")
@@ -166,12 +175,29 @@ class AsyncFaceClient:
         return self._pipeline
 
     def _detect_options(
-        self, threshold: float | None, max_faces: int, min_size_px: float, embed: bool
+        self,
+        threshold: float | None,
+        max_faces: int,
+        min_size_px: float,
+        embed: bool,
+        det_sizes: DetSizes = None,
+        attributes: bool = False,
+        liveness: bool = False,
     ) -> DetectOptions:
         chosen = self.options.detect_threshold if threshold is None else threshold
         if not 0.0 <= chosen <= 1.0 or max_faces < 0 or min_size_px < 0:
             raise InvalidArgument("threshold is in [0, 1]; max_faces and min_size_px >= 0")
-        return DetectOptions(chosen, max_faces, min_size_px, embed)
+        sizes = check_det_sizes(det_sizes, self.options.det_sizes)
+        return DetectOptions(
+            chosen,
+            max_faces,
+            min_size_px,
+            embed,
+            sizes,
+            attributes,
+            liveness,
+            self.options.liveness_threshold,
+        )
 
     async def detect_stream(
         self,
@@ -182,6 +208,9 @@ class AsyncFaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         batch_size: int | None = None,
+        det_sizes: DetSizes = None,
+        attributes: bool = False,
+        liveness: bool = False,
     ) -> AsyncGenerator[ImageFaces, None]:
         """Faces of each image of a (possibly endless) stream, in order.
 
@@ -191,7 +220,9 @@ class AsyncFaceClient:
         A sync iterable is read on the event loop: keep its next() cheap.
         """
         pipeline = self._opened()
-        options = self._detect_options(threshold, max_faces, min_size_px, embed)
+        options = self._detect_options(
+            threshold, max_faces, min_size_px, embed, det_sizes, attributes, liveness
+        )
         size = batch_size or self.options.batch_size
         pending: collections.deque[asyncio.Task[list[ImageFaces]]] = collections.deque()
         try:
@@ -216,10 +247,25 @@ class AsyncFaceClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
+        attributes: bool = False,
+        liveness: bool = False,
     ) -> list[ImageFaces]:
-        """Faces of each image (descending score, original-image pixels), in order."""
+        """Faces of each image (descending score, original-image pixels), in order.
+
+        `det_sizes`: detector frame sides such as "640" or (128, 640); default
+        options.det_sizes. `attributes`: gender and age per face (ImageFaces.attributes).
+        `liveness`: the liveness addon's score per face at options.liveness_threshold.
+        """
         stream = self.detect_stream(
-            images, embed=embed, threshold=threshold, max_faces=max_faces, min_size_px=min_size_px
+            images,
+            embed=embed,
+            threshold=threshold,
+            max_faces=max_faces,
+            min_size_px=min_size_px,
+            det_sizes=det_sizes,
+            attributes=attributes,
+            liveness=liveness,
         )
         return [faces async for faces in stream]
 
@@ -230,25 +276,48 @@ class AsyncFaceClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
     ) -> list[ImageFaces]:
         """detect() with L2-normalised 512-d embeddings (and raw norms) for every face."""
         return await self.detect(
-            images, embed=True, threshold=threshold, max_faces=max_faces, min_size_px=min_size_px
+            images,
+            embed=True,
+            threshold=threshold,
+            max_faces=max_faces,
+            min_size_px=min_size_px,
+            det_sizes=det_sizes,
         )
 
+    async def embed_crops(self, crops: Sequence[object]) -> Embeddings:
+        """L2-normalised (N, 512) embeddings and (N,) raw norms of aligned 112x112 crops.
+
+        Crops are encoded bytes or uint8 (112, 112, 3) BGR arrays, e.g. from insightface's
+        norm_crop; another size is InvalidParameter. No detection runs.
+        """
+        pipeline = self._opened()
+        pixels = self.options.max_image_pixels
+        return await pipeline.embed_aligned([check_image(c, pixels) for c in crops], Timings())
+
     async def verify(
-        self, image_a: object, image_b: object, *, threshold: float | None = None
+        self,
+        image_a: object,
+        image_b: object,
+        *,
+        threshold: float | None = None,
+        det_sizes: DetSizes = None,
     ) -> Verification:
         """Cosine similarity of the most prominent face of each image; NoFaceFound if none."""
         pipeline = self._opened()
         limit = self.options.verify_threshold if threshold is None else threshold
         pixels = self.options.max_image_pixels
+        options = self._detect_options(None, 1, 0.0, True, det_sizes)
         return await pipeline.verify(
             check_image(image_a, pixels),
             check_image(image_b, pixels),
             limit,
             Timings(),
-            self.options.detect_threshold,
+            options.threshold,
+            options.det_sizes_px,
         )
 
     async def swap(

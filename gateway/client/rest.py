@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import errors
-from gateway.processing import Detections
+from gateway.processing import DEFAULT_LIVENESS_THRESHOLD, Detections, GenderAge, LivenessResult
+from gateway.processing.attributes import GENDER_LABELS
 from gateway.service.pipeline import ImageFaces
 from gateway.service.swap import SwapResult, encode_image
 
@@ -58,13 +59,38 @@ def _detections(faces: list[dict[str, Any]]) -> Detections:
     )
 
 
-def _image_faces(body: dict[str, Any], embed: bool) -> ImageFaces:
+def _liveness(faces: list[dict[str, Any]], threshold: float) -> LivenessResult:
+    scores = [f["liveness"]["score"] for f in faces]
+    values = np.array([np.nan if s is None else s for s in scores], np.float32)
+    return LivenessResult(values, threshold)
+
+
+def _image_faces(
+    body: dict[str, Any],
+    embed: bool,
+    attributes: bool = False,
+    liveness_threshold: float | None = None,
+) -> ImageFaces:
     faces = body["faces"]
     embeddings = norms = None
     if embed:
         embeddings = np.array([f["embedding"] for f in faces], np.float32).reshape(-1, 512)
         norms = np.array([f["embedding_norm"] for f in faces], np.float32)
-    return ImageFaces(body["width"], body["height"], _detections(faces), embeddings, norms)
+    gender_age = None
+    if attributes:
+        gender_age = GenderAge(
+            np.array([GENDER_LABELS.index(f["gender"]) for f in faces], np.int64),
+            np.array([f["age"] for f in faces], np.int64),
+        )
+    return ImageFaces(
+        body["width"],
+        body["height"],
+        _detections(faces),
+        embeddings,
+        norms,
+        gender_age,
+        None if liveness_threshold is None else _liveness(faces, liveness_threshold),
+    )
 
 
 class FaceRestClient:
@@ -132,11 +158,24 @@ class FaceRestClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: str | Sequence[int] | None = None,
+        attributes: bool = False,
+        liveness: bool = False,
+        liveness_threshold: float = DEFAULT_LIVENESS_THRESHOLD,
     ) -> ImageFaces:
-        """POST /v1/detect: faces in descending score, original-image pixels."""
-        params = _detect_params(embed, threshold, max_faces, min_size_px)
+        """POST /v1/detect: faces in descending score, original-image pixels.
+
+        `det_sizes`: detector frame sides such as "640" or (128, 640); None = the gateway's.
+        `attributes`: gender and age per face (ImageFaces.attributes); `liveness`: the
+        liveness addon's scores, live at `liveness_threshold` (ImageFaces.liveness).
+        """
+        params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
+        params["attributes"] = str(attributes).lower()
+        params["liveness"] = str(liveness).lower()
+        params["liveness_threshold"] = liveness_threshold
         response = self._post("/v1/detect", [("image", _file(image))], params)
-        return _image_faces(response.json(), embed)
+        live_at = liveness_threshold if liveness else None
+        return _image_faces(response.json(), embed, attributes, live_at)
 
     def detect_batch(
         self,
@@ -146,12 +185,25 @@ class FaceRestClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: str | Sequence[int] | None = None,
+        attributes: bool = False,
     ) -> list[ImageFaces]:
         """POST /v1/detect/batch (at most the gateway's batch limit, 16 by default)."""
-        params = _detect_params(embed, threshold, max_faces, min_size_px)
+        params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
+        params["attributes"] = str(attributes).lower()
         files = [("images", _file(image)) for image in images]
         response = self._post("/v1/detect/batch", files, params)
-        return [_image_faces(body, embed) for body in response.json()["results"]]
+        return [_image_faces(body, embed, attributes) for body in response.json()["results"]]
+
+    def embed_crops(
+        self, crops: Sequence[bytes | npt.NDArray[np.uint8]]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """POST /v1/embed: (N, 512) unit embeddings and (N,) raw norms of aligned 112x112 crops."""
+        body = self._post("/v1/embed", [("images", _file(c)) for c in crops], {}).json()
+        return (
+            np.array(body["embeddings"], np.float32).reshape(-1, 512),
+            np.array(body["embedding_norms"], np.float32),
+        )
 
     def verify(
         self,
@@ -159,10 +211,12 @@ class FaceRestClient:
         image_b: bytes | npt.NDArray[np.uint8],
         *,
         threshold: float | None = None,
+        det_sizes: str | Sequence[int] | None = None,
     ) -> RestVerification:
         """POST /v1/verify."""
         files = [("image_a", _file(image_a)), ("image_b", _file(image_b))]
-        body = self._post("/v1/verify", files, {"threshold": threshold}).json()
+        params = {"threshold": threshold, "det_sizes": _det_sizes_param(det_sizes)}
+        body = self._post("/v1/verify", files, params).json()
         return RestVerification(
             body["similarity"],
             body["threshold"],
@@ -201,8 +255,18 @@ class FaceRestClient:
         self._post("/v1/models/swapper/load", [], {})
 
 
+def _det_sizes_param(det_sizes: str | Sequence[int] | None) -> str | None:
+    if det_sizes is None or isinstance(det_sizes, str):
+        return det_sizes
+    return ",".join(str(int(s)) for s in det_sizes)
+
+
 def _detect_params(
-    embed: bool, threshold: float | None, max_faces: int, min_size_px: float
+    embed: bool,
+    threshold: float | None,
+    max_faces: int,
+    min_size_px: float,
+    det_sizes: str | Sequence[int] | None = None,
 ) -> dict[str, Any]:
     return {
         "embed": str(embed).lower(),
@@ -210,4 +274,5 @@ def _detect_params(
         "max_faces": max_faces,
         "min_size": min_size_px,
         "landmarks": "true",
+        "det_sizes": _det_sizes_param(det_sizes),
     }

@@ -12,7 +12,7 @@ from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from gateway.client._inputs import ClientOptions
-from gateway.client.aio import AsyncFaceClient, SharedMemoryMode
+from gateway.client.aio import AsyncFaceClient, DetSizes, Embeddings, SharedMemoryMode
 from gateway.client.errors import ClientClosed
 from gateway.service.pipeline import ImageFaces, Verification
 from gateway.service.swap import SwapResult
@@ -99,6 +99,9 @@ class FaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         batch_size: int | None = None,
+        det_sizes: DetSizes = None,
+        attributes: bool = False,
+        liveness: bool = False,
     ) -> Iterator[ImageFaces]:
         """AsyncFaceClient.detect_stream for blocking code: faces of each image, in order."""
         stream = self._client.detect_stream(
@@ -108,6 +111,9 @@ class FaceClient:
             max_faces=max_faces,
             min_size_px=min_size_px,
             batch_size=batch_size,
+            det_sizes=det_sizes,
+            attributes=attributes,
+            liveness=liveness,
         )
 
         async def next_faces() -> ImageFaces:
@@ -131,6 +137,9 @@ class FaceClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
+        attributes: bool = False,
+        liveness: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order."""
         return self._run(
@@ -140,6 +149,9 @@ class FaceClient:
                 threshold=threshold,
                 max_faces=max_faces,
                 min_size_px=min_size_px,
+                det_sizes=det_sizes,
+                attributes=attributes,
+                liveness=liveness,
             )
         )
 
@@ -150,19 +162,35 @@ class FaceClient:
         threshold: float | None = None,
         max_faces: int = 0,
         min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
     ) -> list[ImageFaces]:
         """detect() with L2-normalised 512-d embeddings (and raw norms) for every face."""
         return self._run(
             self._client.embed(
-                images, threshold=threshold, max_faces=max_faces, min_size_px=min_size_px
+                images,
+                threshold=threshold,
+                max_faces=max_faces,
+                min_size_px=min_size_px,
+                det_sizes=det_sizes,
             )
         )
 
+    def embed_crops(self, crops: Sequence[object]) -> Embeddings:
+        """AsyncFaceClient.embed_crops: (N, 512) unit embeddings and (N,) raw norms."""
+        return self._run(self._client.embed_crops(crops))
+
     def verify(
-        self, image_a: object, image_b: object, *, threshold: float | None = None
+        self,
+        image_a: object,
+        image_b: object,
+        *,
+        threshold: float | None = None,
+        det_sizes: DetSizes = None,
     ) -> Verification:
         """Cosine similarity of the most prominent face of each image; NoFaceFound if none."""
-        return self._run(self._client.verify(image_a, image_b, threshold=threshold))
+        return self._run(
+            self._client.verify(image_a, image_b, threshold=threshold, det_sizes=det_sizes)
+        )
 
     def swap(
         self,

@@ -145,6 +145,11 @@ def perf_command(run: PerfRun, binary: Path | None = None) -> list[str]:
     ]
     if run.shared_memory != "none":
         command += ["--shared-memory", run.shared_memory]
+        if run.kind == "detector":
+            # The detector's output dims are variable (any frame size): perf_analyzer then
+            # needs the region size of the largest output at the frame size it sends.
+            largest = max(4 * t.shape[0] * t.shape[1] for t in spec.DETECTOR_OUTPUTS)
+            command += ["--output-shared-memory-size", str(largest * run.batch_size)]
     return command
 
 

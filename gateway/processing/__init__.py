@@ -12,6 +12,13 @@ from gateway.processing.align import (
     warp_face,
     warp_faces,
 )
+from gateway.processing.attributes import (
+    FaceCrops,
+    GenderAge,
+    attribute_affine,
+    crop_attribute_faces,
+    decode_genderage,
+)
 from gateway.processing.decode import (
     CorruptImage,
     ImageError,
@@ -28,40 +35,71 @@ from gateway.processing.detections import (
 )
 from gateway.processing.embedding import average_identity, cosine_similarity, l2_normalize
 from gateway.processing.letterbox import Letterbox, letterbox_image, letterbox_size
+from gateway.processing.liveness import (
+    DEFAULT_LIVENESS_THRESHOLD,
+    OUT_OF_BOUNDS_REASON,
+    LivenessCrops,
+    LivenessResult,
+    crop_liveness_faces,
+    liveness_result,
+)
+from gateway.processing.multiscale import (
+    DEFAULT_DET_SIZES_PX,
+    DetectorPass,
+    merge_passes,
+    parse_det_sizes,
+    postprocess_detections,
+)
 from gateway.processing.nms import nms
 from gateway.processing.paste import paste_face
+from gateway.processing.render import draw_faces
 from gateway.processing.scrfd import (
     SCRFD_ANCHORS_PER_CELL,
     SCRFD_INPUT_SIZE_PX,
     SCRFD_STRIDES,
     anchor_centres,
     decode_scrfd,
-    postprocess_detections,
 )
 
 __all__ = [
     "ARCFACE_TEMPLATE_112",
+    "DEFAULT_DET_SIZES_PX",
+    "DEFAULT_LIVENESS_THRESHOLD",
+    "OUT_OF_BOUNDS_REASON",
     "SCRFD_ANCHORS_PER_CELL",
     "SCRFD_INPUT_SIZE_PX",
     "SCRFD_STRIDES",
     "AlignedFaces",
     "CorruptImage",
     "Detections",
+    "DetectorPass",
+    "FaceCrops",
+    "GenderAge",
     "ImageError",
     "ImageTooLarge",
     "Letterbox",
+    "LivenessCrops",
+    "LivenessResult",
     "UnsupportedImageType",
     "anchor_centres",
+    "attribute_affine",
     "average_identity",
     "cosine_similarity",
+    "crop_attribute_faces",
+    "crop_liveness_faces",
+    "decode_genderage",
     "decode_image",
     "decode_scrfd",
+    "draw_faces",
     "drop_nonfinite",
     "estimate_affine",
     "l2_normalize",
     "letterbox_image",
     "letterbox_size",
+    "liveness_result",
+    "merge_passes",
     "nms",
+    "parse_det_sizes",
     "paste_face",
     "postprocess_detections",
     "rescale_detections",

@@ -67,6 +67,14 @@ def estimate_affine(kps: AnyFloatArray, size_px: int = 112) -> Float64Array:
     return _fit_similarity(np.asarray(kps, dtype=np.float64), template_for(size_px))
 
 
+def estimate_similarity(kps: AnyFloatArray, template: AnyFloatArray) -> Float64Array:
+    """Least-squares similarity from `kps` (5, 2) to any `template` (5, 2): float64 (2, 3).
+
+    estimate_affine with another model's template (e.g. the liveness addon's 80 px one).
+    """
+    return _fit_similarity(np.asarray(kps, dtype=np.float64), np.asarray(template))
+
+
 def warp_face(img_bgr: UInt8Array, affine: AnyFloatArray, size_px: int) -> UInt8Array:
     """Crop a face with `affine` (2, 3): uint8 (size_px, size_px, 3), black outside the image.
 

@@ -21,9 +21,9 @@ def nms(boxes: AnyFloatArray, scores: AnyFloatArray, iou_threshold: float) -> In
     # so IoUs at the threshold round the same way.
     x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    # A reversed ascending argsort, not a stable descending one: it orders ties the way
-    # upstream does.
-    order = np.argsort(scores)[::-1]
+    # A stable descending sort: insightface 2.1's SCRFD.nms orders ties this way (0.7.3
+    # reversed an ascending argsort, which put the later of two equal scores first).
+    order = np.argsort(-scores, kind="stable")
     order = order[finite[order]]
 
     keep: list[int] = []

@@ -1,4 +1,4 @@
-"""Decode SCRFD's raw head outputs into faces, and the full post-processing of one image."""
+"""Decode SCRFD's raw head outputs into faces (post-processing: gateway.processing.multiscale)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ from functools import lru_cache
 import numpy as np
 
 from gateway.processing._types import AnyFloatArray, Float32Array
-from gateway.processing.detections import (
-    Detections,
-    drop_nonfinite,
-    rescale_detections,
-    select_faces,
-)
-from gateway.processing.nms import nms
+from gateway.processing.detections import Detections
 
 # The feature-pyramid strides and anchors per cell of InsightFace's SCRFD models with
 # keypoints (det_10g, det_2.5g, det_500m), and the input size of its model packs.
@@ -72,39 +66,6 @@ def decode_scrfd(
         scores=np.concatenate([level.scores for level in levels]),
         kps=np.concatenate([level.kps for level in levels]),
     )
-
-
-def postprocess_detections(
-    scores: Sequence[AnyFloatArray],
-    bbox_dists: Sequence[AnyFloatArray],
-    kps_dists: Sequence[AnyFloatArray],
-    scale: float,
-    image_shape: tuple[int, ...],
-    threshold: float,
-    nms_iou: float = 0.4,
-    max_faces: int = 0,
-    min_size_px: float = 0.0,
-    *,
-    strides: Sequence[int] = SCRFD_STRIDES,
-    input_size_px: int = SCRFD_INPUT_SIZE_PX,
-    anchors_per_cell: int = SCRFD_ANCHORS_PER_CELL,
-) -> Detections:
-    """InsightFace's SCRFD.detect after the forward pass, for one letterboxed image.
-
-    Inputs are decode_scrfd's, plus the letterbox `scale` and the original image's
-    `image_shape` (H, W, ...). Returns Detections in original-image pixels: faces with a
-    non-finite value dropped, NMS at `nms_iou` (pixel-inclusive IoU, as upstream), then
-    select_faces' `min_size_px` and `max_faces`. Order is upstream's: descending score,
-    or descending prominence when more than max_faces faces were found.
-    """
-    detections = decode_scrfd(
-        scores, bbox_dists, kps_dists, strides, input_size_px, threshold, anchors_per_cell
-    )
-    detections = drop_nonfinite(rescale_detections(detections, scale))
-    # Upstream sorts before NMS (which sorts again); doing both keeps tie order identical.
-    detections = detections.take(np.argsort(detections.scores)[::-1])
-    detections = detections.take(nms(detections.boxes, detections.scores, nms_iou))
-    return select_faces(detections, image_shape, max_faces=max_faces, min_size_px=min_size_px)
 
 
 def _decode_level(

@@ -3,7 +3,9 @@
 /v1/detect/batch refuses a whole request when one image is bad; InsightFace-REST's
 /extract reports that image as failed and answers the rest. So images are decoded one by
 one here (failures kept as errors at their index), and the good ones go through the same
-Pipeline.detect (one batched detector call, one batched recognizer call).
+Pipeline.detect (one batched detector call, one batched recognizer call). Gender and age
+come from the genderage model where it is served and are None where it is not, as
+InsightFace-REST answers null without its attribute model.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from gateway import ports, processing
-from gateway.errors import FacegateError, InvalidInput, InvalidParameter
+from gateway.errors import FacegateError, InvalidInput, InvalidParameter, UpstreamUnavailable
 from gateway.processing import Detections
+from gateway.service.attributes import estimate_gender_age
 from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, decode_or_raise
 
 # An image's encoded bytes, or the reason it could not be read (reported in place).
@@ -71,8 +74,12 @@ async def extract_faces(
     with_crops: bool,
     group_size: int,
     timings: Timings,
+    with_gender_age: bool = False,
 ) -> list[ExtractResult]:
     """Detect (and embed, per options) faces in every readable image; results in order.
+
+    with_gender_age: ImageFaces.attributes per image where the genderage model is served,
+    None where it is not (never an error: the rest of the answer stands).
 
     Images go through in groups of `group_size`, one group after the other. That bounds
     the decoded images held at once and the Triton calls one request has in flight: all 64
@@ -82,7 +89,9 @@ async def extract_faces(
     results: list[ExtractResult] = []
     for start in range(0, len(sources), group_size):
         group = sources[start : start + group_size]
-        results += await _extract_group(pipeline, group, options, max_pixels, with_crops, timings)
+        results += await _extract_group(
+            pipeline, group, options, max_pixels, with_crops, with_gender_age, timings
+        )
     return results
 
 
@@ -92,6 +101,7 @@ async def _extract_group(
     options: DetectOptions,
     max_pixels: int,
     with_crops: bool,
+    with_gender_age: bool,
     timings: Timings,
 ) -> list[ExtractResult]:
     decoded = await decode_sources(pipeline, sources, max_pixels, timings)
@@ -103,6 +113,9 @@ async def _extract_group(
         return results
     images = [img for _, img in good]
     found = await pipeline.detect(images, options, timings)
+    if with_gender_age:
+        attributes = await _gender_age_or_none(pipeline, images, found, timings)
+        found = [replace(faces, attributes=ga) for faces, ga in zip(found, attributes, strict=True)]
     crops: list[npt.NDArray[np.uint8] | None] = [None] * len(good)
     if with_crops:
         started = time.perf_counter()
@@ -122,6 +135,31 @@ async def _extract_group(
         )
         results[index] = ExtractedImage(faces, scale, crop)
     return results
+
+
+async def _gender_age_or_none(
+    pipeline: Pipeline,
+    images: Sequence[npt.NDArray[np.uint8]],
+    found: Sequence[ImageFaces],
+    timings: Timings,
+) -> list[processing.GenderAge | None]:
+    """GenderAge per image, or None per image when the genderage model is not served.
+
+    UpstreamUnavailable is what an uninstalled model gives (Triton's NOT_FOUND, or a backend
+    without the method); detection just succeeded, so Triton itself is up.
+    """
+    try:
+        return list(
+            await estimate_gender_age(
+                pipeline.models,
+                pipeline.in_thread,
+                images,
+                [faces.detections for faces in found],
+                timings,
+            )
+        )
+    except UpstreamUnavailable:
+        return [None] * len(found)
 
 
 async def embed_aligned_crops(

@@ -32,6 +32,7 @@ from gateway.gallery_ports import (
     SubjectPage,
 )
 from gateway.processing import Detections
+from gateway.processing.multiscale import DEFAULT_DET_SIZES_PX
 from gateway.service.pipeline import DetectOptions, ImageInput, Pipeline, Timings
 
 log = logging.getLogger(__name__)
@@ -203,12 +204,15 @@ class Gallery:
         enrolments: Sequence[tuple[str, Sequence[ImageInput]]],
         choice: FaceChoice,
         detect_threshold: float,
+        det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
     ) -> list[list[EnrolledFace]]:
         """Enrol one face per image, per (subject, images); all or nothing in one transaction."""
         await self.check_recognizer(collection)
         images = [image for _, batch in enrolments for image in batch]
         max_faces = 1 if choice == "prominent" else 0
-        options = DetectOptions(threshold=detect_threshold, max_faces=max_faces)
+        options = DetectOptions(
+            threshold=detect_threshold, max_faces=max_faces, det_sizes_px=det_sizes_px
+        )
         decoded, found = await self._pipeline.find_faces(images, options, Timings())
         chosen = [
             dets.take(np.array([pick_face(dets, choice, f"image {i}")]))
@@ -275,10 +279,13 @@ class Gallery:
         threshold: float,
         max_faces: int,
         detect_threshold: float,
+        det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
     ) -> Identification:
         """Every detected face (up to max_faces, by prominence) with its top_k subjects."""
         await self.check_recognizer(collection)
-        options = DetectOptions(threshold=detect_threshold, max_faces=max_faces, embed=True)
+        options = DetectOptions(
+            threshold=detect_threshold, max_faces=max_faces, embed=True, det_sizes_px=det_sizes_px
+        )
         (faces,) = await self._pipeline.detect([image], options, Timings())
         if faces.embeddings is None or len(faces.detections) == 0:
             return Identification(faces.detections, [])
@@ -309,6 +316,7 @@ class Gallery:
         *,
         threshold: float,
         detect_threshold: float,
+        det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
     ) -> SubjectVerification:
         """The image's most prominent face against the subject's best face."""
         await self.check_recognizer(collection)
@@ -317,7 +325,9 @@ class Gallery:
             raise InvalidParameter(
                 f"subject '{subject}' has no faces yet: enrol one with POST .../faces"
             )
-        options = DetectOptions(threshold=detect_threshold, max_faces=1, embed=True)
+        options = DetectOptions(
+            threshold=detect_threshold, max_faces=1, embed=True, det_sizes_px=det_sizes_px
+        )
         (faces,) = await self._pipeline.detect([image], options, Timings())
         if faces.embeddings is None or len(faces.detections) == 0:
             raise NoFaceFound("no face found in the image: send a photo with a visible face")

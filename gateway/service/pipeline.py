@@ -20,13 +20,15 @@ import numpy.typing as npt
 from gateway import ports, processing
 from gateway.errors import (
     InvalidInput,
+    InvalidParameter,
     NoFaceFound,
     PayloadTooLarge,
     UndecodableImage,
     UnsupportedMediaType,
 )
-from gateway.ports import DetectorOutputs, FaceModels
+from gateway.ports import FaceModels
 from gateway.processing import Detections
+from gateway.service.attributes import estimate_gender_age, estimate_liveness
 
 T = TypeVar("T")
 # An image as encoded bytes (JPEG, PNG, WebP, BMP) or an already decoded img_bgr
@@ -42,6 +44,14 @@ class DetectOptions:
     max_faces: int = 0
     min_size_px: float = 0.0
     embed: bool = False
+    # Detector frame sides, one pass each, merged as insightface 2.1 merges them; the API's
+    # default is insightface 2.1's (128, 640), this one keeps single-scale callers as they were.
+    det_sizes_px: tuple[int, ...] = (ports.DETECTOR_INPUT_SIZE_PX,)
+    # Gender and age per face (genderage on Triton; 503 when it is not installed).
+    attributes: bool = False
+    # Liveness per face (insightface 2.1's addon on Triton; 503 when it is not installed).
+    liveness: bool = False
+    liveness_threshold: float = processing.DEFAULT_LIVENESS_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class ImageFaces:
     detections: Detections
     embeddings: npt.NDArray[np.float32] | None
     embedding_norms: npt.NDArray[np.float32] | None
+    # Gender and age per face, or None when not asked for.
+    attributes: processing.GenderAge | None = None
+    # Liveness per face, or None when not asked for.
+    liveness: processing.LivenessResult | None = None
 
 
 @dataclass
@@ -103,11 +117,15 @@ def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
         raise error(str(exc)) from exc
 
 
-def _prepare_frame(
-    data: ImageInput, max_pixels: int
-) -> tuple[npt.NDArray[np.uint8], processing.Letterbox]:
+def _prepare_frames(
+    data: ImageInput, max_pixels: int, sizes_px: tuple[int, ...]
+) -> tuple[npt.NDArray[np.uint8], list[processing.Letterbox]]:
     img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
-    return img_bgr, processing.letterbox_image(img_bgr, ports.DETECTOR_INPUT_SIZE_PX)
+    return img_bgr, [processing.letterbox_image(img_bgr, size) for size in sizes_px]
+
+
+def _decode_crop(data: ImageInput, max_pixels: int) -> npt.NDArray[np.uint8]:
+    return data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
 
 
 def _by_descending_score(detections: Detections) -> Detections:
@@ -126,6 +144,11 @@ class Pipeline:
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
 
+    @property
+    def models(self) -> FaceModels:
+        """The inference backend (read-only), for services built on the pipeline."""
+        return self._models
+
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU work (decode, warp, paste) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -139,20 +162,39 @@ class Pipeline:
         in descending score.
         """
         started = time.perf_counter()
+        sizes = options.det_sizes_px
         prepared = await asyncio.gather(
-            *(self.in_thread(_prepare_frame, data, self._max_pixels) for data in images)
+            *(self.in_thread(_prepare_frames, data, self._max_pixels, sizes) for data in images)
         )
         timings.add("decode", started)
 
         started = time.perf_counter()
-        frames = np.stack([letterbox.frame_bgr for _, letterbox in prepared])
-        raw = await self._models.detect(frames)
+        # One batched detector call per size, all sizes at once (a request holds one shape).
+        raw = await asyncio.gather(
+            *(
+                self._models.detect(np.stack([boxes[k].frame_bgr for _, boxes in prepared]))
+                for k in range(len(sizes))
+            )
+        )
         timings.add("detector", started)
 
         started = time.perf_counter()
         found = [
-            self._postprocess(outputs, letterbox.scale, img.shape, options)
-            for outputs, (img, letterbox) in zip(raw, prepared, strict=True)
+            self._postprocess(
+                [
+                    processing.DetectorPass(
+                        raw[k][i].scores,
+                        raw[k][i].bbox_dists,
+                        raw[k][i].kps_dists,
+                        size,
+                        letterboxes[k].scale,
+                    )
+                    for k, size in enumerate(sizes)
+                ],
+                img.shape,
+                options,
+            )
+            for i, (img, letterboxes) in enumerate(prepared)
         ]
         timings.add("postprocess", started)
         return [img for img, _ in prepared], found
@@ -164,25 +206,40 @@ class Pipeline:
         decoded, found = await self.find_faces(images, options, timings)
         embeddings: list[npt.NDArray[np.float32] | None] = [None] * len(found)
         norms: list[npt.NDArray[np.float32] | None] = [None] * len(found)
+        attributes: list[processing.GenderAge | None] = [None] * len(found)
         if options.embed:
             embeddings, norms = await self.embed_faces(decoded, found, timings)
+        if options.attributes:
+            attributes = list(
+                await estimate_gender_age(self._models, self.in_thread, decoded, found, timings)
+            )
+        liveness: list[processing.LivenessResult | None] = [None] * len(found)
+        if options.liveness:
+            liveness = list(
+                await estimate_liveness(
+                    self._models,
+                    self.in_thread,
+                    decoded,
+                    found,
+                    options.liveness_threshold,
+                    timings,
+                )
+            )
         return [
-            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm)
-            for img, dets, emb, norm in zip(decoded, found, embeddings, norms, strict=True)
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs, live)
+            for img, dets, emb, norm, attrs, live in zip(
+                decoded, found, embeddings, norms, attributes, liveness, strict=True
+            )
         ]
 
     def _postprocess(
         self,
-        outputs: DetectorOutputs,
-        scale: float,
+        passes: Sequence[processing.DetectorPass],
         image_shape: tuple[int, ...],
         options: DetectOptions,
     ) -> Detections:
-        detections = processing.postprocess_detections(
-            outputs.scores,
-            outputs.bbox_dists,
-            outputs.kps_dists,
-            scale,
+        detections = processing.merge_passes(
+            passes,
             image_shape,
             options.threshold,
             self._nms_iou,
@@ -233,6 +290,29 @@ class Pipeline:
         timings.add("recognizer", started)
         return processing.l2_normalize(raw), np.linalg.norm(raw, axis=1).astype(np.float32)
 
+    async def embed_aligned(
+        self, crops: Sequence[ImageInput], timings: Timings
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """embed_crops for encoded or decoded crops that must already be aligned 112x112.
+
+        A crop of another size is InvalidParameter (422): nothing is resized, since a resized
+        whole image would give a meaningless embedding.
+        """
+        started = time.perf_counter()
+        decoded = await asyncio.gather(
+            *(self.in_thread(_decode_crop, data, self._max_pixels) for data in crops)
+        )
+        size = ports.RECOGNIZER_INPUT_SIZE_PX
+        for index, crop in enumerate(decoded):
+            if crop.shape[:2] != (size, size):
+                raise InvalidParameter(
+                    f"crop {index} is {crop.shape[1]}x{crop.shape[0]}; /v1/embed takes faces "
+                    f"already aligned to {size}x{size} (send whole images to "
+                    "/v1/detect?embed=true)"
+                )
+        timings.add("decode", started)
+        return await self.embed_crops(decoded, timings)
+
     async def verify(
         self,
         image_a: ImageInput,
@@ -240,9 +320,12 @@ class Pipeline:
         threshold: float,
         timings: Timings,
         detect_threshold: float = 0.5,
+        det_sizes_px: tuple[int, ...] = (ports.DETECTOR_INPUT_SIZE_PX,),
     ) -> Verification:
         """Compare the most prominent face of each image (InsightFace's prominence rule)."""
-        options = DetectOptions(threshold=detect_threshold, max_faces=1, embed=True)
+        options = DetectOptions(
+            threshold=detect_threshold, max_faces=1, embed=True, det_sizes_px=det_sizes_px
+        )
         face_a, face_b = await self.detect([image_a, image_b], options, timings)
         for label, faces in (("image_a", face_a), ("image_b", face_b)):
             if len(faces.detections) == 0:

@@ -51,6 +51,8 @@ class TritonTarget:
     detector: str = spec.DETECTOR
     recognizer: str = spec.RECOGNIZER
     swapper: str = spec.SWAPPER
+    genderage: str = spec.GENDERAGE
+    liveness: str = spec.LIVENESS
 
 
 def channel_args(url: str) -> list[tuple[str, int | str]]:
@@ -200,6 +202,39 @@ class TritonFaceModels:
         embeddings: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
         return embeddings
 
+    async def _infer_rows(
+        self, model: str, tensors: tuple[spec.TensorSpec, spec.TensorSpec], array: Any, limit: int
+    ) -> npt.NDArray[np.float32]:
+        """One float32 output row per input row, batched by the model's max batch (<= limit)."""
+        source, target = tensors
+
+        async def run(chunk: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            (out,) = await self.infer(model, {source.name: chunk}, [target.name])
+            return out.reshape(len(chunk), -1)
+
+        parts = await self._batched(model, array, run, limit)
+        rows: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
+        return rows
+
+    async def genderage(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Raw genderage predictions (N, 3) for (N, 96, 96, 3) uint8 BGR attribute crops."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0, 3), np.float32)
+        tensors = (spec.GENDERAGE_INPUT, spec.GENDERAGE_OUTPUT)
+        return await self._infer_rows(
+            self.target.genderage, tensors, crops_bgr, spec.GENDERAGE_MAX_BATCH
+        )
+
+    async def liveness(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Live probabilities (N,) for (N, 80, 80, 3) uint8 BGR liveness-aligned crops."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0,), np.float32)
+        tensors = (spec.LIVENESS_INPUT, spec.LIVENESS_OUTPUT)
+        scores = await self._infer_rows(
+            self.target.liveness, tensors, crops_bgr, spec.LIVENESS_MAX_BATCH
+        )
+        return scores.reshape(-1)
+
     async def swap(
         self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.uint8]:
@@ -252,7 +287,14 @@ class TritonFaceModels:
 
     async def model_states(self) -> dict[str, str]:
         """Each model's state as Triton reports it (READY, UNAVAILABLE, LOADING, ...)."""
-        names = (self.target.detector, self.target.recognizer, self.target.swapper)
+        target = self.target
+        names = (
+            target.detector,
+            target.recognizer,
+            target.swapper,
+            target.genderage,
+            target.liveness,
+        )
         states = dict.fromkeys(names, "UNAVAILABLE")
         if self._key_headers:
             index = await self._call(

@@ -27,6 +27,7 @@ import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 from gateway.errors import UpstreamFailed, UpstreamUnavailable
+from gateway.triton import spec
 from gateway.triton.client import TritonFaceModels, TritonTarget
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,22 @@ class Region:
     handle: Any
 
 
-def layout_from_config(config: dict[str, Any]) -> RegionLayout | None:
-    """A region layout from Triton's JSON model config; None if a dimension is variable."""
+def layout_from_config(
+    config: dict[str, Any], sized: dict[str, tuple[int, ...]] | None = None
+) -> RegionLayout | None:
+    """A region layout from Triton's JSON model config; None if a dimension is variable.
+
+    `sized` gives the shape (without batch) to reserve for a tensor whose config dims are
+    variable, e.g. the detector's at 640 px: larger requests then go over the wire.
+    """
     batch = max(int(config.get("max_batch_size", 0)), 1)
     offset = 0
     extents: dict[str, dict[str, Extent]] = {"input": {}, "output": {}}
     for kind in ("input", "output"):
         for tensor in config.get(kind, []):
             dims = [int(d) for d in tensor.get("dims", [])]
+            if sized and tensor.get("name") in sized and any(d < 0 for d in dims):
+                dims = list(sized[tensor["name"]])
             itemsize = _CONFIG_DTYPE_BYTES.get(tensor.get("data_type", ""))
             if itemsize is None or any(d < 0 for d in dims):
                 return None
@@ -163,7 +172,11 @@ class SharedMemoryFaceModels(TritonFaceModels):
                 model, as_json=True, client_timeout=self.target.timeout_s
             ),
         )
-        layout = layout_from_config(config["config"])
+        sized = None
+        if model == self.target.detector:
+            # The detector takes any frame size; regions hold the largest default (640).
+            sized = {t.name: t.shape for t in (spec.DETECTOR_INPUT, *spec.DETECTOR_OUTPUTS)}
+        layout = layout_from_config(config["config"], sized)
         if layout is None:
             raise SharedMemoryUnavailable(f"model '{model}' has variable tensor shapes")
         regions = [

@@ -15,9 +15,13 @@ from gateway.processing.scrfd import SCRFD_ANCHORS_PER_CELL, SCRFD_STRIDES
 DETECTOR = "detector"
 RECOGNIZER = "recognizer"
 SWAPPER = "swapper"
-ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER)
-# Loaded when Triton starts; the swapper is loaded on demand.
+GENDERAGE = "genderage"
+LIVENESS = "liveness"
+ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
+# Loaded when Triton starts; the swapper is loaded on demand. Optional models are loaded at
+# start when the repository holds them; an install without them serves everything else.
 STARTUP_MODELS = (DETECTOR, RECOGNIZER)
+OPTIONAL_STARTUP_MODELS = (GENDERAGE, LIVENESS)
 
 # Custom config name selected with Triton's --model-config-name in the embedded server
 # (model_repository/<model>/configs/embedded.pbtxt); config.pbtxt is the NGC/ONNX Runtime one.
@@ -46,26 +50,46 @@ class TensorSpec:
     shape: tuple[int, ...]
 
 
-# Detector (SCRFD): uint8 BGR letterboxed 640x640 frames in, raw head outputs out.
+# Detector (SCRFD): uint8 BGR letterboxed square frames in, raw head outputs out. The served
+# graph takes any frame side that is a multiple of 32 (Triton config dims -1): 640 is the
+# model packs' size, 128 the small pass of insightface 2.1's two-scale default. One request
+# carries frames of one size; Triton's dynamic batcher batches equal shapes only.
 # Strides, anchors and sizes are SCRFD's (processing/scrfd.py) and the ports' contract.
 DETECTOR_INPUT_SIZE_PX = ports.DETECTOR_INPUT_SIZE_PX
 DETECTOR_STRIDES = SCRFD_STRIDES
 DETECTOR_ANCHORS_PER_CELL = SCRFD_ANCHORS_PER_CELL
-DETECTOR_INPUT = TensorSpec("images", "UINT8", (DETECTOR_INPUT_SIZE_PX, DETECTOR_INPUT_SIZE_PX, 3))
+DETECTOR_OUTPUT_WIDTHS = (("score", 1), ("bbox", 4), ("kps", 10))
 
 
-def _anchor_count(stride: int) -> int:
-    cells = DETECTOR_INPUT_SIZE_PX // stride
+def detector_input(size_px: int = DETECTOR_INPUT_SIZE_PX) -> TensorSpec:
+    """The detector's input at one frame size (-1: any size, as the config declares it)."""
+    return TensorSpec("images", "UINT8", (size_px, size_px, 3))
+
+
+def _anchor_count(stride: int, size_px: int) -> int:
+    if size_px < 0:
+        return -1
+    cells = size_px // stride
     return cells * cells * DETECTOR_ANCHORS_PER_CELL
 
 
-# Scores are probabilities; boxes and keypoints are distances from the anchor centre in
-# units of the stride (multiply by the stride to get detector-input pixels), as upstream.
-DETECTOR_OUTPUTS = tuple(
-    TensorSpec(f"{kind}_{stride}", "FP32", (_anchor_count(stride), width))
-    for kind, width in (("score", 1), ("bbox", 4), ("kps", 10))
-    for stride in DETECTOR_STRIDES
-)
+def detector_outputs(size_px: int = DETECTOR_INPUT_SIZE_PX) -> tuple[TensorSpec, ...]:
+    """The detector's 9 outputs at one frame size (-1: any size, as the config declares it).
+
+    Scores are probabilities; boxes and keypoints are distances from the anchor centre in
+    units of the stride (multiply by the stride to get detector-input pixels), as upstream.
+    """
+    return tuple(
+        TensorSpec(f"{kind}_{stride}", "FP32", (_anchor_count(stride, size_px), width))
+        for kind, width in DETECTOR_OUTPUT_WIDTHS
+        for stride in DETECTOR_STRIDES
+    )
+
+
+DETECTOR_INPUT = detector_input()
+DETECTOR_OUTPUTS = detector_outputs()
+# What the Triton configs declare: the frame side and anchor counts vary with the size.
+DETECTOR_ANY_SIZE = -1
 
 # Recognizer (ArcFace): uint8 BGR aligned 112x112 crops in, raw 512-d embedding out
 # (not L2-normalised; normalise it for cosine similarity).
@@ -85,3 +109,20 @@ SWAPPER_SOURCE = TensorSpec("source", "FP32", (1, ports.EMBEDDING_SIZE))
 SWAPPER_OUTPUT = TensorSpec(
     "swapped", "UINT8", (1, SWAPPER_INPUT_SIZE_PX, SWAPPER_INPUT_SIZE_PX, 3)
 )
+
+# Gender and age (insightface's Attribute on buffalo_l's genderage.onnx): uint8 BGR 96x96
+# crops in (a box-centred square of 1.5x the box's longer side, no rotation), raw
+# predictions out: [female score, male score, age / 100]. Normalisation is in the graph.
+GENDERAGE_INPUT_SIZE_PX = ports.GENDERAGE_INPUT_SIZE_PX
+GENDERAGE_INPUT = TensorSpec(
+    "faces", "UINT8", (GENDERAGE_INPUT_SIZE_PX, GENDERAGE_INPUT_SIZE_PX, 3)
+)
+GENDERAGE_OUTPUT = TensorSpec("genderage", "FP32", (3,))
+GENDERAGE_MAX_BATCH = 32
+
+# Liveness (insightface 2.1's liveness addon): uint8 BGR 80x80 crops aligned to the addon's
+# own 5-point template in, the live probability out (no softmax after it).
+LIVENESS_INPUT_SIZE_PX = ports.LIVENESS_INPUT_SIZE_PX
+LIVENESS_INPUT = TensorSpec("faces", "UINT8", (LIVENESS_INPUT_SIZE_PX, LIVENESS_INPUT_SIZE_PX, 3))
+LIVENESS_OUTPUT = TensorSpec("live_score", "FP32", (1,))
+LIVENESS_MAX_BATCH = 32

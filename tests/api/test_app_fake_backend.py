@@ -45,7 +45,8 @@ def test_detect_runs_on_the_fake_backend(http: TestClient, backend: FakeBackend)
     (face,) = response.json()["faces"]
     assert face["bbox"] == pytest.approx([128, 128, 192, 192])
     assert len(face["embedding"]) == 512
-    assert backend.detect_calls == [1] and backend.embed_calls == [1]
+    # One detector call per frame size (default det_sizes: 128 and 640), one recognizer call.
+    assert backend.detect_calls == [1, 1] and backend.embed_calls == [1]
 
 
 def test_black_image_has_no_face_and_verify_says_which(http: TestClient) -> None:

@@ -40,6 +40,8 @@ def test_models_lists_triton_states_and_synthetic_label(
     body = client.get("/v1/models").json()
     states = {m["name"]: m["state"] for m in body["models"]}
     assert states["detector"] == "READY" and states["recognizer"] == "READY"
+    # Every model the gateway can use is listed, the optional analysis models included.
+    assert {"swapper", "genderage", "liveness"} <= set(states)
     # No load or unload is in progress here, so every state is Triton's own.
     assert states == {name: _triton_states(triton).get(name, "UNAVAILABLE") for name in states}
     if load_first:

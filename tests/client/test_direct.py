@@ -21,7 +21,7 @@ from gateway.client import (
 )
 from gateway.client.aio import is_local
 from gateway.client.errors import InvalidArgument
-from gateway.errors import PayloadTooLarge, UndecodableImage
+from gateway.errors import InvalidParameter, PayloadTooLarge, UndecodableImage
 from gateway.ops.servers.triton import EmbeddedTriton
 from gateway.triton.shared_memory import SharedMemoryFaceModels, SharedMemoryUnavailable
 
@@ -108,8 +108,10 @@ def test_shared_memory_answers_are_the_wire_answers(
     monkeypatch.setattr(SharedMemoryFaceModels, "_infer_in", spy)
     with FaceClient(triton.grpc_url, use_shared_memory=True, options=options) as local:
         got = local.embed(images)
-    # One detector request (5 frames), two recognizer requests (32 + 4 faces), one region each.
+    # One detector request (5 frames) per detector size (128 and 640 by default), two
+    # recognizer requests (32 + 4 faces), one region each.
     assert sorted(name.rsplit("-", 2)[1] for name in through_regions) == [
+        "detector",
         "detector",
         "recognizer",
         "recognizer",
@@ -193,3 +195,30 @@ def test_verify_honours_the_clients_detect_threshold(triton: EmbeddedTriton) -> 
         pytest.raises(NoFaceFound, match="image_b"),
     ):
         client.verify(IMAGES[0], image_b)
+
+
+@pytest.mark.parametrize("det_sizes", ["640", (128, 640)])
+def test_analysis_options_equal_rest(
+    direct: FaceClient, rest: FaceRestClient, det_sizes: str | tuple[int, ...]
+) -> None:
+    options: dict[str, Any] = {"det_sizes": det_sizes, "attributes": True, "liveness": True}
+    for image in IMAGES[:3]:
+        ours = direct.detect([image], **options)[0]
+        theirs = rest.detect(image, **options)
+        assert_same_faces(ours, theirs)
+        assert ours.attributes is not None and theirs.attributes is not None
+        assert ours.attributes.labels() == theirs.attributes.labels()
+        assert ours.attributes.ages.tolist() == theirs.attributes.ages.tolist()
+        assert ours.liveness is not None and theirs.liveness is not None
+        np.testing.assert_allclose(ours.liveness.scores, theirs.liveness.scores, atol=1e-6)
+        assert ours.liveness.is_live.tolist() == theirs.liveness.is_live.tolist()
+
+
+def test_embed_crops_equal_rest(direct: FaceClient, rest: FaceRestClient) -> None:
+    crops = np.random.default_rng(5).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    ours, our_norms = direct.embed_crops(list(crops))
+    theirs, their_norms = rest.embed_crops(list(crops))
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    np.testing.assert_allclose(our_norms, their_norms, rtol=1e-6)
+    with pytest.raises(InvalidParameter, match="112x112"):
+        direct.embed_crops([np.zeros((100, 100, 3), np.uint8)])

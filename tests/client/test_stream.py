@@ -58,7 +58,8 @@ def test_next_detector_batch_overlaps_this_recognizer_batch(
     image = np.zeros((64, 64, 3), np.uint8)
 
     async def main() -> int:
-        options = ClientOptions(batch_size=2, prefetch=prefetch)
+        # One detector size, so that each batch is one detector call.
+        options = ClientOptions(batch_size=2, prefetch=prefetch, det_sizes="640")
         async with AsyncFaceClient("fake:1", options=options) as client:
             return len([f async for f in client.detect_stream([image] * 6, embed=True)])
 

@@ -1,8 +1,9 @@
 """InsightFace's own Python implementation, run in-process as the oracle.
 
-The classic buffalo_l setting of FaceAnalysis: SCRFD prepared with a 640x640 input and NMS
-at 0.4, ArcFace crops by norm_crop's 5-point template. The version is pinned: the
-constants and conventions the gateway reproduces are insightface 0.7.3's.
+FaceAnalysis' setting: SCRFD run at one or several square input sizes (insightface 2.1's
+default is 128 and 640, merged by one NMS at 0.4), ArcFace crops by norm_crop's 5-point
+template. The version is pinned: the constants and conventions the gateway reproduces are
+insightface 2.1's.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from pathlib import Path
 import insightface
 import numpy as np
 import numpy.typing as npt
+from insightface.addons.liveness import Liveness
 from insightface.app.common import Face
-from insightface.model_zoo import SCRFD, ArcFaceONNX
+from insightface.model_zoo import SCRFD, ArcFaceONNX, Attribute
 
-INSIGHTFACE_VERSION = "0.7.3"
+INSIGHTFACE_VERSION = "2.1"
 INPUT_SIZE_PX = (640, 640)
+# FaceAnalysis' DEFAULT_DET_SIZES in insightface 2.1, as sides of square inputs.
+DEFAULT_DET_SIZES = (128, 640)
 NMS_IOU = 0.4
 
 
@@ -51,6 +55,11 @@ class InsightFaceOracle:
         self._detectors: dict[float, SCRFD] = {}
         self._recognizer = ArcFaceONNX(str(upstream_dir / "recognizer.onnx"))
         self._recognizer.prepare(-1)
+        # genderage and liveness load on first use: some callers' folders hold only the
+        # detector and the recognizer.
+        self._upstream_dir = upstream_dir
+        self._attribute: Attribute | None = None
+        self._liveness: Liveness | None = None
 
     def _detector(self, threshold: float) -> SCRFD:
         if threshold not in self._detectors:
@@ -60,12 +69,15 @@ class InsightFaceOracle:
         return self._detectors[threshold]
 
     def faces(
-        self, img_bgr: npt.NDArray[np.uint8], threshold: float = 0.5, max_num: int = 0
+        self,
+        img_bgr: npt.NDArray[np.uint8],
+        threshold: float = 0.5,
+        max_num: int = 0,
+        det_sizes: tuple[int, ...] = DEFAULT_DET_SIZES,
     ) -> OracleFaces:
-        """Detect (SCRFD.detect) and embed (ArcFaceONNX.get) every face of `img_bgr`."""
-        dets, kpss = self._detector(threshold).detect(
-            img_bgr, input_size=INPUT_SIZE_PX, max_num=max_num
-        )
+        """Detect (SCRFD.detect at each of `det_sizes`) and embed (ArcFaceONNX.get) every face."""
+        sizes = [(size, size) for size in det_sizes]
+        dets, kpss = self._detector(threshold).detect(img_bgr, input_size=sizes, max_num=max_num)
         embeddings = np.zeros((len(dets), 512), np.float32)
         for i, (det, kps) in enumerate(zip(dets, kpss, strict=True)):
             face = Face(bbox=det[:4], kps=kps, det_score=det[4])
@@ -77,3 +89,33 @@ class InsightFaceOracle:
             kps=np.asarray(kpss, np.float32).reshape(-1, 5, 2),
             embeddings=embeddings,
         )
+
+    def embed_crops(self, crops_bgr: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        """ArcFaceONNX.get_feat on aligned 112x112 crops, L2-normalised: float32 (N, 512)."""
+        feats = np.asarray(self._recognizer.get_feat(crops_bgr), np.float32)
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+    def gender_age(
+        self, img_bgr: npt.NDArray[np.uint8], faces: OracleFaces
+    ) -> tuple[list[str], list[int]]:
+        """Attribute.get per detected face, as FaceAnalysis.get runs it: Face.sex and age."""
+        if self._attribute is None:
+            self._attribute = Attribute(str(self._upstream_dir / "genderage.onnx"))
+            self._attribute.prepare(-1)
+        sexes, ages = [], []
+        for box, kps, score in zip(faces.boxes, faces.kps, faces.scores, strict=True):
+            face = Face(bbox=box, kps=kps, det_score=score)
+            self._attribute.get(img_bgr, face)
+            sexes.append(str(face.sex))
+            ages.append(int(face.age))
+        return sexes, ages
+
+    def liveness(
+        self, img_bgr: npt.NDArray[np.uint8], faces: OracleFaces
+    ) -> list[dict[str, object]]:
+        """The liveness addon's predict per detected face: status, is_live, live_score(, reason)."""
+        if self._liveness is None:
+            self._liveness = Liveness(
+                str(self._upstream_dir / "liveness.onnx"), providers=["CPUExecutionProvider"]
+            )
+        return [dict(self._liveness.predict(img_bgr, kps)) for kps in faces.kps]

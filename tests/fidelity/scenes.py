@@ -35,7 +35,7 @@ class Square:
 
 
 def letterbox_fit(width: int, height: int) -> tuple[int, int, float]:
-    """Resized width, height and scale of SCRFD.detect's letterbox (insightface 0.7.3)."""
+    """Resized width, height and scale of SCRFD.detect's letterbox (insightface 2.1)."""
     aspect = height / width
     if aspect > 1.0:
         new_height = DETECTOR_SIZE_PX

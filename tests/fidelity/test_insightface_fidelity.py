@@ -1,7 +1,8 @@
-"""The REST gateway against InsightFace 0.7.3 run in-process on the same model files.
+"""The REST gateway against InsightFace 2.1 run in-process on the same model files.
 
 Each case sends an image to the real gateway (in front of the real embedded Triton) and
-runs InsightFace's SCRFD + ArcFaceONNX on the same pixels: same faces (IoU >= 0.98),
+runs InsightFace's SCRFD + ArcFaceONNX on the same pixels, both at insightface 2.1's default
+detector sizes (128 and 640, merged by one NMS) unless a case says otherwise: same faces (IoU >= 0.98),
 landmarks within 1 px, embeddings with cosine >= 0.995, verify scores within 0.005.
 Images are mostly PNG, so both sides see the same pixels; for JPEG bytes the oracle
 decodes them the way the gateway does (Pillow, EXIF orientation applied).
@@ -22,17 +23,20 @@ from PIL import Image, ImageOps
 from scipy.optimize import linear_sum_assignment
 
 from ..images import INSIGHTFACE_IMAGES, photo
-from .oracle import InsightFaceOracle, OracleFaces
+from .oracle import DEFAULT_DET_SIZES, InsightFaceOracle, OracleFaces
 from .scenes import Square, letterbox_fit, square_scene
 
 pytestmark = [
     pytest.mark.integration,
-    # insightface 0.7.3's norm_crop calls SimilarityTransform.estimate, deprecated in skimage.
+    # insightface's norm_crop calls SimilarityTransform.estimate, deprecated in skimage.
     pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning"),
 ]
 
 MIN_IOU = 0.98
 MAX_LANDMARK_PX = 1.0
+# Issue 14's bar for detection at several sizes.
+TWO_SCALE_MIN_IOU = 0.999
+TWO_SCALE_MAX_LANDMARK_PX = 0.1
 MIN_COSINE = 0.995
 MAX_VERIFY_DIFF = 0.005
 MAX_SCORE_DIFF = 1e-3
@@ -80,11 +84,18 @@ def png(img: BgrImage) -> bytes:
 
 
 def detect(
-    client: httpx.Client, data: bytes, threshold: float | None = None, max_faces: int = 0
+    client: httpx.Client,
+    data: bytes,
+    threshold: float | None = None,
+    max_faces: int = 0,
+    det_sizes: tuple[int, ...] | None = None,
 ) -> GatewayFaces:
+    """/v1/detect with embeddings; det_sizes None leaves the gateway's default (128,640)."""
     params: dict[str, object] = {"embed": "true", "max_faces": max_faces}
     if threshold is not None:
         params["threshold"] = threshold
+    if det_sizes is not None:
+        params["det_sizes"] = ",".join(str(s) for s in det_sizes)
     response = client.post(
         "/v1/detect", params=params, files={"image": ("image", data, "application/octet-stream")}
     )
@@ -126,6 +137,18 @@ def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.
     area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     return inter / (area_a + area_b - inter)
+
+
+def match_faces(
+    got: list[dict[str, object]], want_boxes: npt.NDArray[np.floating]
+) -> list[tuple[int, int]]:
+    """Pairs (gateway face index, oracle face index), matched one-to-one at IoU >= 0.999."""
+    if not got:
+        return []
+    ious = iou_matrix(np.array([f["bbox"] for f in got], np.float64), want_boxes)
+    rows, cols = linear_sum_assignment(ious, maximize=True)
+    assert ious[rows, cols].min() >= TWO_SCALE_MIN_IOU, ious[rows, cols]
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
 
 
 def cosines(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
@@ -212,6 +235,7 @@ def spread_squares(width: int, height: int) -> list[Square]:
 SCENE_SIZES = [(640, 640), (1280, 960), (500, 900), (333, 777), (777, 333), (1000, 1000)]
 
 
+@pytest.mark.parametrize("det_sizes", [None, (640,), (640, 128)])
 @pytest.mark.parametrize("threshold", [None, 0.05])
 @pytest.mark.parametrize(("width", "height"), SCENE_SIZES)
 def test_synthetic_scene_matches_insightface(
@@ -220,15 +244,46 @@ def test_synthetic_scene_matches_insightface(
     width: int,
     height: int,
     threshold: float | None,
+    det_sizes: tuple[int, ...] | None,
 ) -> None:
     squares = spread_squares(width, height)
     img = square_scene(width, height, squares)
 
-    want = oracle.faces(img, 0.5 if threshold is None else threshold)
-    got = detect(client, png(img), threshold)
+    want = oracle.faces(
+        img, 0.5 if threshold is None else threshold, det_sizes=det_sizes or DEFAULT_DET_SIZES
+    )
+    got = detect(client, png(img), threshold, det_sizes=det_sizes)
 
     assert len(want) == len(squares)
-    assert_same_faces(got, want)
+    assert_same_faces(
+        got, want, min_iou=TWO_SCALE_MIN_IOU, max_landmark_px=TWO_SCALE_MAX_LANDMARK_PX
+    )
+
+
+def full_frame_face(side_px: int) -> BgrImage:
+    """A textured bright square filling a side_px square image: too large for every anchor
+    at 640 (no dark ring around it), the size of a stride-32 face at 128."""
+    yy, xx = np.mgrid[:side_px, :side_px] / side_px
+    wave = 0.5 + 0.5 * np.sin(2 * np.pi * (0.7 * xx + 1.3 * yy)[..., None] + np.array([0, 2, 4]))
+    return np.clip(250.0 - 50.0 * wave, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("side_px", [640, 1000])
+def test_face_filling_the_frame_is_found_only_at_128(
+    client: httpx.Client, oracle: InsightFaceOracle, side_px: int
+) -> None:
+    img = full_frame_face(side_px)
+
+    single = oracle.faces(img, det_sizes=(640,))
+    want = oracle.faces(img)
+    got_single = detect(client, png(img), det_sizes=(640,))
+    got = detect(client, png(img))
+
+    assert len(single) == 0 and len(got_single) == 0
+    assert len(want) == 1
+    assert_same_faces(
+        got, want, min_iou=TWO_SCALE_MIN_IOU, max_landmark_px=TWO_SCALE_MAX_LANDMARK_PX
+    )
 
 
 def test_12_megapixel_scene_matches_insightface(

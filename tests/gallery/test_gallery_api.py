@@ -279,3 +279,27 @@ def test_logs_carry_counts_not_embeddings_and_names_only_at_debug(
     at_info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not any(secret_subject in line for line in at_info)
     assert any(secret_subject in r.getMessage() for r in caplog.records)  # DEBUG has it
+
+
+def test_identify_and_enrol_follow_det_sizes(enroller: httpx.Client, reader: httpx.Client) -> None:
+    # A bright frame-filling square: only the 128 pass of the default two-scale detection
+    # finds it (as /v1/detect does), so det_sizes=640 sees no face at all.
+    import cv2
+
+    full = np.full((640, 640, 3), 230, np.uint8)
+    png = cv2.imencode(".png", full)[1].tobytes()
+    collection = new_collection(enroller)
+    single = enroller.post(
+        f"/v1/collections/{collection}/subjects/s/faces",
+        files={"image": png},
+        params={"det_sizes": "640"},
+    )
+    assert single.status_code == 422, single.text
+    (face_id,) = enrol(enroller, collection, "s", png)
+    (face,) = identify(reader, collection, png)
+    assert face["matches"][0]["face_id"] == face_id
+    assert identify(reader, collection, png, det_sizes="640") == []
+    bad = reader.post(
+        f"/v1/collections/{collection}/identify", files={"image": png}, params={"det_sizes": "7"}
+    )
+    assert bad.status_code == 422 and "det_sizes" in bad.text

@@ -71,7 +71,7 @@ def test_synthetic_writes_a_labelled_repository(
     out = capsys.readouterr().out
     assert "NOT face models" in out
     manifest = json.loads((tmp_path / "MODELS.json").read_text())
-    assert set(manifest) == {"detector", "recognizer", "swapper"}
+    assert set(manifest) == {"detector", "recognizer", "swapper", "genderage", "liveness"}
     assert all(entry["synthetic"] == "synthetic: not a face model" for entry in manifest.values())
     for name in manifest:
         assert (tmp_path / name / "1" / "model.onnx").stat().st_size > 0

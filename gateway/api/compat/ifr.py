@@ -82,6 +82,7 @@ def _faces_out(item: ExtractedImage, payload: ExtractRequest) -> list[IfrFace]:
     dets, vecs, norms = item.faces.detections, item.faces.embeddings, item.faces.embedding_norms
     # InsightFace-REST converts with astype(int): truncation toward zero, not rounding.
     boxes = dets.boxes.astype(np.int64)
+    attrs = item.faces.attributes
     out = []
     for i in range(len(dets)):
         out.append(
@@ -97,9 +98,10 @@ def _faces_out(item: ExtractedImage, payload: ExtractRequest) -> list[IfrFace]:
                 norm=float(norms[i]) if norms is not None else None,
                 vec=vecs[i].tolist() if vecs is not None else None,
                 facedata=_jpeg_b64(item.crops_bgr[i]) if item.crops_bgr is not None else None,
-                # No gender/age or mask model is served yet: null, as upstream without one.
-                gender=None,
-                age=None,
+                # insightface's encoding (0 = female, 1 = male); null without the genderage
+                # model, as upstream without its attribute model. No mask model is served.
+                gender=int(attrs.genders[i]) if attrs is not None else None,
+                age=int(attrs.ages[i]) if attrs is not None else None,
                 mask=None,
                 mask_probs=None,
             )
@@ -162,6 +164,7 @@ async def extract(request: Request, settings: SettingsDep, pipeline: PipelineDep
             # The same group /v1/detect/batch sends at most, so Triton sees no larger bursts.
             group_size=settings.max_batch_images,
             timings=timings,
+            with_gender_age=payload.extract_ga,
         )
     embed_ms = (time.perf_counter() - embed_started) * 1000
     took = {"total_ms": (time.perf_counter() - started) * 1000}
@@ -175,7 +178,11 @@ async def extract(request: Request, settings: SettingsDep, pipeline: PipelineDep
 
 @router.get("/info", summary="InsightFace-REST /info: what its clients print at start")
 async def info(settings: SettingsDep) -> dict[str, Any]:
-    """Server and model description in InsightFace-REST's layout (models.*, defaults.*)."""
+    """Server and model description in InsightFace-REST's layout (models.*, defaults.*).
+
+    Model names are the configured ones, as upstream's; extract_ga answers null where the
+    genderage model is not installed.
+    """
     return {
         "version": IFR_SERVER_VERSION,
         "facegate_version": __version__,
@@ -185,7 +192,7 @@ async def info(settings: SettingsDep) -> dict[str, Any]:
             "inference_backend": "triton",
             "det_name": settings.detector_model,
             "rec_name": settings.recognizer_model,
-            "ga_name": None,
+            "ga_name": settings.genderage_model,
             "mask_detector": None,
             "max_size": [ports.DETECTOR_INPUT_SIZE_PX, ports.DETECTOR_INPUT_SIZE_PX],
             "det_batch_size": settings.compat_max_images,

@@ -39,7 +39,11 @@ class ExtractRequest(BaseModel):
     return_face_data: bool = Field(False, description="add the aligned crop as base64 JPEG")
     return_landmarks: bool = False
     extract_embedding: bool = True
-    extract_ga: bool = Field(False, description="gender/age: null without an analysis model")
+    extract_ga: bool = Field(
+        False,
+        description="gender (0 female, 1 male) and age from the genderage model; null where "
+        "it is not installed",
+    )
     detect_masks: bool = Field(False, description="mask: always null (no mask model here)")
     limit_faces: int = Field(0, ge=0, le=1000, description="keep the N most prominent (0 = all)")
     min_face_size: int = Field(0, ge=0, le=100_000, description="px, shorter box side")

@@ -68,7 +68,7 @@ def bench_images() -> tuple[BenchImage, ...]:
         import insightface
     except ImportError as exc:
         raise BenchError(
-            "the benchmark needs insightface: pip install -c constraints.txt insightface==0.7.3"
+            "the benchmark needs insightface: pip install -c constraints.txt insightface==2.1"
         ) from exc
 
     path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"

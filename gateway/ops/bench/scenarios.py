@@ -66,7 +66,7 @@ class InsightFaceInProcess:
         except ImportError as exc:
             raise BenchError(
                 "the benchmark's baseline needs insightface: pip install -c constraints.txt "
-                "insightface==0.7.3"
+                "insightface==2.1"
             ) from exc
 
         def session(path: Path, threads: int) -> Any:
@@ -74,7 +74,7 @@ class InsightFaceInProcess:
             options.intra_op_num_threads = threads
             return ort.InferenceSession(str(path), options, providers=list(providers))
 
-        # insightface 0.7.3 calls a scikit-image API deprecated since 0.26 on every face.
+        # insightface's norm_crop calls a scikit-image API deprecated since 0.26 on every face.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.")
         det_session = session(models.detector_onnx, detector_threads)
         self._detector = SCRFD(str(models.detector_onnx), session=det_session)
@@ -148,7 +148,8 @@ class RestDetect:
     def __call__(self, jpeg: bytes) -> Outcome:
         response = self._client().post(
             "/v1/detect",
-            params={"embed": "true"},
+            # One detector size, as the in-process baseline runs (insightface's classic 640).
+            params={"embed": "true", "det_sizes": str(spec.DETECTOR_INPUT_SIZE_PX)},
             files={"image": ("image.jpg", jpeg, "image/jpeg")},
         )
         if response.status_code != 200:
@@ -180,7 +181,9 @@ class GrpcDetect:
 
         # The client logs every registered region at INFO; the settings line says enough.
         logging.getLogger("gateway.triton.shared_memory").setLevel(logging.WARNING)
-        options = ClientOptions(shm_regions_per_model=shm_regions)
+        options = ClientOptions(
+            shm_regions_per_model=shm_regions, det_sizes=str(spec.DETECTOR_INPUT_SIZE_PX)
+        )
         try:
             self._client = FaceClient(triton_url, use_shared_memory=shared_memory, options=options)
         except FacegateError as exc:

@@ -198,7 +198,8 @@ def _v1_batch(client: httpx.Client, jpeg: bytes, planted: int, api_key: str) -> 
     response = client.post(
         "/v1/detect/batch",
         files=files,
-        params={"embed": "true", "threshold": "0.6"},
+        # The one 640 pass /extract makes, so both routes do the same detector work.
+        params={"embed": "true", "threshold": "0.6", "det_sizes": "640"},
         headers={"X-API-Key": api_key},
     )
     if response.status_code != 200:

@@ -105,6 +105,8 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
         "detector": models.detector,
         "recognizer": models.recognizer,
         "swapper": models.swapper,
+        "genderage": models.genderage,
+        "liveness": models.liveness,
     }
     installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
     _print_installed(installed)

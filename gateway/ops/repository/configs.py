@@ -24,6 +24,8 @@ VARIANTS: tuple[Variant, ...] = ("gpu", "tensorrt", "cpu", "embedded")
 # Dynamic batching: wait at most this long to fill a preferred batch.
 DETECTOR_QUEUE_DELAY_US = 2000
 RECOGNIZER_QUEUE_DELAY_US = 1000
+# Frame sides a TensorRT config warms a variable-size detector up with (the default det_sizes).
+WARMUP_FRAME_SIZES_PX = (128, spec.DETECTOR_INPUT_SIZE_PX)
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,17 @@ def layouts(
     detector_max_batch: int = 8,
     recognizer_max_batch: int = spec.RECOGNIZER_MAX_BATCH,
     swapper_max_batch: int = 0,
+    genderage_max_batch: int = spec.GENDERAGE_MAX_BATCH,
+    liveness_max_batch: int = spec.LIVENESS_MAX_BATCH,
 ) -> dict[str, ModelLayout]:
-    """The three served models; a max batch of 0 where the prepare step's batch check failed.
+    """The served models; a max batch of 0 where the prepare step's batch check failed.
 
     The swapper is always unbatched (its tensors already declare batch 1);
     swapper_max_batch exists so callers can pass every model's figure by name.
     """
     del swapper_max_batch
-    detector_inputs: tuple[TensorSpec, ...] = (spec.DETECTOR_INPUT,)
-    detector_outputs = spec.DETECTOR_OUTPUTS
+    detector_inputs: tuple[TensorSpec, ...] = (spec.detector_input(spec.DETECTOR_ANY_SIZE),)
+    detector_outputs = spec.detector_outputs(spec.DETECTOR_ANY_SIZE)
     if detector_max_batch == 0:
         detector_inputs, detector_outputs = (
             _unbatched(detector_inputs),
@@ -91,7 +95,31 @@ def layouts(
             (spec.SWAPPER_OUTPUT,),
             0,
         ),
+        spec.GENDERAGE: _pixel_model_layout(
+            spec.GENDERAGE, (spec.GENDERAGE_INPUT, spec.GENDERAGE_OUTPUT), genderage_max_batch
+        ),
+        spec.LIVENESS: _pixel_model_layout(
+            spec.LIVENESS, (spec.LIVENESS_INPUT, spec.LIVENESS_OUTPUT), liveness_max_batch
+        ),
     }
+
+
+def _pixel_model_layout(
+    name: str, tensors: tuple[TensorSpec, TensorSpec], max_batch: int
+) -> ModelLayout:
+    """genderage and liveness: one crop input, one output, batched like the recognizer."""
+    inputs: tuple[TensorSpec, ...] = (tensors[0],)
+    outputs: tuple[TensorSpec, ...] = (tensors[1],)
+    if max_batch == 0:
+        inputs, outputs = _unbatched(inputs), _unbatched(outputs)
+    return ModelLayout(
+        name,
+        inputs,
+        outputs,
+        max_batch,
+        (8, 16, 32) if max_batch else (),
+        RECOGNIZER_QUEUE_DELAY_US if max_batch else 0,
+    )
 
 
 def _tensor_block(kind: str, tensors: tuple[TensorSpec, ...]) -> list[str]:
@@ -169,26 +197,42 @@ def warmup_batch_sizes(layout: ModelLayout) -> tuple[int, ...]:
     return (1, layout.max_batch_size) if layout.max_batch_size > 1 else (1,)
 
 
+def warmup_shapes(tensor: TensorSpec) -> list[tuple[int, ...]]:
+    """Concrete shapes to warm a tensor up with: its dims, or, where a side is variable (the
+    detector's frame), one shape per size of insightface 2.1's default pair (128 and 640)."""
+    if all(d >= 0 for d in tensor.shape):
+        return [tensor.shape]
+    return [tuple(size if d < 0 else d for d in tensor.shape) for size in WARMUP_FRAME_SIZES_PX]
+
+
 def render_warmup(layout: ModelLayout) -> list[str]:
-    """model_warmup lines: zero inputs at each warmup_batch_sizes() size.
+    """model_warmup lines: zero inputs at each warmup_batch_sizes() size (and frame size).
 
     ONNX Runtime's TensorRT provider builds an engine when it first meets a shape outside the
     range it has built for, widening the range each time. Triton runs warm-up requests while it
     loads the model, so the batch-1 and largest-batch requests build the engine for the whole
     range then (covered by the startup probe, or by the swapper's load timeout) instead of on
-    the first client requests, which would meet the gateway's Triton deadline.
+    the first client requests, which would meet the gateway's Triton deadline. A variable
+    frame side is warmed at 128 and 640, the sizes the gateway sends by default.
     """
+    entries = []
+    # One warm-up input set per combination; only the detector has variable dims, one input.
+    variants = list(zip(*(warmup_shapes(t) for t in layout.inputs), strict=True))
+    for batch in warmup_batch_sizes(layout):
+        for shapes in variants:
+            suffix = "" if len(variants) == 1 else f"_{shapes[0][0]}px"
+            entry = [f'  {{ name: "batch_{batch}{suffix}" batch_size: {batch}']
+            for tensor, shape in zip(layout.inputs, shapes, strict=True):
+                dims = ", ".join(str(d) for d in shape)
+                entry.append(
+                    f'    inputs {{ key: "{tensor.name}" value: {{ data_type: TYPE_{tensor.dtype} '
+                    f"dims: [ {dims} ] zero_data: true }} }}"
+                )
+            entries.append(entry)
     lines = ["model_warmup ["]
-    sizes = warmup_batch_sizes(layout)
-    for index, batch in enumerate(sizes):
-        lines.append(f'  {{ name: "batch_{batch}" batch_size: {batch}')
-        for tensor in layout.inputs:
-            dims = ", ".join(str(d) for d in tensor.shape)
-            lines.append(
-                f'    inputs {{ key: "{tensor.name}" value: {{ data_type: TYPE_{tensor.dtype} '
-                f"dims: [ {dims} ] zero_data: true }} }}"
-            )
-        lines.append("  }," if index < len(sizes) - 1 else "  }")
+    for index, entry in enumerate(entries):
+        lines += entry
+        lines.append("  }," if index < len(entries) - 1 else "  }")
     lines.append("]")
     return lines
 

@@ -34,7 +34,16 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from gateway import __version__
-from gateway.ops.repository.packs import PACKS, ROLES, SWAPPERS, ModelFile, Pack, select_files
+from gateway.ops.repository.packs import (
+    ADDONS,
+    OPTIONAL_ROLES,
+    PACKS,
+    ROLES,
+    SWAPPERS,
+    ModelFile,
+    Pack,
+    select_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,16 +140,42 @@ def fetch_pack(
     partial.mkdir(parents=True, exist_ok=True)
     pending = {role: f for role, f in files.items() if not _is_installed(staging_dir, f)}
     if source == "hf":
-        downloaded = {
-            role: _download_from_hub(f, partial, hf_endpoint, progress, timeout_s)
-            for role, f in pending.items()
-        }
+        downloaded = {}
+        for role, f in pending.items():
+            try:
+                downloaded[role] = _download_from_hub(f, partial, hf_endpoint, progress, timeout_s)
+            except FetchError as exc:
+                if role not in OPTIONAL_ROLES:
+                    raise
+                logger.warning("skipping optional %s: %s", f.filename, exc)
     else:
         downloaded = _download_from_urls(pending, partial, overrides, progress, timeout_s)
 
+    _drop_unverified_optional(downloaded, pending)
     _install_verified(downloaded, pending, staging_dir)
     shutil.rmtree(partial, ignore_errors=True)
-    return {role: staging_dir / f.filename for role, f in files.items()}
+    return {
+        role: staging_dir / f.filename
+        for role, f in files.items()
+        if role in downloaded or role not in pending
+    }
+
+
+def _drop_unverified_optional(
+    downloaded: dict[str, Path], pending: Mapping[str, ModelFile]
+) -> None:
+    """An optional file (genderage) that fails its pin is dropped with a warning, not fatal:
+    the pack's detector and recognizer still install."""
+    for role in [r for r in downloaded if r in OPTIONAL_ROLES]:
+        path = downloaded[role]
+        if sha256_file(path) != pending[role].sha256:
+            logger.warning(
+                "skipping optional %s: its sha256 is not the pinned %s",
+                pending[role].filename,
+                pending[role].sha256,
+            )
+            path.unlink(missing_ok=True)
+            del downloaded[role]
 
 
 def find_pack_files(
@@ -163,15 +198,23 @@ def find_pack_files(
     missing: list[str] = []
     for role, f in files.items():
         path = next((p / f.filename for p in places if (p / f.filename).is_file()), None)
+        if path is None and role in OPTIONAL_ROLES:
+            continue  # e.g. no genderage.onnx: everything but age/gender still serves
         if path is None:
             missing.append(f.filename)
         else:
             found[role] = path
     if missing:
         raise MissingFile(f"{', '.join(missing)} not found in {directory} or {directory / pack}")
+    digests = {role: f.sha256 for role, f in files.items()}
+    # Addons (the liveness model) are installed when they sit next to the pack's files.
+    for role, addon in ADDONS.items():
+        path = next((p / addon.filename for p in places if (p / addon.filename).is_file()), None)
+        if path is not None:
+            found[role], digests[role] = path, addon.sha256
     if verify:
         for role, path in found.items():
-            verify_sha256(path, files[role].sha256)
+            verify_sha256(path, digests[role])
     return found
 
 
@@ -310,6 +353,9 @@ def _extract_members(zip_path: Path, files: list[ModelFile], out_dir: Path) -> d
                 if not info.is_dir():
                     members.setdefault(PurePosixPath(info.filename).name, info)
             for f in files:
+                if f.filename not in members and f.role in OPTIONAL_ROLES:
+                    logger.warning("skipping optional %s: not in %s", f.filename, zip_path.name)
+                    continue
                 if f.filename not in members:
                     raise MissingFile(f"{zip_path.name} has no {f.filename}")
                 dest = out_dir / f.filename

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.triton.spec import DETECTOR, RECOGNIZER, SWAPPER
+from gateway.triton.spec import DETECTOR, GENDERAGE, LIVENESS, RECOGNIZER, SWAPPER
 
 LICENCE_NOTE = (
     "InsightFace's pretrained models (buffalo_l, buffalo_s, inswapper_128) are available for "
@@ -27,7 +27,9 @@ LICENCE_NOTE = (
     "https://github.com/deepinsight/insightface#license"
 )
 
-ROLES = (DETECTOR, RECOGNIZER, SWAPPER)
+ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
+# Roles a pack may lack and an import may skip: the gateway serves everything else without them.
+OPTIONAL_ROLES = (GENDERAGE,)
 
 _RELEASE_V07 = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 
@@ -72,6 +74,7 @@ class Pack:
     name: str
     detector: ModelFile
     recognizer: ModelFile
+    genderage: ModelFile | None = None
 
 
 # Digests and sizes: the files of InsightFace's v0.7 release zips. Each value was confirmed
@@ -125,6 +128,18 @@ BUFFALO_L = Pack(
         _BUFFALO_L_HF,
         f"{_RELEASE_V07}/buffalo_l.zip",
     ),
+    # insightface's Attribute model (gender, age): 96x96 crops -> [female, male, age / 100].
+    # Digest and size of the buffalo_l zip member as pinned by several independent public
+    # projects (the same file ships in antelopev2; their listings give det_10g and w600k_r50
+    # with the digests pinned above, which ties the table to this pack).
+    genderage=_pack_file(
+        GENDERAGE,
+        "genderage.onnx",
+        "4fde69b1c810857b88c64a335084f1c3fe8f01246c9a191b48c7bb756d6652fb",
+        1_322_532,
+        _BUFFALO_L_HF,
+        f"{_RELEASE_V07}/buffalo_l.zip",
+    ),
 )
 
 BUFFALO_S = Pack(
@@ -167,6 +182,29 @@ INSWAPPER_128 = ModelFile(
     ),
 )
 
+
+@dataclass(frozen=True)
+class AddonFile:
+    """A file outside the packs that `models import` installs when it finds it."""
+
+    role: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    url: str
+
+
+# insightface 2.1's liveness addon: the digest, size and URL its own catalogue pins
+# (insightface/addons/catalog.py, ADDON_CATALOG["liveness"] in the insightface==2.1 wheel).
+LIVENESS_ADDON = AddonFile(
+    role=LIVENESS,
+    filename="liveness.onnx",
+    sha256="87a9ac1dbb16a61eec212957e5095e62a8769c1e188af9b0198f253302c4afdb",
+    size_bytes=1_484_006,
+    url="https://github.com/deepinsight/insightface-model-addons/releases/download/addons/liveness.onnx",
+)
+ADDONS: Mapping[str, AddonFile] = MappingProxyType({LIVENESS: LIVENESS_ADDON})
+
 PACKS: Mapping[str, Pack] = MappingProxyType({p.name: p for p in (BUFFALO_L, BUFFALO_S)})
 SWAPPERS: Mapping[str, ModelFile] = MappingProxyType({"inswapper_128": INSWAPPER_128})
 DEFAULT_PACK = BUFFALO_L.name
@@ -188,6 +226,8 @@ def select_files(
         raise ValueError(f"unknown pack {pack!r}; known: {', '.join(sorted(packs))}")
     chosen = packs[pack]
     files = {DETECTOR: chosen.detector, RECOGNIZER: chosen.recognizer}
+    if chosen.genderage is not None:
+        files[GENDERAGE] = chosen.genderage
     if swapper is not None:
         if swapper not in swappers:
             raise ValueError(f"unknown swapper {swapper!r}; known: {', '.join(sorted(swappers))}")

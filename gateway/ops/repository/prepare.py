@@ -9,7 +9,7 @@ What changes (see docs/MODELS.md for the resulting contracts):
 - the detector and the recognizer get a batch dimension where a check proves a batch equals
   single runs (batching.py); otherwise they are served with batch 1, the upstream graph
   untouched between the prepended and the appended nodes. Detector outputs are always
-  [N, anchors, width];
+  [N, anchors, width], and the frame side is any multiple of 32 (anchors follow it);
 - inswapper's emap projection and the latent's L2 normalisation are prepended too, so its
   "source" input takes the recognizer's L2-normalised embedding; output comes back uint8 BGR.
 
@@ -206,7 +206,9 @@ def _wrap_detector(
     batch: int | str = "N" if batched else 1
     x = _pixels_to_nchw(pre, spec.DETECTOR_INPUT.name, 127.5, 1.0 / 128.0)
     pre.op_into("Identity", [x], old_input)
-    new_input = value_info(spec.DETECTOR_INPUT.name, UINT8, [batch, *spec.DETECTOR_INPUT.shape])
+    # Frame height and width stay symbolic: SCRFD is fully convolutional, so one served model
+    # answers every size (insightface 2.1 runs it at 128 and 640 by default).
+    new_input = value_info(spec.DETECTOR_INPUT.name, UINT8, [batch, "height", "width", 3])
     _feed_input(model, old_input, [new_input], pre)
     post = GraphBuilder("facegate_out_", taken=taken)
     served = []
@@ -214,10 +216,11 @@ def _wrap_detector(
         if batched:
             post.op_into("Identity", [name], tensor.name)
         else:
-            # (K, C) or (1, K, C) -> (1, K, C); the fixed K also proves the anchor count.
-            shape = post.const(np.array([1, *tensor.shape], np.int64), "shape", np.int64)
+            # (K, C) or (1, K, C) -> (1, K, C); K follows the frame size.
+            shape = post.const(np.array([1, -1, tensor.shape[-1]], np.int64), "shape", np.int64)
             post.op_into("Reshape", [name, shape], tensor.name)
-        served.append(value_info(tensor.name, FLOAT, [batch, *tensor.shape]))
+        anchors = f"anchors_{tensor.name.rsplit('_', 1)[1]}"
+        served.append(value_info(tensor.name, FLOAT, [batch, anchors, tensor.shape[-1]]))
     _set_outputs(model, post, served)
     onnx.checker.check_model(model)
     return model
@@ -449,10 +452,118 @@ def prepare_swapper(upstream: onnx.ModelProto) -> PreparedModel:
     return PreparedModel(spec.SWAPPER, wrapped, 0, (note,), note)
 
 
+def attribute_normalisation(model: onnx.ModelProto) -> tuple[float, float]:
+    """(input_mean, input_std) as insightface's Attribute picks them for this graph.
+
+    A graph that normalises its own input (a node named Sub*/_minus* and one named
+    Mul*/_mul* among its first 8, or a leading 'bn_data' batch norm) takes raw pixels:
+    mean 0, std 1. Otherwise insightface feeds (x - 127.5) / 128.
+    """
+    find_sub = find_mul = False
+    for index, node in enumerate(model.graph.node[:8]):
+        if node.name.startswith(("Sub", "_minus")):
+            find_sub = True
+        if node.name.startswith(("Mul", "_mul")):
+            find_mul = True
+        if index < 3 and node.name == "bn_data":
+            find_sub = find_mul = True
+    return (0.0, 1.0) if find_sub and find_mul else (127.5, 128.0)
+
+
+def _wrap_pixel_model(
+    model: onnx.ModelProto,
+    taken: set[str],
+    tensors: tuple[spec.TensorSpec, spec.TensorSpec],
+    batch: int | str,
+    normalisation: tuple[float, float],
+) -> onnx.ModelProto:
+    """One-input image model -> uint8 NHWC BGR in (x - mean) * scale folded in, one output
+    renamed and reshaped to [batch, *output shape]."""
+    source, target = tensors
+    mean, scale = normalisation
+    old_input = graph_inputs(model)[0].name
+    pre = GraphBuilder("facegate_pre_", taken=taken)
+    x = _pixels_to_nchw(pre, source.name, mean, scale)
+    pre.op_into("Identity", [x], old_input)
+    new_input = value_info(source.name, UINT8, [batch, *source.shape])
+    _feed_input(model, old_input, [new_input], pre)
+    post = GraphBuilder("facegate_out_", taken=taken)
+    shape = post.const(np.array([-1, *target.shape], np.int64), "shape", np.int64)
+    post.op_into("Reshape", [model.graph.output[0].name, shape], target.name)
+    _set_outputs(model, post, [value_info(target.name, FLOAT, [batch, *target.shape])])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _prepare_pixel_model(
+    upstream: onnx.ModelProto,
+    name: str,
+    tensors: tuple[spec.TensorSpec, spec.TensorSpec],
+    max_batch: int,
+    normalisation: tuple[float, float],
+    rng: np.random.Generator | None,
+) -> PreparedModel:
+    """Batched where a batch check proves a batch equals single runs, else batch 1."""
+    if len(graph_inputs(upstream)) != 1 or len(upstream.graph.output) != 1:
+        raise refuse(
+            f"preparing the {name} model",
+            f"{len(graph_inputs(upstream))} inputs and {len(upstream.graph.output)} outputs",
+            "one image input and one output",
+            REEXPORT,
+        )
+    base, taken = _copy_for_serving(upstream)
+
+    def candidate() -> onnx.ModelProto:
+        model = onnx.ModelProto()
+        model.CopyFrom(base)
+        del model.graph.value_info[:]
+        return _wrap_pixel_model(model, set(taken), tensors, "N", normalisation)
+
+    rng = rng or np.random.default_rng(0)
+    source, target = tensors
+    samples = rng.integers(0, 256, (BATCH_CHECK_SIZE, *source.shape), dtype=np.uint8)
+    batched, check = check_batch(candidate, source.name, samples, [target.shape], open_session)
+    if batched is not None:
+        return _batched_result(name, batched, max_batch, check)
+    model = _build_untouched(
+        name, lambda: _wrap_pixel_model(base, taken, tensors, 1, normalisation)
+    )
+    return _unbatched_result(name, model, check)
+
+
+def prepare_genderage(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
+    """genderage.onnx [N,3,96,96] float -> spec.GENDERAGE_* contract (uint8 BGR in, raw out).
+
+    The upstream file declares its output [1, 3]; the batch check decides whether it is
+    served batched (max batch GENDERAGE_MAX_BATCH) or one crop per request. The input
+    normalisation is the one insightface's Attribute picks for the graph.
+    """
+    mean, std = attribute_normalisation(upstream)
+    tensors = (spec.GENDERAGE_INPUT, spec.GENDERAGE_OUTPUT)
+    return _prepare_pixel_model(
+        upstream, spec.GENDERAGE, tensors, spec.GENDERAGE_MAX_BATCH, (mean, 1.0 / std), rng
+    )
+
+
+def prepare_liveness(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
+    """Liveness addon [N,3,80,80] RGB/255 -> spec.LIVENESS_* (uint8 BGR in, [N, 1] score out)."""
+    tensors = (spec.LIVENESS_INPUT, spec.LIVENESS_OUTPUT)
+    # The addon feeds RGB / 255 (no mean), after its own alignment.
+    return _prepare_pixel_model(
+        upstream, spec.LIVENESS, tensors, spec.LIVENESS_MAX_BATCH, (0.0, 1.0 / 255.0), rng
+    )
+
+
 PREPARERS: dict[str, Callable[[onnx.ModelProto], PreparedModel]] = {
     spec.DETECTOR: prepare_detector,
     spec.RECOGNIZER: prepare_recognizer,
     spec.SWAPPER: prepare_swapper,
+    spec.GENDERAGE: prepare_genderage,
+    spec.LIVENESS: prepare_liveness,
 }
 
 

@@ -16,6 +16,7 @@ from gateway.ops.failures import ModelRefused
 from gateway.ops.repository.prepare import (
     PreparedModel,
     arcface_normalisation,
+    attribute_normalisation,
     graph_inputs,
     open_session,
     run_model,
@@ -42,6 +43,9 @@ class SelfCheckResult:
     tolerance: float
 
 
+DETECTOR_CHECK_SIZES_PX = (128, spec.DETECTOR_INPUT_SIZE_PX)
+
+
 def _fail_if(name: str, diff: float, tolerance: float) -> SelfCheckResult:
     if not np.isfinite(diff) or diff > tolerance:
         raise SelfCheckFailed(
@@ -61,17 +65,25 @@ def _input_name(model: onnx.ModelProto, index: int = 0) -> str:
 def check_detector(
     upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
 ) -> SelfCheckResult:
-    size = spec.DETECTOR_INPUT_SIZE_PX
-    frame = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    blob = cv2.dnn.blobFromImage(
-        frame, 1.0 / 128.0, (size, size), (127.5, 127.5, 127.5), swapRB=True
-    )
-    expected = run_model(upstream, {_input_name(upstream): blob})
-    actual = run_model(prepared.model, {spec.DETECTOR_INPUT.name: frame[None]})
-    diff = max(
-        float(np.max(np.abs(a[0] - e.reshape(a.shape[1:]))))
-        for a, e in zip(actual, expected, strict=True)
-    )
+    diff = 0.0
+    # Both sizes of insightface 2.1's default where the upstream frame is symbolic (the packs'
+    # files); a file exported at a fixed 640 answers only 640 (serve it with det_sizes=640).
+    dims = graph_inputs(upstream)[0].type.tensor_type.shape.dim
+    fixed = len(dims) == 4 and all(d.HasField("dim_value") for d in dims[2:])
+    for size in (spec.DETECTOR_INPUT_SIZE_PX,) if fixed else DETECTOR_CHECK_SIZES_PX:
+        frame = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        blob = cv2.dnn.blobFromImage(
+            frame, 1.0 / 128.0, (size, size), (127.5, 127.5, 127.5), swapRB=True
+        )
+        expected = run_model(upstream, {_input_name(upstream): blob})
+        actual = run_model(prepared.model, {spec.DETECTOR_INPUT.name: frame[None]})
+        diff = max(
+            diff,
+            *(
+                float(np.max(np.abs(a[0] - e.reshape(a.shape[1:]))))
+                for a, e in zip(actual, expected, strict=True)
+            ),
+        )
     return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
 
 
@@ -117,10 +129,39 @@ def check_swapper(
     return _fail_if(prepared.name, diff, PIXEL_TOLERANCE)
 
 
+def check_genderage(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+) -> SelfCheckResult:
+    size = spec.GENDERAGE_INPUT_SIZE_PX
+    crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    mean, std = attribute_normalisation(upstream)
+    blob = cv2.dnn.blobFromImage(crop, 1.0 / std, (size, size), (mean, mean, mean), swapRB=True)
+    (expected,) = run_model(upstream, {_input_name(upstream): blob})
+    (actual,) = run_model(prepared.model, {spec.GENDERAGE_INPUT.name: crop[None]})
+    diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1))))
+    return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
+
+
+def check_liveness(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+) -> SelfCheckResult:
+    size = spec.LIVENESS_INPUT_SIZE_PX
+    crops = rng.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    # The addon's own input: RGB float32 divided by 255.
+    tensor = np.ascontiguousarray(crops[:, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    tensor /= 255.0
+    (expected,) = run_model(upstream, {_input_name(upstream): tensor})
+    (actual,) = run_model(prepared.model, {spec.LIVENESS_INPUT.name: crops})
+    diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1))))
+    return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
+
+
 CHECKS = {
     spec.DETECTOR: check_detector,
     spec.RECOGNIZER: check_recognizer,
     spec.SWAPPER: check_swapper,
+    spec.GENDERAGE: check_genderage,
+    spec.LIVENESS: check_liveness,
 }
 
 

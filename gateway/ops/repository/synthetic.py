@@ -1,7 +1,7 @@
 """Contract-true synthetic models: NOT face models.
 
 They have exactly the upstream I/O contracts of InsightFace's det_10g (SCRFD), w600k_r50
-(ArcFace) and inswapper_128, so InsightFace's own Python classes accept them and the
+(ArcFace), inswapper_128, genderage (Attribute) and insightface 2.1's liveness addon, so InsightFace's own Python classes accept them and the
 prepare step meets the graph shapes it will meet in the real files. Weights come from a
 fixed seed.
 
@@ -53,6 +53,8 @@ class SyntheticModels:
     detector: onnx.ModelProto
     recognizer: onnx.ModelProto
     swapper: onnx.ModelProto
+    genderage: onnx.ModelProto
+    liveness: onnx.ModelProto
 
 
 def _he(rng: np.random.Generator, shape: tuple[int, ...], gain: float = 1.0) -> npt.NDArray[Any]:
@@ -262,6 +264,81 @@ def build_swapper(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto
     )
 
 
+# Tiny genderage: from the crop's mean colour (channels in [-1, 1] after the graph's own
+# normalisation), male when red outweighs blue, age 35 +/- 25 with the green mean.
+TINY_GENDER_GAIN = 4.0
+TINY_AGE_BASE = 0.35
+TINY_AGE_GAIN = 0.25
+
+
+def build_genderage(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """buffalo_l genderage.onnx contract: data [None,3,96,96] raw 0..255 RGB -> fc1 [1,3].
+
+    As in the upstream (MXNet-converted) file, the graph normalises its own input with a
+    Sub and a Mul node among its first nodes, which is how insightface's Attribute picks
+    input_mean 0 and input_std 1; the output is declared [1, 3] although any batch runs.
+    """
+    # No name prefix: insightface looks for node names starting "_minus" and "_mul".
+    g = GraphBuilder("")
+    x = g.op("Sub", ["data", g.const(127.5)], "_minusscalar0")
+    x = g.op("Mul", [x, g.const(1.0 / 127.5)], "_mulscalar0")
+    pooled = g.op("Flatten", [g.op("GlobalAveragePool", [x], "pool")], axis=1)
+    # Rows: R, G, B channel means (input is RGB); columns: female, male, age / 100.
+    weights = np.array(
+        [
+            [-TINY_GENDER_GAIN, TINY_GENDER_GAIN, 0.0],
+            [0.0, 0.0, TINY_AGE_GAIN],
+            [TINY_GENDER_GAIN, -TINY_GENDER_GAIN, 0.0],
+        ],
+        np.float32,
+    )
+    bias = np.array([0.0, 0.0, TINY_AGE_BASE], np.float32)
+    logits = g.op("Gemm", [pooled, g.const(weights, "fc_w"), g.const(bias, "fc_b")])
+    if profile == "realistic":
+        # MobileNet-sized stack (the upstream file has 31 convolutions, 1.3 MB of weights).
+        y = _conv(g, rng, x, 3, 32, stride=2)
+        for c_in, c_out in ((32, 64), (64, 128), (128, 256)):
+            y = _conv(g, rng, y, c_in, c_out, stride=2)
+            y = _conv(g, rng, y, c_out, c_out)
+        y = g.op("Flatten", [g.op("GlobalAveragePool", [y], "pool")], axis=1)
+        extra = g.const(rng.standard_normal((256, 3), dtype=np.float32) * 1e-3, "head_w")
+        logits = g.op("Add", [logits, g.op("MatMul", [y, extra])])
+    g.op_into("Identity", [logits], "fc1")
+    inputs = [value_info("data", FLOAT, ["None", 3, 96, 96])]
+    return _finish(g, inputs, [value_info("fc1", FLOAT, [1, 3])], f"genderage_synthetic_{profile}")
+
+
+# Tiny liveness: live probability rises with the crop's mean brightness (RGB in [0, 1]); the
+# centre puts the test scenes' faces on both sides of the 0.8 default threshold.
+TINY_LIVE_GAIN = 15.0
+TINY_LIVE_CENTRE = 0.22
+
+
+def build_liveness(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """insightface 2.1 liveness addon contract: input [N,3,80,80] RGB/255 -> output [N] probability."""
+    g = GraphBuilder("live_")
+    pooled = g.op("GlobalAveragePool", ["input"], "pool")
+    mean = g.op("ReduceMean", [pooled], "mean", axes=[1, 2, 3], keepdims=0)
+    logit = g.op("Mul", [g.op("Sub", [mean, g.const(TINY_LIVE_CENTRE)]), g.const(TINY_LIVE_GAIN)])
+    if profile == "realistic":
+        # About the upstream file's size (1.5 MB): a small convolution stack.
+        y = _conv(g, rng, "input", 3, 32, stride=2)
+        for c_in, c_out in ((32, 64), (64, 128), (128, 256)):
+            y = _conv(g, rng, y, c_in, c_out, stride=2)
+            y = _conv(g, rng, y, c_out, c_out)
+        y = g.op("Flatten", [g.op("GlobalAveragePool", [y], "pool")], axis=1)
+        extra = g.const(rng.standard_normal((256, 1), dtype=np.float32) * 1e-3, "head_w")
+        flat = g.op(
+            "Reshape", [g.op("MatMul", [y, extra]), g.const(np.array([-1]), "shape", np.int64)]
+        )
+        logit = g.op("Add", [logit, flat])
+    g.op_into("Sigmoid", [logit], "output")
+    inputs = [value_info("input", FLOAT, ["batch", 3, 80, 80])]
+    return _finish(
+        g, inputs, [value_info("output", FLOAT, ["batch"])], f"liveness_synthetic_{profile}"
+    )
+
+
 def build_synthetic_models(profile: Profile, seed: int = SEED) -> SyntheticModels:
     """Build all three upstream-form synthetic models for one profile."""
     if profile not in PROFILES:
@@ -270,4 +347,6 @@ def build_synthetic_models(profile: Profile, seed: int = SEED) -> SyntheticModel
         detector=build_detector(profile, np.random.default_rng(seed)),
         recognizer=build_recognizer(profile, np.random.default_rng(seed + 1)),
         swapper=build_swapper(profile, np.random.default_rng(seed + 2)),
+        genderage=build_genderage(profile, np.random.default_rng(seed + 3)),
+        liveness=build_liveness(profile, np.random.default_rng(seed + 4)),
     )

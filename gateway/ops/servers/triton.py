@@ -157,6 +157,12 @@ def server_command(
         f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
     ]
     command += [f"--load-model={name}" for name in options.startup_models]
+    # Optional models (genderage) load when installed; without them the rest still serves.
+    command += [
+        f"--load-model={name}"
+        for name in spec.OPTIONAL_STARTUP_MODELS
+        if (options.repository / name / "1" / "model.onnx").exists()
+    ]
     return command + list(options.extra_args)
 
 

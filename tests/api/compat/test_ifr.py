@@ -23,7 +23,10 @@ import msgpack
 import numpy as np
 import pytest
 
+from gateway.ops.servers.triton import EmbeddedTriton
+
 from ...images import encode, photo, square_image
+from ..conftest import ServerThread, gateway_settings
 from .conftest import SQUARES, CompatGateway
 from .contracts import IfrResponse
 
@@ -66,11 +69,14 @@ def post_json(client: httpx.Client, body: dict[str, Any]) -> IfrResponse:
     return IfrResponse.model_validate(response.json())
 
 
-def _v1_faces(keyed: httpx.Client, data: bytes, threshold: float) -> list[dict[str, Any]]:
+def _v1_faces(
+    keyed: httpx.Client, data: bytes, threshold: float, **params: str
+) -> list[dict[str, Any]]:
+    # InsightFace-REST detects at its one max_size (640): /v1's single-scale answer.
     response = keyed.post(
         "/v1/detect",
         files={"image": data},
-        params={"embed": "true", "threshold": str(threshold)},
+        params={"embed": "true", "threshold": str(threshold), "det_sizes": "640", **params},
     )
     assert response.status_code == 200, response.text
     faces: list[dict[str, Any]] = response.json()["faces"]
@@ -120,6 +126,46 @@ def test_extract_matches_v1_detect(plain: httpx.Client, keyed: httpx.Client, wir
             assert face.norm == pytest.approx(ref["embedding_norm"], rel=1e-5)
             assert face.facedata is None and face.gender is None and face.age is None
     assert found_any
+
+
+@pytest.mark.parametrize("wire", ["msgpack", "json"])
+def test_extract_ga_matches_v1_detect_attributes(
+    plain: httpx.Client, keyed: httpx.Client, wire: str
+) -> None:
+    images = _images()
+    body = _request({"data": images}, extract_ga=True)
+    if wire == "json":
+        body = _request(
+            {"data": [base64.b64encode(i).decode() for i in images]}, extract_ga=True, msgpack=False
+        )
+    result = (post_msgpack if wire == "msgpack" else post_json)(plain, body)
+    without = post_msgpack(plain, _request({"data": images}))
+    faces = 0
+    for data, image, plain_image in zip(images, result.data, without.data, strict=True):
+        assert image.status == "ok"
+        expected = _v1_faces(keyed, data, 0.6, attributes="true")
+        assert len(image.faces) == len(expected) == len(plain_image.faces)
+        for face, ref, plain_face in zip(image.faces, expected, plain_image.faces, strict=True):
+            faces += 1
+            # insightface's encoding upstream: 0 = female, 1 = male.
+            assert face.gender in (0, 1) and {0: "F", 1: "M"}[face.gender] == ref["gender"]
+            assert face.age == ref["age"]
+            # Asking for gender and age changes nothing else of the face.
+            assert face.bbox == plain_face.bbox and face.vec == plain_face.vec
+            assert plain_face.gender is None and plain_face.age is None
+    assert faces > 0
+    assert plain.get("/info").json()["models"]["ga_name"] == "genderage"  # as configured
+
+
+def test_extract_ga_without_the_genderage_model_is_null_not_an_error(
+    triton: EmbeddedTriton,
+) -> None:
+    settings = gateway_settings(triton, compat="ifr", genderage_model="genderage_not_installed")
+    with ServerThread(settings) as server, httpx.Client(base_url=server.url, timeout=120) as raw:
+        result = post_msgpack(raw, _request({"data": _images()[:1]}, extract_ga=True))
+    (image,) = result.data
+    assert image.status == "ok" and len(image.faces) == len(SQUARES)
+    assert all(f.gender is None and f.age is None and f.vec is not None for f in image.faces)
 
 
 def test_extract_scale_is_the_letterbox_scale(plain: httpx.Client) -> None:

@@ -96,14 +96,22 @@ def test_onnxruntime_reports_exactly_the_config_dims(tiny_repository: Path, name
             for tensor, config_tensor in zip(reported, declared, strict=True):
                 expected = ([-1] if batched else []) + list(config_tensor.dims)
                 assert _dims(tensor.shape) == expected, (variant, tensor.name)
-    # What a run returns has the same shapes (batch 2 where batched).
+    # What a run returns has the same shapes (batch 2 where batched; a variable frame side,
+    # the detector's, at 128 px: its variable outputs then have 128 px anchor counts).
     config = parse(tiny_repository / name / "config.pbtxt")
     batch = [2] if config.max_batch_size > 0 else []
     numpy_types = {model_config_pb2.TYPE_UINT8: np.uint8, model_config_pb2.TYPE_FP32: np.float32}
-    feeds = {t.name: np.zeros(batch + list(t.dims), numpy_types[t.data_type]) for t in config.input}
+    feeds = {
+        t.name: np.zeros(batch + [d if d >= 0 else 128 for d in t.dims], numpy_types[t.data_type])
+        for t in config.input
+    }
     outputs = session.run([t.name for t in config.output], feeds)
+    anchors_at_128 = {t.name: t.shape for t in spec.detector_outputs(128)}
     for array, config_tensor in zip(outputs, config.output, strict=True):
-        assert list(array.shape) == batch + list(config_tensor.dims), config_tensor.name
+        dims = list(config_tensor.dims)
+        if -1 in dims:
+            dims = list(anchors_at_128[config_tensor.name])
+        assert list(array.shape) == batch + dims, config_tensor.name
 
 
 @pytest.mark.parametrize("name", spec.ALL_MODELS)
@@ -113,11 +121,19 @@ def test_tensorrt_config_warms_up_and_keeps_caches_relative(name: str) -> None:
     for key in ("trt_engine_cache_path", "trt_timing_cache_path"):
         # Relative to Triton's working directory, which the chart sets to the cache mount.
         assert accelerator.parameters[key] == name
-    sizes = [w.batch_size for w in config.model_warmup]
+    sizes = sorted({w.batch_size for w in config.model_warmup})
     assert sizes == ([1, config.max_batch_size] if config.max_batch_size > 1 else [1])
+    if any(d < 0 for t in config.input for d in t.dims):
+        # Each batch size at both default frame sizes, so TensorRT's range covers 128 to 640.
+        frames = {(w.batch_size, tuple(w.inputs["images"].dims)) for w in config.model_warmup}
+        assert frames == {(b, (s, s, 3)) for b in sizes for s in (128, 640)}
     for warmup in config.model_warmup:
         assert set(warmup.inputs) == {t.name for t in config.input}
         for tensor in config.input:
             sample = warmup.inputs[tensor.name]
-            assert list(sample.dims) == list(tensor.dims) and sample.zero_data
+            # A variable side (-1, the detector's frame) is warmed at concrete sizes.
+            assert len(sample.dims) == len(tensor.dims) and sample.zero_data
+            assert all(
+                s == d if d >= 0 else s > 0 for s, d in zip(sample.dims, tensor.dims, strict=True)
+            )
             assert sample.data_type == tensor.data_type

@@ -467,3 +467,55 @@ def test_production_catalogue_is_pinned() -> None:
         assert f.url.url.startswith("https://")
         assert f.size_bytes is not None and f.size_bytes > 0
     assert len({f.sha256 for f in files}) == len(files)
+
+
+def test_import_takes_the_liveness_addon_when_present_and_checks_its_pin(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    cat = publish(server)
+    write_models(tmp_path, cat)
+    (tmp_path / "liveness.onnx").write_bytes(b"not the addon")
+
+    found = find_pack_files(
+        tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, verify=False
+    )
+    assert found["liveness"] == tmp_path / "liveness.onnx"
+    # genderage.onnx is optional: its absence is not an error.
+    assert "genderage" not in found
+    with pytest.raises(ChecksumMismatch):
+        find_pack_files(tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers)
+
+
+def _with_genderage(cat: Catalogue, server: FakeServer, pinned: bytes) -> None:
+    """Give the catalogue's pack a genderage file pinned to `pinned` (the zip holds others)."""
+    pack = cat.packs[PACK]
+    zip_url = pack.detector.url.url
+    cat.packs[PACK] = replace(
+        pack, genderage=_fake(BUFFALO_L.genderage, pinned, server.base, zip_url)
+    )
+
+
+@pytest.mark.parametrize("source", ["url", "hf"])
+def test_optional_genderage_that_fails_installs_the_rest(
+    server: FakeServer, tmp_path: Path, source: str
+) -> None:
+    cat = publish(server)
+    # The zip's genderage.onnx has other bytes than the pin; the hub does not serve it.
+    _with_genderage(cat, server, b"other bytes")
+    result = run_fetch(cat, source, tmp_path, hf_endpoint=server.base)
+    assert "genderage" not in result
+    assert_installed(result, cat, tmp_path)
+    assert not (tmp_path / "genderage.onnx").exists()
+
+
+def test_genderage_with_its_pin_is_installed_from_the_zip(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    cat = publish(server)
+    with zipfile.ZipFile(io.BytesIO(server.files[f"/files/{PACK}.zip"])) as zf:
+        member = next(n for n in zf.namelist() if n.endswith("genderage.onnx"))
+        data = zf.read(member)
+    _with_genderage(cat, server, data)
+    result = run_fetch(cat, "url", tmp_path)
+    assert result["genderage"].read_bytes() == data
+    assert server.gets[f"/files/{PACK}.zip"] == 1

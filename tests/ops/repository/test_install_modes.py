@@ -46,6 +46,8 @@ def _install(repository: Path, tiny_models: SyntheticModels) -> None:
         "detector": tiny_models.detector,
         "recognizer": tiny_models.recognizer,
         "swapper": tiny_models.swapper,
+        "genderage": tiny_models.genderage,
+        "liveness": tiny_models.liveness,
     }
     label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
     install_models(repository, upstream, dict.fromkeys(upstream, label))
