@@ -117,6 +117,7 @@ export function init() {
       const file = $("identify-file").files[0];
       const [result, bitmap] = await Promise.all([
         callJson("POST", `${collectionPath(collection)}/identify`, {
+          query: { threshold: $("identify-threshold").value },
           body: filesForm({ image: [file] }),
         }),
         decode(file),
