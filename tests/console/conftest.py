@@ -43,7 +43,7 @@ CHROMIUM_FLAGS = (
     "--disable-default-apps",
     "--disable-extensions",
     "--no-first-run",
-    "--window-size=1280,1000",
+    "--window-size=1280,1300",
 )
 # Squares the tiny detector finds (sides 32/64/128 on its anchor grid, as tests/api/test_faces).
 DETECT_IMAGE = square_image(640, 640, [(240, 128, 64), (96, 400, 32), (480, 320, 128)])
