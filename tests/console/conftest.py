@@ -44,6 +44,10 @@ CHROMIUM_FLAGS = (
     "--disable-extensions",
     "--no-first-run",
     "--window-size=1280,1300",
+    # A synthetic camera (Chromium's test pattern), granted without a prompt: the camera
+    # capture path runs in the tests too.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 )
 # Squares the tiny detector finds (sides 32/64/128 on its anchor grid, as tests/api/test_faces).
 DETECT_IMAGE = square_image(640, 640, [(240, 128, 64), (96, 400, 32), (480, 320, 128)])

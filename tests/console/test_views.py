@@ -14,9 +14,11 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from ..api.conftest import ADMIN_KEY, USER_KEY, api_client
 from .conftest import (
+    WAIT_S,
     canvas_boxes,
     console_problems,
     open_console,
@@ -59,6 +61,32 @@ def test_detect_draws_as_many_boxes_as_the_api_returns(
     assert browser.execute_script("return window.localStorage.length") == 0
     assert browser.execute_script("return sessionStorage.getItem('facegate.apiKey')") == USER_KEY
     screenshot(browser, screenshots, "detect")
+    assert console_problems(browser) == []
+
+
+def test_camera_capture_fills_the_file_and_detects(
+    browser: webdriver.Chrome, gateway_url: str
+) -> None:
+    open_console(browser, gateway_url, USER_KEY, "detect")
+    browser.find_element(By.CSS_SELECTOR, "#view-detect button.camera").click()
+    wait_for(browser, "#camera-dialog")
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: d.execute_script("return document.getElementById('camera-video').videoWidth")
+    )
+    width, height = browser.execute_script(
+        "const v = document.getElementById('camera-video'); return [v.videoWidth, v.videoHeight];"
+    )
+    browser.find_element(By.ID, "camera-take").click()
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: d.execute_script("return document.getElementById('detect-file').files.length")
+    )
+    assert browser.execute_script("return document.getElementById('camera-dialog').open") is False
+    # The camera is released once the frame is taken.
+    assert browser.execute_script("return document.getElementById('camera-video').srcObject") is None
+    submit(browser, "detect-form")
+    # Chromium's test pattern is no face to anyone; what matters is the frame went through.
+    wait_for(browser, "#detect-status", f"in {width}×{height} px")
+    assert browser.find_element(By.ID, "detect-error").text == ""
     assert console_problems(browser) == []
 
 

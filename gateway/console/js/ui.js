@@ -63,7 +63,8 @@ export function wireCamera() {
   const stop = () => {
     if (stream) for (const track of stream.getTracks()) track.stop();
     stream = null;
-    dialog.close();
+    video.srcObject = null;
+    if (dialog.open) dialog.close();
   };
   for (const button of document.querySelectorAll("button.camera")) {
     button.addEventListener("click", async () => {
