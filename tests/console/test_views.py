@@ -14,6 +14,7 @@ import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ..api.conftest import ADMIN_KEY, USER_KEY, api_client
@@ -82,7 +83,9 @@ def test_camera_capture_fills_the_file_and_detects(
     )
     assert browser.execute_script("return document.getElementById('camera-dialog').open") is False
     # The camera is released once the frame is taken.
-    assert browser.execute_script("return document.getElementById('camera-video').srcObject") is None
+    assert (
+        browser.execute_script("return document.getElementById('camera-video').srcObject") is None
+    )
     submit(browser, "detect-form")
     # Chromium's test pattern is no face to anyone; what matters is the frame went through.
     wait_for(browser, "#detect-status", f"in {width}×{height} px")
@@ -207,3 +210,37 @@ def test_docs_render_with_no_request_leaving_the_gateway(
     assert [
         p for p in problems if "Content Security Policy" not in p or "cdn.redoc.ly" not in p
     ] == []
+
+
+def test_every_control_is_labelled_and_the_views_work_from_the_keyboard(
+    browser: webdriver.Chrome, gateway_url: str
+) -> None:
+    browser.get(f"{gateway_url}/console/")
+    wait_for(browser, "body[data-ready=true]")
+    unlabelled = browser.execute_script(
+        """
+        const missing = [];
+        for (const c of document.querySelectorAll("input, select, textarea")) {
+          if (!c.labels.length && !c.getAttribute("aria-label")) missing.push(c.id || c.outerHTML);
+        }
+        for (const b of document.querySelectorAll("button, a")) {
+          if (!(b.textContent.trim() || b.getAttribute("aria-label"))) missing.push(b.outerHTML);
+        }
+        return missing;
+        """
+    )
+    assert unlabelled == []
+    # Tab from the top reaches the nav; Enter on a view link opens that view.
+    body = browser.find_element(By.TAG_NAME, "body")
+    for _ in range(40):
+        body.send_keys(Keys.TAB)
+        active = browser.switch_to.active_element
+        if active.get_attribute("data-view") == "verify":
+            break
+    else:
+        pytest.fail("the Verify link is not reachable with Tab")
+    active.send_keys(Keys.ENTER)
+    wait_for(browser, "#view-verify h2")
+    assert browser.find_element(By.ID, "view-detect").is_displayed() is False
+    link = browser.find_element(By.CSS_SELECTOR, "nav a[data-view=verify]")
+    assert link.get_attribute("aria-current") == "page"
