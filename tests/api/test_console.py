@@ -95,3 +95,16 @@ def test_docs_pages_load_only_local_assets(http: TestClient) -> None:
 
 def test_unknown_docs_asset_is_404(http: TestClient) -> None:
     assert http.get("/docs/assets/evil.js").status_code == 404
+
+
+def test_every_console_file_is_package_data() -> None:
+    # A file the globs miss is absent from the wheel (and the image): the console breaks
+    # there while it works from a checkout.
+    package = CONSOLE_DIR.parent
+    # tomllib is 3.11+; the one line is enough: gateway = ["py.typed", "console/*", ...]
+    pyproject = (package.parent / "pyproject.toml").read_text()
+    line = re.search(r"^gateway = \[(.*)\]$", pyproject, re.M)
+    assert line is not None
+    globs = re.findall(r'"([^"]+)"', line.group(1))
+    shipped = {p for pattern in globs for p in package.glob(pattern) if p.is_file()}
+    assert {p for p in CONSOLE_DIR.rglob("*") if p.is_file()} <= shipped
