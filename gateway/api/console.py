@@ -12,15 +12,9 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import APIRouter
-from fastapi.responses import (
-    FileResponse,
-    HTMLResponse,
-    JSONResponse,
-    RedirectResponse,
-    Response,
-)
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from gateway.errors import error_body
+from gateway.errors import NotFound
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
@@ -61,17 +55,12 @@ def _headers(csp: str) -> dict[str, str]:
     }
 
 
-def _not_found(what: str) -> Response:
-    # A static miss, not a domain error: the same error body, without touching errors.py.
-    return JSONResponse(error_body("not_found", f"no such file {what!r}: open /console/"), 404)
-
-
-def _packaged_file(folder: Path, relative: str, csp: str) -> Response:
-    """A file under `folder` (no escaping it, known types only), or a 404 body."""
+def _packaged_file(folder: Path, relative: str, csp: str) -> FileResponse:
+    """A file under `folder` (no escaping it, known types only); NotFound otherwise."""
     path = (folder / relative).resolve()
     media_type = _TYPES.get(path.suffix)
     if media_type is None or not path.is_relative_to(folder) or not path.is_file():
-        return _not_found(relative)
+        raise NotFound(f"no such file {relative!r}: the console starts at /console/")
     return FileResponse(path, media_type=media_type, headers=_headers(csp))
 
 
@@ -86,19 +75,19 @@ async def console_bare() -> RedirectResponse:
 
 
 @router.get("/console/")
-async def console_index() -> Response:
+async def console_index() -> FileResponse:
     return _packaged_file(CONSOLE_DIR, "index.html", CONSOLE_CSP)
 
 
 @router.get("/console/{relative:path}")
-async def console_file(relative: str) -> Response:
+async def console_file(relative: str) -> FileResponse:
     return _packaged_file(CONSOLE_DIR, relative, CONSOLE_CSP)
 
 
 @router.get("/docs/assets/{name}")
-async def docs_asset(name: str) -> Response:
+async def docs_asset(name: str) -> FileResponse:
     if name not in _DOCS_ASSETS:
-        return _not_found(name)
+        raise NotFound(f"no docs asset {name!r}: the API docs are at /docs and /redoc")
     return _packaged_file(DOCS_ASSETS_DIR, name, DOCS_CSP)
 
 
