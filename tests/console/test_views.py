@@ -6,6 +6,7 @@ is checked against what the API itself answers for the same input; each saves a 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -244,3 +245,26 @@ def test_every_control_is_labelled_and_the_views_work_from_the_keyboard(
     assert browser.find_element(By.ID, "view-detect").is_displayed() is False
     link = browser.find_element(By.CSS_SELECTOR, "nav a[data-view=verify]")
     assert link.get_attribute("aria-current") == "page"
+
+
+def test_dropping_a_file_on_the_zone_fills_its_input(
+    browser: webdriver.Chrome, gateway_url: str, images: dict[str, Path]
+) -> None:
+    open_console(browser, gateway_url, USER_KEY, "detect")
+    png = base64.b64encode(images["detect"].read_bytes()).decode()
+    # What a drag from the desktop delivers: a drop event whose DataTransfer holds the file.
+    browser.execute_script(
+        """
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        const zone = document.getElementById("detect-drop");
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+        """,
+        png,
+    )
+    assert browser.execute_script(
+        "return document.getElementById('detect-file').files[0].name"
+    ) == ("dropped.png")
+    submit(browser, "detect-form")
+    wait_for(browser, "#detect-status", "3 faces")
