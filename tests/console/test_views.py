@@ -19,6 +19,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ..api.conftest import ADMIN_KEY, USER_KEY, api_client
+from ..images import encode, square_image
 from .conftest import (
     WAIT_S,
     canvas_boxes,
@@ -268,3 +269,24 @@ def test_dropping_a_file_on_the_zone_fills_its_input(
     ) == ("dropped.png")
     submit(browser, "detect-form")
     wait_for(browser, "#detect-status", "3 faces")
+
+
+def test_verify_without_a_face_shows_the_api_422_message(
+    browser: webdriver.Chrome, gateway_url: str, api: httpx.Client, tmp_path: Path
+) -> None:
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(encode(square_image(320, 240, [])))
+    face = tmp_path / "face.png"
+    face.write_bytes(encode(square_image(640, 640, [(240, 128, 64)])))
+    answer = api.post(
+        "/v1/verify", files={"image_a": face.read_bytes(), "image_b": blank.read_bytes()}
+    )
+    assert answer.status_code == 422
+    open_console(browser, gateway_url, USER_KEY, "verify")
+    browser.find_element(By.ID, "verify-file-a").send_keys(str(face))
+    browser.find_element(By.ID, "verify-file-b").send_keys(str(blank))
+    submit(browser, "verify-form")
+    shown = wait_for(browser, "#verify-error", "422")
+    assert answer.json()["error"]["message"] in shown.text
+    assert browser.find_element(By.ID, "verify-result").text == ""
+    console_problems(browser)  # the failed call is logged there: expected

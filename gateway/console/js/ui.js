@@ -13,8 +13,9 @@ export function showError(id, exc) {
   $(id).textContent = exc instanceof ApiError ? exc.describe() : `console error: ${exc.message}`;
 }
 
-/** Run `work` with the form's submit button disabled and errors shown in `errorId`. */
-export async function busy(form, errorId, work) {
+/** Run `work` with the form's submit button disabled and errors shown in `errorId`;
+ * a failure also clears the progress line `statusId` ("detecting…" would be a lie). */
+export async function busy(form, errorId, work, statusId) {
   const button = form.querySelector("button[type=submit]");
   if (button) button.disabled = true;
   say(errorId, "");
@@ -22,6 +23,7 @@ export async function busy(form, errorId, work) {
     await work();
   } catch (exc) {
     showError(errorId, exc);
+    if (statusId) say(statusId, "");
   } finally {
     if (button) button.disabled = false;
   }

@@ -53,6 +53,6 @@ export function init() {
         "detect-status",
         `${count} face${count === 1 ? "" : "s"} in ${result.width}×${result.height} px. ${formatTimings(result.timings_ms)}`,
       );
-    });
+    }, "detect-status");
   });
 }

@@ -57,6 +57,6 @@ export function init() {
       link.hidden = false;
       const swapped = response.headers.get("X-Faces-Swapped");
       say("swap-status", `${swapped} face${swapped === "1" ? "" : "s"} swapped (${Math.round(blob.size / 1024)} KiB PNG).`);
-    });
+    }, "swap-status");
   });
 }

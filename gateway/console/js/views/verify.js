@@ -37,6 +37,6 @@ export function init() {
         verdict,
         `. ${formatTimings(result.timings_ms)}`,
       );
-    });
+    }, "verify-result");
   });
 }
