@@ -137,6 +137,9 @@ def screenshot(driver: webdriver.Chrome, folder: Path, name: str) -> None:
 
 
 def open_console(driver: webdriver.Chrome, base: str, key: str, view: str) -> None:
+    """A freshly loaded console on `view` with `key` pasted."""
+    # A URL differing only in its #fragment would not reload: the last test's files stay.
+    driver.get("about:blank")
     driver.get(f"{base}/console/#{view}")
     wait_for(driver, "body[data-ready=true]")
     driver.find_element(By.ID, "api-key").send_keys(key)

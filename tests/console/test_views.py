@@ -81,7 +81,12 @@ def test_camera_capture_fills_the_file_and_detects(
     )
     browser.find_element(By.ID, "camera-take").click()
     WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.execute_script("return document.getElementById('detect-file').files.length")
+        lambda d: (
+            d.execute_script(
+                "const f = document.getElementById('detect-file').files; return f.length && f[0].name;"
+            )
+            == "camera.png"
+        )
     )
     assert browser.execute_script("return document.getElementById('camera-dialog').open") is False
     # The camera is released once the frame is taken.
