@@ -25,6 +25,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ..api.conftest import gateway_url  # noqa: F401  (the session gateway, for these tests too)
+from ..gallery.conftest import gallery_gateway, postgres  # noqa: F401  (the gallery's, likewise)
 from ..images import encode, square_image
 
 # Generous: the shared CI machine may be slow; these bound a hang, they time nothing.
