@@ -295,3 +295,33 @@ def test_verify_without_a_face_shows_the_api_422_message(
     assert answer.json()["error"]["message"] in shown.text
     assert browser.find_element(By.ID, "verify-result").text == ""
     console_problems(browser)  # the failed call is logged there: expected
+
+
+def test_detect_shows_age_gender_and_liveness_when_asked(
+    browser: webdriver.Chrome,
+    gateway_url: str,
+    api: httpx.Client,
+    images: dict[str, Path],
+) -> None:
+    params = {"attributes": "true", "liveness": "true"}
+    expected = api.post(
+        "/v1/detect", files={"image": images["detect"].read_bytes()}, params=params
+    ).json()["faces"]
+    assert len(expected) == 3 and all("age" in f and "liveness" in f for f in expected)
+    open_console(browser, gateway_url, USER_KEY, "detect")
+    browser.find_element(By.ID, "detect-attributes").click()
+    browser.find_element(By.ID, "detect-liveness").click()
+    browser.find_element(By.ID, "detect-file").send_keys(str(images["detect"]))
+    submit(browser, "detect-form")
+    wait_for(browser, "#detect-status", "3 faces")
+    items = browser.find_elements(By.CSS_SELECTOR, "#detect-faces li")
+    for item, face in zip(items, expected, strict=True):
+        gender = "female" if face["gender"] == "F" else "male"
+        assert f"{gender}, age {face['age']}" in item.text
+        live = face["liveness"]
+        if live.get("reason"):
+            assert f"liveness: {live['reason']}" in item.text
+        else:
+            state = "live" if live["is_live"] else "not live"
+            assert f"{state} ({live['score']:.3f})" in item.text
+    assert console_problems(browser) == []
