@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__
-from gateway.api import embed, faces, gallery, health, render, swap
+from gateway.api import console, embed, faces, gallery, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
 from gateway.config import Settings
@@ -128,6 +128,9 @@ def create_app(
         description="Face detection, recognition and swapping with InsightFace's models on "
         "NVIDIA Triton. Models are licensed for non-commercial research only.",
         lifespan=lifespan,
+        # /docs and /redoc come from gateway.api.console, with packaged (offline) assets.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = api_keys
@@ -158,4 +161,5 @@ def create_app(
     app.include_router(swap.admin)
     install_compat(app, settings)
     app.include_router(gallery.router)
+    app.include_router(console.router)
     return app

@@ -14,10 +14,13 @@ echo "==> installing facegate[embedded,test] (numpy 1.26 pinned: see constraints
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 
 # Debian packages the tests use: docker-compose validates docker-compose.yml without a
-# Docker engine (tests/deploy); libb64-0d is needed by perf_analyzer (tests/ops/test_perf.py).
+# Docker engine (tests/deploy); libb64-0d is needed by perf_analyzer (tests/ops/test_perf.py);
+# chromium and chromium-driver run the console's browser tests (tests/console).
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -e /usr/lib/x86_64-linux-gnu/libb64.so.0d ] || ldconfig -p 2>/dev/null | grep -q libb64.so.0d || missing+=(libb64-0d)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> installing Debian packages: ${missing[*]}"
