@@ -27,6 +27,7 @@ COMMAND_PATHS = _command_paths(build_parser(), [])
 REPOSITORY_COMMANDS = [
     ["models", "fetch"],
     ["models", "import"],
+    ["models", "install"],
     ["models", "synthetic"],
     ["triton"],
     ["serve"],
@@ -109,3 +110,62 @@ def test_fetch_states_the_licence_terms_before_downloading(
     out = capsys.readouterr().out
     assert packs.LICENCE_NOTE in out
     assert out.index(packs.LICENCE_NOTE) < out.index("downloading")
+
+
+def test_install_roles_are_the_triton_model_names() -> None:
+    from gateway.ops.commands.models import ROLES
+    from gateway.triton import spec
+
+    assert ROLES == spec.ALL_MODELS
+
+
+@pytest.fixture(scope="module")
+def liveness_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import onnx
+
+    from gateway.ops.repository.synthetic import build_synthetic_models
+
+    path = tmp_path_factory.mktemp("upstream") / "liveness.onnx"
+    onnx.save(build_synthetic_models("tiny").liveness, str(path))
+    return path
+
+
+def test_install_adds_one_model_and_keeps_the_others(
+    tmp_path: Path, liveness_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    assert main(["models", "synthetic", "--repository", str(repo)]) == 0
+    before = json.loads((repo / "MODELS.json").read_text())
+    detector_bytes = (repo / "detector" / "1" / "model.onnx").read_bytes()
+    capsys.readouterr()
+
+    # Not the pinned addon: refused, with the pin and the way out.
+    assert (
+        main(["models", "install", "liveness", str(liveness_file), "--repository", str(repo)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "none of the files facegate pins for liveness" in err and "--no-verify" in err
+    assert json.loads((repo / "MODELS.json").read_text()) == before
+
+    argv = ["models", "install", "liveness", str(liveness_file), "--no-verify"]
+    assert main([*argv, "--repository", str(repo)]) == 0
+    after = json.loads((repo / "MODELS.json").read_text())
+    assert after["liveness"]["source"] == "install:liveness"
+    assert {k: v for k, v in after.items() if k != "liveness"} == {
+        k: v for k, v in before.items() if k != "liveness"
+    }
+    assert (repo / "detector" / "1" / "model.onnx").read_bytes() == detector_bytes
+
+
+def test_install_of_a_missing_file_or_the_wrong_model_says_what_to_do(
+    tmp_path: Path, liveness_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = ["--repository", str(tmp_path / "repo")]
+    assert main(["models", "install", "liveness", str(tmp_path / "nope.onnx"), *repo]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    # A liveness graph offered as the detector: refused by the contract check (exit 3).
+    argv = ["models", "install", "detector", str(liveness_file), "--no-verify", *repo]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "Cannot serve the detector" in err and "Traceback" not in err
+    assert not (tmp_path / "repo" / "detector").exists()

