@@ -178,10 +178,52 @@ round_robin policy spreads calls over the pods and its swapper load/unload reach
 
 {{/*
 Short hash of what the fetch Job writes; part of the Job's name, because a Job's pod template
-is immutable and a new pack must run a new Job.
+is immutable and a new pack must run a new Job. "layout" counts changes to what a fetch writes
+(2: the liveness addon, and the Job's completion marker): a claim filled by an older chart is
+fetched again.
 */}}
 {{- define "facegate.models.fetchHash" -}}
-{{- dict "fetch" .Values.models.fetch "image" (include "facegate.gateway.image" .) | toJson | sha256sum | trunc 8 }}
+{{- dict "fetch" .Values.models.fetch "image" (include "facegate.gateway.image" .) "layout" 2 | toJson | sha256sum | trunc 8 }}
+{{- end }}
+
+{{/*
+The file a finished fetch leaves in the claim (named after the fetch settings): the fetch skips
+its work when it is there, and Triton waits for it when a Job fills the claim, so Triton never
+starts while the Job still writes the optional models.
+*/}}
+{{- define "facegate.models.fetchMarker" -}}
+{{- printf "%s/.facegate-fetched-%s" .Values.models.mountPath (include "facegate.models.fetchHash" .) }}
+{{- end }}
+
+{{/*
+The shell script around the fetch command ("$@"), for the fetch Job and the init container.
+*/}}
+{{- define "facegate.models.fetchScript" -}}
+marker="{{ include "facegate.models.fetchMarker" . }}"; if [ -f "$marker" ]; then echo "models already fetched ($marker)"; exit 0; fi; "$@" && touch "$marker"
+{{- end }}
+
+{{/*
+The optional models Triton loads at start (models.optional), space-separated, in the order of
+gateway/triton/spec.py's OPTIONAL_STARTUP_MODELS.
+*/}}
+{{- define "facegate.triton.optionalModels" -}}
+{{- $names := list }}
+{{- range $name := list "genderage" "liveness" }}
+{{- if index $.Values.models.optional $name }}
+{{- $names = append $names $name }}
+{{- end }}
+{{- end }}
+{{- join " " $names }}
+{{- end }}
+
+{{/*
+Triton's start script on a claim: each enabled optional model is loaded (--load-model, appended
+to the arguments "$@") only when the repository holds its model file and config, as the
+embedded `facegate serve` does; tritonserver exits at start when a --load-model is missing.
+*/}}
+{{- define "facegate.triton.startScript" -}}
+{{- $dir := .Values.models.mountPath -}}
+for model in {{ include "facegate.triton.optionalModels" . }}; do if [ -r "{{ $dir }}/$model/1/model.onnx" ] && [ -r "{{ $dir }}/$model/config.pbtxt" ]; then set -- "$@" "--load-model=$model"; else echo "facegate: no $model model in {{ $dir }}: not loaded; its requests answer 503"; fi; done; exec tritonserver "$@"
 {{- end }}
 
 {{/*
