@@ -315,6 +315,9 @@ Fail early on values the schema cannot check.
 {{- if and $triton.tensorrt.enabled $several (not $triton.tensorrt.cache.existingClaim) (not (has "ReadWriteMany" $triton.tensorrt.cache.accessModes)) }}
 {{- fail "several Triton pods cannot share a ReadWriteOnce TensorRT cache claim across nodes: set triton.tensorrt.cache.accessModes to [ReadWriteMany]" }}
 {{- end }}
+{{- if and .Values.gateway.compat.protocols (not .Values.gateway.compat.networks) }}
+{{- fail "gateway.compat.networks must list the client networks (CIDR) allowed on the compatibility routes, e.g. the client pods' CIDR: the routes take no API key, and the gateway's loopback default admits no pod" }}
+{{- end }}
 {{- if and .Values.models.objectStore.gcsCredentialsKey (not .Values.models.objectStore.credentialsSecret) }}
 {{- fail "models.objectStore.gcsCredentialsKey needs models.objectStore.credentialsSecret" }}
 {{- end }}
@@ -328,3 +331,80 @@ Fail early on values the schema cannot check.
 {{- include "facegate.componentName" (dict "root" . "component" "gallery") -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Gateway settings from values (env entries, a YAML list). A null value leaves the setting to the
+gateway's own default (gateway/config.py), so the chart does not repeat the defaults.
+*/}}
+{{- define "facegate.gateway.settingsEnv" -}}
+{{- $gw := .Values.gateway }}
+{{- with $gw.maxInFlight }}
+- name: FACEGATE_MAX_IN_FLIGHT
+  value: {{ . | int64 | quote }}
+{{- end }}
+{{- with $gw.corsOrigins }}
+- name: FACEGATE_CORS_ORIGINS
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- with $gw.limits.maxImageBytes }}
+- name: FACEGATE_MAX_IMAGE_BYTES
+  value: {{ . | int64 | quote }}
+{{- end }}
+{{- with $gw.limits.maxImagePixels }}
+- name: FACEGATE_MAX_IMAGE_PIXELS
+  value: {{ . | int64 | quote }}
+{{- end }}
+{{- with $gw.limits.maxBatchImages }}
+- name: FACEGATE_MAX_BATCH_IMAGES
+  value: {{ . | int64 | quote }}
+{{- end }}
+{{- if $gw.swapper.preload }}
+- name: FACEGATE_SWAPPER_PRELOAD
+  value: "true"
+{{- end }}
+{{- if not (kindIs "invalid" $gw.swapper.idleTtlSeconds) }}
+- name: FACEGATE_SWAPPER_IDLE_TTL_S
+  value: {{ $gw.swapper.idleTtlSeconds | quote }}
+{{- end }}
+{{- with $gw.swapper.waitSeconds }}
+- name: FACEGATE_SWAPPER_WAIT_S
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The compatibility routes' settings (gateway.compat), only while some protocol is on.
+*/}}
+{{- define "facegate.gateway.compatEnv" -}}
+{{- $compat := .Values.gateway.compat }}
+{{- if $compat.protocols }}
+- name: FACEGATE_COMPAT
+  value: {{ join "," $compat.protocols | quote }}
+- name: FACEGATE_COMPAT_NETWORKS
+  value: {{ join "," $compat.networks | quote }}
+{{- with $compat.imagesDir }}
+- name: FACEGATE_COMPAT_IMAGES_DIR
+  value: {{ . | quote }}
+{{- end }}
+{{- with $compat.urlHosts }}
+- name: FACEGATE_COMPAT_URL_HOSTS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $compat.maxImages }}
+- name: FACEGATE_COMPAT_MAX_IMAGES
+  value: {{ . | int64 | quote }}
+{{- end }}
+{{- with $compat.maxRequestBytes }}
+- name: FACEGATE_COMPAT_MAX_REQUEST_BYTES
+  value: {{ . | int64 | quote }}
+{{- end }}
+{{- with $compat.immichModels }}
+- name: FACEGATE_COMPAT_IMMICH_MODELS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $compat.immichPrefix }}
+- name: FACEGATE_COMPAT_IMMICH_PREFIX
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
