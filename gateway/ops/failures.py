@@ -87,6 +87,13 @@ def _explain_os_error(exc: OSError) -> Failure | None:
             f"{where} is on a read-only file system. Choose a writable --repository (or cache "
             "folder), or mount the volume read-write for the install.",
         )
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return Failure(
+            ExitCode.USAGE,
+            f"No such file or folder: {where}. Check the path (a relative one starts from the "
+            "current folder) and create what is missing, or point the command elsewhere (see "
+            "its --help).",
+        )
     if exc.errno == errno.EADDRINUSE:
         return Failure(
             ExitCode.PORT_IN_USE,
@@ -106,8 +113,27 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def _explain_settings(exc: Exception) -> Failure | None:
+    """A FACEGATE_* environment variable the gateway's Settings refused."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or exc.title != "Settings":
+        return None
+    problems = "; ".join(
+        f"FACEGATE_{str(error['loc'][0]).upper() if error['loc'] else '?'}: {error['msg']}"
+        for error in exc.errors()
+    )
+    return Failure(
+        ExitCode.USAGE,
+        f"Invalid setting: {problems}. Fix or unset that environment variable "
+        "(docs/OPERATIONS.md lists every setting and its default).",
+    )
+
+
 def explain(exc: BaseException) -> Failure | None:
     """The paragraph and exit code for an expected failure; None when it is unexpected."""
+    if isinstance(exc, Exception) and (settings := _explain_settings(exc)):
+        return settings
     if isinstance(exc, ModelRefused):
         return Failure(ExitCode.MODEL_REFUSED, str(exc))
     if isinstance(exc, CommandFailed):

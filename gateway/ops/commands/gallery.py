@@ -267,7 +267,7 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="write a collection as JSON lines (embeddings: biometric data, keep it safe)",
     )
     _add_target(export)
-    export.add_argument("collection")
+    export.add_argument("collection", help="name of the collection to export")
     export.add_argument("-o", "--output", default="-", help="file (mode 0600) or - for stdout")
     export.set_defaults(func=cmd)
     imp = actions.add_parser("import", help="load a JSON-lines export into a new collection")
@@ -293,6 +293,8 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def cmd(args: argparse.Namespace) -> int:
+    import psycopg
+
     from gateway.errors import FacegateError
 
     handlers = {
@@ -309,6 +311,14 @@ def cmd(args: argparse.Namespace) -> int:
         return 2
     except FacegateError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        print(
+            f"error: cannot use the gallery database ({reason}). Check --url or "
+            "FACEGATE_GALLERY_URL, and that PostgreSQL runs there and accepts that user.",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -76,4 +76,12 @@ def cmd(args: argparse.Namespace) -> int:
         check_libraries(binary, env)
     except PerfAnalyzerMissing as exc:
         raise CliError(str(exc)) from exc
-    return subprocess.run(perf_command(run, binary), env=env, check=False).returncode
+    code = subprocess.run(perf_command(run, binary), env=env, check=False).returncode
+    if code != 0:
+        # perf_analyzer's own message is printed above; its exit codes are not facegate's.
+        raise CliError(
+            f"perf_analyzer failed (exit status {code}; its message is above). Is Triton serving "
+            f"{args.kind} at {args.url}? Start one with `facegate triton` (or `facegate serve`), "
+            "or point --url at yours."
+        )
+    return 0

@@ -1,0 +1,97 @@
+"""What a user at the command line gets wrong gets a plain paragraph, never a traceback.
+
+The cases come from walking through README and docs/OPERATIONS.md as a new user: a path that
+does not exist, a FACEGATE_* variable with a bad value, a gallery database that is not there,
+perf_analyzer against a Triton that is not running. Each exits 2 (a usage or setup problem)
+and says what to do next.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from gateway.ops.cli import main
+from gateway.ops.failures import ExitCode
+
+KEYS = "user:test-user-key-0123456789,admin:test-admin-key-0123456789"
+
+
+def explained(capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert "This is a bug" not in err, err
+    paragraph = err[err.index("error: ") :]
+    assert paragraph.count("\n") == 1, err  # one paragraph, the last thing printed
+    for word in words:
+        assert word in paragraph, err
+    return paragraph
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_a_path_that_does_not_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-export.jsonl"
+    argv = ["gallery", "import", str(missing), "--url", "postgresql://x@127.0.0.1:1/db"]
+    assert main(argv) == ExitCode.USAGE
+    explained(capsys, "No such file or folder", str(missing), "Check the path")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("FACEGATE_COMPAT", "ifr,foo", ("FACEGATE_COMPAT:", "'foo'", "ifr and/or immich")),
+        ("FACEGATE_MAX_IN_FLIGHT", "lots", ("FACEGATE_MAX_IN_FLIGHT:", "integer")),
+        ("FACEGATE_COMPAT_NETWORKS", "10.0.0.300/8", ("FACEGATE_COMPAT_NETWORKS:",)),
+    ],
+)
+def test_a_bad_setting_names_its_variable(
+    variable: str,
+    value: str,
+    words: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    closed_port: int,
+) -> None:
+    monkeypatch.setenv("FACEGATE_API_KEYS", KEYS)
+    monkeypatch.setenv(variable, value)
+    assert main(["gateway", "--port", str(closed_port)]) == ExitCode.USAGE
+    explained(capsys, "Invalid setting", *words, "docs/OPERATIONS.md")
+
+
+def test_a_gallery_database_that_is_not_there(
+    capsys: pytest.CaptureFixture[str], closed_port: int
+) -> None:
+    url = f"postgresql://facegate@127.0.0.1:{closed_port}/facegate"
+    assert main(["gallery", "status", "--url", url]) == ExitCode.USAGE
+    explained(capsys, "cannot use the gallery database", "FACEGATE_GALLERY_URL")
+
+
+def test_perf_against_a_triton_that_is_not_running(
+    capsys: pytest.CaptureFixture[str], closed_port: int
+) -> None:
+    from gateway.ops.perf import (
+        PerfAnalyzerMissing,
+        check_libraries,
+        find_perf_analyzer,
+        perf_environment,
+    )
+
+    try:
+        check_libraries(find_perf_analyzer(), perf_environment())
+    except PerfAnalyzerMissing as exc:
+        if os.environ.get("FACEGATE_REQUIRE_PERF_ANALYZER") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    url = f"127.0.0.1:{closed_port}"
+    assert main(["perf", "detector", "--url", url]) == ExitCode.USAGE
+    explained(capsys, "perf_analyzer failed", url, "facegate triton")
