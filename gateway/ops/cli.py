@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facegate",
         description="InsightFace's face models served by NVIDIA Triton, with a REST gateway in front.",
-        epilog=f"Typical first run: facegate models synthetic && facegate triton. {LICENCE_NOTE}",
+        epilog="Typical first run: facegate serve --models synthetic (the embedded Triton and "
+        f"the REST gateway on synthetic models; see README.md). {LICENCE_NOTE}",
     )
     parser.add_argument("--version", action="version", version=f"facegate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -1,4 +1,4 @@
-"""`facegate models fetch|import|synthetic`: put models into the Triton model repository."""
+"""`facegate models fetch|import|install|synthetic`: put models into the Triton model repository."""
 
 from __future__ import annotations
 
@@ -136,10 +136,11 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
     }
     installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
     _print_installed(installed)
-    print(
-        f"Done. These are NOT face models: use them for tests and benchmarks only.\n"
-        f"Next: facegate triton --repository {args.repository}"
-    )
+    print("Done. These are NOT face models: use them for tests and benchmarks only.")
+    # `facegate serve --models synthetic` calls this too (its namespace has no models_command):
+    # the hint is for someone who ran `facegate models synthetic`.
+    if getattr(args, "models_command", None) == "synthetic":
+        print(f"Next: facegate serve --models synthetic --repository {args.repository}")
     return 0
 
 
@@ -157,7 +158,7 @@ def _install_upstream_files(repository: Path, files: dict[str, Path], source: st
         provenance[role] = {"source": source, "file": path.name, "sha256": digest}
     installed = install_models(repository, upstream, provenance)
     _print_installed(installed)
-    print(f"{LICENCE_NOTE}\nNext: facegate triton --repository {repository}")
+    print(f"{LICENCE_NOTE}\nNext: facegate serve --repository {repository}")
     return 0
 
 
