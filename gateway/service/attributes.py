@@ -17,15 +17,17 @@ from gateway.ports import AttributeModels, LivenessModels
 
 GENDERAGE_HOW_TO_INSTALL = (
     "age and gender need the genderage model, which this Triton does not serve: install it "
-    "with `facegate models fetch --pack buffalo_l` (or `facegate models import DIR` with "
-    "genderage.onnx; `facegate models synthetic` for tests), then restart Triton"
+    "with `facegate models fetch` (buffalo_l and buffalo_s ship it) or `facegate models install "
+    "genderage FILE` (`facegate models synthetic` for tests), then restart Triton (Helm: "
+    "models.optional.genderage; compose: FACEGATE_TRITON_OPTIONAL_MODELS)"
 )
 
 
 LIVENESS_HOW_TO_INSTALL = (
     "liveness needs insightface 2.1's liveness addon (liveness.onnx), which this Triton does "
-    "not serve: put liveness.onnx next to the pack's files and run `facegate models import "
-    "DIR` (`facegate models synthetic` for tests), then restart Triton"
+    "not serve: `facegate models fetch` downloads it, `facegate models install liveness FILE` "
+    "adds a copy you downloaded (`facegate models synthetic` for tests), then restart Triton "
+    "(Helm: models.optional.liveness; compose: FACEGATE_TRITON_OPTIONAL_MODELS)"
 )
 
 # The addon's English reason for a face it does not score.

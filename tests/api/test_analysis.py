@@ -169,4 +169,5 @@ def test_liveness_without_the_model_is_a_503_that_says_what_to_install(
         response = http.post("/v1/detect", files={"image": png}, params={"liveness": "true"})
     assert response.status_code == 503, response.text
     message = response.json()["error"]["message"]
-    assert "liveness.onnx" in message and "facegate models import" in message
+    assert "liveness.onnx" in message and "facegate models fetch" in message
+    assert "facegate models install liveness FILE" in message
