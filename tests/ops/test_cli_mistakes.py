@@ -95,3 +95,30 @@ def test_perf_against_a_triton_that_is_not_running(
     url = f"127.0.0.1:{closed_port}"
     assert main(["perf", "detector", "--url", url]) == ExitCode.USAGE
     explained(capsys, "perf_analyzer failed", url, "facegate triton")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["serve", "--port", "70000"], ("--port", "'70000' is not a port number")),
+        (["triton", "--grpc-port", "x"], ("--grpc-port", "not a port number")),
+        (["gateway", "--port", "0"], ("--port", "not a port number")),
+        (["loadtest", "--concurrency", "-1"], ("--concurrency", "at least 1")),
+        (["loadtest", "--duration-s", "0"], ("--duration-s", "above 0")),
+        (["gallery", "bench", "--faces", "0"], ("--faces", "at least 1")),
+        (["serve", "--startup-timeout-s", "nan"], ("--startup-timeout-s", "above 0")),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_an_impossible_number_is_refused_before_anything_starts(
+    argv: list[str], words: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Refused by the parser, so no server is started first (serve used to start Triton and
+    # then fail with an OverflowError for --port 70000).
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, err

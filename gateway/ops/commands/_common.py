@@ -25,6 +25,39 @@ class CliError(CommandFailed):
     """A failure whose message tells the user what to do next."""
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535 (argparse prints the message and exits 2)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return port
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0 (seconds, sizes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return value
+
+
 def add_repository(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repository",
@@ -58,14 +91,14 @@ def add_triton_ports(parser: argparse.ArgumentParser) -> None:
         "inference, so expose it only behind a firewall)",
     )
     parser.add_argument(
-        "--grpc-port", type=int, default=8001, help="Triton gRPC port (default 8001)"
+        "--grpc-port", type=port_number, default=8001, help="Triton gRPC port (default 8001)"
     )
     parser.add_argument(
-        "--http-port", type=int, default=8000, help="Triton HTTP port (default 8000)"
+        "--http-port", type=port_number, default=8000, help="Triton HTTP port (default 8000)"
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port_number,
         default=8002,
         help="Triton Prometheus metrics port (default 8002)",
     )
@@ -77,7 +110,7 @@ def add_triton_ports(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--startup-timeout-s",
-        type=float,
+        type=positive_float,
         default=180.0,
         help="seconds to wait for readiness (default 180)",
     )
@@ -92,7 +125,7 @@ def add_gateway_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=8080, help="REST port (default 8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="REST port (default 8080)")
 
 
 def add_cache_dir(parser: argparse.ArgumentParser, default: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 # Only light imports at module level: the parser of every `facegate` command imports this.
+from gateway.ops.commands._common import positive_int
 from gateway.ops.servers.postgres import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
@@ -280,8 +281,12 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="load N random faces, build the index, measure identify latency and recall",
     )
     _add_target(bench)
-    bench.add_argument("--faces", type=int, default=100_000, help="faces to load (1000000 for 1M)")
-    bench.add_argument("--queries", type=int, default=300, help="identify queries measured")
+    bench.add_argument(
+        "--faces", type=positive_int, default=100_000, help="faces to load (1000000 for 1M)"
+    )
+    bench.add_argument(
+        "--queries", type=positive_int, default=300, help="identify queries measured"
+    )
     bench.add_argument("--seed", type=int, default=0, help="random seed of vectors and queries")
     bench.add_argument("--keep", action="store_true", help="keep the bench collection afterwards")
     bench.add_argument(

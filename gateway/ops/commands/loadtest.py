@@ -7,7 +7,14 @@ import sys
 from datetime import UTC, datetime
 
 from gateway.ops.bench.options import DEFAULT_CACHE_DIR, DEFAULT_REPORT, BenchError
-from gateway.ops.commands._common import CliError, Subparsers, add_cache_dir, add_write_report
+from gateway.ops.commands._common import (
+    CliError,
+    Subparsers,
+    add_cache_dir,
+    add_write_report,
+    positive_float,
+    positive_int,
+)
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import DEFAULT_MIX, LoadOptions, parse_mix
 
@@ -69,9 +76,11 @@ def subparser_init(commands: Subparsers) -> None:
         "facegate loadtest --write-report",
     )
     parser.add_argument(
-        "--duration-s", type=float, default=300.0, help="timed run length (default 300)"
+        "--duration-s", type=positive_float, default=300.0, help="timed run length (default 300)"
     )
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=8, help="requests in flight (default 8)"
+    )
     parser.add_argument(
         "--profile",
         choices=("tiny", "realistic"),
@@ -87,7 +96,7 @@ def subparser_init(commands: Subparsers) -> None:
     )
     parser.add_argument(
         "--rss-bound-mib",
-        type=float,
+        type=positive_float,
         default=64.0,
         help="largest allowed RSS growth per process after warm-up (default 64)",
     )
