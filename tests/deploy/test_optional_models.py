@@ -164,9 +164,9 @@ def test_triton_waits_for_the_fetch_job_to_finish(tmp_path: Path) -> None:
 
 
 def compose_triton_argv(
-    env: dict[str, str | None] | None = None,
+    env: dict[str, str | None] | None = None, *overrides: Path
 ) -> tuple[list[str], dict[str, str]]:
-    result = compose_config(COMPOSE_FILE, env=env)
+    result = compose_config(COMPOSE_FILE, *overrides, env=env)
     assert result.returncode == 0, result.stderr
     triton = yaml.safe_load(result.stdout)["services"]["triton"]
     # `config` prints the file's $$ escapes back as they were written (Compose v1) or resolved.
@@ -212,12 +212,8 @@ def test_compose_gpu_override_keeps_the_optional_models(tmp_path: Path) -> None:
 
     override = tmp_path / "docker-compose.override.yml"
     override.write_text(gpu_override_from_docs())
-    result = compose_config(COMPOSE_FILE, override)
-    assert result.returncode == 0, result.stderr
-    triton = yaml.safe_load(result.stdout)["services"]["triton"]
-    argv = [a.replace("$$", "$") for a in triton["entrypoint"] + triton["command"]]
+    argv, environment = compose_triton_argv(None, override)
     repo = repository(tmp_path / "models", spec.ALL_MODELS)
-    environment = {k: str(v) for k, v in triton["environment"].items()}
     args = start(_in_volume(argv, repo), tmp_path, environment)
     assert loaded(args) == [spec.DETECTOR, spec.RECOGNIZER, *spec.OPTIONAL_STARTUP_MODELS]
     assert "--model-config-name=cpu" not in args

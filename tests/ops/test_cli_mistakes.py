@@ -8,8 +8,6 @@ and says what to do next.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -29,14 +27,6 @@ def explained(capsys: pytest.CaptureFixture[str], *words: str) -> str:
     for word in words:
         assert word in paragraph, err
     return paragraph
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_a_path_that_does_not_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,21 +67,8 @@ def test_a_gallery_database_that_is_not_there(
 
 
 def test_perf_against_a_triton_that_is_not_running(
-    capsys: pytest.CaptureFixture[str], closed_port: int
+    perf_analyzer_ready: None, capsys: pytest.CaptureFixture[str], closed_port: int
 ) -> None:
-    from gateway.ops.perf import (
-        PerfAnalyzerMissing,
-        check_libraries,
-        find_perf_analyzer,
-        perf_environment,
-    )
-
-    try:
-        check_libraries(find_perf_analyzer(), perf_environment())
-    except PerfAnalyzerMissing as exc:
-        if os.environ.get("FACEGATE_REQUIRE_PERF_ANALYZER") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
     url = f"127.0.0.1:{closed_port}"
     assert main(["perf", "detector", "--url", url]) == ExitCode.USAGE
     explained(capsys, "perf_analyzer failed", url, "facegate triton")

@@ -7,7 +7,6 @@ FACEGATE_REQUIRE_PERF_ANALYZER=1 (CI) makes the missing pieces a failure.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,29 +14,15 @@ import pytest
 
 from gateway.ops.perf import (
     ModelKind,
-    PerfAnalyzerMissing,
     PerfRun,
-    check_libraries,
-    find_perf_analyzer,
     parse_summary,
     perf_command,
-    perf_environment,
     run_perf,
 )
 from gateway.ops.servers.triton import EmbeddedTriton
 
 pytestmark = pytest.mark.integration
 BINARY = Path("/opt/perf_analyzer")
-
-
-@pytest.fixture(scope="module")
-def perf_analyzer_ready() -> None:
-    try:
-        check_libraries(find_perf_analyzer(), perf_environment())
-    except PerfAnalyzerMissing as exc:
-        if os.environ.get("FACEGATE_REQUIRE_PERF_ANALYZER") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def test_command_follows_the_recipe() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from gateway.ops.failures import CommandFailed
 
 # The type of the object add_subparsers() returns, which subparser_init receives.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+_N = TypeVar("_N", int, float)
 DEFAULT_REPOSITORY = Path("model_repository")
 # Where `serve --models synthetic` puts generated models, away from real ones.
 SYNTHETIC_REPOSITORY = Path(".facegate") / "synthetic"
@@ -25,37 +27,29 @@ class CliError(CommandFailed):
     """A failure whose message tells the user what to do next."""
 
 
+def _checked(text: str, convert: Callable[[str], _N], ok: Callable[[_N], bool], what: str) -> _N:
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not ok(value):  # a comparison with nan is false: nan is refused too
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port, 1 to 65535 (argparse prints the message and exits 2)."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = 0
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
-    return port
+    return _checked(text, int, lambda p: 1 <= p <= 65535, "a port number (1 to 65535)")
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
+    return _checked(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a number above 0 (seconds, sizes)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
-    return value
+    return _checked(text, float, lambda v: v > 0, "a number above 0")
 
 
 def add_repository(parser: argparse.ArgumentParser) -> None:

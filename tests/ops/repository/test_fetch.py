@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import re
-import socket
 import threading
 import time
 import zipfile
@@ -156,14 +155,6 @@ def server() -> Iterator[FakeServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass(frozen=True)
