@@ -126,9 +126,10 @@ def fetch_pack(
     `staging_dir/<upstream file name>`; an optional role that could not be had is absent.
     `source` is "hf" (huggingface_hub; `hf_endpoint` overrides HF_ENDPOINT; files without a
     hub mirror come from their URL) or "url" (plain HTTPS; `url_overrides` maps a role to
-    another URL, read as a zip holding the upstream file name when its path ends in .zip). A file already in staging_dir with the pinned
-    digest is kept. `timeout_s` bounds connecting and each read (for the hub, its metadata
-    requests; huggingface_hub reads HF_HUB_DOWNLOAD_TIMEOUT for the body). Raises FetchError;
+    another URL, read as a zip holding the upstream file name when its path ends in .zip).
+    A file already in staging_dir with the pinned digest is kept. `timeout_s` bounds
+    connecting and each read (for the hub, its metadata requests; huggingface_hub reads
+    HF_HUB_DOWNLOAD_TIMEOUT for the body). Raises FetchError;
     then nothing new is in staging_dir, and partial downloads stay under
     `staging_dir/.partial/` for the next attempt to resume.
     """
@@ -190,13 +191,14 @@ _OPTIONAL_FEATURES = {
 
 
 def _warn_skipped(f: ModelFile, why: str) -> None:
+    where = f"{f.url.url} (take {f.filename} from the zip)" if f.url.archive else f.url.url
     logger.warning(
         "skipping optional %s: %s. Everything else installs; %s answers 503 until you add it: "
         "download %s yourself and run `facegate models install %s FILE`",
         f.filename,
         why,
         _OPTIONAL_FEATURES.get(f.role, f.role),
-        f.url.url,
+        where,
         f.role,
     )
 
