@@ -132,3 +132,13 @@ def test_extra_volumes_reach_the_gateway_container() -> None:
     } in spec["volumes"]
     mounts = container(spec, "gateway")["volumeMounts"]
     assert {"name": "images", "mountPath": "/srv/images", "readOnly": True} in mounts
+
+
+def test_notes_name_the_optional_models_and_the_compat_networks() -> None:
+    from test_helm_chart import render_notes
+
+    notes = render_notes(load_values(COMPAT_VALUES))
+    assert "when the repository holds them: genderage liveness (models.optional)" in notes
+    assert "Compatibility routes (ifr, immich" in notes and "10.244.0.0/16 get in" in notes
+    plain = render_notes({"models": {"optional": {"genderage": False, "liveness": False}}})
+    assert "models.optional" not in plain and "Compatibility routes" not in plain
