@@ -17,7 +17,7 @@ from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from gateway.storage.postgres import HNSW_EF_CONSTRUCTION, HNSW_M, index_name
+from gateway.storage.indexes import create_index_sql, index_name
 
 
 def _collection_id(conn: psycopg.Connection[tuple[object, ...]], name: str) -> int:
@@ -64,17 +64,7 @@ def build_index(conninfo: str, collection: str, maintenance_work_mem: str = "2GB
         )
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(cid))))
         started = time.perf_counter()
-        conn.execute(
-            sql.SQL(
-                "CREATE INDEX {} ON gallery_faces USING hnsw (embedding halfvec_cosine_ops) "
-                "WITH (m = {}, ef_construction = {}) WHERE collection_id = {}"
-            ).format(
-                sql.Identifier(index_name(cid)),
-                sql.Literal(HNSW_M),
-                sql.Literal(HNSW_EF_CONSTRUCTION),
-                sql.Literal(cid),
-            )
-        )
+        conn.execute(create_index_sql(cid, concurrently=False))
         conn.execute("ANALYZE gallery_faces")
         return time.perf_counter() - started
 

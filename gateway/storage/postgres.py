@@ -42,14 +42,11 @@ from gateway.gallery_ports import (
     Subject,
     SubjectPage,
 )
+from gateway.storage.indexes import create_index_online, drop_index_online, index_name
 from gateway.storage.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
 Connection = psycopg.AsyncConnection[TupleRow]
-# HNSW build parameters: pgvector's defaults (m=16, ef_construction=64) reach recall@10 > 0.98
-# on 512-d unit vectors; the search breadth (ef_search) follows the candidates asked for.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
 # pgvector's default is 40; 100 costs about twice as much per query and finds more of the
 # true neighbours (docs/BENCHMARKS.md, "Face gallery").
 DEFAULT_EF_SEARCH = 100
@@ -106,10 +103,6 @@ def _face_uuid(face_id: str) -> uuid.UUID:
         return uuid.UUID(face_id)
     except ValueError as exc:
         raise NotFound(f"no face '{face_id[:64]}' (face ids are UUIDs)") from exc
-
-
-def index_name(collection_id: int) -> str:
-    return f"gallery_faces_hnsw_{collection_id}"
 
 
 class PostgresGalleryStore:
@@ -190,22 +183,31 @@ class PostgresGalleryStore:
                     )
                 ).fetchone()
                 assert row is not None
-                await conn.execute(
-                    sql.SQL(
-                        "CREATE INDEX {} ON gallery_faces USING hnsw (embedding halfvec_cosine_ops) "
-                        "WITH (m = {}, ef_construction = {}) WHERE collection_id = {}"
-                    ).format(
-                        sql.Identifier(index_name(row[0])),
-                        sql.Literal(HNSW_M),
-                        sql.Literal(HNSW_EF_CONSTRUCTION),
-                        sql.Literal(row[0]),
-                    )
-                )
         except Conflict as exc:
             raise Conflict(
                 f"collection '{name}' already exists: pick another name or delete it first"
             ) from exc
+        # The index is built after the row commits, online (storage/indexes.py): enrolments and
+        # searches in other collections go on meanwhile. Until it is valid, searches in this
+        # (still tiny) collection scan its rows by the (collection_id, subject) index.
+        try:
+            async with self._connection() as conn:
+                await create_index_online(conn, row[0])
+        except FacegateError:
+            await self._forget_collection(row[0])
+            raise
         return Collection(name, dict(metadata), recognizer_sha256, row[1].isoformat())
+
+    async def _forget_collection(self, collection_id: int) -> None:
+        """Undo a collection whose index could not be built (best effort, logged)."""
+        try:
+            async with self._connection() as conn:
+                await conn.execute(
+                    "DELETE FROM gallery_collections WHERE id = %s", (collection_id,)
+                )
+                await drop_index_online(conn, collection_id)
+        except FacegateError:
+            log.warning("could not remove collection %d after its index failed", collection_id)
 
     async def list_collections(self) -> list[Collection]:
         async with self._transaction() as conn:
@@ -242,9 +244,13 @@ class PostgresGalleryStore:
             ).fetchone()
             if row is None:
                 raise NotFound(f"no collection '{name}'")
-            await conn.execute(
-                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(row[0])))
-            )
+        # Its rows are gone (committed) and identify answers 404 from here on; the empty index
+        # goes online. Should that fail, it is an empty leftover, never reused (ids are not).
+        try:
+            async with self._connection() as conn:
+                await drop_index_online(conn, row[0])
+        except FacegateError:
+            log.warning("collection %d deleted; its index %s remains", row[0], index_name(row[0]))
 
     async def put_subject(self, collection: str, subject: str, metadata: Metadata | None) -> bool:
         async with self._transaction() as conn:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from gateway.config import Settings
@@ -44,6 +46,17 @@ def postgres() -> Iterator[EmbeddedPostgres]:
     """The session's embedded PostgreSQL, started once."""
     with started_postgres() as server:
         yield server
+
+
+@pytest.fixture
+def fresh_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A new empty database on the session's server; its URL."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres.url(name)
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def gallery_settings(

@@ -8,30 +8,16 @@ import json
 import stat
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from gateway.ops.bench.gallery import bench_gallery
-from gateway.ops.servers.postgres import EmbeddedPostgres
+from gateway.ops.bench.gallery import BenchOptions, bench_gallery
 from gateway.storage.migrations import MIGRATIONS, apply_migrations, schema_version
 
 pytestmark = [pytest.mark.gallery, pytest.mark.integration]
-
-
-@pytest.fixture
-def fresh_database(postgres: EmbeddedPostgres) -> Iterator[str]:
-    """A new empty database on the session's server; its URL."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield postgres.url(name)
-    with psycopg.connect(postgres.url(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def test_migrations_apply_once_even_when_gateways_start_together(fresh_database: str) -> None:
@@ -45,7 +31,7 @@ def test_migrations_apply_once_even_when_gateways_start_together(fresh_database:
 
 
 def test_search_recall_on_random_faces(fresh_database: str) -> None:
-    result = bench_gallery(fresh_database, faces=3000, queries=100, seed=1, keep=False)
+    result = bench_gallery(fresh_database, BenchOptions(faces=3000, queries=100, seed=1))
     for figures in result.searches:
         # Each query is a stored face plus noise (cosine ~0.7): the index finds that face.
         assert figures.recall_at_1 >= 0.95, figures
@@ -71,9 +57,9 @@ def _facegate(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_export_import_round_trip(fresh_database: str, tmp_path: Path) -> None:
-    result = bench_gallery(fresh_database, faces=200, queries=10, seed=2, keep=True)
+    result = bench_gallery(fresh_database, BenchOptions(faces=200, queries=10, seed=2, keep=True))
     assert result.faces == 200
-    collection = "bench-2-200"
+    collection = "bench-uniform-2-200"
     dump = tmp_path / "gallery.jsonl"
     exported = _facegate("export", collection, "-o", str(dump), "--url", fresh_database)
     assert exported.returncode == 0, exported.stderr
@@ -100,7 +86,7 @@ def test_export_import_round_trip(fresh_database: str, tmp_path: Path) -> None:
 
 
 def test_status_lists_sizes(fresh_database: str) -> None:
-    bench_gallery(fresh_database, faces=50, queries=5, seed=3, keep=True)
+    bench_gallery(fresh_database, BenchOptions(faces=50, queries=5, seed=3, keep=True))
     status = _facegate("status", "--url", fresh_database)
     assert status.returncode == 0, status.stderr
-    assert "bench-3-50: 50 subjects, 50 faces" in status.stdout
+    assert "bench-uniform-3-50: 50 subjects, 50 faces" in status.stdout

@@ -1,37 +1,56 @@
-"""`facegate gallery bench`: N random faces in PostgreSQL + pgvector, index build, identify
-latency at concurrency 1, throughput at 8, and recall against an exact search.
+"""`facegate gallery bench`: a synthetic gallery in PostgreSQL + pgvector, the index build,
+identify latency at concurrency 1, throughput at 8, and recall against an exact search.
 
-Queries are enrolled faces plus noise (a new photo of a known person: cosine ~0.7 to its
-own face), so the true nearest face is known. Recall@k compares the index's top k with an
-exact search of the same half-precision vectors in numpy, so it measures the index, not
-the rounding. Latency is the store's search (embedding in), without HTTP.
+The data come from gallery_data (uniform random faces, or subjects with several faces each).
+Recall@k compares the index's top k faces with an exact search of the same half-precision
+vectors in numpy, so it measures the index, not the rounding; the identification rate is how
+often the best face belongs to the subject the query shows. Latency is the store's search
+(embedding in), without HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 
-from gateway.gallery_ports import EMBEDDING_DIM
+from gateway.ops.bench.gallery_data import SyntheticGallery, exact_top, make_gallery
 from gateway.storage import bulk
+from gateway.storage.indexes import HNSW_EF_CONSTRUCTION, HNSW_M
 from gateway.storage.migrations import apply_migrations
 from gateway.storage.postgres import PostgresGalleryStore, open_store
 
 RECOGNIZER = "bench-random-vectors"
 CHUNK = 20_000
-
-
 TOP = 10
+PROGRESS_EVERY_S = 15.0
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to load and measure."""
+
+    faces: int = 100_000
+    queries: int = 300
+    seed: int = 0
+    keep: bool = False
+    ef_searches: tuple[int, ...] = (40, 100, 200)
+    distribution: str = "uniform"
+    faces_per_subject: int = 5
+    maintenance_work_mem: str = "2GB"
+    progress: bool = False
 
 
 @dataclass(frozen=True)
 class SearchFigures:
-    """Identify (embedding in, top 10) at one HNSW search breadth."""
+    """Identify (embedding in, top 10 faces) at one HNSW search breadth."""
 
     ef_search: int
     p50_ms: float
@@ -39,47 +58,19 @@ class SearchFigures:
     throughput_c8: float
     recall_at_1: float
     recall_at_10: float
+    identification_rate: float
 
 
 @dataclass(frozen=True)
 class GalleryBenchResult:
     faces: int
+    distribution: str
     load_s: float
     index_s: float
     searches: list[SearchFigures]
     sizes_mib: dict[str, float]
     postgres_pss_mib: float | None
-
-
-def unit_vectors(n: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
-    """n random L2-normalised float32 (n, EMBEDDING_DIM) vectors, rounded to half precision."""
-    x = rng.standard_normal((n, EMBEDDING_DIM), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x.astype(np.float16).astype(np.float32)
-
-
-def noisy_queries(
-    stored: npt.NDArray[np.float32], picks: npt.NDArray[np.int64], rng: np.random.Generator
-) -> npt.NDArray[np.float32]:
-    """The picked faces plus isotropic noise, normalised: cosine ~0.7 to their source."""
-    noise = rng.standard_normal((len(picks), EMBEDDING_DIM), dtype=np.float32)
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    q = stored[picks] + noise
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return q.astype(np.float32)
-
-
-def exact_top(
-    stored: npt.NDArray[np.float32], queries: npt.NDArray[np.float32], k: int
-) -> npt.NDArray[np.int64]:
-    """Row indexes of the k most similar stored vectors per query, best first (exact)."""
-    out = np.empty((len(queries), k), dtype=np.int64)
-    for lo in range(0, len(queries), 64):
-        sims = queries[lo : lo + 64] @ stored.T
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        out[lo : lo + 64] = np.take_along_axis(top, order, axis=1)
-    return out
+    settings: dict[str, str]
 
 
 def _pss_mib(pid: int) -> float | None:
@@ -97,84 +88,168 @@ def _pss_mib(pid: int) -> float | None:
     return total_kib / 1024 if total_kib else None
 
 
+def _say(options: BenchOptions, message: str) -> None:
+    """A progress line on stderr (the bench's result goes to stdout)."""
+    if options.progress:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+
+class _BuildProgress(threading.Thread):
+    """Prints pg_stat_progress_create_index every PROGRESS_EVERY_S while an index builds."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="index-progress", daemon=True)
+        self._url = url
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            while not self.done.wait(PROGRESS_EVERY_S):
+                row = conn.execute(
+                    "SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total"
+                    " FROM pg_stat_progress_create_index LIMIT 1"
+                ).fetchone()
+                if row is not None:
+                    phase, tuples, tuples_total, blocks, blocks_total = row
+                    sys.stderr.write(
+                        f"  index build {time.perf_counter() - started:6.0f} s: {phase}, "
+                        f"tuples {tuples}/{tuples_total}, blocks {blocks}/{blocks_total}\n"
+                    )
+                    sys.stderr.flush()
+
+
+def _server_settings(url: str) -> dict[str, str]:
+    names = ("shared_buffers", "max_parallel_maintenance_workers", "effective_cache_size")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+            (list(names),),
+        ).fetchall()
+    return {str(name): str(value) for name, value in rows}
+
+
 async def _measure(
     store: PostgresGalleryStore,
     collection: str,
-    queries: npt.NDArray[np.float32],
-    truth: list[list[str]],
+    data: SyntheticGallery,
+    truth: npt.NDArray[np.int64],
+    row_of: dict[str, int],
     ef_search: int,
 ) -> SearchFigures:
     latencies: list[float] = []
-    hits1 = hits10 = 0
-    for q, true in zip(queries, truth, strict=True):
+    hits1 = hits10 = identified = 0
+    for q, true, subject in zip(data.queries, truth, data.query_subjects, strict=True):
         started = time.perf_counter()
         (matches,) = await store.search(collection, q[None, :], TOP, ef_search)
         latencies.append((time.perf_counter() - started) * 1000)
-        found = [m.subject for m in matches[:TOP]]
-        hits1 += found[:1] == true[:1]
-        hits10 += len(set(found) & set(true))
+        found = [row_of[m.face_id] for m in matches[:TOP]]
+        hits1 += found[:1] == [int(true[0])]
+        hits10 += len(set(found) & {int(t) for t in true})
+        identified += bool(found) and int(data.face_subjects[found[0]]) == int(subject)
 
     async def worker(rows: npt.NDArray[np.float32]) -> None:
         for q in rows:
             await store.search(collection, q[None, :], TOP, ef_search)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(queries[i::8]) for i in range(8)))
-    throughput = len(queries) / (time.perf_counter() - started)
+    await asyncio.gather(*(worker(data.queries[i::8]) for i in range(8)))
+    throughput = len(data.queries) / (time.perf_counter() - started)
+    n = len(data.queries)
     return SearchFigures(
         ef_search,
         float(np.percentile(latencies, 50)),
         float(np.percentile(latencies, 95)),
         throughput,
-        hits1 / len(queries),
-        hits10 / (TOP * len(queries)),
+        hits1 / n,
+        hits10 / (TOP * n),
+        identified / n,
     )
 
 
-def bench_gallery(
+async def _load(
+    store: PostgresGalleryStore,
     url: str,
-    faces: int,
-    queries: int,
-    seed: int,
-    keep: bool,
-    ef_searches: tuple[int, ...] = (40, 100, 200),
-) -> GalleryBenchResult:
-    """Load, index, measure; the collection is dropped afterwards unless keep."""
+    collection: str,
+    data: SyntheticGallery,
+    options: BenchOptions,
+) -> dict[str, int]:
+    """Bulk-load the faces; returns face id -> row of data.faces."""
+    names = {c.name for c in await store.list_collections()}
+    if collection in names:
+        await store.delete_collection(collection)
+    await store.create_collection(collection, {"bench": True}, RECOGNIZER)
+    subjects = [f"s{int(s):07d}" for s in data.face_subjects]
+    # Whole subjects per chunk: bulk.copy_faces creates each chunk's subjects once.
+    chunk = max(1, CHUNK // options.faces_per_subject) * options.faces_per_subject
+    row_of: dict[str, int] = {}
+    for lo in range(0, len(subjects), chunk):
+        ids = await asyncio.to_thread(
+            bulk.copy_faces, url, collection, subjects[lo : lo + chunk], data.faces[lo : lo + chunk]
+        )
+        row_of.update({face_id: lo + i for i, face_id in enumerate(ids)})
+        _say(options, f"  loaded {min(lo + chunk, len(subjects))}/{len(subjects)} faces")
+    return row_of
+
+
+def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
+    """Load, index, measure; the collection is dropped afterwards unless options.keep."""
     apply_migrations(url)
-    rng = np.random.default_rng(seed)
-    collection = f"bench-{seed}-{faces}"
-    stored = unit_vectors(faces, rng)
-    subjects = [f"s{i:07d}" for i in range(faces)]
+    collection = f"bench-{options.distribution}-{options.seed}-{options.faces}"
+    _say(options, f"generating {options.faces} {options.distribution} faces")
+    data = make_gallery(
+        options.distribution,
+        options.faces,
+        options.queries,
+        options.faces_per_subject if options.distribution == "clustered" else 1,
+        options.seed,
+    )
 
     async def run() -> GalleryBenchResult:
         store = await open_store(url, pool_size=8, timeout_s=30, migrate=False)
         try:
-            names = {c.name for c in await store.list_collections()}
-            if collection in names:
-                await store.delete_collection(collection)
-            await store.create_collection(collection, {"bench": True}, RECOGNIZER)
             started = time.perf_counter()
-            for lo in range(0, faces, CHUNK):
-                await asyncio.to_thread(
-                    bulk.copy_faces,
-                    url,
-                    collection,
-                    subjects[lo : lo + CHUNK],
-                    stored[lo : lo + CHUNK],
-                )
+            row_of = await _load(store, url, collection, data, options)
             load_s = time.perf_counter() - started
-            index_s = await asyncio.to_thread(bulk.build_index, url, collection)
-            picks = rng.choice(faces, size=min(queries, faces), replace=False)
-            q = noisy_queries(stored, picks, rng)
-            truth = [[subjects[i] for i in row] for row in exact_top(stored, q, TOP)]
-            for row in q[:50]:  # warm the index into shared buffers before timing
-                await store.search(collection, row[None, :], TOP, ef_searches[0])
-            searches = [await _measure(store, collection, q, truth, ef) for ef in ef_searches]
+            _say(options, f"loaded in {load_s:.1f} s; building the HNSW index")
+            progress = _BuildProgress(url)
+            if options.progress:
+                progress.start()
+            try:
+                index_s = await asyncio.to_thread(
+                    bulk.build_index, url, collection, options.maintenance_work_mem
+                )
+            finally:
+                progress.done.set()
+            _say(options, f"index built in {index_s:.1f} s; exact search for the truth")
+            truth = exact_top(data.faces, data.queries, TOP)
+            for row in data.queries[:50]:  # warm the index into shared buffers before timing
+                await store.search(collection, row[None, :], TOP, options.ef_searches[0])
+            searches = []
+            for ef in options.ef_searches:
+                searches.append(await _measure(store, collection, data, truth, row_of, ef))
+                _say(options, f"  measured ef_search {ef}")
             sizes = await asyncio.to_thread(bulk.relation_sizes_mib, url, collection)
             pss = _pss_mib(await asyncio.to_thread(bulk.server_pid, url))
-            if not keep:
+            settings = await asyncio.to_thread(_server_settings, url)
+            settings.update(
+                m=str(HNSW_M),
+                ef_construction=str(HNSW_EF_CONSTRUCTION),
+                maintenance_work_mem=options.maintenance_work_mem,
+            )
+            if not options.keep:
                 await store.delete_collection(collection)
-            return GalleryBenchResult(faces, load_s, index_s, searches, sizes, pss)
+            return GalleryBenchResult(
+                options.faces,
+                options.distribution,
+                load_s,
+                index_s,
+                searches,
+                sizes,
+                pss,
+                settings,
+            )
         finally:
             await store.close()
 
@@ -184,13 +259,16 @@ def bench_gallery(
 def report_lines(result: GalleryBenchResult) -> list[str]:
     """The result as aligned text lines."""
     return [
-        f"faces                 {result.faces}",
+        f"faces                 {result.faces} ({result.distribution})",
         f"load (binary COPY)    {result.load_s:.1f} s",
         f"HNSW index build      {result.index_s:.1f} s",
-        "identify, embedding in, top 10 (p50/p95 at c=1, throughput at c=8, recall vs exact):",
+        "settings              " + ", ".join(f"{k} {v}" for k, v in result.settings.items()),
+        "identify, embedding in, top 10 faces (p50/p95 at c=1, throughput at c=8, recall vs "
+        "exact, identification rate):",
         *(
             f"  ef_search {f.ef_search:<4d}  {f.p50_ms:6.2f} / {f.p95_ms:6.2f} ms  "
-            f"{f.throughput_c8:5.0f}/s  recall@1 {f.recall_at_1:.3f}  recall@10 {f.recall_at_10:.3f}"
+            f"{f.throughput_c8:5.0f}/s  recall@1 {f.recall_at_1:.3f}  "
+            f"recall@10 {f.recall_at_10:.3f}  identified {f.identification_rate:.3f}"
             for f in result.searches
         ),
         "sizes (MiB)           " + ", ".join(f"{k} {v:.0f}" for k, v in result.sizes_mib.items()),

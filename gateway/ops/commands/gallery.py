@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = "facegate-gallery/1"
 EXPORT_BATCH = 1000
+# A halfvec(512) face costs ~1.1 KiB of table and ~1.3 KiB of HNSW index (docs/BENCHMARKS.md):
+# 512 MB keeps ~200k faces in memory; PostgreSQL's own default (128 MB) only ~50k.
+DEFAULT_SHARED_BUFFERS = "512MB"
 
 
 class GalleryCommandError(Exception):
@@ -50,13 +53,29 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-gallery", action="store_true", help="no face gallery (gallery routes answer 503)"
     )
+    parser.add_argument(
+        "--gallery-shared-buffers",
+        default=DEFAULT_SHARED_BUFFERS,
+        help="shared_buffers of the embedded PostgreSQL (default %(default)s: the index and "
+        "faces of ~200k faces; give ~2.5 KiB per face so searches never wait on the disk)",
+    )
+
+
+def server_settings(shared_buffers: str) -> tuple[str, ...]:
+    """`-c` settings of the embedded PostgreSQL; empty shared_buffers keeps PostgreSQL's own."""
+    return (f"shared_buffers={shared_buffers}",) if shared_buffers else ()
 
 
 def start_serve_gallery(args: argparse.Namespace) -> tuple[EmbeddedPostgres | None, str]:
     """For `serve`: the embedded PostgreSQL started (or None) and the URL to give the gateway."""
     if args.no_gallery or os.environ.get("FACEGATE_GALLERY_URL"):
         return None, ""
-    server = EmbeddedPostgres(PostgresOptions(data_dir=args.gallery_dir or default_data_dir()))
+    server = EmbeddedPostgres(
+        PostgresOptions(
+            data_dir=args.gallery_dir or default_data_dir(),
+            settings=server_settings(args.gallery_shared_buffers),
+        )
+    )
     server.start()
     return server, server.url()
 
@@ -68,7 +87,12 @@ def gallery_url(args: argparse.Namespace) -> Iterator[str]:
     if url:
         yield url
         return
-    server = EmbeddedPostgres(PostgresOptions(data_dir=args.data_dir or default_data_dir()))
+    server = EmbeddedPostgres(
+        PostgresOptions(
+            data_dir=args.data_dir or default_data_dir(),
+            settings=server_settings(args.shared_buffers),
+        )
+    )
     try:
         server.start()
     except EmbeddedPostgresError as exc:
@@ -247,6 +271,11 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"embedded PostgreSQL folder when no URL is given (default {default_data_dir()})",
     )
+    parser.add_argument(
+        "--shared-buffers",
+        default=DEFAULT_SHARED_BUFFERS,
+        help="shared_buffers of the embedded PostgreSQL (default %(default)s); ignored with a URL",
+    )
 
 
 def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -278,7 +307,11 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     imp.set_defaults(func=cmd)
     bench = actions.add_parser(
         "bench",
-        help="load N random faces, build the index, measure identify latency and recall",
+        help="load N synthetic faces, build the index, measure identify latency and recall",
+        description="Load N synthetic faces by COPY, build the HNSW index, then measure "
+        "identify (embedding in): p50/p95 at c=1, throughput at c=8, recall@1/@10 against an "
+        "exact search, identification rate. --distribution uniform is the worst case for any "
+        "ANN index; clustered models a real gallery (subjects with several faces).",
     )
     _add_target(bench)
     bench.add_argument(
@@ -293,6 +326,25 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "--ef-search",
         default="40,100,200",
         help="comma-separated HNSW search breadths to measure (default 40,100,200)",
+    )
+    bench.add_argument(
+        "--distribution",
+        choices=("uniform", "clustered"),
+        default="uniform",
+        help="uniform: one random unit vector per subject (worst case); clustered: subjects "
+        "with several faces, queries are new photos of enrolled subjects (default %(default)s)",
+    )
+    bench.add_argument(
+        "--faces-per-subject",
+        type=positive_int,
+        default=5,
+        help="faces of each subject with --distribution clustered (default %(default)s)",
+    )
+    bench.add_argument(
+        "--maintenance-work-mem",
+        default="2GB",
+        help="memory of the index build; the graph must fit (~1.5 KiB per face) or the build "
+        "slows down many times (default %(default)s; 4GB for 1M faces)",
     )
     bench.set_defaults(func=cmd)
 
@@ -328,14 +380,27 @@ def cmd(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from gateway.ops.bench.gallery import bench_gallery, report_lines
+    from gateway.ops.bench.gallery import BenchOptions, bench_gallery, report_lines
 
+    try:
+        breadths = tuple(int(v) for v in args.ef_search.split(","))
+    except ValueError as exc:
+        raise GalleryCommandError("--ef-search takes numbers like 40,100,200") from exc
+    if not breadths or min(breadths) < 1 or max(breadths) > 1000:
+        raise GalleryCommandError("--ef-search takes numbers from 1 to 1000, like 40,100,200")
+    options = BenchOptions(
+        faces=args.faces,
+        queries=args.queries,
+        seed=args.seed,
+        keep=args.keep,
+        ef_searches=breadths,
+        distribution=args.distribution,
+        faces_per_subject=args.faces_per_subject,
+        maintenance_work_mem=args.maintenance_work_mem,
+        progress=True,
+    )
     with gallery_url(args) as url:
-        print(f"loading {args.faces} random faces, then measuring...", file=sys.stderr)
-        try:
-            breadths = tuple(int(v) for v in args.ef_search.split(","))
-        except ValueError as exc:
-            raise GalleryCommandError("--ef-search takes numbers like 40,100,200") from exc
-        result = bench_gallery(url, args.faces, args.queries, args.seed, args.keep, breadths)
+        print(f"loading {args.faces} {args.distribution} faces, then measuring...", file=sys.stderr)
+        result = bench_gallery(url, options)
     print("\n".join(report_lines(result)))
     return 0
