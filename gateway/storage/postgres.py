@@ -122,6 +122,9 @@ class PostgresGalleryStore:
             kwargs={"autocommit": True},
             name="facegate-gallery",
         )
+        # Collection name -> id, so a search needs no lookup first; every search checks the
+        # id in the same round trip and corrects a stale entry (ids are never reused).
+        self._collection_ids: dict[str, int] = {}
 
     async def open(self) -> None:
         try:
@@ -244,6 +247,7 @@ class PostgresGalleryStore:
             ).fetchone()
             if row is None:
                 raise NotFound(f"no collection '{name}'")
+        self._collection_ids.pop(name, None)
         # Its rows are gone (committed) and identify answers 404 from here on; the empty index
         # goes online. Should that fail, it is an empty leftover, never reused (ids are not).
         try:
@@ -371,23 +375,59 @@ class PostgresGalleryStore:
     ) -> list[list[Match]]:
         # HNSW returns at most ef_search rows, so it is never below the rows asked for.
         ef = min(max(candidates, ef_search), MAX_EF_SEARCH)
-        results: list[list[Match]] = []
-        # No transaction: a search is read-only, and every search sets the session's ef_search
-        # itself, so a pooled connection's previous value never leaks into it.
+        vectors = [_halfvec(row) for row in queries]
         async with self._connection() as conn:
-            cid = await self._collection_id(conn, collection)
-            await conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
-            query = sql.SQL(
-                "SELECT subject, 1 - (embedding <=> %s) AS similarity, id FROM gallery_faces"
-                " WHERE collection_id = {} ORDER BY embedding <=> %s LIMIT %s"
-            ).format(sql.Literal(cid))
-            for row in queries:
-                vector = _halfvec(row)
-                cursor = await conn.execute(query, (vector, vector, candidates))
-                results.append(
-                    [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
+            cid = self._collection_ids.get(collection)
+            if cid is None:
+                cid = await self._collection_id(conn, collection)
+            found, current = await self._search_pipelined(
+                conn, collection, cid, vectors, ef, candidates
+            )
+            if current != cid:  # deleted, or deleted and created again, since it was cached
+                self._collection_ids.pop(collection, None)
+                if current is None:
+                    raise NotFound(
+                        f"no collection '{collection}': create it with POST /v1/collections"
+                    )
+                found, current = await self._search_pipelined(
+                    conn, collection, current, vectors, ef, candidates
                 )
-        return results
+            if current is not None:
+                self._collection_ids[collection] = current
+        return found
+
+    @staticmethod
+    async def _search_pipelined(
+        conn: Connection,
+        collection: str,
+        cid: int,
+        vectors: Sequence[HalfVector],
+        ef: int,
+        candidates: int,
+    ) -> tuple[list[list[Match]], int | None]:
+        """One round trip: set ef_search, check the collection's id, search every vector.
+
+        Returns the matches per vector and the collection's id now (None once deleted): the
+        matches count only if that is the cid they were searched with. No transaction: a
+        search is read-only, and each one sets ef_search itself, so a pooled connection's
+        previous value never leaks into it.
+        """
+        query = sql.SQL(
+            "SELECT subject, 1 - (embedding <=> %s) AS similarity, id FROM gallery_faces"
+            " WHERE collection_id = {} ORDER BY embedding <=> %s LIMIT %s"
+        ).format(sql.Literal(cid))
+        async with conn.pipeline():
+            await conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
+            check = await conn.execute(
+                "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
+            )
+            cursors = [await conn.execute(query, (v, v, candidates)) for v in vectors]
+        row = await check.fetchone()
+        found = [
+            [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
+            for cursor in cursors
+        ]
+        return found, int(row[0]) if row is not None else None
 
     async def subject_similarity(
         self, collection: str, subject: str, query: npt.NDArray[np.float32]
