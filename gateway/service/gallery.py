@@ -11,6 +11,7 @@ collection and counts; subject names only at DEBUG; embeddings never.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -282,11 +283,21 @@ class Gallery:
         det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
     ) -> Identification:
         """Every detected face (up to max_faces, by prominence) with its top_k subjects."""
-        await self.check_recognizer(collection)
         options = DetectOptions(
             threshold=detect_threshold, max_faces=max_faces, embed=True, det_sizes_px=det_sizes_px
         )
-        (faces,) = await self._pipeline.detect([image], options, Timings())
+        # The guard's database round trip overlaps detection instead of preceding it; its
+        # error (404, 409) still wins over the image's, as when it ran first.
+        guard, detected = await asyncio.gather(
+            self.check_recognizer(collection),
+            self._pipeline.detect([image], options, Timings()),
+            return_exceptions=True,
+        )
+        if isinstance(guard, BaseException):
+            raise guard
+        if isinstance(detected, BaseException):
+            raise detected
+        (faces,) = detected
         if faces.embeddings is None or len(faces.detections) == 0:
             return Identification(faces.detections, [])
         results = await self._search(collection, faces.embeddings, top_k, threshold)

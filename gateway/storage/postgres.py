@@ -228,7 +228,7 @@ class PostgresGalleryStore:
         return self._collection(row)
 
     async def collection_recognizer(self, name: str) -> str:
-        async with self._transaction() as conn:
+        async with self._connection() as conn:  # one statement: no transaction round trips
             row = await (
                 await conn.execute(
                     "SELECT recognizer_sha256 FROM gallery_collections WHERE name = %s", (name,)

@@ -62,8 +62,14 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 def server_settings(shared_buffers: str) -> tuple[str, ...]:
-    """`-c` settings of the embedded PostgreSQL; empty shared_buffers keeps PostgreSQL's own."""
-    return (f"shared_buffers={shared_buffers}",) if shared_buffers else ()
+    """`-c` settings of the embedded PostgreSQL; empty shared_buffers keeps PostgreSQL's own.
+
+    pg_prewarm's autoprewarm worker (shipped with the wheel) records which blocks are in
+    shared buffers and loads them again after a restart, so the first searches after one
+    do not each wait on the disk for the HNSW graph.
+    """
+    sizing = (f"shared_buffers={shared_buffers}",) if shared_buffers else ()
+    return (*sizing, "shared_preload_libraries=pg_prewarm")
 
 
 def start_serve_gallery(args: argparse.Namespace) -> tuple[EmbeddedPostgres | None, str]:
@@ -347,6 +353,41 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "slows down many times (default %(default)s; 4GB for 1M faces)",
     )
     bench.set_defaults(func=cmd)
+    _add_bench_http(actions)
+
+
+def _add_bench_http(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench_http = actions.add_parser(
+        "bench-http",
+        help="identify from an image vs detect+embed on a running gateway (the p50 ratio)",
+        description="Against a running gateway (e.g. `facegate serve`): bulk-load a synthetic "
+        "gallery into a collection it creates, then alternate POST /v1/detect?embed=true and "
+        "POST /v1/collections/{c}/identify on the same image and report both p50s and their "
+        "ratio. The database is --url / FACEGATE_GALLERY_URL, else the embedded PostgreSQL of "
+        "`facegate serve` in --data-dir (already running: it is not started here).",
+    )
+    _add_target(bench_http)
+    bench_http.add_argument(
+        "--gateway", default="http://127.0.0.1:8080", help="gateway base URL (default %(default)s)"
+    )
+    bench_http.add_argument(
+        "--key",
+        default=os.environ.get("FACEGATE_BENCH_KEY", ""),
+        help="API key with the admin or enroll scope (default $FACEGATE_BENCH_KEY)",
+    )
+    bench_http.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="image with one face (default: a bright textured square, which only the synthetic "
+        "detector sees as a face)",
+    )
+    bench_http.add_argument("--faces", type=_positive, default=100_000, help="gallery size")
+    bench_http.add_argument(
+        "--requests", type=_positive, default=200, help="measured request pairs"
+    )
+    bench_http.add_argument("--keep", action="store_true", help="keep the bench collection")
+    bench_http.set_defaults(func=cmd)
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -360,6 +401,7 @@ def cmd(args: argparse.Namespace) -> int:
         "export": cmd_export,
         "import": cmd_import,
         "bench": _cmd_bench,
+        "bench-http": _cmd_bench_http,
     }
     try:
         return handlers[args.gallery_command](args)
@@ -403,4 +445,64 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"loading {args.faces} {args.distribution} faces, then measuring...", file=sys.stderr)
         result = bench_gallery(url, options)
     print("\n".join(report_lines(result)))
+    return 0
+
+
+def _square_png() -> bytes:
+    """A dark 640x640 image with one bright textured 128 px square (a synthetic "face")."""
+    import cv2
+    import numpy as np
+
+    img = np.zeros((640, 640, 3), np.uint8)
+    texture = np.random.default_rng(0).integers(170, 256, (16, 16, 3), dtype=np.uint8)
+    img[256:384, 256:384] = cv2.resize(texture, (128, 128), interpolation=cv2.INTER_NEAREST)
+    ok, png = cv2.imencode(".png", img)
+    assert ok
+    return png.tobytes()
+
+
+def _cmd_bench_http(args: argparse.Namespace) -> int:
+    from gateway.ops.bench.gallery_http import (
+        GalleryHttpBenchError,
+        HttpBenchOptions,
+        bench_identify_http,
+        http_report_lines,
+    )
+
+    if not args.key:
+        raise GalleryCommandError("give an admin or enroll key: --key or $FACEGATE_BENCH_KEY")
+    url = args.url or os.environ.get("FACEGATE_GALLERY_URL", "")
+    if not url:
+        server = EmbeddedPostgres(PostgresOptions(data_dir=args.data_dir or default_data_dir()))
+        if not server.password_file.exists():
+            raise GalleryCommandError(
+                f"no embedded PostgreSQL in {server.options.data_dir}: give --url, or the "
+                "--data-dir of the running `facegate serve` (its --gallery-dir)"
+            )
+        url = server.url()
+    try:
+        image = args.image.read_bytes() if args.image else _square_png()
+    except OSError as exc:
+        raise GalleryCommandError(f"cannot read {args.image}: {exc.strerror}") from exc
+    options = HttpBenchOptions(
+        gateway_url=args.gateway,
+        api_key=args.key,
+        database_url=url,
+        image=image,
+        faces=args.faces,
+        requests=args.requests,
+        keep=args.keep,
+    )
+    import httpx
+
+    try:
+        result = bench_identify_http(options)
+    except GalleryHttpBenchError as exc:
+        raise GalleryCommandError(str(exc)) from exc
+    except httpx.TransportError as exc:
+        raise GalleryCommandError(
+            f"cannot reach the gateway at {args.gateway} ({type(exc).__name__}): start it "
+            "(`facegate serve`) or give --gateway"
+        ) from exc
+    print("\n".join(http_report_lines(result)))
     return 0
