@@ -39,6 +39,9 @@ def test_bundled_postgres_and_generated_url() -> None:
     assert postgres["env"][2]["valueFrom"]["secretKeyRef"]["key"] == "password"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert postgres["securityContext"]["readOnlyRootFilesystem"] is True
+    # Sized for the HNSW indexes, and reloaded after a restart (values: gallery.postgres).
+    assert "shared_buffers=1GB" in postgres["args"]
+    assert "shared_preload_libraries=pg_prewarm" in postgres["args"]
     # Only the gateway may reach the database (it holds biometric templates).
     policy = one(objects, "NetworkPolicy", "gallery-postgres")
     (rule,) = policy["spec"]["ingress"]
