@@ -8,6 +8,7 @@ created (so it carries the gateway's recognizer). The figure is the ratio of the
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def _load_gallery(http: httpx.Client, options: HttpBenchOptions, collection: str
 
 def bench_identify_http(options: HttpBenchOptions) -> HttpBenchResult:
     """Load the gallery, then time detect+embed and identify on the same image, alternated."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one log line per request
     collection = f"bench-http-{options.faces}"
     headers = {"X-API-Key": options.api_key}
     with httpx.Client(
