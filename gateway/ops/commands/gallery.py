@@ -382,9 +382,9 @@ def _add_bench_http(actions: argparse._SubParsersAction[argparse.ArgumentParser]
         help="image with one face (default: a bright textured square, which only the synthetic "
         "detector sees as a face)",
     )
-    bench_http.add_argument("--faces", type=_positive, default=100_000, help="gallery size")
+    bench_http.add_argument("--faces", type=positive_int, default=100_000, help="gallery size")
     bench_http.add_argument(
-        "--requests", type=_positive, default=200, help="measured request pairs"
+        "--requests", type=positive_int, default=200, help="measured request pairs"
     )
     bench_http.add_argument("--keep", action="store_true", help="keep the bench collection")
     bench_http.set_defaults(func=cmd)
