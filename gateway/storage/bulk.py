@@ -2,6 +2,9 @@
 
 Loading with the HNSW index in place inserts into the graph row by row; loading first and
 building the index once is several times faster (pgvector's own advice).
+The plain (not CONCURRENTLY) DROP/CREATE INDEX here blocks enrolment into every collection
+while it runs: this module is for benchmarks and offline loads, not a live gallery (a live
+collection's index is managed by storage/indexes.py).
 """
 
 from __future__ import annotations

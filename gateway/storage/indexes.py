@@ -19,9 +19,9 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 log = logging.getLogger(__name__)
-# HNSW build parameters: pgvector's defaults. Measured against m=24 and ef_construction=128 on
-# clustered faces (docs/BENCHMARKS.md, "Face gallery"): the search breadth (ef_search) buys
-# recall at a lower cost than a denser graph, whose build time grows with both.
+# HNSW build parameters: pgvector's defaults. Against m=24 or ef_construction=128 on 100k
+# clustered faces (docs/BENCHMARKS.md, "Face gallery") they lose 0.01-0.03 of recall@10 and
+# build in about half the time; a wider search (ef_search) buys that recall back per query.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 DDL_ATTEMPTS = 3
