@@ -10,23 +10,30 @@ from importlib import metadata
 from pathlib import Path
 
 
+def physical_cores() -> int:
+    """Distinct (physical id, core id) pairs of /proc/cpuinfo; 0 when it does not say."""
+    return len(
+        {
+            (block.get("physical id"), block.get("core id"))
+            for block in (
+                dict(re.findall(r"^([\w ]+?)\s*:\s*(.*)$", chunk, re.M))
+                for chunk in _read("/proc/cpuinfo").split("\n\n")
+            )
+            if "core id" in block
+        }
+    )
+
+
 def describe_machine() -> dict[str, str]:
     """CPU model, cores, memory, OS, Python and library versions, current load."""
     cpuinfo = _read("/proc/cpuinfo")
     cpu_models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    cores = {
-        (block.get("physical id"), block.get("core id"))
-        for block in (
-            dict(re.findall(r"^([\w ]+?)\s*:\s*(.*)$", chunk, re.M))
-            for chunk in cpuinfo.split("\n\n")
-        )
-        if "core id" in block
-    }
+    cores = physical_cores()
     mem_kb = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
     os_name = re.search(r'^PRETTY_NAME="?([^"\n]+)', _read("/etc/os-release"), re.M)
     return {
         "CPU": cpu_models[0] if cpu_models else platform.processor() or "unknown",
-        "cores": f"{os.cpu_count()} logical, {len(cores) or 'unknown'} physical",
+        "cores": f"{os.cpu_count()} logical, {cores or 'unknown'} physical",
         "memory": f"{int(mem_kb.group(1)) / 1024**2:.1f} GiB" if mem_kb else "unknown",
         "OS": f"{os_name.group(1) if os_name else platform.system()}, kernel {platform.release()}",
         "Python": platform.python_version(),

@@ -22,9 +22,12 @@ import numpy.typing as npt
 
 from gateway.ops.bench.measure import Progress, split_evenly
 from gateway.ops.bench.options import BenchError, BenchOptions
+from gateway.ops.bench.tuning import ORT_DEFAULTS, OrtSettings
 from gateway.triton import spec
 
 FLOOR_BATCH = spec.RECOGNIZER_MAX_BATCH
+# The floor's reference side: plain onnxruntime with spin-wait off and its best threads.
+FLOOR_TUNED = "onnxruntime tuned"
 EMBEDDING_COSINE_MIN = 0.99  # prepared vs upstream graph: float rounding only
 TRITON_TIMEOUT_S = 120.0
 
@@ -68,16 +71,14 @@ class OnnxRuntimeRecognizer:
     def __init__(
         self,
         recognizer_onnx: Path,
-        threads: int,
+        settings: OrtSettings = ORT_DEFAULTS,
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ) -> None:
         import onnxruntime as ort
         from insightface.model_zoo import ArcFaceONNX
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(
-            str(recognizer_onnx), options, providers=list(providers)
+            str(recognizer_onnx), settings.session_options(), providers=list(providers)
         )
         # ArcFaceONNX reads the model's mean/std from its graph; only those are used here.
         reference = ArcFaceONNX(str(recognizer_onnx), session=self._session)

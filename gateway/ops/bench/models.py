@@ -13,7 +13,9 @@ from gateway.triton import spec
 
 log = logging.getLogger(__name__)
 INSTANCE_KIND_PATTERN = re.compile(r"kind: KIND_(CPU|GPU)")
-INTRA_OP_PATTERN = re.compile(r'key: "intra_op_num_threads" value: \{ string_value: "(\d+)" \}')
+PARAMETER_PATTERN = re.compile(r'key: "(\w+)" value: \{ string_value: "([^"]*)" \}')
+INSTANCE_GROUP_PATTERN = re.compile(r"instance_group \[ \{ ([^}]*) \} \]")
+QUEUE_DELAY_PATTERN = re.compile(r"max_queue_delay_microseconds: (\d+)")
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,26 @@ def prepare_models(cache_dir: Path, profile: Profile, fresh: bool = False) -> Be
     return BenchModels(repository, files[spec.DETECTOR], files[spec.RECOGNIZER], NOT_A_FACE_MODEL)
 
 
-def configured_intra_op_threads(repository: Path, model: str) -> int:
-    """intra_op_num_threads of the model's embedded config (0: onnxruntime's default)."""
+def embedded_settings(repository: Path, model: str) -> str:
+    """What the model's embedded config sets for Triton, in words (for the report).
+
+    Its instance group, dynamic batcher delay and every `parameters` entry but facegate's
+    own bookkeeping (facegate_*), e.g. "KIND_CPU count: 1; queue delay 2000 us;
+    intra_op_num_threads=0". Read, never edited: the repository tooling generates it.
+    """
     config = repository / model / "configs" / f"{spec.EMBEDDED_CONFIG_NAME}.pbtxt"
-    found = INTRA_OP_PATTERN.search(config.read_text())
-    return int(found.group(1)) if found else 0
+    text = config.read_text()
+    parts = []
+    if group := INSTANCE_GROUP_PATTERN.search(text):
+        parts.append(group.group(1).replace("kind: ", "").strip())
+    if delay := QUEUE_DELAY_PATTERN.search(text):
+        parts.append(f"queue delay {delay.group(1)} us")
+    parts += [
+        f"{key}={value}"
+        for key, value in PARAMETER_PATTERN.findall(text)
+        if not key.startswith("facegate_")
+    ]
+    return "; ".join(parts) or "as generated"
 
 
 def set_instance_kind(repository: Path, model: str, gpu: bool) -> None:

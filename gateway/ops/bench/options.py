@@ -47,6 +47,9 @@ class BenchOptions:
     warmup: int = 2
     rounds: int = 2
     floor_batches: int = 3
+    # Timed warm swap calls per side (REST and InsightFace in process, defaults and tuned);
+    # 0 leaves the swap row out of the run.
+    swap_calls: int = 4
     device: Device = "cpu"
     cache_dir: Path = DEFAULT_CACHE_DIR
     fresh_models: bool = False
@@ -67,7 +70,8 @@ class BenchOptions:
         return (
             f"facegate bench --profile {self.profile} --requests {self.latency_requests} "
             f"--throughput-requests {self.throughput_requests} --concurrency {levels} "
-            f"--warmup {self.warmup} --rounds {self.rounds} --floor-batches {self.floor_batches}"
+            f"--warmup {self.warmup} --rounds {self.rounds} --floor-batches {self.floor_batches} "
+            f"--swap-calls {self.swap_calls}"
             f"{' --device gpu' if self.device == 'gpu' else ''}"
         )
 

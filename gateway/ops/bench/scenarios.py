@@ -22,9 +22,13 @@ import numpy.typing as npt
 
 from gateway.ops.bench.models import BenchModels
 from gateway.ops.bench.options import BenchError
+from gateway.ops.bench.tuning import ORT_DEFAULTS, OrtSettings
 from gateway.triton import spec
 
 REQUEST_TIMEOUT_S = 120.0
+# The two in-process baselines every other row is a ratio to (the floor and swap rows too).
+BASELINE = "insightface"
+TUNED = "insightface-tuned"
 DETECT_THRESHOLD = 0.5  # InsightFace's buffalo_l setting, the gateway's default too
 
 
@@ -55,8 +59,7 @@ class InsightFaceInProcess:
     def __init__(
         self,
         models: BenchModels,
-        detector_threads: int,
-        recognizer_threads: int,
+        settings: OrtSettings = ORT_DEFAULTS,
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ):
         import onnxruntime as ort
@@ -69,18 +72,17 @@ class InsightFaceInProcess:
                 "insightface==2.1"
             ) from exc
 
-        def session(path: Path, threads: int) -> Any:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
+        def session(path: Path) -> Any:
+            options = settings.session_options()
             return ort.InferenceSession(str(path), options, providers=list(providers))
 
         # insightface's norm_crop calls a scikit-image API deprecated since 0.26 on every face.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.")
-        det_session = session(models.detector_onnx, detector_threads)
+        det_session = session(models.detector_onnx)
         self._detector = SCRFD(str(models.detector_onnx), session=det_session)
         size = spec.DETECTOR_INPUT_SIZE_PX
         self._detector.prepare(-1, input_size=(size, size), det_thresh=DETECT_THRESHOLD)
-        rec_session = session(models.recognizer_onnx, recognizer_threads)
+        rec_session = session(models.recognizer_onnx)
         self._recognizer = ArcFaceONNX(str(models.recognizer_onnx), session=rec_session)
         self._recognizer.prepare(-1)
 

@@ -9,6 +9,7 @@ from gateway.ops.bench.images import BenchImage
 from gateway.ops.bench.measure import Measurement, Results
 from gateway.ops.bench.options import BenchOptions
 from gateway.ops.bench.scenarios import Scenario
+from gateway.ops.bench.swapcall import SwapResult
 from gateway.ops.bench.targets import Verdict, evaluate
 
 
@@ -21,6 +22,7 @@ class BenchReport:
     images: tuple[BenchImage, ...]
     results: Results
     floor: tuple[FloorResult, ...]
+    swap: tuple[SwapResult, ...]
     machine: dict[str, str]
     settings: dict[str, str]
     date: str
@@ -32,4 +34,4 @@ class BenchReport:
 
     @property
     def verdicts(self) -> list[Verdict]:
-        return evaluate(self.results, [image.name for image in self.images], self.floor)
+        return evaluate(self.results, [image.name for image in self.images], self.floor, self.swap)

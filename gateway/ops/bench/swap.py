@@ -24,6 +24,7 @@ import numpy.typing as npt
 from gateway.ops.bench.images import bench_images
 from gateway.ops.bench.models import BenchModels, prepare_models
 from gateway.ops.bench.options import BenchError, BenchOptions
+from gateway.ops.bench.swapcall import InsightFaceSwap
 from gateway.ops.procfs import tree_rss_mib
 from gateway.ops.reports import md_table, replace_block
 from gateway.ops.servers.stack import running_gateway
@@ -175,32 +176,14 @@ def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
 def _insightface_swap(
     models: BenchModels, swapper_onnx: Path, jpeg: bytes, count: int
 ) -> tuple[float, list[float]]:
-    from insightface.app.common import Face
-    from insightface.model_zoo import SCRFD, ArcFaceONNX
-    from insightface.model_zoo.inswapper import INSwapper
-
-    detector = SCRFD(str(models.detector_onnx))
-    detector.prepare(-1, input_size=(640, 640), det_thresh=0.5)
-    recognizer = ArcFaceONNX(str(models.recognizer_onnx))
-    started = time.perf_counter()
-    swapper = INSwapper(str(swapper_onnx))
-    load_ms = (time.perf_counter() - started) * 1000
-
-    def swap_once() -> None:
-        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        boxes, kps = detector.detect(img, input_size=(640, 640), max_num=1)
-        face = Face(bbox=boxes[0, :4], kps=kps[0], det_score=boxes[0, 4])
-        recognizer.get(img, face)
-        result = swapper.get(img, face, face, paste_back=True)
-        cv2.imencode(".png", result)
-
-    swap_once()
+    swap = InsightFaceSwap(models, swapper_onnx)
+    swap(jpeg)
     samples = []
     for _ in range(count):
         started = time.perf_counter()
-        swap_once()
+        swap(jpeg)
         samples.append((time.perf_counter() - started) * 1000)
-    return load_ms, samples
+    return swap.swapper_load_ms, samples
 
 
 def _pct(samples: list[float], q: float) -> float:

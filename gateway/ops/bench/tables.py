@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from gateway.ops.bench.scenarios import BASELINE, TUNED
 from gateway.ops.bench.summary import BenchReport
 
 Table = tuple[list[str], list[list[str]]]
@@ -20,17 +21,27 @@ def _number(value: float, digits: int = 1) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _vs(value: float, reference: float, is_reference: bool) -> str:
+    if is_reference:
+        return "baseline"
+    return "-" if math.isnan(value) else _ratio(value / reference)
+
+
 def latency_table(report: BenchReport) -> Table:
-    """p50/p95 at concurrency 1 per image and scenario; ratio to the baseline's p50."""
-    header = ["image", "scenario", "faces", "p50 ms", "p95 ms", "p50 ratio"]
-    baseline = report.scenarios[0].name
+    """p50/p95 at concurrency 1 per image and scenario; p50 ratios to both in-process baselines."""
+    header = ["image", "scenario", "faces", "p50 ms", "p95 ms", "vs defaults", "vs tuned"]
     rows = []
     for image in report.images:
-        base = report.measurement(baseline, image.name).percentile_ms(50)
+        references = [
+            report.measurement(name, image.name).percentile_ms(50) for name in (BASELINE, TUNED)
+        ]
         for scenario in report.scenarios:
             m = report.measurement(scenario.name, image.name)
             p50 = m.percentile_ms(50)
-            ratio = "baseline" if scenario.name == baseline else _ratio(p50 / base)
+            ratios = [
+                _vs(p50, reference, scenario.name == name)
+                for name, reference in zip((BASELINE, TUNED), references, strict=True)
+            ]
             rows.append(
                 [
                     image.name,
@@ -38,29 +49,27 @@ def latency_table(report: BenchReport) -> Table:
                     str(m.faces),
                     _number(p50),
                     _number(m.percentile_ms(95)),
-                    ratio,
+                    *ratios,
                 ]
             )
     return header, rows
 
 
 def throughput_table(report: BenchReport) -> Table:
-    """Images/s per concurrency level, then the ratio to the baseline at each level."""
+    """Images/s per concurrency level, then the ratios to both baselines at each level."""
     levels = report.options.concurrency
-    header = ["image", "scenario"]
-    header += [f"img/s @{c}" for c in levels] + [f"ratio @{c}" for c in levels]
-    baseline = report.scenarios[0].name
+    header = ["image", "scenario"] + [f"img/s @{c}" for c in levels]
+    header += [f"vs defaults @{c}" for c in levels] + [f"vs tuned @{c}" for c in levels]
     rows = []
     for image in report.images:
-        base = report.measurement(baseline, image.name)
         for scenario in report.scenarios:
             m = report.measurement(scenario.name, image.name)
             rates = [m.images_per_s(c) for c in levels]
-            if scenario.name == baseline:
-                ratios = ["baseline" if not math.isnan(r) else "-" for r in rates]
-            else:
-                ratios = [
-                    "-" if math.isnan(r) else _ratio(r / base.images_per_s(c))
+            ratios = []
+            for name in (BASELINE, TUNED):
+                base = report.measurement(name, image.name)
+                ratios += [
+                    "-" if math.isnan(r) else _vs(r, base.images_per_s(c), scenario.name == name)
                     for r, c in zip(rates, levels, strict=True)
                 ]
             rows.append([image.name, scenario.name, *[_number(r, 2) for r in rates], *ratios])
@@ -97,6 +106,33 @@ def floor_table(report: BenchReport) -> Table:
                 _number(float(np.median(result.batches_ms)) if result.batches_ms else math.nan),
                 _number(result.faces_per_s),
                 "floor" if index == 0 else _ratio(ratio),
+            ]
+        )
+    return header, rows
+
+
+def swap_table(report: BenchReport) -> Table:
+    """Warm swap calls per side: p50/p95 and the p50 ratios to both in-process sides."""
+    header = ["side", "calls", "p50 ms", "p95 ms", "vs defaults", "vs tuned"]
+    by_side = {result.side: result for result in report.swap}
+    references = [
+        by_side[name].percentile_ms(50) if name in by_side else math.nan
+        for name in (BASELINE, TUNED)
+    ]
+    rows = []
+    for result in report.swap:
+        p50 = result.percentile_ms(50)
+        ratios = [
+            _vs(p50, reference, result.side == name)
+            for name, reference in zip((BASELINE, TUNED), references, strict=True)
+        ]
+        rows.append(
+            [
+                result.side,
+                str(len(result.calls_ms)),
+                _number(p50),
+                _number(result.percentile_ms(95)),
+                *ratios,
             ]
         )
     return header, rows

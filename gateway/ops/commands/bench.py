@@ -82,6 +82,13 @@ def subparser_init(commands: Subparsers) -> None:
         help="timed recognizer batches of 32 faces per floor side (default 3)",
     )
     bench.add_argument(
+        "--swap-calls",
+        type=int,
+        default=None,
+        help="timed warm swap calls per side: POST /v1/swap, INSwapper.get in process with "
+        "onnxruntime's defaults and tuned (default 4; 0 leaves the swap row out)",
+    )
+    bench.add_argument(
         "--device",
         choices=("cpu", "gpu"),
         default="cpu",
@@ -123,6 +130,7 @@ def cmd(args: argparse.Namespace) -> int:
         warmup=args.warmup if args.warmup is not None else (1 if quick else 2),
         rounds=args.rounds or (1 if quick else 2),
         floor_batches=args.floor_batches or (1 if quick else 3),
+        swap_calls=args.swap_calls if args.swap_calls is not None else (1 if quick else 4),
         device=args.device,
         cache_dir=args.cache_dir,
         fresh_models=args.fresh_models,
