@@ -82,11 +82,13 @@ def search_threads(
     candidates: Sequence[int],
     rounds: int,
     calls_per_round: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> ThreadSearch:
     """Time each candidate's call (after one untimed call) in alternating rounds; keep the fastest.
 
     make_call(threads) builds the sessions once and returns the call to time. Rounds
-    alternate the candidates' order so that drifting background load is shared out.
+    alternate the candidates' order so that drifting background load is shared out. Ties
+    go to the fewer threads (they leave cores to everything else). `clock` is in seconds.
     """
     calls = {n: make_call(n) for n in candidates}
     for call in calls.values():
@@ -96,9 +98,9 @@ def search_threads(
         order = list(candidates) if round_index % 2 == 0 else list(reversed(candidates))
         for n in order:
             for _ in range(max(calls_per_round, 1)):
-                started = time.perf_counter()
+                started = clock()
                 calls[n]()
-                samples[n].append((time.perf_counter() - started) * 1000)
+                samples[n].append((clock() - started) * 1000)
     medians = {n: statistics.median(values) for n, values in samples.items()}
     best = min(medians, key=lambda n: (medians[n], n))
     return ThreadSearch(what, best, medians)
