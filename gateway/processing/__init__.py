@@ -52,6 +52,7 @@ from gateway.processing.multiscale import (
 )
 from gateway.processing.nms import nms
 from gateway.processing.paste import paste_face
+from gateway.processing.reduced import ReducedImage, decode_reduced, reduction_factor
 from gateway.processing.render import draw_faces
 from gateway.processing.scrfd import (
     SCRFD_ANCHORS_PER_CELL,
@@ -80,6 +81,7 @@ __all__ = [
     "Letterbox",
     "LivenessCrops",
     "LivenessResult",
+    "ReducedImage",
     "UnsupportedImageType",
     "anchor_centres",
     "attribute_affine",
@@ -89,6 +91,7 @@ __all__ = [
     "crop_liveness_faces",
     "decode_genderage",
     "decode_image",
+    "decode_reduced",
     "decode_scrfd",
     "draw_faces",
     "drop_nonfinite",
@@ -102,6 +105,7 @@ __all__ = [
     "parse_det_sizes",
     "paste_face",
     "postprocess_detections",
+    "reduction_factor",
     "rescale_detections",
     "select_faces",
     "sniff_format",

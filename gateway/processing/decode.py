@@ -8,6 +8,7 @@ UnsupportedImageType -> UnsupportedMediaType 415).
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -78,17 +79,42 @@ def decode_image(data: bytes, max_pixels: int) -> UInt8Array:
     Raises UnsupportedImageType, ImageTooLarge or CorruptImage; never another
     exception for any input bytes.
     """
-    if not data:
-        raise CorruptImage("The image is empty. Send the image file's bytes.")
-    image_format = sniff_format(data)
-    image = _open_header(data, image_format)
-    _check_size(image.size, max_pixels)
+    image, image_format = _checked_header(data, max_pixels)
     if image_format == "JPEG" and image.mode in ("RGB", "L"):
         fast = _decode_complete_jpeg(data)
         if fast is not None:
             return fast
     pixels = _decode_pixels(image, image_format)
     return _to_bgr(pixels)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the header says: format ("JPEG", "PNG", "WebP", "BMP"), Pillow mode, stored size."""
+
+    format: str
+    mode: str
+    width: int
+    height: int
+
+
+def check_image_header(data: bytes, max_pixels: int) -> ImageHeader:
+    """decode_image's checks on the header alone (no pixel data is decoded).
+
+    Raises CorruptImage, UnsupportedImageType or ImageTooLarge as decode_image does.
+    `width` x `height` is the stored size, before any EXIF rotation.
+    """
+    image, image_format = _checked_header(data, max_pixels)
+    return ImageHeader(image_format, image.mode, *image.size)
+
+
+def _checked_header(data: bytes, max_pixels: int) -> tuple[ImageFile.ImageFile, str]:
+    if not data:
+        raise CorruptImage("The image is empty. Send the image file's bytes.")
+    image_format = sniff_format(data)
+    image = _open_header(data, image_format)
+    _check_size(image.size, max_pixels)
+    return image, image_format
 
 
 def _decode_complete_jpeg(data: bytes) -> UInt8Array | None:

@@ -31,6 +31,10 @@ from gateway.processing import Detections
 from gateway.service.attributes import estimate_gender_age, estimate_liveness
 
 T = TypeVar("T")
+# Largest libjpeg reduction for the detector frames. On a 12 MP JPEG, 1/4 moved detector
+# scores by up to 6e-3 against InsightFace's full decode (fidelity tolerance 1e-3), 1/2 by
+# 4e-4 (tests/fidelity/test_reduced_decode_fidelity.py; docs/BENCHMARKS.md).
+REDUCED_DECODE_MAX_FACTOR = 2
 # An image as encoded bytes (JPEG, PNG, WebP, BMP) or an already decoded img_bgr
 # (uint8 HxWx3; the direct gRPC client checks it before it gets here).
 ImageInput = bytes | npt.NDArray[np.uint8]
@@ -107,8 +111,12 @@ _DECODE_ERRORS: tuple[tuple[type[processing.ImageError], type[InvalidInput]], ..
 
 def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
     """decode_image with its errors translated into the gateway's error tree."""
+    return _translated(processing.decode_image, data, max_pixels)
+
+
+def _translated(fn: Callable[..., T], *args: Any) -> T:
     try:
-        return processing.decode_image(data, max_pixels)
+        return fn(*args)
     except processing.ImageError as exc:
         error = next(
             (domain for foreign, domain in _DECODE_ERRORS if isinstance(exc, foreign)),
@@ -117,11 +125,38 @@ def decode_or_raise(data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
         raise error(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """One image made ready for the detector.
+
+    `img_bgr`: the full-resolution image, or None while it is still to be decoded (the
+    detector frames came from a reduced decode); `factor`: full-image pixels per pixel of
+    the image the frames were cut from; `shape`: the full image's (H, W, 3).
+    """
+
+    img_bgr: npt.NDArray[np.uint8] | None
+    letterboxes: list[processing.Letterbox]
+    factor: int
+    shape: tuple[int, ...]
+
+
 def _prepare_frames(
-    data: ImageInput, max_pixels: int, sizes_px: tuple[int, ...]
-) -> tuple[npt.NDArray[np.uint8], list[processing.Letterbox]]:
+    data: ImageInput, max_pixels: int, sizes_px: tuple[int, ...], reduced_decode: bool
+) -> _Frames:
+    if reduced_decode and not isinstance(data, np.ndarray):
+        reduced = _translated(
+            processing.decode_reduced,
+            data,
+            max_pixels,
+            max(sizes_px),
+            REDUCED_DECODE_MAX_FACTOR,
+        )
+        if reduced is not None:
+            frames = [processing.letterbox_image(reduced.img_bgr, size) for size in sizes_px]
+            return _Frames(None, frames, reduced.factor, reduced.full_shape)
     img_bgr = data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
-    return img_bgr, [processing.letterbox_image(img_bgr, size) for size in sizes_px]
+    frames = [processing.letterbox_image(img_bgr, size) for size in sizes_px]
+    return _Frames(img_bgr, frames, 1, img_bgr.shape)
 
 
 def _decode_crop(data: ImageInput, max_pixels: int) -> npt.NDArray[np.uint8]:
@@ -137,12 +172,20 @@ class Pipeline:
     """detect / detect-batch / verify over a FaceModels backend."""
 
     def __init__(
-        self, models: FaceModels, executor: ThreadPoolExecutor, *, max_pixels: int, nms_iou: float
+        self,
+        models: FaceModels,
+        executor: ThreadPoolExecutor,
+        *,
+        max_pixels: int,
+        nms_iou: float,
+        reduced_decode: bool = False,
     ) -> None:
         self._models = models
         self._executor = executor
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
+        # Detector frames of large JPEGs from a 1/2-1/8 scale decode (processing/reduced.py).
+        self._reduced_decode = reduced_decode
 
     @property
     def models(self) -> FaceModels:
@@ -164,18 +207,32 @@ class Pipeline:
         started = time.perf_counter()
         sizes = options.det_sizes_px
         prepared = await asyncio.gather(
-            *(self.in_thread(_prepare_frames, data, self._max_pixels, sizes) for data in images)
+            *(
+                self.in_thread(_prepare_frames, data, self._max_pixels, sizes, self._reduced_decode)
+                for data in images
+            )
         )
+        # Full-resolution decodes of images whose frames came from a reduced decode run
+        # while the detector does: alignment needs the full image, detection does not.
+        pending = {
+            i: asyncio.ensure_future(self.in_thread(decode_or_raise, data, self._max_pixels))
+            for i, (data, frames) in enumerate(zip(images, prepared, strict=True))
+            if frames.img_bgr is None and isinstance(data, bytes)
+        }
         timings.add("decode", started)
 
         started = time.perf_counter()
-        # One batched detector call per size, all sizes at once (a request holds one shape).
-        raw = await asyncio.gather(
-            *(
-                self._models.detect(np.stack([boxes[k].frame_bgr for _, boxes in prepared]))
-                for k in range(len(sizes))
+        try:
+            # One batched detector call per size, all sizes at once (a request holds one shape).
+            raw = await asyncio.gather(
+                *(
+                    self._models.detect(np.stack([f.letterboxes[k].frame_bgr for f in prepared]))
+                    for k in range(len(sizes))
+                )
             )
-        )
+        except BaseException:
+            await asyncio.gather(*pending.values(), return_exceptions=True)
+            raise
         timings.add("detector", started)
 
         started = time.perf_counter()
@@ -187,17 +244,26 @@ class Pipeline:
                         raw[k][i].bbox_dists,
                         raw[k][i].kps_dists,
                         size,
-                        letterboxes[k].scale,
+                        frames.letterboxes[k].scale / frames.factor,
                     )
                     for k, size in enumerate(sizes)
                 ],
-                img.shape,
+                frames.shape,
                 options,
             )
-            for i, (img, letterboxes) in enumerate(prepared)
+            for i, frames in enumerate(prepared)
         ]
         timings.add("postprocess", started)
-        return [img for img, _ in prepared], found
+        full: dict[int, npt.NDArray[np.uint8]] = {}
+        if pending:
+            started = time.perf_counter()
+            full = dict(zip(pending, await asyncio.gather(*pending.values()), strict=True))
+            timings.add("full decode wait", started)
+        decoded = [
+            frames.img_bgr if frames.img_bgr is not None else full[i]
+            for i, frames in enumerate(prepared)
+        ]
+        return decoded, found
 
     async def detect(
         self, images: Sequence[ImageInput], options: DetectOptions, timings: Timings

@@ -41,7 +41,11 @@ def build_services(
     server_epoch: grows when a supervisor restarts Triton (the swapper is then unloaded).
     """
     pipeline = Pipeline(
-        backend, executor, max_pixels=settings.max_image_pixels, nms_iou=settings.nms_iou
+        backend,
+        executor,
+        max_pixels=settings.max_image_pixels,
+        nms_iou=settings.nms_iou,
+        reduced_decode=settings.reduced_decode,
     )
     policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
     swapper = SwapperManager(

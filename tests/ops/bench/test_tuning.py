@@ -76,7 +76,7 @@ def _calls(
 
 
 def test_search_keeps_the_fastest_candidate_and_builds_each_once() -> None:
-    clock, made = FakeClock(), []
+    clock, made = FakeClock(), list[int]()
     cost = {1: 0.30, 2: 0.20, 4: 0.25}
     found = search_threads("call", _calls(clock, cost, made), (1, 2, 4), 2, 3, clock)
     assert found.best == 2 and sorted(made) == [1, 2, 4]
@@ -85,6 +85,6 @@ def test_search_keeps_the_fastest_candidate_and_builds_each_once() -> None:
 
 
 def test_search_breaks_ties_toward_fewer_threads() -> None:
-    clock, made = FakeClock(), []
+    clock, made = FakeClock(), list[int]()
     found = search_threads("call", _calls(clock, {1: 0.1, 2: 0.1}, made), (2, 1), 1, 1, clock)
     assert found.best == 1
