@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.ops.commands._common import CliError, Subparsers, add_cache_dir, add_write_report
+
+if TYPE_CHECKING:
+    from gateway.ops.bench.options import BenchOptions
 
 
 def subparser_init(commands: Subparsers) -> None:
@@ -37,6 +42,12 @@ def subparser_init(commands: Subparsers) -> None:
         action="store_true",
         help="the swap benchmark instead: Triton memory with the swapper unloaded/loaded/unloaded, "
         "cold and warm /v1/swap against InsightFace's INSwapper, paste-back on 12 MP",
+    )
+    bench.add_argument(
+        "--levers",
+        action="store_true",
+        help="the gateway's levers instead: variants of `facegate gateway` (cpu_threads, two "
+        "processes, reduced JPEG decode) side by side on one Triton, A/B in interleaved rounds",
     )
     bench.add_argument(
         "--quick",
@@ -153,6 +164,8 @@ def cmd(args: argparse.Namespace) -> int:
             write_swap_report(args.write_report, figures, f"Machine: {machine}.")
             print(f"Wrote the swap figures to {args.write_report}")
         return 0
+    if args.levers:
+        return _levers(options, args.write_report)
     try:
         report = run_bench(options, sys.stdout)
     except (BenchError, StackError) as exc:
@@ -160,4 +173,19 @@ def cmd(args: argparse.Namespace) -> int:
     if args.write_report:
         plot = write_report(args.write_report, report)
         print(f"Wrote the results to {args.write_report} and the plot to {plot}")
+    return 0
+
+
+def _levers(options: BenchOptions, write_report: Path | None) -> int:
+    from gateway.ops.bench.levers import run_levers, write_levers_report
+    from gateway.ops.bench.options import BenchError
+    from gateway.ops.servers.stack import StackError
+
+    try:
+        report = run_levers(options, sys.stdout)
+    except (BenchError, StackError) as exc:
+        raise CliError(str(exc)) from exc
+    if write_report:
+        write_levers_report(write_report, report)
+        print(f"Wrote the levers' figures to {write_report}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -69,42 +70,56 @@ def running_gateway(
     try:
         with urllib.request.urlopen(f"{triton.http_url}/v2", timeout=5) as answer:
             triton_version = str(json.load(answer).get("version", "?"))
-        port = _free_port()
         api_key = secrets.token_urlsafe(24)
-        env = {
-            **os.environ,
-            "FACEGATE_TRITON_URL": triton.grpc_url,
-            "FACEGATE_TRITON_REPOSITORY_KEY": triton.options.repository_key,
-            "FACEGATE_MODELS_LABEL": label,
-            # admin scope: the swap benchmark unloads the swapper through the admin route.
-            "FACEGATE_API_KEYS": f"admin:{api_key}",
-            "FACEGATE_LOG_LEVEL": "WARNING",
-            "FACEGATE_DRAIN_S": "0",
-            **(extra_env or {}),
-        }
-        command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
-        with tempfile.TemporaryFile() as output:
-            child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                _wait_gateway_ready(url, child, output)
-                yield RunningGateway(
-                    url,
-                    api_key,
-                    triton_version,
-                    triton.pid,
-                    triton.grpc_url,
-                    triton.options.repository_key,
-                )
-            finally:
-                child.terminate()
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+        running = RunningGateway(
+            "",
+            api_key,
+            triton_version,
+            triton.pid,
+            triton.grpc_url,
+            triton.options.repository_key,
+        )
+        with gateway_process(running, label, extra_env) as url:
+            yield dataclasses.replace(running, url=url)
     finally:
         triton.stop()
+
+
+@contextlib.contextmanager
+def gateway_process(
+    running: RunningGateway, label: str, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """One more `facegate gateway` child in front of `running`'s Triton; yields its URL.
+
+    Same key and settings as running_gateway's own child, plus `extra_env` (FACEGATE_*):
+    the benchmark's gateway levers start variants side by side on one Triton.
+    """
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FACEGATE_TRITON_URL": running.triton_grpc_url,
+        "FACEGATE_TRITON_REPOSITORY_KEY": running.repository_key,
+        "FACEGATE_MODELS_LABEL": label,
+        # admin scope: the swap benchmark unloads the swapper through the admin route.
+        "FACEGATE_API_KEYS": f"admin:{running.api_key}",
+        "FACEGATE_LOG_LEVEL": "WARNING",
+        "FACEGATE_DRAIN_S": "0",
+        **(extra_env or {}),
+    }
+    command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
+    with tempfile.TemporaryFile() as output:
+        child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_gateway_ready(url, child, output)
+            yield url
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
 
 
 def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[bytes]) -> None:
