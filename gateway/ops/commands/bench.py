@@ -18,18 +18,22 @@ def subparser_init(commands: Subparsers) -> None:
 
     bench = commands.add_parser(
         "bench",
-        help="time InsightFace in process, the REST gateway and the gRPC client (wire, shm)",
+        help="time InsightFace in process (defaults and tuned), the REST gateway and the gRPC "
+        "client (wire, shm)",
         description="Start the embedded Triton and the gateway on synthetic models (NOT face "
         "models), then send the same JPEG bytes (a 640x480 photo and a 12 MP photo, each with "
-        "four planted 'faces') to InsightFace's SCRFD+ArcFace in this process, to "
-        "POST /v1/detect?embed=true, and to the direct gRPC client (FaceClient) over the wire "
-        "and through shared memory. Prints p50/p95 latency at concurrency 1, throughput at "
-        "each --concurrency level (on the 640x480 photo), the recognizer on batches of 32 "
-        "aligned faces through Triton against plain onnxruntime (the floor), the ratios and "
-        "the targets' verdicts. Run it on an otherwise idle machine: other load skews the "
-        "numbers.",
-        epilog="Smoke run: facegate bench --quick (about 2 minutes on 2 cores). Full run for "
-        "the record (under 10 minutes on 2 idle cores): facegate bench --write-report",
+        "four planted 'faces') to InsightFace's SCRFD+ArcFace in this process, with "
+        "onnxruntime's defaults and tuned (spin-wait off, the fastest intra-op thread count, "
+        "searched in the run), to POST /v1/detect?embed=true, and to the direct gRPC client "
+        "(FaceClient) over the wire and through shared memory. Prints p50/p95 latency at "
+        "concurrency 1, throughput at each --concurrency level (on the 640x480 photo), the "
+        "recognizer on batches of 32 aligned faces through Triton against plain onnxruntime "
+        "(the floor), the warm swap call against INSwapper.get, the ratios to both in-process "
+        "baselines and issue 12's goals. Run it on an otherwise idle machine: other load skews "
+        "the numbers.",
+        epilog="Smoke run: facegate bench --quick (3 to 4 minutes on 2 cores). Full run for "
+        "the record (about 10 minutes on 2 idle cores): facegate bench --write-report. The "
+        "gateway's levers A/B: facegate bench --levers --write-report.",
     )
     bench.add_argument(
         "--profile",
@@ -147,6 +151,8 @@ def cmd(args: argparse.Namespace) -> int:
         fresh_models=args.fresh_models,
         progress=not args.no_progress,
     )
+    if options.swap_calls < 0:
+        raise CliError(f"--swap-calls is a count of calls (0 or more), not {options.swap_calls}")
     if args.write_report and options.profile != "realistic":
         raise CliError(
             "--write-report records realistic-profile runs only: add --profile realistic"
