@@ -10,7 +10,7 @@ must return the same embeddings, or the run stops.
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from gateway.ops.bench.measure import Progress, split_evenly
+from gateway.ops.bench.measure import Progress, split_evenly, time_in_rounds
 from gateway.ops.bench.options import BenchError, BenchOptions
 from gateway.ops.bench.tuning import ORT_DEFAULTS, OrtSettings
 from gateway.triton import spec
@@ -148,21 +148,18 @@ def measure_floor(
 ) -> list[FloorResult]:
     """Sequential batches per side, in interleaved rounds, after one checked warm-up batch."""
     _check_agreement(sides, crops_bgr)
-    results = [FloorResult(s.name, s.description, len(crops_bgr)) for s in sides]
     bar = Progress(len(sides) * options.floor_batches, options.progress, unit="batch")
+    calls = [
+        (f"recognizer floor {s.name} batch {len(crops_bgr)}", functools.partial(s.run, crops_bgr))
+        for s in sides
+    ]
     try:
-        for round_index, count in enumerate(split_evenly(options.floor_batches, options.rounds)):
-            pairs = list(zip(sides, results, strict=True))
-            for side, result in pairs if round_index % 2 == 0 else reversed(pairs):
-                bar.phase(f"recognizer floor {side.name} batch {len(crops_bgr)}")
-                chunk = []
-                for _ in range(count):
-                    started = time.perf_counter()
-                    side.run(crops_bgr)
-                    chunk.append((time.perf_counter() - started) * 1000)
-                    bar.step()
-                if chunk:
-                    result.rounds_ms.append(chunk)
+        chunks = split_evenly(options.floor_batches, options.rounds)
+        rounds_ms = time_in_rounds(calls, chunks, bar)
     finally:
         bar.close()
+    results = [
+        FloorResult(s.name, s.description, len(crops_bgr), ms)
+        for s, ms in zip(sides, rounds_ms, strict=True)
+    ]
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -99,6 +99,32 @@ def split_evenly(total: int, parts: int) -> list[int]:
 def throughput_chunks(options: BenchOptions, concurrency: int) -> list[int]:
     """Requests per round at a level above 1: at least `concurrency`, so every worker is busy."""
     return [max(n, concurrency) for n in split_evenly(options.throughput_requests, options.rounds)]
+
+
+def time_in_rounds(
+    calls: Sequence[tuple[str, Callable[[], object]]], chunks: Sequence[int], bar: Progress
+) -> list[list[list[float]]]:
+    """ms of sequential calls per (label, call), per round; rounds alternate the order.
+
+    Round r runs chunks[r] calls of each in turn, the order reversed every other round so
+    that drifting background load is spread over all of them. Returns, per call, its
+    rounds' samples (a round with no calls is left out).
+    """
+    rounds_ms: list[list[list[float]]] = [[] for _ in calls]
+    for round_index, count in enumerate(chunks):
+        order = list(range(len(calls)))
+        for index in order if round_index % 2 == 0 else reversed(order):
+            label, call = calls[index]
+            bar.phase(label)
+            chunk = []
+            for _ in range(count):
+                started = time.perf_counter()
+                call()
+                chunk.append((time.perf_counter() - started) * 1000)
+                bar.step()
+            if chunk:
+                rounds_ms[index].append(chunk)
+    return rounds_ms
 
 
 def planned_requests(options: BenchOptions, images: int) -> int:

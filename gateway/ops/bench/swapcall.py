@@ -9,6 +9,7 @@ REST call, an INSwapper construction) is untimed: `facegate bench --swap` measur
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gateway.ops.bench.measure import Progress, split_evenly
+from gateway.ops.bench.measure import Progress, split_evenly, time_in_rounds
 from gateway.ops.bench.models import BenchModels
 from gateway.ops.bench.options import BenchError, BenchOptions
 from gateway.ops.bench.scenarios import DETECT_THRESHOLD, REQUEST_TIMEOUT_S
@@ -129,24 +130,16 @@ def measure_swap(sides: Sequence[SwapSide], jpeg: bytes, options: BenchOptions) 
 
     The untimed call loads the swapper (REST) and warms the sessions (in process).
     """
-    results = [SwapResult(s.name, s.description) for s in sides]
     bar = Progress(len(sides) * options.swap_calls, options.progress, unit="swap")
     try:
         for side in sides:
             bar.phase(f"swap {side.name} warm-up (loads the swapper)")
             side.run(jpeg)
-        for round_index, count in enumerate(split_evenly(options.swap_calls, options.rounds)):
-            pairs = list(zip(sides, results, strict=True))
-            for side, result in pairs if round_index % 2 == 0 else reversed(pairs):
-                bar.phase(f"swap {side.name}")
-                chunk = []
-                for _ in range(count):
-                    started = time.perf_counter()
-                    side.run(jpeg)
-                    chunk.append((time.perf_counter() - started) * 1000)
-                    bar.step()
-                if chunk:
-                    result.rounds_ms.append(chunk)
+        calls = [(f"swap {s.name}", functools.partial(s.run, jpeg)) for s in sides]
+        rounds_ms = time_in_rounds(calls, split_evenly(options.swap_calls, options.rounds), bar)
     finally:
         bar.close()
+    results = [
+        SwapResult(s.name, s.description, ms) for s, ms in zip(sides, rounds_ms, strict=True)
+    ]
     return results
