@@ -48,12 +48,6 @@ def subparser_init(commands: Subparsers) -> None:
         "cold and warm /v1/swap against InsightFace's INSwapper, paste-back on 12 MP",
     )
     bench.add_argument(
-        "--levers",
-        action="store_true",
-        help="the gateway's levers instead: variants of `facegate gateway` (cpu_threads, two "
-        "processes, reduced JPEG decode) side by side on one Triton, A/B in interleaved rounds",
-    )
-    bench.add_argument(
         "--quick",
         action="store_true",
         help="few requests (4 latency, 4 throughput at concurrency 1,4, 1 warm-up, 1 round, "
@@ -102,6 +96,12 @@ def subparser_init(commands: Subparsers) -> None:
         default=None,
         help="timed warm swap calls per side: POST /v1/swap, INSwapper.get in process with "
         "onnxruntime's defaults and tuned (default 4; 0 leaves the swap row out)",
+    )
+    bench.add_argument(
+        "--levers",
+        action="store_true",
+        help="the gateway's levers instead: variants of `facegate gateway` (cpu_threads, two "
+        "processes, reduced JPEG decode) side by side on one Triton, A/B in interleaved rounds",
     )
     bench.add_argument(
         "--device",
