@@ -12,6 +12,7 @@ import pytest
 from gateway.ops.bench.floor import FloorResult
 from gateway.ops.bench.images import FACE_LAYOUT, BenchImage, bench_images
 from gateway.ops.bench.measure import Measurement, planned_requests, split_evenly, throughput_chunks
+from gateway.ops.bench.models import embedded_settings
 from gateway.ops.bench.options import BenchError, BenchOptions, parse_concurrency
 from gateway.ops.bench.report import (
     BLOCK_BEGIN,
@@ -272,3 +273,11 @@ def test_gpu_report_has_its_own_block_and_plot(tmp_path: Path) -> None:
     assert plot == tmp_path / GPU_PLOT_NAME and plot.exists()
     assert "CPU numbers" in text and "_Not run yet._" not in text
     assert text.count(GPU_BLOCK_BEGIN) == 1 and "--device gpu`" in text
+
+
+def test_triton_settings_are_quoted_from_the_embedded_configs() -> None:
+    repository = Path(__file__).parents[3] / "model_repository"
+    for model in ("detector", "recognizer"):
+        text = embedded_settings(repository, model)
+        assert text.startswith("KIND_CPU count: ") and "queue delay " in text
+        assert "intra_op_num_threads=" in text and "facegate_" not in text
