@@ -154,7 +154,7 @@ def _floor_sides(
 
 
 def _swap_sides(
-    models: BenchModels,
+    analysis: tuple[InsightFaceInProcess, InsightFaceInProcess],
     swapper_onnx: Path,
     gateway: RunningGateway,
     tuned: OrtSettings,
@@ -169,12 +169,12 @@ def _swap_sides(
         SwapSide(
             BASELINE,
             f"{in_process}, onnxruntime's defaults",
-            InsightFaceSwap(models, swapper_onnx, ORT_DEFAULTS, providers),
+            InsightFaceSwap(analysis[0], swapper_onnx, ORT_DEFAULTS, providers),
         ),
         SwapSide(
             TUNED,
             f"{in_process}, {tuned.describe()}",
-            InsightFaceSwap(models, swapper_onnx, tuned, providers),
+            InsightFaceSwap(analysis[1], swapper_onnx, tuned, providers),
         ),
         SwapSide("rest", "POST /v1/swap (source = target, PNG out) to the gateway", rest),
     )
@@ -300,7 +300,7 @@ def run_bench(options: BenchOptions, out: TextIO) -> BenchReport:
         if swapper_onnx is not None:
             with contextlib.ExitStack() as stack:
                 swap_sides = _swap_sides(
-                    models, swapper_onnx, gateway, tuned_settings, options, stack
+                    (baseline, tuned), swapper_onnx, gateway, tuned_settings, options, stack
                 )
                 swap = measure_swap(swap_sides, images[0].jpeg, options)
     report = BenchReport(

@@ -105,6 +105,17 @@ class InsightFaceInProcess:
         }
         return Outcome(int(boxes.shape[0]), stages)
 
+    def prominent_face(self, img_bgr: npt.NDArray[np.uint8]) -> Any:
+        """insightface's Face for the most prominent face (embedding set), or None."""
+        from insightface.app.common import Face
+
+        boxes, kps = self._detector.detect(img_bgr, max_num=1)
+        if boxes.shape[0] == 0:
+            return None
+        face = Face(bbox=boxes[0, :4], kps=kps[0], det_score=boxes[0, 4])
+        self._recognizer.get(img_bgr, face)
+        return face
+
     def aligned_faces(self, jpeg: bytes, count: int) -> npt.NDArray[np.uint8]:
         """(count, 112, 112, 3) uint8 BGR: the faces found in `jpeg`, norm_crop-aligned, repeated."""
         from insightface.utils import face_align

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from gateway.ops.bench.images import bench_images
 from gateway.ops.bench.models import BenchModels, prepare_models
 from gateway.ops.bench.options import BenchError, BenchOptions
+from gateway.ops.bench.scenarios import InsightFaceInProcess
 from gateway.ops.bench.swapcall import InsightFaceSwap
 from gateway.ops.procfs import tree_rss_mib
 from gateway.ops.reports import md_table, replace_block
@@ -176,7 +177,7 @@ def run_swap_bench(options: BenchOptions, out: TextIO) -> SwapFigures:
 def _insightface_swap(
     models: BenchModels, swapper_onnx: Path, jpeg: bytes, count: int
 ) -> tuple[float, list[float]]:
-    swap = InsightFaceSwap(models, swapper_onnx)
+    swap = InsightFaceSwap(InsightFaceInProcess(models), swapper_onnx)
     swap(jpeg)
     samples = []
     for _ in range(count):

@@ -14,17 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from gateway.ops.bench.measure import Progress, split_evenly, time_in_rounds
-from gateway.ops.bench.models import BenchModels
 from gateway.ops.bench.options import BenchError, BenchOptions
-from gateway.ops.bench.scenarios import DETECT_THRESHOLD, REQUEST_TIMEOUT_S
+from gateway.ops.bench.scenarios import REQUEST_TIMEOUT_S, InsightFaceInProcess
 from gateway.ops.bench.tuning import ORT_DEFAULTS, OrtSettings
-from gateway.triton import spec
 
 
 @dataclass(frozen=True)
@@ -59,45 +56,34 @@ class SwapResult:
 class InsightFaceSwap:
     """detect + embed + INSwapper.get(paste_back=True) + PNG, in process, as apps do it.
 
-    swapper_load_ms: how long the swapper's session took to build (model construction).
+    Detection and recognition use `analysis`'s sessions (so a run holds one detector and
+    one recognizer per setting); the swapper gets its own session with `settings`.
+    swapper_load_ms: how long the swapper took to build (model construction).
     """
 
     def __init__(
         self,
-        models: BenchModels,
+        analysis: InsightFaceInProcess,
         swapper_onnx: Path,
         settings: OrtSettings = ORT_DEFAULTS,
         providers: Sequence[str] = ("CPUExecutionProvider",),
     ) -> None:
         import onnxruntime as ort
-        from insightface.model_zoo import SCRFD, ArcFaceONNX
         from insightface.model_zoo.inswapper import INSwapper
 
-        def session(path: Path) -> Any:
-            return ort.InferenceSession(
-                str(path), settings.session_options(), providers=list(providers)
-            )
-
-        size = spec.DETECTOR_INPUT_SIZE_PX
-        self._detector = SCRFD(str(models.detector_onnx), session=session(models.detector_onnx))
-        self._detector.prepare(-1, input_size=(size, size), det_thresh=DETECT_THRESHOLD)
-        self._recognizer = ArcFaceONNX(
-            str(models.recognizer_onnx), session=session(models.recognizer_onnx)
-        )
-        self._recognizer.prepare(-1)
+        self._analysis = analysis
         started = time.perf_counter()
-        self._swapper = INSwapper(str(swapper_onnx), session=session(swapper_onnx))
+        session = ort.InferenceSession(
+            str(swapper_onnx), settings.session_options(), providers=list(providers)
+        )
+        self._swapper = INSwapper(str(swapper_onnx), session=session)
         self.swapper_load_ms = (time.perf_counter() - started) * 1000
 
     def __call__(self, jpeg: bytes) -> None:
-        from insightface.app.common import Face
-
-        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        boxes, kps = self._detector.detect(img, max_num=1)
-        if boxes.shape[0] == 0:
+        img = np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), np.uint8)
+        face = self._analysis.prominent_face(img)
+        if face is None:
             raise BenchError("InsightFace found no face to swap in the benchmark image")
-        face = Face(bbox=boxes[0, :4], kps=kps[0], det_score=boxes[0, 4])
-        self._recognizer.get(img, face)
         swapped = self._swapper.get(img, face, face, paste_back=True)
         cv2.imencode(".png", swapped)
 
