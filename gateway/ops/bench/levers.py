@@ -31,6 +31,7 @@ from gateway.ops.servers.stack import RunningGateway, gateway_process, running_g
 BEGIN = "<!-- facegate bench --levers: generated block begin -->"
 END = "<!-- facegate bench --levers: generated block end -->"
 REFERENCE = "defaults"
+CONTROL = "defaults again"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Lever:
 
 LEVERS = (
     Lever(REFERENCE, "one uvicorn process, Settings defaults (cpu_threads 4)"),
+    # An A/A control: the same settings in another process. Its distance from 1.00x is
+    # what this run cannot resolve; a lever inside that distance has shown nothing.
+    Lever(CONTROL, "a second gateway with the defaults (A/A control: its ratio is the noise)"),
     Lever(
         "cpu_threads=1",
         "FACEGATE_CPU_THREADS=1: decode, letterbox and warp of every request on one thread",

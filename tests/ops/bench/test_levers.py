@@ -9,6 +9,7 @@ import pytest
 from gateway.ops.bench.images import BenchImage
 from gateway.ops.bench.levers import (
     BEGIN,
+    CONTROL,
     END,
     LEVERS,
     REFERENCE,
@@ -50,6 +51,9 @@ def test_requests_are_spread_evenly_over_the_processes() -> None:
 
 def test_the_first_lever_is_the_reference_and_names_are_unique() -> None:
     assert LEVERS[0].name == REFERENCE and not LEVERS[0].env
+    # The A/A control runs the reference's settings.
+    (control,) = [lever for lever in LEVERS if lever.name == CONTROL]
+    assert control.env == LEVERS[0].env and control.processes == LEVERS[0].processes
     assert len({lever.name for lever in LEVERS}) == len(LEVERS)
     assert all(all(key.startswith("FACEGATE_") for key in lever.env) for lever in LEVERS)
 
@@ -85,7 +89,7 @@ def test_report_block_is_written_in_place(tmp_path: Path) -> None:
     write_levers_report(path, _report())
     text = path.read_text()
     assert "_Not run yet._" not in text and text.endswith("\n\n## After\n")
-    assert "| 640x480 | cpu_threads=1 | 110.0 | 110.0 | 1.10x | 1.10 / 1.10 |" in text
+    assert "| 640x480 | defaults again | 110.0 | 110.0 | 1.10x | 1.10 / 1.10 |" in text
 
 
 def test_negative_swap_calls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
