@@ -156,8 +156,8 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(4, gt=0, description="threads for decode/letterbox/warp")
     reduced_decode: bool = Field(
         False,
-        description="detector frames of large JPEGs from a 1/2-1/8 scale decode (faster; "
-        "boxes and landmarks move slightly, embeddings do not: see docs/BENCHMARKS.md)",
+        description="detector frames of large JPEGs from a 1/2-scale decode (faster; detector "
+        "scores move slightly, alignment still uses the full image: see docs/BENCHMARKS.md)",
     )
     models_label: str = Field(
         "", description="shown in /v1/models, e.g. 'synthetic: not a face model'"

@@ -5,7 +5,7 @@ skip most of that work by decoding each 8x8 block at a fraction of its size (Ope
 IMREAD_REDUCED_COLOR_* flags). The reduced image is an area average rather than the
 bilinear samples InsightFace's cv2.resize takes from the full image, so the detector sees
 slightly different pixels: this is for the detector frame only. Alignment crops still come
-from the full-resolution image, so embeddings do not change.
+from the full-resolution image, so embeddings move only as far as the landmarks do.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ class Pipeline:
         self._executor = executor
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
-        # Detector frames of large JPEGs from a 1/2-1/8 scale decode (processing/reduced.py).
+        # Detector frames of large JPEGs from a 1/2-scale decode (processing/reduced.py).
         self._reduced_decode = reduced_decode
 
     @property
