@@ -35,6 +35,7 @@ NOT_FROM_VALUES = {
     "liveness_threshold": "a request default clients override per call: gateway.extraEnv",
     "verify_threshold": "a request default clients override per call: gateway.extraEnv",
     "cpu_threads": "follows the pod's CPU; tuning: gateway.extraEnv",
+    "reduced_decode": "an opt-in speed/fidelity trade-off (docs/BENCHMARKS.md): gateway.extraEnv",
     "models_label": "labels synthetic models in `facegate serve`; the chart serves what it fetched",
     "json_logs": "the chart keeps JSON log lines, which log collectors parse",
     "recognizer_sha256": "`facegate models` writes it into the recognizer's Triton config; a "
