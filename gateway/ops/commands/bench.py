@@ -48,6 +48,13 @@ def subparser_init(commands: Subparsers) -> None:
         "cold and warm /v1/swap against InsightFace's INSwapper, paste-back on 12 MP",
     )
     bench.add_argument(
+        "--cold",
+        action="store_true",
+        help="the cold-start benchmark instead: `facegate serve` to ready and the swapper's cold "
+        "load, the runner settings from before issue 12 against the installed ones, "
+        "alternating for --rounds rounds (gateway/ops/bench/cold.py)",
+    )
+    bench.add_argument(
         "--quick",
         action="store_true",
         help="few requests (4 latency, 4 throughput at concurrency 1,4, 1 warm-up, 1 round, "
@@ -157,6 +164,10 @@ def cmd(args: argparse.Namespace) -> int:
         raise CliError(
             "--write-report records realistic-profile runs only: add --profile realistic"
         )
+    if args.cold:
+        from gateway.ops.bench.cold import run_cold_command
+
+        return run_cold_command(options, args.write_report)
     if args.swap:
         from gateway.ops.bench.swap import run_swap_bench, write_swap_report
         from gateway.ops.machine import describe_machine

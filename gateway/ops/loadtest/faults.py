@@ -209,7 +209,7 @@ class RunningServe:
 @contextlib.contextmanager
 def running_serve(models: BenchModels) -> Iterator[RunningServe]:
     """`facegate serve` on the synthetic models, in a child process, until the block ends."""
-    from gateway.ops.servers.stack import _free_port, _wait_gateway_ready
+    from gateway.ops.servers.stack import _free_port, _wait_gateway_ready, stop_child
 
     port, api_key = _free_port(), secrets.token_urlsafe(24)
     env = {
@@ -231,12 +231,7 @@ def running_serve(models: BenchModels) -> Iterator[RunningServe]:
             _wait_gateway_ready(url, child, output)
             yield RunningServe(url, api_key, child.pid)
         finally:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            stop_child(child)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,33 @@ WARMUP_FRAME_SIZES_PX = (128, spec.DETECTOR_INPUT_SIZE_PX)
 
 
 @dataclass(frozen=True)
+class EmbeddedSession:
+    """onnxruntime settings of one model's Python-backend runner (embedded variant only).
+
+    intra_op_threads/inter_op_threads: 0 = onnxruntime's default (one per physical core);
+    allow_spinning: the pools' spin-wait between runs; use_optimized_model: load the
+    optimised model the install saved on this host (runner.py checks its stamp);
+    instances: Triton instances (stubs) of the model. The native ONNX Runtime backend of
+    the other variants keeps its own defaults: these keys mean nothing to it.
+    """
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    allow_spinning: bool = False
+    use_optimized_model: bool = True
+    instances: int = 1
+
+    def parameters(self) -> dict[str, str]:
+        """The config parameters runner.py reads (string values, as Triton passes them)."""
+        return {
+            "intra_op_num_threads": str(self.intra_op_threads),
+            "inter_op_num_threads": str(self.inter_op_threads),
+            "allow_spinning": "1" if self.allow_spinning else "0",
+            "use_optimized_model": "1" if self.use_optimized_model else "0",
+        }
+
+
+@dataclass(frozen=True)
 class ModelLayout:
     """What a config needs to know about one served model."""
 
@@ -134,11 +161,19 @@ def _tensor_block(kind: str, tensors: tuple[TensorSpec, ...]) -> list[str]:
     return lines
 
 
-def render_config(layout: ModelLayout, variant: Variant, model_sha256: str = "") -> str:
+def render_config(
+    layout: ModelLayout,
+    variant: Variant,
+    model_sha256: str = "",
+    session: EmbeddedSession | None = None,
+) -> str:
     """One config.pbtxt text for a model and a deployment variant.
 
     `model_sha256` (of the prepared model.onnx) is recorded as a config parameter when given.
+    `session` sets the embedded variant's runner (default EmbeddedSession()); other variants
+    ignore it.
     """
+    session = session or EmbeddedSession()
     header = {
         "gpu": "NGC Triton image, native ONNX Runtime backend on GPU.",
         "tensorrt": "NGC Triton image, ONNX Runtime with the TensorRT FP16 accelerator (engine and timing caches relative to Triton's working directory).",
@@ -155,7 +190,8 @@ def render_config(layout: ModelLayout, variant: Variant, model_sha256: str = "")
     lines += _tensor_block("input", layout.inputs)
     lines += _tensor_block("output", layout.outputs)
     kind = "KIND_GPU" if variant in ("gpu", "tensorrt") else "KIND_CPU"
-    lines.append(f"instance_group [ {{ kind: {kind} count: 1 }} ]")
+    count = session.instances if variant == "embedded" else 1
+    lines.append(f"instance_group [ {{ kind: {kind} count: {count} }} ]")
     if layout.max_batch_size:
         sizes = ", ".join(str(s) for s in layout.preferred_batch_sizes)
         lines.append("dynamic_batching {")
@@ -183,8 +219,11 @@ def render_config(layout: ModelLayout, variant: Variant, model_sha256: str = "")
             f'parameters {{ key: "memory.enable_memory_arena_shrinkage" value: {{ string_value: "{arenas}" }} }}'
         )
     if variant == "embedded":
-        # Threads per onnxruntime session inside the Python-backend process (0 = onnxruntime's default).
-        lines.append('parameters { key: "intra_op_num_threads" value: { string_value: "0" } }')
+        # onnxruntime's session inside the Python-backend process (runner.py reads these).
+        lines += [
+            f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}'
+            for key, value in session.parameters().items()
+        ]
     if model_sha256:
         lines.append(
             f'parameters {{ key: "{spec.MODEL_SHA256_PARAMETER}" value: {{ string_value: "{model_sha256}" }} }}'

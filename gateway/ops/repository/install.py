@@ -26,10 +26,11 @@ from pathlib import Path
 import onnx
 from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
-from gateway.ops.repository import configs
+from gateway.ops.repository import configs, runner
 from gateway.ops.repository.prepare import PREPARERS, PreparedModel, make_model_metadata
 from gateway.ops.repository.refusals import translate_model_errors
 from gateway.ops.repository.selfcheck import SelfCheckResult, self_check
+from gateway.ops.repository.sessions import embedded_session
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "MODELS.json"
@@ -78,10 +79,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_configs(repository: Path, name: str, max_batch_size: int, model_sha256: str = "") -> None:
-    """Write every config variant of one model (config.pbtxt and configs/*.pbtxt)."""
+    """Write every config variant of one model (config.pbtxt and configs/*.pbtxt).
+
+    The embedded variant gets this host's session settings (sessions.embedded_session).
+    """
     layout = configs.layouts(**{f"{name}_max_batch": max_batch_size})[name]
+    session = embedded_session(name)
     for variant in configs.VARIANTS:
-        text = configs.render_config(layout, variant, model_sha256)
+        text = configs.render_config(layout, variant, model_sha256, session)
         _write_atomic(repository / name / configs.config_path(variant), text.encode())
 
 
@@ -128,9 +133,14 @@ def install_models(
     for ready, check in prepared:
         version_dir = repository / ready.name / "1"
         model_bytes = ready.model.SerializeToString()
+        _make_dirs(version_dir)
+        # The old stamp goes before the new model arrives: it must never vouch for a new file.
+        runner.remove_optimized_model(str(version_dir))
         _write_atomic(version_dir / "model.onnx", model_bytes)
         _write_atomic(version_dir / "model.py", RUNNER_SOURCE.read_bytes())
         digest = hashlib.sha256(model_bytes).hexdigest()
+        del model_bytes
+        _save_optimized(version_dir, ready.name, digest)
         write_configs(repository, ready.name, ready.max_batch_size, digest)
         meta = dict(provenance.get(ready.name, {}))
         manifest[ready.name] = {
@@ -156,6 +166,26 @@ def install_models(
     _write_atomic(repository / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     _warn_if_closed(repository)
     return installed
+
+
+def _save_optimized(version_dir: Path, name: str, digest: str) -> None:
+    """Optimise the model once, here, for the embedded runner's later loads (best effort).
+
+    Without the optimised file the runner optimises model.onnx at each load, as it always
+    did, so a failure here costs load time, never correctness. The NGC Triton variants read
+    model.onnx only.
+    """
+    log.info("optimising %s for this host (onnxruntime ORT_ENABLE_ALL, saved once)", name)
+    try:
+        runner.save_optimized_model(str(version_dir), digest, FILE_MODE)
+    except Exception as exc:  # onnxruntime raises its own types; none may stop the install
+        runner.remove_optimized_model(str(version_dir))
+        log.warning(
+            "could not save an optimised %s (%s): the embedded Triton will optimise model.onnx "
+            "at each load instead, which is slower but serves the same answers",
+            name,
+            exc,
+        )
 
 
 def _warn_if_closed(repository: Path) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +121,16 @@ def gateway_process(
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+def stop_child(child: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """SIGTERM (the child drains and stops what it started), SIGKILL after `timeout_s`."""
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _wait_gateway_ready(url: str, child: subprocess.Popen[bytes], output: IO[bytes]) -> None:

@@ -1,0 +1,36 @@
+"""The embedded runner's onnxruntime settings per model, chosen from the host at install.
+
+On the embedded install every model's Python-backend stub runs on the same cores as the
+others and as the gateway. Measured on 2 cores (docs/BENCHMARKS.md, "Embedded Triton
+settings"): spin-wait off everywhere; each model's intra-op pool sized to the cores it shares
+with the others; one Triton instance per model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from gateway.ops.repository.configs import EmbeddedSession
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def host_cores() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            # A quota of 1.5 CPUs still lets 2 threads run part of the time: round up.
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    return cores
+
+
+def embedded_session(name: str, cores: int | None = None) -> EmbeddedSession:
+    """The session settings written into `name`'s configs/embedded.pbtxt for a host of `cores`."""
+    del name  # every model gets the same settings today; the name keeps the door open
+    cores = host_cores() if cores is None else cores
+    return EmbeddedSession(intra_op_threads=cores, inter_op_threads=1)
