@@ -454,6 +454,9 @@ def test_claim_is_wired_to_the_model_repository(default: list[Manifest]) -> None
     assert spec["securityContext"]["runAsUser"] == 1000
     argv = fetch_argv(fetch)
     assert argv[:3] == ["facegate", "models", "fetch"]
+    # NGC Triton reads model.onnx: the embedded runner's optimised copy would be dead weight.
+    assert "--no-optimize" in argv
+    argv.remove("--no-optimize")
     options = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert options == {
         "--pack": "buffalo_l",

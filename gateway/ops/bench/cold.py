@@ -125,6 +125,7 @@ def time_serve_ready(repository: Path) -> float:
         "gateway.ops.cli",
         "serve",
         f"--repository={repository}",
+        "--models=synthetic",  # reuses the repository's synthetic models
         "--no-gallery",
         "--no-auth",
         f"--port={port}",

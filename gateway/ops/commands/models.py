@@ -54,6 +54,7 @@ def subparser_init(commands: Subparsers) -> None:
     )
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     add_repository(fetch)
+    _add_no_optimize(fetch)
     fetch.set_defaults(func=cmd, action_func=fetch_models)
 
     imp = model_commands.add_parser(
@@ -70,6 +71,7 @@ def subparser_init(commands: Subparsers) -> None:
         "--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)"
     )
     add_repository(imp)
+    _add_no_optimize(imp)
     imp.set_defaults(func=cmd, action_func=import_models)
 
     one = model_commands.add_parser(
@@ -102,7 +104,17 @@ def subparser_init(commands: Subparsers) -> None:
         help="tiny: fast, selective detector for tests; realistic: real-model compute for benchmarks",
     )
     add_repository(synthetic)
+    _add_no_optimize(synthetic)
     synthetic.set_defaults(func=cmd, action_func=write_synthetic_models)
+
+
+def _add_no_optimize(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="do not save onnxruntime's optimised model next to each model.onnx (it only speeds "
+        "up the embedded Triton's loads on this host; the Helm chart's Triton never reads it)",
+    )
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -134,7 +146,11 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
         "genderage": models.genderage,
         "liveness": models.liveness,
     }
-    installed = install_models(args.repository, upstream, dict.fromkeys(upstream, label))
+    # `facegate serve --models synthetic` calls this with a Namespace of its own.
+    optimize = not getattr(args, "no_optimize", False)
+    installed = install_models(
+        args.repository, upstream, dict.fromkeys(upstream, label), optimize=optimize
+    )
     _print_installed(installed)
     print("Done. These are NOT face models: use them for tests and benchmarks only.")
     # `facegate serve --models synthetic` calls this too (its namespace has no models_command):
@@ -144,7 +160,9 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_upstream_files(repository: Path, files: dict[str, Path], source: str) -> int:
+def _install_upstream_files(
+    repository: Path, files: dict[str, Path], source: str, optimize: bool = True
+) -> int:
     import hashlib
 
     from gateway.ops.repository.install import install_models, load_upstream
@@ -156,7 +174,7 @@ def _install_upstream_files(repository: Path, files: dict[str, Path], source: st
         upstream[role] = load_upstream(path, role)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         provenance[role] = {"source": source, "file": path.name, "sha256": digest}
-    installed = install_models(repository, upstream, provenance)
+    installed = install_models(repository, upstream, provenance, optimize=optimize)
     _print_installed(installed)
     print(f"{LICENCE_NOTE}\nNext: facegate serve --repository {repository}")
     return 0
@@ -170,7 +188,8 @@ def import_models(args: argparse.Namespace) -> int:
         files = find_pack_files(args.dir, args.pack, swapper, verify=not args.no_verify)
     except FetchError as exc:
         raise CliError(str(exc)) from exc
-    return _install_upstream_files(args.repository, files, f"import:{args.pack}")
+    source = f"import:{args.pack}"
+    return _install_upstream_files(args.repository, files, source, not args.no_optimize)
 
 
 def install_one_model(args: argparse.Namespace) -> int:
@@ -207,4 +226,5 @@ def fetch_models(args: argparse.Namespace) -> int:
         files = fetch_pack(args.pack, swapper, args.source, staging, progress=not args.quiet)
     except FetchError as exc:
         raise CliError(str(exc)) from exc
-    return _install_upstream_files(args.repository, files, f"{args.source}:{args.pack}")
+    source = f"{args.source}:{args.pack}"
+    return _install_upstream_files(args.repository, files, source, not args.no_optimize)

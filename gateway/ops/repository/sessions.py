@@ -2,8 +2,11 @@
 
 On the embedded install every model's Python-backend stub runs on the same cores as the
 others and as the gateway. Measured on 2 cores (docs/BENCHMARKS.md, "Embedded Triton
-settings"): spin-wait off everywhere; each model's intra-op pool sized to the cores it shares
-with the others; one Triton instance per model.
+settings (issue 12)"): spin-wait off everywhere; the models of the detect path (detector,
+recognizer, and genderage and liveness that run beside the recognizer) each get half the
+cores, so that while the recognizer works on one request the detector can work on the next
+without the two pools fighting; the swapper, one long run per swap, gets them all; one
+Triton instance per model.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 from pathlib import Path
 
 from gateway.ops.repository.configs import EmbeddedSession
+from gateway.triton import spec
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
@@ -31,6 +35,6 @@ def host_cores() -> int:
 
 def embedded_session(name: str, cores: int | None = None) -> EmbeddedSession:
     """The session settings written into `name`'s configs/embedded.pbtxt for a host of `cores`."""
-    del name  # every model gets the same settings today; the name keeps the door open
     cores = host_cores() if cores is None else cores
-    return EmbeddedSession(intra_op_threads=cores, inter_op_threads=1)
+    threads = cores if name == spec.SWAPPER else max(1, cores // 2)
+    return EmbeddedSession(intra_op_threads=threads, inter_op_threads=1)

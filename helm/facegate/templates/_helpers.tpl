@@ -269,6 +269,8 @@ for the fetch Job and the fetch init container alike.
 {{- end }}
 - --repository
 - {{ .Values.models.mountPath | quote }}
+{{- /* The optimised model only serves the embedded Triton's runner; NGC Triton reads model.onnx. */}}
+- --no-optimize
 {{- with $fetch.extraArgs }}
 {{ toYaml . }}
 {{- end }}

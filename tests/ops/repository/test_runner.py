@@ -179,3 +179,16 @@ def test_a_failed_optimisation_still_installs(
     assert (version_dir / "model.onnx").is_file()
     assert not any(p.name.startswith("model.opt") for p in version_dir.iterdir())
     assert "disk full" in caplog.text and "optimise model.onnx at each load" in caplog.text
+
+
+def test_no_optimize_writes_no_optimised_model(
+    tiny_models: SyntheticModels, tmp_path: Path
+) -> None:
+    """`facegate models ... --no-optimize` (the Helm chart's Job: its Triton reads model.onnx)."""
+    label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
+    install_models(
+        tmp_path, {spec.SWAPPER: tiny_models.swapper}, {spec.SWAPPER: label}, optimize=False
+    )
+    version_dir = tmp_path / spec.SWAPPER / "1"
+    assert (version_dir / "model.onnx").is_file()
+    assert not any(p.name.startswith("model.opt") for p in version_dir.iterdir())

@@ -65,3 +65,11 @@ def test_every_model_gets_threads_within_the_host(name: str, cores: int) -> None
     assert 1 <= session.intra_op_threads <= cores
     assert session.inter_op_threads >= 1
     assert not session.allow_spinning and session.use_optimized_model
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 8])
+def test_the_detect_path_shares_the_cores_and_the_swapper_gets_them_all(cores: int) -> None:
+    detector = sessions.embedded_session(spec.DETECTOR, cores).intra_op_threads
+    recognizer = sessions.embedded_session(spec.RECOGNIZER, cores).intra_op_threads
+    assert detector + recognizer <= max(cores, 2)
+    assert sessions.embedded_session(spec.SWAPPER, cores).intra_op_threads == cores
