@@ -260,8 +260,6 @@ def run_cold(cache_dir: Path, profile: Profile, rounds: int, out: TextIO) -> Col
 def run_cold_command(options: BenchOptions, report: Path | None) -> int:
     """`facegate bench --cold [--write-report PATH]`: measure, print, optionally record."""
     from gateway.ops.commands._common import CliError
-    from gateway.ops.machine import describe_machine, git_commit
-    from gateway.ops.reports import replace_block
     from gateway.ops.servers.stack import StackError
     from gateway.ops.servers.triton import EmbeddedTritonError
 
@@ -274,12 +272,20 @@ def run_cold_command(options: BenchOptions, report: Path | None) -> int:
         ) from exc
     sys.stdout.write(text.getvalue())
     if report is not None:
-        machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
         command = f"facegate bench --cold --profile {options.profile} --rounds {options.rounds}"
-        block = (
-            f"{BEGIN}\n\nCommand: `{command}`, commit {git_commit()}.\n\n"
-            f"Machine: {machine}.\n\n{text.getvalue()}\n{END}"
-        )
-        replace_block(report, block, HEADING)
+        write_cold_report(report, text.getvalue(), command)
         sys.stdout.write(f"Wrote the cold-start figures to {report}\n")
     return 0
+
+
+def write_cold_report(path: Path, table: str, command: str) -> None:
+    """Replace the cold-start block of the report (between its markers) with `table`."""
+    from gateway.ops.machine import describe_machine, git_commit
+    from gateway.ops.reports import replace_block
+
+    machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
+    block = (
+        f"{BEGIN}\n\nCommand: `{command}`, commit {git_commit()}.\n\n"
+        f"Machine: {machine}.\n\n{table}\n{END}"
+    )
+    replace_block(path, block, HEADING)

@@ -132,6 +132,11 @@ def save_optimized_model(version_dir: str, model_sha256: str, file_mode: int = 0
             "session.optimized_model_external_initializers_file_name", OPTIMIZED_DATA_FILE
         )
         ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        data = os.path.join(scratch, OPTIMIZED_DATA_FILE)
+        if not os.path.exists(data):
+            # No initialiser reached onnxruntime's size threshold (a tiny model): the graph
+            # refers to no data file, and an empty one keeps the set the same for every model.
+            open(data, "wb").close()
         for name in (OPTIMIZED_DATA_FILE, OPTIMIZED_FILE):
             os.chmod(os.path.join(scratch, name), file_mode)
             os.replace(os.path.join(scratch, name), os.path.join(version_dir, name))

@@ -56,20 +56,32 @@ def test_the_table_gives_medians_and_the_ratio() -> None:
     assert "1 / 1 / 1" in text and "2 / 2 / 2" in text
 
 
+def test_the_report_block_is_replaced_in_place(tmp_path: Path) -> None:
+    report = tmp_path / "BENCH.md"
+    report.write_text("# Bench\n\nhand-written\n")
+    cold.write_cold_report(report, "| first |\n", "facegate bench --cold")
+    cold.write_cold_report(report, "| second |\n", "facegate bench --cold --rounds 5")
+    text = report.read_text()
+    assert text.count(cold.BEGIN) == 1 and text.count(cold.HEADING) == 1
+    assert "| second |" in text and "| first |" not in text and "--rounds 5" in text
+    assert text.startswith("# Bench\n\nhand-written\n")
+
+
 @pytest.mark.integration
 def test_cold_run_on_tiny_models_measures_both_variants(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = tmp_path / "BENCH.md"
     argv = ["bench", "--cold", "--profile", "tiny", "--rounds", "1", "--cache-dir", str(tmp_path)]
-    assert main([*argv, "--write-report", str(report)]) == 0
+    assert main(argv) == 0
     out = capsys.readouterr().out
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| ") and "x |" in line]
-    assert len(rows) == 3
+    assert [row[1].strip() for row in rows] == [
+        "facegate serve to ready",
+        "swapper cold load (load call to ready)",
+        "swapper first call after the load",
+    ]
     for row in rows:
         before, installed = float(row[2]), float(row[3])
         assert before > 0 and installed > 0
-    text = report.read_text()
-    assert cold.HEADING in text and cold.BEGIN in text and cold.END in text
     repository = tmp_path / "tiny" / "cold" / "repository"
     assert _parameters(repository, spec.SWAPPER)["use_optimized_model"] == "1"
