@@ -258,8 +258,10 @@ def run_cold(cache_dir: Path, profile: Profile, rounds: int, out: TextIO) -> Col
 
 
 def run_cold_command(options: BenchOptions, report: Path | None) -> int:
-    """`facegate bench --cold [--write-report PATH]`: measure, print, optionally record."""
-    from gateway.ops.commands._common import CliError
+    """`facegate bench --cold [--write-report PATH]`: measure, print, optionally record.
+
+    Raises BenchError (with what to do) when a server does not start or a model does not load.
+    """
     from gateway.ops.servers.stack import StackError
     from gateway.ops.servers.triton import EmbeddedTritonError
 
@@ -267,7 +269,7 @@ def run_cold_command(options: BenchOptions, report: Path | None) -> int:
     try:
         run_cold(options.cache_dir, options.profile, options.rounds, text)
     except (BenchError, StackError, EmbeddedTritonError) as exc:
-        raise CliError(
+        raise BenchError(
             f"{exc}\nRerun with --fresh-models if the cached models are damaged."
         ) from exc
     sys.stdout.write(text.getvalue())

@@ -167,7 +167,10 @@ def cmd(args: argparse.Namespace) -> int:
     if args.cold:
         from gateway.ops.bench.cold import run_cold_command
 
-        return run_cold_command(options, args.write_report)
+        try:
+            return run_cold_command(options, args.write_report)
+        except BenchError as exc:
+            raise CliError(str(exc)) from exc
     if args.swap:
         from gateway.ops.bench.swap import run_swap_bench, write_swap_report
         from gateway.ops.machine import describe_machine

@@ -35,8 +35,10 @@ class EmbeddedSession:
     intra_op_threads/inter_op_threads: 0 = onnxruntime's default (one per physical core);
     allow_spinning: the pools' spin-wait between runs; use_optimized_model: load the
     optimised model the install saved on this host (runner.py checks its stamp);
-    instances: Triton instances (stubs) of the model. The native ONNX Runtime backend of
-    the other variants keeps its own defaults: these keys mean nothing to it.
+    instances: Triton instances (stubs) of the model; queue_delay_us: the dynamic batcher's
+    wait. The native ONNX Runtime backend of the other variants keeps its own defaults: the
+    parameters mean nothing to it, and the instances and delay apply to the embedded variant
+    only.
     """
 
     intra_op_threads: int = 0
@@ -44,6 +46,8 @@ class EmbeddedSession:
     allow_spinning: bool = False
     use_optimized_model: bool = True
     instances: int = 1
+    # Dynamic batching's max queue delay on this server; None: the layout's (the NGC figure).
+    queue_delay_us: int | None = None
 
     def parameters(self) -> dict[str, str]:
         """The config parameters runner.py reads (string values, as Triton passes them)."""
@@ -196,7 +200,10 @@ def render_config(
         sizes = ", ".join(str(s) for s in layout.preferred_batch_sizes)
         lines.append("dynamic_batching {")
         lines.append(f"  preferred_batch_size: [ {sizes} ]")
-        lines.append(f"  max_queue_delay_microseconds: {layout.queue_delay_us}")
+        delay = layout.queue_delay_us
+        if variant == "embedded" and session.queue_delay_us is not None:
+            delay = session.queue_delay_us
+        lines.append(f"  max_queue_delay_microseconds: {delay}")
         lines.append("}")
     if variant == "tensorrt":
         lines += [

@@ -6,7 +6,7 @@ settings (issue 12)"): spin-wait off everywhere; the models of the detect path (
 recognizer, and genderage and liveness that run beside the recognizer) each get half the
 cores, so that while the recognizer works on one request the detector can work on the next
 without the two pools fighting; the swapper, one long run per swap, gets them all; one
-Triton instance per model.
+Triton instance per model; short dynamic-batching waits.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from gateway.ops.repository.configs import EmbeddedSession
 from gateway.triton import spec
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+# Dynamic batching waits on the CPU server: shorter than the NGC configs' 2000/1000 us won
+# both p50 at concurrency 1 and throughput at 4 (docs/BENCHMARKS.md); the batched models
+# beside the recognizer follow it.
+EMBEDDED_QUEUE_DELAY_US = {
+    spec.DETECTOR: 500,
+    spec.RECOGNIZER: 250,
+    spec.GENDERAGE: 250,
+    spec.LIVENESS: 250,
+}
 
 
 def host_cores() -> int:
@@ -37,4 +46,5 @@ def embedded_session(name: str, cores: int | None = None) -> EmbeddedSession:
     """The session settings written into `name`'s configs/embedded.pbtxt for a host of `cores`."""
     cores = host_cores() if cores is None else cores
     threads = cores if name == spec.SWAPPER else max(1, cores // 2)
-    return EmbeddedSession(intra_op_threads=threads, inter_op_threads=1)
+    delay = EMBEDDED_QUEUE_DELAY_US.get(name)
+    return EmbeddedSession(intra_op_threads=threads, inter_op_threads=1, queue_delay_us=delay)

@@ -73,3 +73,14 @@ def test_the_detect_path_shares_the_cores_and_the_swapper_gets_them_all(cores: i
     recognizer = sessions.embedded_session(spec.RECOGNIZER, cores).intra_op_threads
     assert detector + recognizer <= max(cores, 2)
     assert sessions.embedded_session(spec.SWAPPER, cores).intra_op_threads == cores
+
+
+def test_the_embedded_delay_is_the_sessions_and_the_ngc_delay_stays() -> None:
+    layout = configs.layouts()[spec.DETECTOR]
+    session = sessions.embedded_session(spec.DETECTOR, 2)
+    assert session.queue_delay_us is not None
+    assert session.queue_delay_us < layout.queue_delay_us
+    for variant in configs.VARIANTS:
+        config = _parse(configs.render_config(layout, variant, "", session))
+        expected = session.queue_delay_us if variant == "embedded" else layout.queue_delay_us
+        assert config.dynamic_batching.max_queue_delay_microseconds == expected
