@@ -40,6 +40,11 @@ SETS: dict[str, dict[str, Variant]] = {
         "1+1": (S(1, 1, use_optimized_model=False), None),
         "2+2": (S(2, 1, use_optimized_model=False), None),
     },
+    "final": {
+        "before issue 12": (S(0, 0, allow_spinning=True, use_optimized_model=False), None),
+        "installed (1+1 d500/250)": (S(1, 1), {spec.DETECTOR: 500, spec.RECOGNIZER: 250}),
+        "2+2 d500/250": (S(2, 1), {spec.DETECTOR: 500, spec.RECOGNIZER: 250}),
+    },
     "tuning": {
         "1+1 d2000/1000": (S(1, 1), None),
         "1+1 x2 instances": (S(1, 1, instances=2), None),
