@@ -124,8 +124,9 @@ def install_models(
 ) -> list[InstalledModel]:
     """Prepare, self-check and write the given upstream models into the repository.
 
-    `optimize`: also save onnxruntime's optimised model for the embedded runner (runner.py);
-    without it (or where it fails) the runner optimises model.onnx at each load.
+    `optimize`: also save onnxruntime's optimised model for the embedded runner (runner.py)
+    of the models whose embedded config uses it (the swapper); without it (or where it
+    fails) the runner optimises model.onnx at each load.
 
     `upstream` maps model name (spec.DETECTOR, ...) to the upstream graph; `provenance`
     maps the same names to metadata recorded in the ONNX file and MODELS.json (source,
@@ -144,7 +145,7 @@ def install_models(
         _write_atomic(version_dir / "model.py", RUNNER_SOURCE.read_bytes())
         digest = hashlib.sha256(model_bytes).hexdigest()
         del model_bytes
-        if optimize:
+        if optimize and embedded_session(ready.name).use_optimized_model:
             _save_optimized(version_dir, ready.name, digest)
         write_configs(repository, ready.name, ready.max_batch_size, digest)
         meta = dict(provenance.get(ready.name, {}))

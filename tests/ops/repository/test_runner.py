@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,20 @@ def _outputs(path: Path, level: ort.GraphOptimizationLevel, feeds: dict[str, np.
     return list(session.run(None, feeds))
 
 
-def test_the_optimised_recognizer_gives_the_originals_embeddings(installed: Path) -> None:
+def test_the_install_saves_no_optimised_recognizer(installed: Path) -> None:
+    """The detect-path models load once, at start, and ran as fast or faster optimised at load."""
     version_dir = installed / spec.RECOGNIZER / "1"
+    assert not any(p.name.startswith("model.opt") for p in version_dir.iterdir())
+    config = (installed / spec.RECOGNIZER / "configs" / "embedded.pbtxt").read_text()
+    assert 'key: "use_optimized_model" value: { string_value: "0" }' in config
+
+
+def test_an_optimised_recognizer_gives_the_originals_embeddings(
+    installed: Path, tmp_path: Path
+) -> None:
+    version_dir = tmp_path / "1"
+    shutil.copytree(installed / spec.RECOGNIZER / "1", version_dir)
+    runner.save_optimized_model(str(version_dir), "ab" * 32)
     rng = np.random.default_rng(5)
     feeds = {spec.RECOGNIZER_INPUT.name: rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)}
     original = _outputs(
@@ -149,14 +162,14 @@ def test_a_reinstall_never_leaves_the_old_stamp(
     tiny_models: SyntheticModels, tmp_path: Path
 ) -> None:
     label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
-    install_models(tmp_path, {spec.RECOGNIZER: tiny_models.recognizer}, {spec.RECOGNIZER: label})
-    first = _sha(tmp_path, spec.RECOGNIZER)
+    install_models(tmp_path, {spec.SWAPPER: tiny_models.swapper}, {spec.SWAPPER: label})
+    first = _sha(tmp_path, spec.SWAPPER)
     other = {**label, "file": "again.onnx"}
-    install_models(tmp_path, {spec.RECOGNIZER: tiny_models.recognizer}, {spec.RECOGNIZER: other})
-    second = _sha(tmp_path, spec.RECOGNIZER)
+    install_models(tmp_path, {spec.SWAPPER: tiny_models.swapper}, {spec.SWAPPER: other})
+    second = _sha(tmp_path, spec.SWAPPER)
     # Different provenance metadata, so a different file: the stamp follows it.
     assert first != second
-    version_dir = tmp_path / spec.RECOGNIZER / "1"
+    version_dir = tmp_path / spec.SWAPPER / "1"
     assert runner.optimized_model_refusal(str(version_dir), second) == ""
     assert "model_sha256" in runner.optimized_model_refusal(str(version_dir), first)
 

@@ -31,19 +31,27 @@ def _embed(server: EmbeddedTriton, crops: np.ndarray) -> np.ndarray:
     return embeddings
 
 
-def test_startup_models_load_the_optimised_file(triton: EmbeddedTriton) -> None:
-    """No refusal in Triton's log: the install's stamp fits this host and these files."""
-    log = triton.logs()
-    # The log is captured from the start (the runner's refusal would be among these lines).
-    assert f"successfully loaded '{spec.RECOGNIZER}'" in log
-    assert REFUSAL not in log
+def _use_optimized(repository: Path, name: str) -> str:
+    """Save `name`'s optimised model and switch its embedded config to it; returns the sha."""
+    config_path = repository / name / "configs" / "embedded.pbtxt"
+    text = config_path.read_text()
+    off = 'key: "use_optimized_model" value: { string_value: "0" }'
+    assert off in text
+    config_path.write_text(text.replace(off, off.replace('"0"', '"1"')))
+    sha = text.split(f'key: "{spec.MODEL_SHA256_PARAMETER}" value: {{ string_value: "')[1][:64]
+    runner.save_optimized_model(str(repository / name / "1"), sha)
+    return sha
 
 
-def test_a_stamp_from_another_host_falls_back_to_the_same_answers(
+def test_the_runner_loads_a_fitting_optimised_model_and_refuses_a_foreign_one(
     triton: EmbeddedTriton, tiny_repository: Path, tmp_path: Path
 ) -> None:
+    """Detector: a fitting stamp, loaded silently. Recognizer: another host's stamp, refused
+    by name in Triton's log, model.onnx served instead with the same embeddings."""
     repository = tmp_path / "repository"
     shutil.copytree(tiny_repository, repository)
+    _use_optimized(repository, spec.DETECTOR)
+    _use_optimized(repository, spec.RECOGNIZER)
     stamp_path = repository / spec.RECOGNIZER / "1" / runner.OPTIMIZED_STAMP_FILE
     stamp = json.loads(stamp_path.read_text())
     stamp_path.write_text(json.dumps({**stamp, "host": "another-cpu"}))
@@ -58,6 +66,7 @@ def test_a_stamp_from_another_host_falls_back_to_the_same_answers(
         log = other.logs()
     finally:
         other.stop()
-    assert f"{spec.RECOGNIZER}: {REFUSAL}stamp differs in host)" in log
+    assert f"successfully loaded '{spec.DETECTOR}'" in log
     assert f"{spec.DETECTOR}: {REFUSAL}" not in log
+    assert f"{spec.RECOGNIZER}: {REFUSAL}stamp differs in host)" in log
     np.testing.assert_allclose(fallback, _embed(triton, crops), atol=EMBEDDING_TOLERANCE, rtol=0)
