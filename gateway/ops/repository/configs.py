@@ -44,7 +44,7 @@ class EmbeddedSession:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     allow_spinning: bool = False
-    use_optimized_model: bool = True
+    use_optimized_model: bool = False
     instances: int = 1
     # Dynamic batching's max queue delay on this server; None: the layout's (the NGC figure).
     queue_delay_us: int | None = None

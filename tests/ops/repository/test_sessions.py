@@ -20,7 +20,9 @@ def _parse(text: str) -> model_config_pb2.ModelConfig:
 
 @pytest.mark.parametrize("name", spec.ALL_MODELS)
 def test_the_embedded_config_carries_every_runner_setting(name: str) -> None:
-    session = EmbeddedSession(intra_op_threads=3, inter_op_threads=1, instances=2)
+    session = EmbeddedSession(
+        intra_op_threads=3, inter_op_threads=1, instances=2, use_optimized_model=True
+    )
     config = _parse(configs.render_config(configs.layouts()[name], "embedded", "ab" * 32, session))
     parameters = {key: value.string_value for key, value in config.parameters.items()}
     assert set(DEFAULT_PARAMETERS) <= set(parameters)
