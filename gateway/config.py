@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     )
     gallery_pool_size: int = Field(8, gt=0, description="database connections per worker")
     gallery_timeout_s: float = Field(10.0, gt=0, description="wait for a free connection")
+    gallery_statement_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="bound on one gallery database call (connect, query, commit): 503 after it",
+    )
     gallery_migrate: bool = Field(True, description="apply pending schema migrations at start")
     gallery_ef_search: int = Field(
         100, ge=10, le=1000, description="HNSW search breadth: higher finds more, slower"

@@ -19,6 +19,7 @@
     └── UpstreamError                     the inference server failed us
         ├── UpstreamUnavailable      503  upstream_unavailable     (Retry-After)
         │   └── GalleryUnavailable   503  gallery_unavailable      (the gallery database)
+        │       └── GalleryStorageFull  503  gallery_storage_full (its disk is full; reads work)
         ├── UpstreamTimeout          504  upstream_timeout
         └── UpstreamFailed           502  upstream_failed
 
@@ -175,6 +176,12 @@ class GalleryUnavailable(UpstreamUnavailable):
     code = "gallery_unavailable"
 
 
+class GalleryStorageFull(GalleryUnavailable):
+    """The gallery database's disk is full: writes fail until space is freed; reads work."""
+
+    code = "gallery_storage_full"
+
+
 class UpstreamTimeout(UpstreamError):
     """Triton did not answer in time."""
 
@@ -209,6 +216,7 @@ ERRORS: tuple[type[FacegateError], ...] = (
     DeadlineExceeded,
     UpstreamUnavailable,
     GalleryUnavailable,
+    GalleryStorageFull,
     UpstreamTimeout,
     UpstreamFailed,
 )

@@ -20,12 +20,14 @@ from gateway.errors import FacegateError, GalleryUnavailable
 from gateway.metrics import LATENCY_BUCKETS_S
 from gateway.service.gallery import Gallery
 from gateway.service.pipeline import Pipeline
-from gateway.storage.postgres import open_store
+from gateway.storage.postgres import PostgresGalleryStore, open_store
+from gateway.supervision import POSTGRES, ServerStates
 
 log = logging.getLogger(__name__)
 CONNECT_RETRY_S = 5.0
 RECOGNIZER_CACHE_S = 30.0
 SIZES_REFRESH_S = 60.0
+EPOCH_POLL_S = 0.25
 
 
 @dataclass
@@ -98,6 +100,18 @@ async def _refresh_sizes(gallery: Gallery, metrics: GalleryMetrics) -> None:
         await asyncio.sleep(SIZES_REFRESH_S)
 
 
+async def _follow_restarts(store: PostgresGalleryStore, servers: ServerStates) -> None:
+    """After `facegate serve` restarted its PostgreSQL: connect afresh at once."""
+    seen = servers.epoch(POSTGRES)
+    while True:
+        await asyncio.sleep(EPOCH_POLL_S)
+        epoch = servers.epoch(POSTGRES)
+        if epoch != seen:
+            seen = epoch
+            log.warning("the gallery database was restarted: reconnecting")
+            await store.reconnect()
+
+
 async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, models: object) -> None:
     """Connect (retrying), publish app.state.gallery, then keep the size gauge fresh.
 
@@ -112,6 +126,7 @@ async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, mode
                 pool_size=settings.gallery_pool_size,
                 timeout_s=settings.gallery_timeout_s,
                 migrate=settings.gallery_migrate,
+                statement_timeout_s=settings.gallery_statement_timeout_s,
             )
             break
         except FacegateError as exc:
@@ -128,4 +143,6 @@ async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, mode
     )
     app.state.gallery = gallery
     log.info("gallery ready")
-    await _refresh_sizes(gallery, metrics)
+    await asyncio.gather(
+        _refresh_sizes(gallery, metrics), _follow_restarts(store, app.state.servers)
+    )

@@ -69,12 +69,14 @@ class ServerStates:
         with self._lock:
             return self._epochs.get(server, 0)
 
-    def check_up(self, server: str, what: str) -> None:
-        """Raise UpstreamUnavailable (503 + Retry-After) while `server` is restarting."""
+    def check_up(
+        self, server: str, what: str, error: type[UpstreamUnavailable] = UpstreamUnavailable
+    ) -> None:
+        """Raise `error` (503 + Retry-After) while `server` is restarting."""
         down = self.down(server)
         if down is not None:
             retry_after_s = max(1, math.ceil(down.retry_after_s))
-            raise UpstreamUnavailable(
+            raise error(
                 f"{what} is restarting ({down.reason}): retry in {retry_after_s} s",
                 retry_after_s=retry_after_s,
             )

@@ -44,6 +44,7 @@ from gateway.service.gallery import (
 )
 from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import ImageFaces
+from gateway.supervision import POSTGRES
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,6 +58,8 @@ GALLERY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def get_gallery(request: Request) -> Gallery:
+    # While `facegate serve` restarts its PostgreSQL: 503 at once, not a wait on the pool.
+    request.app.state.servers.check_up(POSTGRES, "the gallery database", GalleryUnavailable)
     gallery: Gallery | None = getattr(request.app.state, "gallery", None)
     if gallery is None:
         reason = getattr(request.app.state, "gallery_reason", "")

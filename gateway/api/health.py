@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.deps import ModelStatusDep, SettingsDep, require_user
 from gateway.schemas import Health, ModelsResponse, ModelState, SwapperStatusOut
-from gateway.supervision import TRITON
+from gateway.supervision import POSTGRES, TRITON
 
 router = APIRouter()
 
@@ -35,7 +35,11 @@ async def live(request: Request) -> Health | JSONResponse:
     "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
 )
 async def ready(request: Request, status: ModelStatusDep) -> Health | JSONResponse:
-    """Ready only while Triton is reachable and the detector and recognizer are READY."""
+    """Ready only while Triton is reachable and the detector and recognizer are READY.
+
+    A restarting gallery database leaves the gateway ready (detection works without it):
+    status "degraded" says so, and gallery routes answer 503 meanwhile.
+    """
     if request.app.state.admission.draining:
         return JSONResponse(Health(status="draining").model_dump(), 503)
     down = request.app.state.servers.down(TRITON)
@@ -45,6 +49,10 @@ async def ready(request: Request, status: ModelStatusDep) -> Health | JSONRespon
     readiness = await status.readiness()
     if not readiness.ready:
         return JSONResponse(Health(status="unavailable", detail=readiness.detail).model_dump(), 503)
+    gallery_down = request.app.state.servers.down(POSTGRES)
+    if gallery_down is not None:
+        detail = f"the gallery database is restarting: {gallery_down.reason}"
+        return Health(status="degraded", detail=detail)
     return Health(status="ready")
 
 

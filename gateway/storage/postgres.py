@@ -9,11 +9,13 @@ index (a bound parameter would not match a partial index's predicate in a generi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +30,7 @@ from psycopg.types.json import Jsonb
 from gateway.errors import (
     Conflict,
     FacegateError,
+    GalleryStorageFull,
     GalleryUnavailable,
     InvalidParameter,
     NotFound,
@@ -51,10 +54,19 @@ Connection = psycopg.AsyncConnection[TupleRow]
 # true neighbours (docs/BENCHMARKS.md, "Face gallery").
 DEFAULT_EF_SEARCH = 100
 MAX_EF_SEARCH = 1000
+# Calls still running on a pool replaced by reconnect() get this long to finish.
+RETIRE_TIMEOUT_S = 30.0
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 async def open_store(
-    conninfo: str, *, pool_size: int, timeout_s: float, migrate: bool
+    conninfo: str,
+    *,
+    pool_size: int,
+    timeout_s: float,
+    migrate: bool,
+    statement_timeout_s: float | None = None,
 ) -> PostgresGalleryStore:
     """Apply pending migrations (when asked) and open a pooled store; errors translated."""
     if migrate:
@@ -64,7 +76,9 @@ async def open_store(
             raise translate_error(exc) from exc
         if applied:
             log.info("gallery schema migrated to version %d", applied[-1])
-    store = PostgresGalleryStore(conninfo, pool_size=pool_size, timeout_s=timeout_s)
+    store = PostgresGalleryStore(
+        conninfo, pool_size=pool_size, timeout_s=timeout_s, statement_timeout_s=statement_timeout_s
+    )
     await store.open()
     return store
 
@@ -75,6 +89,14 @@ def translate_error(exc: psycopg.Error | psycopg_pool.PoolTimeout) -> FacegateEr
         return Conflict("it already exists")
     if isinstance(exc, psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected):
         return Conflict("a concurrent change clashed with this one: retry the request")
+    if isinstance(exc, psycopg.errors.DiskFull):
+        # SQLSTATE 53100, e.g. "could not extend file": the transaction was rolled back.
+        return GalleryStorageFull(
+            "the gallery database's disk is full, so nothing was written: free space in its "
+            "data folder (`facegate serve --gallery-dir`, or the database server's volume), "
+            "then retry; identify and other reads still work",
+            retry_after_s=30,
+        )
     if isinstance(exc, psycopg.DataError):
         # SQLSTATE class 22 (and psycopg's own check): a value the database cannot store,
         # such as a NUL character in a name or in metadata.
@@ -90,6 +112,51 @@ def translate_error(exc: psycopg.Error | psycopg_pool.PoolTimeout) -> FacegateEr
         "FACEGATE_GALLERY_URL is up, then retry",
         retry_after_s=1,
     )
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    """Collect an abandoned call's outcome (else asyncio logs it as never retrieved)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("an abandoned gallery call ended with %r", task.exception())
+
+
+def _bounded(
+    method: Callable[Concatenate[PostgresGalleryStore, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[PostgresGalleryStore, P], Coroutine[Any, Any, R]]:
+    """Run a store call within the store's statement_timeout_s, else GalleryUnavailable (503).
+
+    The call runs as a task that is cancelled, not awaited, when time is up (or the request
+    is cancelled): psycopg answers a cancellation by asking the server to cancel and waiting
+    up to 10 s more for it, which a hung server never grants. The abandoned task ends
+    (rolling back) in the background and its connection goes back to the pool or is closed.
+    """
+
+    async def call(self: PostgresGalleryStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        limit_s = self._statement_timeout_s
+        if limit_s is None:
+            return await method(self, *args, **kwargs)
+        task = asyncio.ensure_future(method(self, *args, **kwargs))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=limit_s)
+        finally:
+            if not task.done():
+                task.cancel()
+                task.add_done_callback(_forget)
+        if task in done:
+            return task.result()
+        raise GalleryUnavailable(
+            f"the gallery database did not answer within {limit_s:g} s (overloaded or hung): "
+            "retry shortly; a change that timed out may still have been applied, so read "
+            "before repeating it",
+            retry_after_s=5,
+        )
+
+    call.__name__, call.__qualname__, call.__doc__ = (
+        method.__name__,
+        method.__qualname__,
+        method.__doc__,
+    )
+    return call
 
 
 def _halfvec(embedding: npt.NDArray[np.float32]) -> HalfVector:
@@ -108,8 +175,28 @@ def _face_uuid(face_id: str) -> uuid.UUID:
 class PostgresGalleryStore:
     """The gallery in one PostgreSQL database; open() after migrations have run."""
 
-    def __init__(self, conninfo: str, *, pool_size: int = 8, timeout_s: float = 10.0) -> None:
-        self._pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        pool_size: int = 8,
+        timeout_s: float = 10.0,
+        statement_timeout_s: float | None = None,
+    ) -> None:
+        """statement_timeout_s bounds every call (connect, queries, commit); None: no bound.
+
+        A database that hangs (stopped, or a network gone quiet) then costs a request that
+        long and a 503, not the request's whole deadline.
+        """
+        self._statement_timeout_s = statement_timeout_s
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if statement_timeout_s is not None:
+            # libpq's connect_timeout is whole seconds (and 2 at the least); the server-side
+            # statement_timeout ends a slow query in the database too, not only our wait.
+            kwargs["connect_timeout"] = max(2, math.ceil(statement_timeout_s))
+            kwargs["options"] = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
+        self._new_pool = functools.partial(
+            psycopg_pool.AsyncConnectionPool,
             conninfo,
             min_size=1,
             max_size=pool_size,
@@ -119,9 +206,11 @@ class PostgresGalleryStore:
             # One round trip per checkout buys a clean recovery after a database restart:
             # a dead connection is replaced instead of failing the request.
             check=psycopg_pool.AsyncConnectionPool.check_connection,
-            kwargs={"autocommit": True},
+            kwargs=kwargs,
             name="facegate-gallery",
         )
+        self._pool: psycopg_pool.AsyncConnectionPool[Connection] = self._new_pool()
+        self._retired: set[asyncio.Task[None]] = set()
         # Collection name -> id, so a search needs no lookup first; every search checks the
         # id in the same round trip and corrects a stale entry (ids are never reused).
         self._collection_ids: dict[str, int] = {}
@@ -134,6 +223,22 @@ class PostgresGalleryStore:
 
     async def close(self) -> None:
         await self._pool.close()
+        await asyncio.gather(*self._retired, return_exceptions=True)
+
+    async def reconnect(self) -> None:
+        """A fresh pool, for when the database is known to be back after a restart.
+
+        The old pool's connections are dead and its reconnect attempts back off (1, 2, 4,
+        8 s ...): a new pool connects at once. Calls in flight finish on the old pool, which
+        is closed in the background.
+        """
+        old, self._pool = self._pool, self._new_pool()
+        await self._pool.open(wait=False)
+        retiring = asyncio.create_task(
+            old.close(timeout=RETIRE_TIMEOUT_S), name="gallery-pool-retire"
+        )
+        self._retired.add(retiring)
+        retiring.add_done_callback(self._retired.discard)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -173,6 +278,7 @@ class PostgresGalleryStore:
         (SELECT count(*) FROM gallery_faces f WHERE f.collection_id = c.id)
         FROM gallery_collections c"""
 
+    @_bounded
     async def create_collection(
         self, name: str, metadata: Metadata, recognizer_sha256: str
     ) -> Collection:
@@ -212,11 +318,13 @@ class PostgresGalleryStore:
         except FacegateError:
             log.warning("could not remove collection %d after its index failed", collection_id)
 
+    @_bounded
     async def list_collections(self) -> list[Collection]:
         async with self._transaction() as conn:
             cursor = await conn.execute(f"SELECT {self._COLLECTION_COLUMNS} ORDER BY c.name")
             return [self._collection(row) for row in await cursor.fetchall()]
 
+    @_bounded
     async def get_collection(self, name: str) -> Collection:
         async with self._transaction() as conn:
             cursor = await conn.execute(
@@ -227,6 +335,7 @@ class PostgresGalleryStore:
             raise NotFound(f"no collection '{name}': create it with POST /v1/collections")
         return self._collection(row)
 
+    @_bounded
     async def collection_recognizer(self, name: str) -> str:
         async with self._connection() as conn:  # one statement: no transaction round trips
             row = await (
@@ -238,6 +347,7 @@ class PostgresGalleryStore:
             raise NotFound(f"no collection '{name}': create it with POST /v1/collections")
         return str(row[0])
 
+    @_bounded
     async def delete_collection(self, name: str) -> None:
         async with self._transaction() as conn:
             row = await (
@@ -256,6 +366,7 @@ class PostgresGalleryStore:
         except FacegateError:
             log.warning("collection %d deleted; its index %s remains", row[0], index_name(row[0]))
 
+    @_bounded
     async def put_subject(self, collection: str, subject: str, metadata: Metadata | None) -> bool:
         async with self._transaction() as conn:
             cid = await self._collection_id(conn, collection, lock=True)
@@ -273,6 +384,7 @@ class PostgresGalleryStore:
                 )
             return row is not None
 
+    @_bounded
     async def list_subjects(self, collection: str, limit: int, after: str | None) -> SubjectPage:
         async with self._transaction() as conn:
             cid = await self._collection_id(conn, collection)
@@ -288,6 +400,7 @@ class PostgresGalleryStore:
         more = len(rows) > limit
         return SubjectPage(subjects, subjects[-1].name if more and subjects else None)
 
+    @_bounded
     async def get_subject(self, collection: str, subject: str) -> Subject:
         async with self._transaction() as conn:
             cid = await self._collection_id(conn, collection)
@@ -308,6 +421,7 @@ class PostgresGalleryStore:
             ).fetchall()
         return Subject(subject, row[0], len(faces), tuple(str(f[0]) for f in faces))
 
+    @_bounded
     async def delete_subject(self, collection: str, subject: str) -> int:
         async with self._transaction() as conn:
             cid = await self._collection_id(conn, collection)
@@ -324,6 +438,7 @@ class PostgresGalleryStore:
                 raise NotFound(f"no subject '{subject}' in collection '{collection}'")
             return removed
 
+    @_bounded
     async def add_faces(
         self, collection: str, enrolments: Sequence[tuple[str, Sequence[NewFace]]]
     ) -> list[list[str]]:
@@ -356,6 +471,7 @@ class PostgresGalleryStore:
                 out.append(ids)
         return out
 
+    @_bounded
     async def delete_face(self, collection: str, face_id: str) -> None:
         key = _face_uuid(face_id)
         async with self._transaction() as conn:
@@ -366,6 +482,7 @@ class PostgresGalleryStore:
             if gone.rowcount == 0:
                 raise NotFound(f"no face '{face_id}' in collection '{collection}'")
 
+    @_bounded
     async def search(
         self,
         collection: str,
@@ -429,6 +546,7 @@ class PostgresGalleryStore:
         ]
         return found, int(row[0]) if row is not None else None
 
+    @_bounded
     async def subject_similarity(
         self, collection: str, subject: str, query: npt.NDArray[np.float32]
     ) -> float:
@@ -445,6 +563,7 @@ class PostgresGalleryStore:
             raise NotFound(f"no faces of subject '{subject}' in collection '{collection}'")
         return float(row[0])
 
+    @_bounded
     async def export_faces(
         self, collection: str, after: str | None, limit: int
     ) -> list[ExportedFace]:

@@ -34,8 +34,11 @@ from ..ops.test_cli_processes import _tritons_serving
 pytestmark = pytest.mark.integration
 FACE = encode(square_image(640, 640, [(240, 128, 64)]))
 USER_KEY = "supervision-test-key-0123456789"
+ENROLL_KEY = "supervision-enroll-key-0123456789"
 TRITON_TIMEOUT_S = 2.0
 REQUEST_TIMEOUT_S = 4.0
+# A gallery call's own bound, below the request's deadline.
+GALLERY_TIMEOUT_S = 2.0
 # A request may end a little after its deadline (the 504 still has to be written).
 DEADLINE_SLACK_S = 3.0
 ALLOWED = {200, 503, 504}
@@ -68,16 +71,19 @@ def triton_under(parent: int) -> int:
 class Serve:
     """`facegate serve --models synthetic` in a child process, on free ports."""
 
-    def __init__(self, repository: Path, log_path: Path, *options: str) -> None:
+    def __init__(
+        self, repository: Path, log_path: Path, *options: str, gallery_dir: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.repository = repository
         self.log_path = log_path
         env = {
             **os.environ,
-            "FACEGATE_API_KEYS": f"user:{USER_KEY}",
+            "FACEGATE_API_KEYS": f"user:{USER_KEY},enroll:{ENROLL_KEY}",
             "FACEGATE_TRITON_TIMEOUT_S": str(TRITON_TIMEOUT_S),
             "FACEGATE_REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
+            "FACEGATE_GALLERY_STATEMENT_TIMEOUT_S": str(GALLERY_TIMEOUT_S),
             "FACEGATE_DRAIN_S": "2",
             "FACEGATE_JSON_LOGS": "false",
         }
@@ -85,8 +91,9 @@ class Serve:
         command = [
             sys.executable, "-m", "gateway.ops.cli", "serve", "--models", "synthetic",
             "--repository", str(repository), "--port", str(self.port), *ports,
-            # The gallery's PostgreSQL is not under test here (and its data dir is shared).
-            "--no-gallery", *options,
+            # The gallery's PostgreSQL is under test only where a test gives it a folder.
+            *(["--gallery-dir", str(gallery_dir)] if gallery_dir else ["--no-gallery"]),
+            *options,
         ]  # fmt: skip
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=self._log)

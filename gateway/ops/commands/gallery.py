@@ -72,18 +72,16 @@ def server_settings(shared_buffers: str) -> tuple[str, ...]:
     return (*sizing, "shared_preload_libraries=pg_prewarm")
 
 
-def start_serve_gallery(args: argparse.Namespace) -> tuple[EmbeddedPostgres | None, str]:
-    """For `serve`: the embedded PostgreSQL started (or None) and the URL to give the gateway."""
+def serve_gallery_server(args: argparse.Namespace) -> EmbeddedPostgres | None:
+    """For `serve`: the embedded PostgreSQL to start (None: no gallery, or an external one)."""
     if args.no_gallery or os.environ.get("FACEGATE_GALLERY_URL"):
-        return None, ""
-    server = EmbeddedPostgres(
+        return None
+    return EmbeddedPostgres(
         PostgresOptions(
             data_dir=args.gallery_dir or default_data_dir(),
             settings=server_settings(args.gallery_shared_buffers),
         )
     )
-    server.start()
-    return server, server.url()
 
 
 @contextmanager

@@ -18,10 +18,10 @@ from gateway.ops.commands._common import (
     add_repository,
     add_triton_ports,
 )
-from gateway.ops.commands.gallery import add_serve_options, start_serve_gallery
-from gateway.ops.servers.postgres import EmbeddedPostgresError
+from gateway.ops.commands.gallery import add_serve_options, serve_gallery_server
 
 if TYPE_CHECKING:
+    from gateway.ops.servers.supervisor import RestartPolicy, Supervisor
     from gateway.ops.servers.triton import EmbeddedTriton
     from gateway.supervision import ServerStates
 
@@ -61,13 +61,13 @@ def subparser_init(commands: Subparsers) -> None:
 
 def cmd(args: argparse.Namespace) -> int:
     from gateway.ops.repository.install import read_manifest
-    from gateway.ops.servers.supervisor import GAVE_UP_NEXT, policy_from_args, supervise
-    from gateway.ops.servers.triton import (
-        EmbeddedTriton,
-        EmbeddedTritonError,
-        TritonOptions,
-        TritonPorts,
+    from gateway.ops.servers.supervisor import (
+        GAVE_UP_NEXT,
+        ChildStartError,
+        policy_from_args,
+        supervise,
     )
+    from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions, TritonPorts
 
     repository: Path = args.repository
     if args.models == "synthetic":
@@ -96,28 +96,45 @@ def cmd(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
-    servers, supervisor = supervise(server, policy_from_args(args))
-    postgres = None
+    policy = policy_from_args(args)
+    servers, supervisor = supervise(server, policy)
+    gallery: Supervisor | None = None
     # SIGTERM raises KeyboardInterrupt like Ctrl-C. uvicorn restores this handler and re-raises
     # the signal into it after its graceful shutdown, so the finally below stops Triton (which
     # runs in its own session and would not see the terminal's signals).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         try:
-            postgres, gallery_url = start_serve_gallery(args)
+            gallery, gallery_url = _start_gallery(args, policy, servers)
             supervisor.start()
-        except (EmbeddedTritonError, EmbeddedPostgresError) as exc:
+        except ChildStartError as exc:
             raise CliError(str(exc)) from exc
         _serve_gateway(args, server, options.repository_key, label, gallery_url, servers)
     except KeyboardInterrupt:
         pass
     finally:
         supervisor.stop()
-        if postgres is not None:
-            postgres.stop()
-    if supervisor.failure:
-        raise CliError(f"{supervisor.failure}. {GAVE_UP_NEXT}")
+        if gallery is not None:
+            gallery.stop()
+    failure = supervisor.failure or (gallery.failure if gallery is not None else "")
+    if failure:
+        raise CliError(f"{failure}. {GAVE_UP_NEXT}")
     return 0
+
+
+def _start_gallery(
+    args: argparse.Namespace, policy: RestartPolicy, servers: ServerStates
+) -> tuple[Supervisor | None, str]:
+    """The embedded PostgreSQL started under supervision (None without one) and its URL."""
+    from gateway.ops.servers.launcher_child import postgres_child
+    from gateway.ops.servers.supervisor import supervise
+
+    postgres = serve_gallery_server(args)
+    if postgres is None:
+        return None, ""
+    _, gallery = supervise(postgres_child(postgres), policy, servers)
+    gallery.start()
+    return gallery, postgres.url()
 
 
 def _models_label(repository: Path) -> str:

@@ -14,15 +14,19 @@ import os
 import signal
 import socket
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from gateway.ops.servers.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from gateway.ops.servers.sessions import session_members
 from gateway.ops.servers.supervisor import ChildStartError
+from gateway.supervision import POSTGRES
 
 PROBE_TIMEOUT_S = 2.0
 LOG_TAIL_LINES = 30
+ORPHAN_WAIT_S = 10.0
 # PostgreSQL's SSLRequest: length 8, then the code 1234 5679; the server answers one byte.
 _SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
@@ -54,11 +58,14 @@ class LauncherChild:
         launcher: Launcher,
         probe: Callable[[], bool],
         start_errors: tuple[type[Exception], ...] = (Exception,),
+        leftovers: Callable[[], list[int]] | None = None,
     ) -> None:
+        """leftovers: the live processes of a dead instance; by default its session's."""
         self.name = name
         self._launcher = launcher
         self._probe = probe
         self._start_errors = start_errors
+        self._leftovers = leftovers or (lambda: session_members(self._session))
         self._session = 0
 
     def start(self) -> None:
@@ -84,13 +91,18 @@ class LauncherChild:
         self.cleanup()
 
     def cleanup(self) -> str:
-        """SIGKILL what is left of the dead instance's session; '' if nothing was."""
+        """SIGKILL what is left of the dead instance; '' if nothing was."""
         if not self._session or self._launcher.running:
             return ""
-        orphans = session_members(self._session)
+        orphans = self._leftovers()
         for pid in orphans:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # Until they are gone: a postmaster refuses to start while a backend of the dead
+        # one still holds the shared-memory segment named in postmaster.pid.
+        deadline = time.monotonic() + ORPHAN_WAIT_S
+        while orphans and self._leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return f"killed {len(orphans)} orphaned process(es) {orphans}" if orphans else ""
 
     def log_tail(self) -> str:
@@ -114,3 +126,15 @@ def postgres_answers(socket_path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> b
             return probe.recv(1) in (b"S", b"N")
     except OSError:
         return False
+
+
+def postgres_child(server: EmbeddedPostgres) -> LauncherChild:
+    """The embedded PostgreSQL as a supervised child named POSTGRES (the gateway's key)."""
+    return LauncherChild(
+        POSTGRES,
+        server,
+        lambda: postgres_answers(server.socket_path),
+        (EmbeddedPostgresError,),
+        # A postmaster's children lead sessions of their own (setsid): found by data folder.
+        server.server_pids,
+    )

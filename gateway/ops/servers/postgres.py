@@ -19,7 +19,7 @@ traverse the folders above the data folder.
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
 import os
 import pwd
@@ -29,16 +29,19 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from gateway.ops.servers.child_process import (
+    LogTail,
+    NotReady,
+    die_with_parent,
+    wait_until_ready,
+)
+
 log = logging.getLogger(__name__)
 READY_POLL_S = 0.2
-LOG_TAIL_LINES = 400
 SYSTEM_USER = "facegate-postgres"
 # The longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL).
 MAX_SOCKET_PATH = 107
@@ -137,10 +140,8 @@ class EmbeddedPostgres:
 
     def __init__(self, options: PostgresOptions, echo_logs: bool = False) -> None:
         self.options = options
-        self._echo_logs = echo_logs
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        self._reader: threading.Thread | None = None
+        self._tail = LogTail("postgres", echo=echo_logs)
 
     @property
     def pgdata(self) -> Path:
@@ -149,6 +150,11 @@ class EmbeddedPostgres:
     @property
     def socket_dir(self) -> Path:
         return self.options.data_dir / "socket"
+
+    @property
+    def socket_path(self) -> Path:
+        """The postmaster's unix socket (it exists while postgres listens)."""
+        return self.socket_dir / f".s.PGSQL.{self.options.port}"
 
     @property
     def password_file(self) -> Path:
@@ -165,7 +171,7 @@ class EmbeddedPostgres:
         )
 
     def logs(self) -> str:
-        return "".join(self._log_tail)
+        return self._tail.text()
 
     @property
     def pid(self) -> int:
@@ -227,9 +233,9 @@ class EmbeddedPostgres:
             group=owner.pw_gid if owner else None,
             extra_groups=[] if owner else None,
             cwd=str(data_dir),
+            preexec_fn=die_with_parent,
         )
-        self._reader = threading.Thread(target=self._read_logs, name="postgres-logs", daemon=True)
-        self._reader.start()
+        self._tail.follow(self._process)
         self._wait_ready()
         self._ensure_database()
 
@@ -290,14 +296,6 @@ class EmbeddedPostgres:
                 f"initdb failed (exit {result.returncode}):\n{result.stderr[-2000:]}"
             )
 
-    def _read_logs(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for raw in self._process.stdout:
-            line = raw.decode("utf-8", errors="replace")
-            self._log_tail.append(line)
-            if self._echo_logs:
-                sys.stderr.write(line)
-
     def _accepts_login(self, database: str) -> bool:
         import psycopg
 
@@ -309,24 +307,26 @@ class EmbeddedPostgres:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.options.startup_timeout_s
-        while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                if self._reader is not None:
-                    self._reader.join(timeout=5)
+        try:
+            wait_until_ready(
+                self._process,
+                lambda: self._accepts_login("postgres"),
+                self.options.startup_timeout_s,
+                READY_POLL_S,
+                self._tail,
+            )
+        except NotReady as exc:
+            if exc.exit_code is not None:
                 raise EmbeddedPostgresError(
-                    f"PostgreSQL exited with code {code} during startup:\n{self.logs()[-2000:]}"
-                )
-            if self._accepts_login("postgres"):
-                log.info("embedded PostgreSQL ready (pid %d)", self._process.pid)
-                return
-            time.sleep(READY_POLL_S)
-        self.stop()
-        raise EmbeddedPostgresError(
-            f"PostgreSQL was not ready after {self.options.startup_timeout_s:.0f} s:\n"
-            f"{self.logs()[-2000:]}"
-        )
+                    f"PostgreSQL exited with code {exc.exit_code} during startup:\n"
+                    f"{self.logs()[-2000:]}"
+                ) from None
+            self.stop()
+            raise EmbeddedPostgresError(
+                f"PostgreSQL was not ready after {self.options.startup_timeout_s:.0f} s:\n"
+                f"{self.logs()[-2000:]}"
+            ) from None
+        log.info("embedded PostgreSQL ready (pid %d)", self._process.pid)
 
     def _ensure_database(self) -> None:
         import psycopg
@@ -352,11 +352,43 @@ class EmbeddedPostgres:
             assert self._process is not None
             self._process.send_signal(signal.SIGINT)
 
+    def server_pids(self) -> list[int]:
+        """Live processes of this cluster: postgres binaries working in its data folder.
+
+        Each child of a postmaster calls setsid(), so neither its session nor its process
+        group finds them, and once the postmaster is dead they are no longer its children;
+        their working folder (the postmaster chdirs to the data folder) still tells.
+        """
+        pgdata = str(self.pgdata.resolve())
+        binary = str((bin_dir() / "postgres").resolve())
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") != pgdata:
+                    continue
+                if os.readlink(f"/proc/{entry}/exe") != binary:
+                    continue
+                with open(f"/proc/{entry}/stat") as handle:
+                    state = handle.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                found.append(int(entry))
+        return found
+
     def kill(self) -> None:
-        """Stop postgres and its backends at once (crash recovery runs at the next start)."""
+        """Stop postgres and every process of its cluster at once (crash recovery follows).
+
+        SIGKILL ends stopped (SIGSTOP) processes too: a hung cluster is ended as a whole, so
+        that none of it keeps the shared memory a new postmaster needs.
+        """
         if self.running:
             assert self._process is not None
-            os.killpg(self._process.pid, signal.SIGKILL)
+            for pid in [self._process.pid, *self.server_pids()]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self._process.wait()
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -370,5 +402,4 @@ class EmbeddedPostgres:
         except subprocess.TimeoutExpired:
             log.warning("PostgreSQL did not stop in time; killing it")
             self.kill()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
+        self._tail.join()

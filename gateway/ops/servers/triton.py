@@ -15,9 +15,7 @@ prefix unique to each start, so a restart leaks nothing (see cleanup()).
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
 import logging
 import os
 import secrets
@@ -27,13 +25,18 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.ops.servers.child_process import (
+    LogTail,
+    NotReady,
+    die_with_parent,
+    wait_until_ready,
+)
 from gateway.ops.servers.sessions import session_members, sweep_stale_shm
 from gateway.ops.servers.stub_repair import StubWatch
 from gateway.ops.servers.supervisor import ChildStartError
@@ -41,13 +44,11 @@ from gateway.triton import spec
 
 log = logging.getLogger(__name__)
 READY_POLL_S = 0.25
-LOG_TAIL_LINES = 400
 SHM_DIR = Path("/dev/shm")
 # The Python backend's default prefix, kept so operators recognise the files; a token per
 # start follows, so the files of one server instance can be told from any other's.
 SHM_PREFIX = "triton_python_backend_shm_region_"
 PROBE_TIMEOUT_S = 2.0
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedTritonError(ChildStartError):
@@ -170,16 +171,6 @@ def new_repository_key() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the thread that started it ends.
-
-    So a `facegate serve` that is itself killed takes Triton with it. Linux only; elsewhere
-    (no prctl) the child simply outlives a killed parent.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 class EmbeddedTriton:
     """A tritonserver child process: start, wait until ready, stop; restartable.
 
@@ -200,10 +191,8 @@ class EmbeddedTriton:
             / "facegate"
             / "triton"
         )
-        self._echo_logs = echo_logs
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        self._reader: threading.Thread | None = None
+        self._tail = LogTail("triton", echo=echo_logs)
         self._shm_prefix = SHM_PREFIX
         self._stub_watch: StubWatch | None = None
 
@@ -216,7 +205,7 @@ class EmbeddedTriton:
         return f"http://127.0.0.1:{self.options.ports.http}"
 
     def logs(self) -> str:
-        return "".join(self._log_tail)
+        return self._tail.text()
 
     def _check_repository(self) -> None:
         for name in self.options.startup_models:
@@ -256,7 +245,6 @@ class EmbeddedTriton:
         # A token per start: the shared-memory files of this instance, and only those.
         self._shm_prefix = f"{SHM_PREFIX}facegate_{secrets.token_hex(6)}_"
         command = server_command(self.options, backends, cache, self._shm_prefix)
-        self._log_tail = collections.deque(maxlen=LOG_TAIL_LINES)
         log.info(
             "starting embedded Triton: gRPC :%d, HTTP :%d, metrics :%d",
             self.options.ports.grpc,
@@ -269,15 +257,9 @@ class EmbeddedTriton:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
-        self._reader = threading.Thread(
-            target=self._read_logs,
-            args=(self._process, self._log_tail),
-            name="triton-logs",
-            daemon=True,
-        )
-        self._reader.start()
+        self._tail.follow(self._process)
         self._wait_ready()
         self._stub_watch = StubWatch(
             self.http_url,
@@ -287,19 +269,11 @@ class EmbeddedTriton:
             self.options.repository.resolve(),
         )
 
-    def _read_logs(self, process: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            line = raw.decode("utf-8", errors="replace")
-            tail.append(line)
-            if self._echo_logs:
-                sys.stderr.write(line)
-
     def failure_reason(self) -> str:
         """Triton's own words for why a model did not load, from its log."""
         reasons = [
             line.strip()
-            for line in self._log_tail
+            for line in self._tail.lines()
             if "failed to load" in line or line.startswith("E")
         ]
         return "\n".join(reasons[-8:]) or self.logs()[-2000:]
@@ -313,24 +287,26 @@ class EmbeddedTriton:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.options.startup_timeout_s
-        while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                if self._reader is not None:
-                    self._reader.join(timeout=5)
+        try:
+            wait_until_ready(
+                self._process,
+                self._ready,
+                self.options.startup_timeout_s,
+                READY_POLL_S,
+                self._tail,
+            )
+        except NotReady as exc:
+            if exc.exit_code is not None:
                 raise EmbeddedTritonError(
-                    f"Triton exited with code {code} during startup:\n{self.failure_reason()}"
-                )
-            if self._ready() and self._process.poll() is None:
-                log.info("embedded Triton ready: %s", ", ".join(self.options.startup_models))
-                return
-            time.sleep(READY_POLL_S)
-        self.stop()
-        raise EmbeddedTritonError(
-            f"Triton was not ready after {self.options.startup_timeout_s:.0f} s "
-            f"(raise --startup-timeout-s on slow machines):\n{self.failure_reason()}"
-        )
+                    f"Triton exited with code {exc.exit_code} during startup:\n"
+                    f"{self.failure_reason()}"
+                ) from None
+            self.stop()
+            raise EmbeddedTritonError(
+                f"Triton was not ready after {self.options.startup_timeout_s:.0f} s "
+                f"(raise --startup-timeout-s on slow machines):\n{self.failure_reason()}"
+            ) from None
+        log.info("embedded Triton ready: %s", ", ".join(self.options.startup_models))
 
     def wait(self) -> int:
         """Block until Triton exits; returns its exit code."""
@@ -392,7 +368,7 @@ class EmbeddedTriton:
         return self._stub_watch.repair()
 
     def log_tail(self, lines: int = 30) -> str:
-        return "".join(list(self._log_tail)[-lines:])
+        return self._tail.text(last=lines)
 
     def cleanup(self) -> str:
         """After tritonserver has exited: kill what is left of its session, remove its shm files.
