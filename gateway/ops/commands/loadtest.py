@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from gateway.ops.bench.options import DEFAULT_CACHE_DIR, DEFAULT_REPORT, BenchError
 from gateway.ops.commands._common import (
@@ -15,6 +16,7 @@ from gateway.ops.commands._common import (
     positive_float,
     positive_int,
 )
+from gateway.ops.loadtest.gallery_load import GALLERY_KINDS
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import DEFAULT_MIX, LoadOptions, parse_mix
 
@@ -36,7 +38,9 @@ def cmd(args: argparse.Namespace) -> int:
     from gateway.ops.servers.stack import StackError
 
     try:
-        mix = parse_mix(args.mix, KIND_NAMES) if args.mix else dict(DEFAULT_MIX)
+        # The gallery kinds need serve's embedded PostgreSQL: the fault-schedule run has it.
+        known = KIND_NAMES + (GALLERY_KINDS if args.faults else ())
+        mix = parse_mix(args.mix, known) if args.mix else dict(DEFAULT_MIX)
     except BenchError as exc:
         raise CliError(str(exc)) from exc
     options = LoadOptions(
@@ -47,6 +51,7 @@ def cmd(args: argparse.Namespace) -> int:
         rss_bound_mib=args.rss_bound_mib,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
+        serve_log=args.serve_log,
     )
     if args.faults:
         from gateway.ops.loadtest.fault_command import run_with_faults
@@ -111,8 +116,17 @@ def subparser_init(commands: Subparsers) -> None:
         default="",
         metavar="KIND@S,...",
         help="run against `facegate serve` and inject faults at these seconds: kill (SIGKILL "
-        "Triton), stop (SIGSTOP Triton), stub (SIGKILL the swapper's stub), e.g. "
-        "kill@60,stop@150,stub@240; reports time to recover per fault and failures outside them",
+        "Triton), stop (SIGSTOP Triton), stub (SIGKILL the swapper's stub), pgkill (SIGKILL "
+        "PostgreSQL), pgstop (SIGSTOP PostgreSQL), e.g. kill@60,stop@150,stub@240,pgkill@300; "
+        "reports time to recover per fault and failures outside them. This run also knows the "
+        "gallery kinds enrol and identify (serve then runs its embedded PostgreSQL)",
+    )
+    parser.add_argument(
+        "--serve-log",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="with --faults: keep `facegate serve`'s own log (the supervisor's restarts) here",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=cmd)

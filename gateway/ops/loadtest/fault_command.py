@@ -10,10 +10,12 @@ from gateway.ops.loadtest.options import LoadOptions
 
 
 def run_with_faults(options: LoadOptions, schedule: str) -> int:
-    """Exit status 0 when every fault recovered and nothing failed outside them."""
+    """Exit status 0 when every fault recovered, nothing failed outside them, and no process
+    grew past the memory goal."""
     from gateway.ops.failures import CommandFailed
     from gateway.ops.loadtest.driver import load_models
     from gateway.ops.loadtest.faults import format_faults, parse_faults, run_fault_loadtest
+    from gateway.ops.loadtest.gallery_load import gallery_kinds, new_collection_name
     from gateway.ops.loadtest.kinds import request_kinds
     from gateway.ops.loadtest.report import format_text
 
@@ -25,11 +27,13 @@ def run_with_faults(options: LoadOptions, schedule: str) -> int:
         sys.stdout.write(f"preparing {options.profile} synthetic models ...\n")
         models = load_models(options)
         small, large = bench_images()
-        run = run_fault_loadtest(options, faults, models, request_kinds(small, large), sys.stdout)
+        collection = new_collection_name()
+        kinds = {**request_kinds(small, large), **gallery_kinds(collection, small)}
+        run = run_fault_loadtest(options, faults, models, kinds, sys.stdout, collection)
     except BenchError as exc:
         raise CommandFailed(str(exc)) from exc
     sys.stdout.write(format_text(run.summary, options))
-    sys.stdout.write(format_faults(run.injected, run.outside, run.rss))
+    sys.stdout.write(format_faults(run.injected, run.outside, run.memory))
     if run.passed:
         sys.stdout.write(
             "PASS with faults: every fault recovered and nothing failed outside the fault "
@@ -40,4 +44,6 @@ def run_with_faults(options: LoadOptions, schedule: str) -> int:
             "FAIL with faults: a fault did not recover or something failed outside the fault "
             "windows (see above)\n"
         )
-    return 0 if run.passed else 1
+    if not run.memory_ok:
+        sys.stdout.write("FAIL on memory: a process grew past the goal after its baseline\n")
+    return 0 if run.passed and run.memory_ok else 1

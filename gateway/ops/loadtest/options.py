@@ -39,6 +39,8 @@ class LoadOptions:
     cache_dir: Path = DEFAULT_CACHE_DIR
     progress: bool = True
     seed: int = 7
+    # The fault-schedule run: where to keep `facegate serve`'s own log (None: discarded).
+    serve_log: Path | None = None
 
     @property
     def warmup_s(self) -> float:

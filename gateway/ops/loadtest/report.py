@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from gateway.ops.loadtest.gallery_load import GALLERY_KINDS
 from gateway.ops.loadtest.kinds import KIND_NAMES
 from gateway.ops.loadtest.options import LoadOptions
 from gateway.ops.loadtest.stats import LoadSummary
@@ -29,7 +30,7 @@ WATCHED = ("gateway", "triton")
 
 
 def latency_rows(summary: LoadSummary) -> list[list[str]]:
-    order = {name: i for i, name in enumerate((*KIND_NAMES, "all"))}
+    order = {name: i for i, name in enumerate((*KIND_NAMES, *GALLERY_KINDS, "all"))}
     rows = sorted(summary.latencies, key=lambda s: order.get(s.kind, len(order)))
     return [
         [s.kind, str(s.requests), str(s.failed), str(s.timed)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -107,3 +108,37 @@ def die_with_parent() -> None:
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# Switches user (if asked), sets the parent-death signal, then becomes the command (exec
+# keeps the setting; a change of user clears it, hence this order). An orphan already (the
+# parent died before prctl) exits instead.
+_TRAMPOLINE = (
+    "import ctypes, os, sys\n"
+    "parent, uid, gid = (int(value) for value in sys.argv[1:4])\n"
+    "if uid >= 0:\n"
+    "    os.setgroups([])\n"
+    "    os.setgid(gid)\n"
+    "    os.setuid(uid)\n"
+    "try:\n"
+    "    ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
+    "except (OSError, AttributeError):\n"
+    "    pass\n"
+    "if os.getppid() != parent:\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[4], sys.argv[4:])\n"
+)
+
+
+def dying_with_parent(command: list[str], uid: int = -1, gid: int = -1) -> list[str]:
+    """`command` behind a trampoline that sets die-with-parent (as die_with_parent does),
+    run as uid:gid (without supplementary groups) when they are given.
+
+    For children started from a process with gRPC's threads: a preexec_fn makes Popen fork
+    and run Python's at-fork hooks in the child, where gRPC's can crash it (SIGSEGV before
+    exec, seen on PostgreSQL restarts under load); a plain Popen needs no hooks. The
+    trampoline starts as the caller, so the interpreter need not be reachable by uid. The
+    signal follows the thread that is the child's parent once the trampoline runs (a
+    fraction of a second after Popen): start it from a thread that lives on.
+    """
+    return [sys.executable, "-S", "-c", _TRAMPOLINE, str(os.getpid()), str(uid), str(gid), *command]

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from gateway.ops.servers.child_process import (
     LogTail,
     NotReady,
-    die_with_parent,
+    dying_with_parent,
     wait_until_ready,
 )
 
@@ -225,15 +225,13 @@ class EmbeddedPostgres:
             f"and {self.options.listen}:{self.options.port}" if self.options.listen else "no TCP",
         )
         self._process = subprocess.Popen(
-            command,
+            dying_with_parent(
+                command, owner.pw_uid if owner else -1, owner.pw_gid if owner else -1
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=owner.pw_uid if owner else None,
-            group=owner.pw_gid if owner else None,
-            extra_groups=[] if owner else None,
             cwd=str(data_dir),
-            preexec_fn=die_with_parent,
         )
         self._tail.follow(self._process)
         self._wait_ready()

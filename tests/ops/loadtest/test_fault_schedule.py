@@ -11,6 +11,7 @@ from gateway.ops.loadtest.stats import OK, RequestRecord
 
 def test_parse_orders_faults_and_refuses_unknown_ones() -> None:
     assert parse_faults("stop@150, kill@60") == [Fault("kill", 60.0), Fault("stop", 150.0)]
+    assert parse_faults("pgstop@9,pgkill@3") == [Fault("pgkill", 3.0), Fault("pgstop", 9.0)]
     for bad in ("boom@10", "kill@soon", "kill"):
         with pytest.raises(BenchError):
             parse_faults(bad)
@@ -45,3 +46,17 @@ def test_a_fault_without_a_later_success_never_recovers() -> None:
     fault = InjectedFault(Fault("kill", 10.0), 10.0, pid=1)
     outside = assign_failures([_record("detect", 11.0, 0.1, "503")], [fault])
     assert fault.recovered_s is None and fault.failures == {"503": 1} and not outside
+
+
+def test_a_postgres_fault_recovers_with_a_gallery_request_only() -> None:
+    records = [
+        _record("enrol", 10.5, 0.2, "503"),  # the fault's
+        _record("detect", 11.0, 0.1),  # detect works without the database: not a recovery
+        _record("identify", 12.0, 0.5, "503"),
+        _record("identify", 15.0, 1.0),  # recovered at 16.0
+        _record("enrol", 17.0, 0.5, "503"),  # after recovery: real
+    ]
+    fault = InjectedFault(Fault("pgkill", 10.0), 10.0, pid=1)
+    outside = assign_failures(records, [fault])
+    assert fault.time_to_recover_s == pytest.approx(6.0)
+    assert fault.failures == {"503": 2} and outside == {"enrol: 503": 1}

@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-from gateway.ops.servers.child_process import LogTail, NotReady, die_with_parent, wait_until_ready
+from gateway.ops.servers.child_process import (
+    LogTail,
+    NotReady,
+    die_with_parent,
+    dying_with_parent,
+    wait_until_ready,
+)
 
 
 def _python(code: str, **extra: object) -> subprocess.Popen[bytes]:
@@ -84,6 +90,31 @@ def test_a_child_dies_with_the_thread_that_started_it() -> None:
     thread.start()
     thread.join()
     (child,) = started
+    deadline = time.monotonic() + 10
+    while child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.returncode == -9
+
+
+def test_the_trampoline_becomes_the_command_and_dies_with_its_thread() -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    first_line: list[bytes] = []
+
+    def launch() -> None:
+        command = dying_with_parent(["/bin/sh", "-c", "echo $$; exec sleep 60"])
+        child = subprocess.Popen(command, stdout=subprocess.PIPE)
+        started.append(child)
+        assert child.stdout is not None
+        # The thread lives until the command runs (as serve's threads do): the trampoline
+        # sets the signal for the thread that is its parent then.
+        first_line.append(child.stdout.readline())
+
+    thread = threading.Thread(target=launch)
+    thread.start()
+    thread.join()
+    (child,) = started
+    # The command runs in the very process Popen started (exec, no extra child).
+    assert int(first_line[0]) == child.pid
     deadline = time.monotonic() + 10
     while child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
