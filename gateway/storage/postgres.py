@@ -211,6 +211,7 @@ class PostgresGalleryStore:
         )
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] = self._new_pool()
         self._retired: set[asyncio.Task[None]] = set()
+        self._old_pools: list[psycopg_pool.AsyncConnectionPool[Connection]] = []
         # Collection name -> id, so a search needs no lookup first; every search checks the
         # id in the same round trip and corrects a stale entry (ids are never reused).
         self._collection_ids: dict[str, int] = {}
@@ -223,22 +224,33 @@ class PostgresGalleryStore:
 
     async def close(self) -> None:
         await self._pool.close()
+        for retiring in self._retired:
+            retiring.cancel()
         await asyncio.gather(*self._retired, return_exceptions=True)
+        for old in self._old_pools:
+            await old.close()
+        self._old_pools.clear()
 
     async def reconnect(self) -> None:
         """A fresh pool, for when the database is known to be back after a restart.
 
         The old pool's connections are dead and its reconnect attempts back off (1, 2, 4,
         8 s ...): a new pool connects at once. Calls in flight finish on the old pool, which
-        is closed in the background.
+        is closed in the background a call's time later.
         """
         old, self._pool = self._pool, self._new_pool()
         await self._pool.open(wait=False)
-        retiring = asyncio.create_task(
-            old.close(timeout=RETIRE_TIMEOUT_S), name="gallery-pool-retire"
-        )
+        retiring = asyncio.create_task(self._retire(old), name="gallery-pool-retire")
         self._retired.add(retiring)
         retiring.add_done_callback(self._retired.discard)
+
+    async def _retire(self, old: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
+        # Closing at once would fail the calls queued on it (PoolClosed): they get a call's
+        # time to finish there first.
+        self._old_pools.append(old)
+        await asyncio.sleep(self._statement_timeout_s or RETIRE_TIMEOUT_S)
+        await old.close(timeout=RETIRE_TIMEOUT_S)
+        self._old_pools.remove(old)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:

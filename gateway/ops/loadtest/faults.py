@@ -119,6 +119,14 @@ def _program(pid: int) -> list[str]:
         return []
 
 
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def stack_processes(serve_pid: int) -> dict[str, int]:
     """Every live process of the stack by label: gateway, tritonserver, stub:<model>, postgres.
 
@@ -131,7 +139,8 @@ def stack_processes(serve_pid: int) -> dict[str, int]:
             continue
         if args[0].endswith("/tritonserver"):
             found["tritonserver"] = pid
-        elif args[0].endswith("/postgres"):
+        elif args[0].endswith("/postgres") and _parent(pid) == serve_pid:
+            # The postmaster; a backend carries the same command line until it retitles.
             found["postgres"] = pid
         elif args[0].endswith(PYTHON_STUB) and len(args) > 1:
             found[f"stub:{args[1].rsplit('/', 3)[-3]}"] = pid
