@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,15 @@ def subparser_init(commands: Subparsers) -> None:
     add_triton_ports(triton)
     triton.add_argument("--show-logs", action="store_true", help="echo Triton's own log to stderr")
     triton.add_argument("--log-verbose", type=int, default=0, help="Triton's --log-verbose level")
+    triton.add_argument(
+        "--no-supervise",
+        action="store_true",
+        help="do not restart Triton when it crashes or hangs: exit with its status instead "
+        "(for an outer supervisor that restarts the command)",
+    )
+    from gateway.ops.servers.supervisor import add_supervision_options
+
+    add_supervision_options(triton)
     triton.set_defaults(func=cmd)
 
 
@@ -49,6 +59,8 @@ def cmd(args: argparse.Namespace) -> int:
         host=args.triton_host,
     )
     server = EmbeddedTriton(options, echo_logs=args.show_logs)
+    if not args.no_supervise:
+        return _run_supervised(args, server, generated)
     signals = forward_signals(server)
     try:
         server.start()
@@ -58,26 +70,68 @@ def cmd(args: argparse.Namespace) -> int:
             # Ctrl-C/SIGTERM while Triton was starting: stopped on request, not a failure.
             return 0
         raise CliError(str(exc)) from exc
+    _announce(server, args.metrics_port, generated)
+    code = server.wait()
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+
+
+def _announce(server: EmbeddedTriton, metrics_port: int, generated: bool) -> None:
     print(
-        f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{args.metrics_port}",
+        f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics :{metrics_port}",
         flush=True,
     )
     if generated:
         print(
             "Model-repository API key (random, this run only; set FACEGATE_TRITON_REPOSITORY_KEY to choose one):\n"
-            f"  {options.repository_key}",
+            f"  {server.options.repository_key}",
             flush=True,
         )
     print("Ctrl-C stops it.", flush=True)
-    code = server.wait()
-    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
-def forward_signals(server: EmbeddedTriton) -> list[int]:
+def _run_supervised(args: argparse.Namespace, server: EmbeddedTriton, generated: bool) -> int:
+    """Triton under the supervisor of `facegate serve`: restarted when it dies or hangs.
+
+    Ends on Ctrl-C/SIGTERM (0), or when the supervisor gives up (exit 2, as serve does).
+    """
+    from gateway.ops.servers.supervisor import (
+        GAVE_UP_NEXT,
+        ChildEvent,
+        ChildStartError,
+        Supervisor,
+        policy_from_args,
+    )
+
+    done = threading.Event()
+
+    def on_change(event: ChildEvent) -> None:
+        if event.phase == "failed":
+            done.set()
+
+    supervisor = Supervisor(server, policy_from_args(args), on_change)
+    signals = forward_signals(server, done)
+    try:
+        supervisor.start()
+    except ChildStartError as exc:
+        server.stop()
+        if signals:
+            return 0  # stopped on request while starting, not a failure
+        raise CliError(str(exc)) from exc
+    _announce(server, args.metrics_port, generated)
+    while not done.wait(1.0):
+        pass
+    supervisor.stop()
+    if supervisor.failure:
+        raise CliError(f"{supervisor.failure}. {GAVE_UP_NEXT}")
+    return 0
+
+
+def forward_signals(server: EmbeddedTriton, done: threading.Event | None = None) -> list[int]:
     """Ctrl-C/SIGTERM ask Triton to stop (it drains); a second one kills it.
 
-    The handlers only signal: the main thread, waiting on Triton, sees it exit. Returns the
-    list the handlers append each signal number to.
+    The handlers only signal: the main thread, waiting on Triton, sees it exit (or, when
+    supervised, sees `done` set and stops the supervisor, so that the exit is no crash to
+    restart). Returns the list the handlers append each signal number to.
     """
     seen: list[int] = []
 
@@ -85,7 +139,10 @@ def forward_signals(server: EmbeddedTriton) -> list[int]:
         seen.append(signum)
         if len(seen) == 1:
             log.info("signal %d: stopping Triton (again to kill it)", signum)
-            server.terminate()
+            if done is not None:
+                done.set()
+            else:
+                server.terminate()
         else:
             server.kill()
 
