@@ -17,13 +17,15 @@ def _samples(series: dict[str, list[tuple[int, float]]]) -> list[RssSample]:
 
 
 def test_a_steady_process_is_measured_from_the_warm_up() -> None:
-    # Grows from 100 to 150 MiB during the warm-up, then +2 MiB over 200 s.
+    # Grows from 100 to 150 MiB during the warm-up, then +2 MiB over 200 s (201 samples:
+    # the quarters are 50 samples each, their medians at 74.5 and 225.5 s).
     values = [
         (7, 100 + 50 * min(t, 50) / 50 + (2 * (t - 50) / 200 if t > 50 else 0)) for t in range(251)
     ]
     (memory,) = process_memory(_samples({"gateway": values}), warmup_s=50, settle_s=30)
     assert memory.instances == 1 and memory.baseline_s == 50
-    assert memory.growth_pct == pytest.approx(100 * 2 / 150, rel=1e-3)
+    first, last = 150 + 2 * 24.5 / 200, 150 + 2 * 175.5 / 200
+    assert memory.growth_pct == pytest.approx(100 * (last - first) / first, rel=1e-3)
     assert memory.within_limit
     assert (memory.first_mib, memory.last_mib) == (100, pytest.approx(152))
 
@@ -34,8 +36,10 @@ def test_a_restarted_process_is_measured_on_its_last_instance_after_settling() -
     second = [(2, 20 + 10 * min(t, 10) + 0.01 * max(0, t - 10)) for t in range(200)]
     (memory,) = process_memory(_samples({"triton": first + second}), warmup_s=50, settle_s=30)
     assert memory.instances == 2 and memory.baseline_s == 130
-    # 120.2 MiB at 130 s, 121.89 MiB at the end: the first instance's 300 MiB do not count.
-    assert memory.growth_pct == pytest.approx(100 * (121.89 - 120.2) / 120.2, rel=1e-3)
+    # 170 samples from 130 s: quarter medians at 150.5 s and 278.5 s (t = 50.5 and 178.5 of
+    # the instance); the first instance's 300 MiB do not count.
+    first, last = 120 + 0.01 * 40.5, 120 + 0.01 * 168.5
+    assert memory.growth_pct == pytest.approx(100 * (last - first) / first, rel=1e-3)
     assert memory.max_mib == pytest.approx(298)
 
 
