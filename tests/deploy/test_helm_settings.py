@@ -99,6 +99,7 @@ def test_rendered_settings_parse_to_the_values_given(
     assert settings.compat_immich_models == ",".join(compat["immichModels"])
     assert settings.compat_immich_prefix == compat["immichPrefix"]
     assert settings.gallery_timeout_s == gallery["timeoutSeconds"]
+    assert settings.gallery_statement_timeout_s == gallery["statementTimeoutSeconds"]
     assert settings.gallery_migrate is False
     assert settings.gallery_ef_search == gallery["efSearch"]
 
