@@ -10,10 +10,7 @@ deadline passes.
 from __future__ import annotations
 
 import collections
-import contextlib
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +18,6 @@ import time
 from collections.abc import Callable
 
 LOG_TAIL_LINES = 400
-_PR_SET_PDEATHSIG = 1
 
 
 class LogTail:
@@ -99,17 +95,6 @@ def wait_until_ready(
     raise NotReady(None)
 
 
-def die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the thread that started it ends.
-
-    So a `facegate serve` that is itself killed takes its servers with it. Linux only;
-    elsewhere (no prctl) the child simply outlives a killed parent. Popen runs this after
-    it has switched to another user (the kernel clears the setting on that switch).
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 # Switches user (if asked), sets the parent-death signal, then becomes the command (exec
 # keeps the setting; a change of user clears it, hence this order). An orphan already (the
 # parent died before prctl) exits instead.
@@ -131,7 +116,7 @@ _TRAMPOLINE = (
 
 
 def dying_with_parent(command: list[str], uid: int = -1, gid: int = -1) -> list[str]:
-    """`command` behind a trampoline that sets die-with-parent (as die_with_parent does),
+    """`command` behind a trampoline that sets die-with-parent (SIGKILL when the starting thread ends),
     run as uid:gid (without supplementary groups) when they are given.
 
     For children started from a process with gRPC's threads: a preexec_fn makes Popen fork

@@ -34,7 +34,7 @@ from pathlib import Path
 from gateway.ops.servers.child_process import (
     LogTail,
     NotReady,
-    die_with_parent,
+    dying_with_parent,
     wait_until_ready,
 )
 from gateway.ops.servers.sessions import session_members, sweep_stale_shm
@@ -251,13 +251,15 @@ class EmbeddedTriton:
             self.options.ports.http,
             self.options.ports.metrics,
         )
+        # Behind the trampoline, not a preexec_fn: the callers hold gRPC's threads, and a
+        # preexec_fn makes Popen fork and run their at-fork hooks in the child (seen aborting
+        # Triton's start with SIGABRT under load, as it crashed PostgreSQL's restarts).
         self._process = subprocess.Popen(
-            command,
+            dying_with_parent(command),
             env=server_environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         self._tail.follow(self._process)
         self._wait_ready()

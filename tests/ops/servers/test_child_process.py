@@ -12,7 +12,6 @@ import pytest
 from gateway.ops.servers.child_process import (
     LogTail,
     NotReady,
-    die_with_parent,
     dying_with_parent,
     wait_until_ready,
 )
@@ -78,22 +77,6 @@ def test_ready_wait_gives_up_at_its_deadline() -> None:
     finally:
         process.kill()
         process.wait()
-
-
-def test_a_child_dies_with_the_thread_that_started_it() -> None:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def launch() -> None:
-        started.append(_python("import time; time.sleep(60)", preexec_fn=die_with_parent))
-
-    thread = threading.Thread(target=launch)
-    thread.start()
-    thread.join()
-    (child,) = started
-    deadline = time.monotonic() + 10
-    while child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert child.returncode == -9
 
 
 def test_the_trampoline_becomes_the_command_and_dies_with_its_thread() -> None:
