@@ -1,12 +1,13 @@
 """The embedded runner's onnxruntime settings per model, chosen from the host at install.
 
 On the embedded install every model's Python-backend stub runs on the same cores as the
-others and as the gateway. Measured on 2 cores (docs/BENCHMARKS.md, "Embedded Triton
-settings (issue 12)"): spin-wait off everywhere; the models of the detect path (detector,
-recognizer, and genderage and liveness that run beside the recognizer) each get half the
-cores, so that while the recognizer works on one request the detector can work on the next
-without the two pools fighting; the swapper, one long run per swap, gets them all; one
-Triton instance per model; short dynamic-batching waits.
+others and as the gateway. Measured on 2 idle cores (docs/BENCHMARKS.md, "Embedded Triton
+settings (issue 12)"): spin-wait off everywhere, and every model gets all the cores. Half the
+cores each for the detect path's models won on a machine already busy with other work, but
+on an idle one it doubled the detector's and the recognizer's time at concurrency 1 (the
+recognizer floor fell to 0.52x of plain onnxruntime) and lost throughput at 4 too: with
+spin-wait off an idle pool costs nothing, so the two pools can share the cores. One Triton
+instance per model; short dynamic-batching waits.
 """
 
 from __future__ import annotations
@@ -45,10 +46,9 @@ def host_cores() -> int:
 def embedded_session(name: str, cores: int | None = None) -> EmbeddedSession:
     """The session settings written into `name`'s configs/embedded.pbtxt for a host of `cores`."""
     cores = host_cores() if cores is None else cores
-    threads = cores if name == spec.SWAPPER else max(1, cores // 2)
     delay = EMBEDDED_QUEUE_DELAY_US.get(name)
     return EmbeddedSession(
-        intra_op_threads=threads,
+        intra_op_threads=cores,
         inter_op_threads=1,
         # Only the swapper loads on demand, in a user's request; the saved recognizer ran
         # 4-14% slower warm than one optimised at load in three runs (the detector equal),
