@@ -9,6 +9,7 @@ index (a bound parameter would not match a partial index's predicate in a generi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -54,6 +55,8 @@ Connection = psycopg.AsyncConnection[TupleRow]
 # true neighbours (docs/BENCHMARKS.md, "Face gallery").
 DEFAULT_EF_SEARCH = 100
 MAX_EF_SEARCH = 1000
+# Query vectors per bounded search call (a chunk takes ~1 s at 1M faces, ef_search 100).
+SEARCH_CHUNK = 100
 # Calls still running on a pool replaced by reconnect() get this long to finish.
 RETIRE_TIMEOUT_S = 30.0
 P = ParamSpec("P")
@@ -211,6 +214,8 @@ class PostgresGalleryStore:
         )
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] = self._new_pool()
         self._retired: set[asyncio.Task[None]] = set()
+        # Index builds of new collections, kept referenced until they end (create_collection).
+        self._builds: set[asyncio.Future[None]] = set()
         self._old_pools: list[psycopg_pool.AsyncConnectionPool[Connection]] = []
         # Collection name -> id, so a search needs no lookup first; every search checks the
         # id in the same round trip and corrects a stale entry (ids are never reused).
@@ -310,23 +315,53 @@ class PostgresGalleryStore:
             ) from exc
         # The index is built after the row commits, online (storage/indexes.py): enrolments and
         # searches in other collections go on meanwhile. Until it is valid, searches in this
-        # (still tiny) collection scan its rows by the (collection_id, subject) index.
+        # (still tiny) collection scan its rows by the (collection_id, subject) index. The
+        # build is a task of its own, shielded: when this call's bound runs out (a build waits
+        # for every older transaction) or the client goes away, the build still finishes, or
+        # drops its invalid index, instead of leaving the committed collection without one.
+        build = asyncio.ensure_future(self._build_index(row[0]))
+        self._builds.add(build)
+        build.add_done_callback(self._builds.discard)
         try:
-            async with self._connection() as conn:
-                await create_index_online(conn, row[0])
+            await asyncio.shield(build)
         except FacegateError:
             await self._forget_collection(row[0])
             raise
         return Collection(name, dict(metadata), recognizer_sha256, row[1].isoformat())
 
+    async def _build_index(self, collection_id: int) -> None:
+        """Build a new collection's index, unbounded by statement_timeout (see create_collection).
+
+        A build that fails leaves no INVALID index behind: one would stay unused by every
+        search and make later builds of the same name fail.
+        """
+        try:
+            async with self._connection() as conn:
+                await conn.execute("SET statement_timeout = 0")
+                try:
+                    await create_index_online(conn, collection_id)
+                except BaseException:
+                    with contextlib.suppress(psycopg.Error):
+                        await drop_index_online(conn, collection_id)
+                    raise
+        except FacegateError:
+            log.warning("the index of collection %d could not be built", collection_id)
+            raise
+
     async def _forget_collection(self, collection_id: int) -> None:
-        """Undo a collection whose index could not be built (best effort, logged)."""
+        """Undo a collection whose index could not be built (best effort, logged).
+
+        Only while it is still empty: it was visible from its commit on, so another client
+        may have enrolled into it, and those faces were answered 201; such a collection stays
+        (its searches scan its rows until an operator rebuilds the index).
+        """
         try:
             async with self._connection() as conn:
                 await conn.execute(
-                    "DELETE FROM gallery_collections WHERE id = %s", (collection_id,)
+                    "DELETE FROM gallery_collections c WHERE c.id = %s AND NOT EXISTS "
+                    "(SELECT 1 FROM gallery_subjects s WHERE s.collection_id = c.id)",
+                    (collection_id,),
                 )
-                await drop_index_online(conn, collection_id)
         except FacegateError:
             log.warning("could not remove collection %d after its index failed", collection_id)
 
@@ -494,13 +529,32 @@ class PostgresGalleryStore:
             if gone.rowcount == 0:
                 raise NotFound(f"no face '{face_id}' in collection '{collection}'")
 
-    @_bounded
     async def search(
         self,
         collection: str,
         queries: npt.NDArray[np.float32],
         candidates: int,
         ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> list[list[Match]]:
+        """Top `candidates` faces per row of `queries` (n, 512), in chunks of SEARCH_CHUNK rows.
+
+        Each chunk is one bounded call: a request may carry up to 1,000 embeddings, and one
+        bound over all of them would turn a large batch on a large gallery into a 503.
+        """
+        found: list[list[Match]] = []
+        for start in range(0, len(queries), SEARCH_CHUNK):
+            found += await self._search_chunk(
+                collection, queries[start : start + SEARCH_CHUNK], candidates, ef_search
+            )
+        return found
+
+    @_bounded
+    async def _search_chunk(
+        self,
+        collection: str,
+        queries: npt.NDArray[np.float32],
+        candidates: int,
+        ef_search: int,
     ) -> list[list[Match]]:
         # HNSW returns at most ef_search rows, so it is never below the rows asked for.
         ef = min(max(candidates, ef_search), MAX_EF_SEARCH)

@@ -13,6 +13,7 @@ import pytest
 from pgvector import HalfVector
 from pgvector.psycopg import register_vector_async
 
+from gateway.errors import GalleryUnavailable
 from gateway.gallery_ports import EMBEDDING_DIM, NewFace
 from gateway.storage.indexes import index_name
 from gateway.storage.postgres import PostgresGalleryStore, open_store
@@ -152,3 +153,43 @@ def test_new_collections_index_is_valid_and_used(fresh_database: str) -> None:
             ).fetchall()
         )
     assert f"Index Scan using {index_name(cid)}" in plan, plan
+
+
+def test_a_create_whose_bound_runs_out_still_gets_a_valid_index(fresh_database: str) -> None:
+    """The store's 1 s bound ends create_collection's wait (503), not the index build."""
+
+    async def valid(cid: int) -> bool:
+        async with await psycopg.AsyncConnection.connect(fresh_database) as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                    (index_name(cid),),
+                )
+            ).fetchone()
+        return row == (True,)
+
+    async def scenario() -> None:
+        store = await open_store(
+            fresh_database, pool_size=4, timeout_s=30, migrate=True, statement_timeout_s=1
+        )
+        try:
+            await store.create_collection("a", {}, SHA)
+            cid_a = await _collection_id(fresh_database, "a")
+            writer = await _open_writer(fresh_database, cid_a, "w")
+            # The build of 'b' waits for the open enrolment, past the bound.
+            with pytest.raises(GalleryUnavailable):
+                await store.create_collection("b", {}, SHA)
+            cid_b = await _collection_id(fresh_database, "b")
+            await writer.commit()
+            await writer.close()
+            deadline = time.monotonic() + BLOCKED_AFTER_S
+            while not await valid(cid_b) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert await valid(cid_b)
+            await store.add_faces("b", [("q", [_face(5)])])
+            (matches,) = await store.search("b", _face(5).embedding[None, :], 1)
+            assert matches[0].subject == "q"
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
