@@ -53,3 +53,28 @@ def test_triton_command_restarts_a_killed_triton(repository: Path) -> None:  # n
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_a_signal_while_triton_starts_stops_it_at_once(repository: Path) -> None:  # noqa: F811
+    # The supervisor's first start waits for Triton to be ready; a SIGTERM in that wait
+    # stops Triton there (exit 0) instead of being seen only once Triton is ready.
+    command = [
+        sys.executable,
+        "-m",
+        "gateway.ops.cli",
+        "triton",
+        "--repository",
+        str(repository),
+        *_ports(),
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _wait(lambda: bool(_tritons_serving(repository)), 120)
+        child.send_signal(signal.SIGTERM)
+        output, _ = child.communicate(timeout=90)
+        assert child.returncode == 0, output[-3000:]
+        assert "Triton ready" not in output
+        assert _wait(lambda: not _tritons_serving(repository), 30)
+    finally:
+        if child.poll() is None:
+            child.kill()

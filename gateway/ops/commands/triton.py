@@ -109,9 +109,11 @@ def _run_supervised(args: argparse.Namespace, server: EmbeddedTriton, generated:
             done.set()
 
     supervisor = Supervisor(server, policy_from_args(args), on_change)
-    signals = forward_signals(server, done)
+    started = threading.Event()
+    signals = forward_signals(server, done, started)
     try:
         supervisor.start()
+        started.set()
     except ChildStartError as exc:
         server.stop()
         if signals:
@@ -126,12 +128,19 @@ def _run_supervised(args: argparse.Namespace, server: EmbeddedTriton, generated:
     return 0
 
 
-def forward_signals(server: EmbeddedTriton, done: threading.Event | None = None) -> list[int]:
+def forward_signals(
+    server: EmbeddedTriton,
+    done: threading.Event | None = None,
+    started: threading.Event | None = None,
+) -> list[int]:
     """Ctrl-C/SIGTERM ask Triton to stop (it drains); a second one kills it.
 
     The handlers only signal: the main thread, waiting on Triton, sees it exit (or, when
     supervised, sees `done` set and stops the supervisor, so that the exit is no crash to
-    restart). Returns the list the handlers append each signal number to.
+    restart). A supervised Triton that is still starting (`started` not set) is also asked
+    to stop: the supervisor's first start waits for it to be ready, up to the start-up
+    timeout, and would not look at `done` before. Returns the list the handlers append each
+    signal number to.
     """
     seen: list[int] = []
 
@@ -141,7 +150,7 @@ def forward_signals(server: EmbeddedTriton, done: threading.Event | None = None)
             log.info("signal %d: stopping Triton (again to kill it)", signum)
             if done is not None:
                 done.set()
-            else:
+            if done is None or started is None or not started.is_set():
                 server.terminate()
         else:
             server.kill()
