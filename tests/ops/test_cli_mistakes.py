@@ -84,6 +84,10 @@ def test_perf_against_a_triton_that_is_not_running(
         (["loadtest", "--duration-s", "0"], ("--duration-s", "above 0")),
         (["gallery", "bench", "--faces", "0"], ("--faces", "at least 1")),
         (["serve", "--startup-timeout-s", "nan"], ("--startup-timeout-s", "above 0")),
+        (["serve", "--restart-backoff-s", "-1"], ("--restart-backoff-s", "at least 0")),
+        (["triton", "--restart-max", "-1"], ("--restart-max", "at least 0")),
+        (["serve", "--restart-window-s", "0"], ("--restart-window-s", "above 0")),
+        (["triton", "--hang-timeout-s", "-5"], ("--hang-timeout-s", "above 0")),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import TypeAlias
 
+from gateway.ops.argtypes import port_number as port_number
+from gateway.ops.argtypes import positive_float as positive_float
+from gateway.ops.argtypes import positive_int as positive_int
 from gateway.ops.failures import CommandFailed
 
 # The type of the object add_subparsers() returns, which subparser_init receives.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-_N = TypeVar("_N", int, float)
 DEFAULT_REPOSITORY = Path("model_repository")
 # Where `serve --models synthetic` puts generated models, away from real ones.
 SYNTHETIC_REPOSITORY = Path(".facegate") / "synthetic"
@@ -25,31 +26,6 @@ LICENCE_NOTE = (
 
 class CliError(CommandFailed):
     """A failure whose message tells the user what to do next."""
-
-
-def _checked(text: str, convert: Callable[[str], _N], ok: Callable[[_N], bool], what: str) -> _N:
-    try:
-        value = convert(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-    if not ok(value):  # a comparison with nan is false: nan is refused too
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-    return value
-
-
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 1 to 65535 (argparse prints the message and exits 2)."""
-    return _checked(text, int, lambda p: 1 <= p <= 65535, "a port number (1 to 65535)")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    return _checked(text, int, lambda v: v >= 1, "a whole number of at least 1")
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number above 0 (seconds, sizes)."""
-    return _checked(text, float, lambda v: v > 0, "a number above 0")
 
 
 def add_repository(parser: argparse.ArgumentParser) -> None:

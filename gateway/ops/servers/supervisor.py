@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from gateway.ops.argtypes import non_negative_float, non_negative_int, positive_float
 from gateway.supervision import ServerStates
 
 log = logging.getLogger(__name__)
@@ -265,21 +266,21 @@ def add_supervision_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("supervision (restart of crashed or hung servers)")
     group.add_argument(
         "--restart-max",
-        type=int,
+        type=non_negative_int,
         default=default.max_failures,
         metavar="N",
         help=f"give up (exit 2) after more than N failures within the window (default {default.max_failures})",
     )
     group.add_argument(
         "--restart-window-s",
-        type=float,
+        type=positive_float,
         default=default.window_s,
         metavar="S",
         help=f"the window for --restart-max (default {default.window_s:.0f})",
     )
     group.add_argument(
         "--hang-timeout-s",
-        type=float,
+        type=positive_float,
         default=default.hang_timeout_s,
         metavar="S",
         help="kill and restart a server whose liveness probe has not answered this long "
@@ -287,7 +288,7 @@ def add_supervision_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--restart-backoff-s",
-        type=float,
+        type=non_negative_float,
         default=default.backoff_initial_s,
         metavar="S",
         help=f"first wait before a restart; doubles per failure up to {default.backoff_max_s:.0f} s "
