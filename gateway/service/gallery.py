@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -287,16 +287,16 @@ class Gallery:
             threshold=detect_threshold, max_faces=max_faces, embed=True, det_sizes_px=det_sizes_px
         )
         # The guard's database round trip overlaps detection instead of preceding it; its
-        # error (404, 409) still wins over the image's, as when it ran first.
-        guard, detected = await asyncio.gather(
-            self.check_recognizer(collection),
-            self._pipeline.detect([image], options, Timings()),
-            return_exceptions=True,
-        )
-        if isinstance(guard, BaseException):
-            raise guard
-        if isinstance(detected, BaseException):
-            raise detected
+        # error (404, 409) still wins over the image's, as when it ran first, and stops the
+        # detection, so an unknown collection costs no detector work.
+        detecting = asyncio.ensure_future(self._pipeline.detect([image], options, Timings()))
+        try:
+            await self.check_recognizer(collection)
+        except BaseException:
+            detecting.cancel()
+            detecting.add_done_callback(_collect)
+            raise
+        detected = await detecting
         (faces,) = detected
         if faces.embeddings is None or len(faces.detections) == 0:
             return Identification(faces.detections, [])
@@ -344,3 +344,9 @@ class Gallery:
             raise NoFaceFound("no face found in the image: send a photo with a visible face")
         similarity = await self._store.subject_similarity(collection, subject, faces.embeddings[0])
         return SubjectVerification(similarity, threshold, faces.detections)
+
+
+def _collect(task: asyncio.Future[Any]) -> None:
+    """Retrieve a stopped task's outcome, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
