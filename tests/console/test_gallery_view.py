@@ -31,16 +31,22 @@ def _fill(driver: webdriver.Chrome, field_id: str, value: str) -> None:
 
 
 def _subject_rows(driver: webdriver.Chrome) -> dict[str, str]:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#subjects tbody tr")
-    return {
-        str(row.get_attribute("data-subject")): row.find_element(By.CSS_SELECTOR, "td").text
-        for row in rows
-    }
+    # In one script, as _identified: the table is redrawn after every change.
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#subjects tbody tr'),"
+        " tr => [tr.getAttribute('data-subject'), tr.querySelector('td').innerText]);"
+    )
+    return {str(subject): str(faces).strip() for subject, faces in rows}
 
 
 def _identified(driver: webdriver.Chrome) -> list[str]:
-    items = driver.find_elements(By.CSS_SELECTOR, "#identify-faces li")
-    return [str(item.get_attribute("data-subject")) for item in items]
+    # One script reads the whole list: element handles found first would go stale when the
+    # view redraws the list for a newer answer in between (seen in CI).
+    values = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#identify-faces li'),"
+        " li => li.getAttribute('data-subject'));"
+    )
+    return [str(value) for value in values]
 
 
 def test_enrol_identify_and_delete_from_the_console(
@@ -103,6 +109,6 @@ def test_enrol_identify_and_delete_from_the_console(
     assert gone.status_code == 404
 
     browser.find_element(By.CSS_SELECTOR, "#identify-form button").click()
-    WebDriverWait(browser, WAIT_S).until(lambda d: "bob" not in _identified(d))
-    assert sorted(_identified(browser)) == ["", "alice"]
+    # Until the redrawn list is the final one (an emptied list in between has no bob either).
+    WebDriverWait(browser, WAIT_S).until(lambda d: sorted(_identified(d)) == ["", "alice"])
     assert console_problems(browser) == []
