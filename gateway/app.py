@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__
-from gateway.api import console, embed, faces, gallery, health, render, swap
+from gateway.api import console, embed, faces, gallery, group, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
 from gateway.config import Settings
@@ -156,6 +156,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(faces.router)
     app.include_router(embed.router)
+    app.include_router(group.router)
     app.include_router(render.router)
     app.include_router(swap.router)
     app.include_router(swap.admin)

@@ -21,3 +21,10 @@ MAX_IMAGE_PIXELS = 40_000_000
 TRITON_TIMEOUT_S = 10.0
 TRITON_UNAVAILABLE_RETRIES = 2
 SWAPPER_LOAD_TIMEOUT_S = 120.0
+# Grouping faces into people (/v1/group, cluster): cosine distance within which two faces
+# may be one person (similarity 0.5, as Immich's maxDistance), the smallest group, and the
+# most faces one /v1/group call takes (as Azure Face's Group; a dense matrix beyond that).
+GROUP_MAX_DISTANCE = 0.5
+GROUP_MIN_FACES = 2
+CLUSTER_MIN_FACES = 3
+MAX_GROUP_EMBEDDINGS = 1000

@@ -2,7 +2,7 @@
 
     FaceClient / AsyncFaceClient   gRPC to Triton, the gateway's pipeline in-process
                                    (optional Triton system shared memory on the same host)
-    FaceRestClient                 the REST gateway (/v1/detect, /v1/verify, /v1/swap)
+    FaceRestClient                 the REST gateway (/v1/detect, /v1/verify, /v1/swap, /v1/group)
 
 Results are the pipeline's frozen dataclasses: ImageFaces (detections in original-image
 pixels, descending score; embeddings L2-normalised), Verification, SwapResult. Errors about
@@ -13,7 +13,13 @@ own ClientError (InvalidArgument, ClientClosed). See docs/CLIENT.md.
 from gateway.client._inputs import ClientOptions
 from gateway.client.aio import SWAPPER_HOW_TO_LOAD, AsyncFaceClient, SharedMemoryMode
 from gateway.client.errors import ClientClosed, ClientError, InvalidArgument
-from gateway.client.rest import FaceRestClient, GatewayError, RestVerification
+from gateway.client.rest import (
+    FaceGroups,
+    FaceRestClient,
+    GatewayError,
+    GroupedFace,
+    RestVerification,
+)
 from gateway.client.sync import FaceClient
 from gateway.errors import FacegateError, NoFaceFound, UpstreamUnavailable
 from gateway.processing import Detections
@@ -28,9 +34,11 @@ __all__ = [
     "ClientOptions",
     "Detections",
     "FaceClient",
+    "FaceGroups",
     "FaceRestClient",
     "FacegateError",
     "GatewayError",
+    "GroupedFace",
     "ImageFaces",
     "ImageInput",
     "InvalidArgument",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import cv2
 import httpx
@@ -23,6 +23,7 @@ from gateway.service.swap import SwapResult, encode_image
 
 # Error codes -> the gateway's error classes: the same registry the gateway answers from.
 _ERRORS = errors.error_by_code()
+R = TypeVar("R")
 
 
 class GatewayError(errors.FacegateError):
@@ -43,6 +44,24 @@ class RestVerification:
     match: bool
     face_a: Detections
     face_b: Detections
+
+
+@dataclass(frozen=True)
+class GroupedFace:
+    """A face of an uploaded image in a /v1/group answer: image index, face index (by
+    score) and its xyxy box in original-image pixels."""
+
+    image: int
+    face: int
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FaceGroups(Generic[R]):
+    """/v1/group's answer: groups of faces (largest first) and the faces in no group."""
+
+    groups: list[list[R]]
+    ungrouped: list[R]
 
 
 def _file(image: bytes | npt.NDArray[np.uint8]) -> bytes:
@@ -94,7 +113,7 @@ def _image_faces(
 
 
 class FaceRestClient:
-    """/v1/detect, /v1/detect/batch, /v1/verify and /v1/swap of a facegate gateway.
+    """/v1/detect, /v1/detect/batch, /v1/verify, /v1/swap and /v1/group of a facegate gateway.
 
     `api_key` is sent as X-API-Key. Images are encoded bytes or uint8 BGR arrays (sent as PNG).
     """
@@ -249,6 +268,44 @@ class FaceRestClient:
             raise errors.UpstreamFailed("the gateway's swap answer is not an image")
         img_bgr: npt.NDArray[np.uint8] = decoded.astype(np.uint8, copy=False)
         return SwapResult(img_bgr, int(response.headers.get("X-Faces-Swapped", "0")))
+
+    def group_embeddings(
+        self,
+        embeddings: npt.ArrayLike,
+        *,
+        max_distance: float | None = None,
+        min_faces: int | None = None,
+    ) -> FaceGroups[int]:
+        """POST /v1/group with (N, 512) embeddings, 2 <= N <= 1000: groups of row indices."""
+        rows = np.asarray(embeddings, np.float32).reshape(-1, 512).tolist()
+        params = {"max_distance": max_distance, "min_faces": min_faces}
+        body = self._request("POST", "/v1/group", params=params, json={"embeddings": rows}).json()
+        return FaceGroups(body["groups"], body["ungrouped"])
+
+    def group_images(
+        self,
+        images: Sequence[bytes | npt.NDArray[np.uint8]],
+        *,
+        max_distance: float | None = None,
+        min_faces: int | None = None,
+        det_sizes: str | Sequence[int] | None = None,
+    ) -> FaceGroups[GroupedFace]:
+        """POST /v1/group with up to 16 images: every face of each, grouped into people."""
+        params = {
+            "max_distance": max_distance,
+            "min_faces": min_faces,
+            "det_sizes": _det_sizes_param(det_sizes),
+        }
+        body = self._post("/v1/group", [("images", _file(i)) for i in images], params).json()
+
+        def face(ref: dict[str, Any]) -> GroupedFace:
+            box = ref["bbox"]
+            return GroupedFace(ref["image"], ref["face"], (box[0], box[1], box[2], box[3]))
+
+        return FaceGroups(
+            [[face(r) for r in group] for group in body["groups"]],
+            [face(r) for r in body["ungrouped"]],
+        )
 
     def load_swapper(self) -> None:
         """POST /v1/models/swapper/load (an admin key): returns once the swapper is ready."""
