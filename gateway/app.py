@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from gateway import __version__
+from gateway import __version__, background
 from gateway.api import console, embed, faces, gallery, group, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
@@ -98,24 +98,32 @@ def create_app(
         )
         app.state.services = services
         swapper = services.swapper
-        background = [asyncio.create_task(swapper.run_reaper(), name="swapper-reaper")]
+        tasks = [
+            background.start(
+                background.keep_running("swapper-reaper", swapper.run_reaper), "swapper-reaper"
+            )
+        ]
         if settings.gallery_url.get_secret_value():
-            background.append(
-                asyncio.create_task(
-                    run_gallery(app, settings, services.pipeline, backend), name="gallery"
+            tasks.append(
+                background.start(
+                    background.keep_running(
+                        "gallery",
+                        lambda: run_gallery(app, settings, services.pipeline, backend),
+                    ),
+                    "gallery",
                 )
             )
         if settings.swapper_preload:
-            background.append(asyncio.create_task(_preload(swapper), name="swapper-preload"))
+            tasks.append(background.start(_preload(swapper), "swapper-preload"))
         if settings.models_label:
             log.warning("serving %s", settings.models_label)
         log.info("gateway up: Triton at %s", settings.triton_url)
         try:
             yield
         finally:
-            for task in background:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             for resource in owned:
                 await resource.close()
             if getattr(app.state, "gallery_store", None) is not None:
@@ -144,23 +152,33 @@ def create_app(
             "API keys are DISABLED (FACEGATE_AUTH_DISABLED=true): anyone who can reach this port can use it"
         )
     install_error_handlers(app)
+    routers = [
+        health.router,
+        faces.router,
+        embed.router,
+        group.router,
+        render.router,
+        swap.router,
+        swap.admin,
+    ]
+    for router in routers:
+        app.include_router(router)
+    install_compat(app, settings)
+    for router in (gallery.router, console.router):
+        app.include_router(router)
+    routers += [gallery.router, console.router]
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            # Every method a route answers, so a browser app can also PUT and DELETE.
+            allow_methods=_route_methods(routers),
             allow_headers=["X-API-Key", "Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Faces-Swapped", "Retry-After"],
         )
     app.add_middleware(GatewayMiddleware, metrics=metrics, admission=admission)
-    app.include_router(health.router)
-    app.include_router(faces.router)
-    app.include_router(embed.router)
-    app.include_router(group.router)
-    app.include_router(render.router)
-    app.include_router(swap.router)
-    app.include_router(swap.admin)
-    install_compat(app, settings)
-    app.include_router(gallery.router)
-    app.include_router(console.router)
     return app
+
+
+def _route_methods(routers: list[APIRouter]) -> list[str]:
+    return sorted({m for r in routers for route in r.routes for m in getattr(route, "methods", ())})

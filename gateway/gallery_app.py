@@ -15,6 +15,7 @@ from typing import Protocol, cast
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from gateway.background import keep_running
 from gateway.config import Settings
 from gateway.errors import FacegateError, GalleryUnavailable
 from gateway.metrics import LATENCY_BUCKETS_S
@@ -143,6 +144,8 @@ async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, mode
     )
     app.state.gallery = gallery
     log.info("gallery ready")
+    # Each loop restarts on its own: the store stays open, the connect above is not redone.
     await asyncio.gather(
-        _refresh_sizes(gallery, metrics), _follow_restarts(store, app.state.servers)
+        keep_running("gallery-sizes", lambda: _refresh_sizes(gallery, metrics)),
+        keep_running("gallery-restarts", lambda: _follow_restarts(store, app.state.servers)),
     )

@@ -2,8 +2,9 @@
 
 Single-flight: concurrent requests that find the swapper unloaded wait for the same load,
 and exactly one load call reaches Triton. A failed or timed-out load answers 503 with
-Retry-After and Triton's reason; detection is unaffected. Triton's unload is asynchronous,
-so after load and unload the model's readiness is polled.
+Retry-After and Triton's reason; detection is unaffected. Anything else (a bug) is not
+dressed up as an outage: it propagates, and the client gets the 500 with a request id.
+Triton's unload is asynchronous, so after load and unload the model's readiness is polled.
 """
 
 from __future__ import annotations
@@ -136,7 +137,12 @@ class SwapperManager:
             log.info("%s ready after %.2f s", self._model, self.last_load_s)
         except Exception as exc:
             self._state = "UNAVAILABLE"
-            reason = exc.message if isinstance(exc, FacegateError) else repr(exc)
+            if not isinstance(exc, FacegateError):
+                # A bug, not Triton refusing: it reaches the client as a 500 with the
+                # request id (the catch-all logs the traceback), and is not held.
+                self.last_error = repr(exc)
+                raise
+            reason = exc.message
             self.last_error = reason
             log.warning("loading %s failed: %s", self._model, reason)
             self._failure = UpstreamUnavailable(

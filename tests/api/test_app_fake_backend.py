@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.service.swapper_lifecycle import SwapperManager
 
 from ..fakes import FakeBackend
 from ..images import encode, square_image
@@ -106,3 +109,61 @@ def test_openapi_documents_every_error_status_from_the_tree(http: TestClient) ->
     assert "invalid_parameter" in documented["422"]["description"]
     admin = spec["paths"]["/v1/models/swapper/load"]["post"]["responses"]
     assert {"401", "403", "503"} <= set(admin)
+
+
+def test_a_bug_in_the_swapper_load_is_a_500_with_the_request_id(
+    http: TestClient, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_load(model: str, timeout_s: float) -> None:
+        raise KeyError("a bug, not Triton refusing")
+
+    monkeypatch.setattr(backend, "load_model", broken_load)
+    response = http.post("/v1/models/swapper/load", headers={"X-Request-ID": "r-swap"})
+    assert response.status_code == 500, response.text
+    assert response.json()["error"]["request_id"] == "r-swap"
+    # Not held like an outage: the next call asks again (and gets the same 500).
+    assert http.post("/v1/models/swapper/load").status_code == 500
+
+
+def test_cors_allows_every_method_the_api_uses(backend: FakeBackend) -> None:
+    app = create_app(_settings(cors_origins=["https://app.example"]), models=backend)
+    paths = app.openapi()["paths"].values()
+    used = {method.upper() for operations in paths for method in operations}
+    assert {"PUT", "DELETE"} <= used
+    with TestClient(app) as client:
+        for method in sorted(used):
+            preflight = client.options(
+                "/v1/collections/c",
+                headers={
+                    "Origin": "https://app.example",
+                    "Access-Control-Request-Method": method,
+                },
+            )
+            assert preflight.status_code == 200, (method, preflight.text)
+            assert method in preflight.headers["access-control-allow-methods"]
+
+
+def test_a_background_task_that_dies_is_logged_and_restarted(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    restarted = threading.Event()
+
+    async def reap_once(self: SwapperManager) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the reaper")
+        restarted.set()
+        return False
+
+    monkeypatch.setattr(SwapperManager, "reap_once", reap_once)
+    monkeypatch.setattr("gateway.background.RESTART_S", 0.01, raising=False)
+    app = create_app(_settings(swapper_idle_ttl_s=0.2), models=backend)
+    with TestClient(app):
+        assert restarted.wait(10)
+    died = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.ERROR and "swapper-reaper" in r.getMessage()
+    ]
+    assert died and died[0].exc_info is not None

@@ -10,6 +10,7 @@ its next use.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import urllib.error
@@ -64,7 +65,7 @@ class StubWatch:
         """READY models that have fewer live stubs than when they became READY."""
         try:
             ready = self._ready_models()
-        except (urllib.error.URLError, OSError, ValueError):
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
             return []  # the liveness probe judges an unreachable server
         stubs = python_stubs(self._session_id)
         broken = []
@@ -93,6 +94,6 @@ class StubWatch:
                     done.append(f"{model}: its backend process died; reloaded")
                 else:
                     done.append(f"{model}: its backend process died; unloaded (loads on next use)")
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 done.append(f"{model}: its backend process died; reloading failed: {exc}")
         return "; ".join(done)

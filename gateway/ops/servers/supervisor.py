@@ -172,26 +172,44 @@ class Supervisor:
     def _watch(self) -> None:
         last_alive = self._clock()
         while not self._stopping.wait(self.policy.probe_period_s):
-            code = self.child.exit_status()
-            if code is None:
-                if self.child.alive():
-                    last_alive = self._clock()
-                    repaired = self.child.repair()
-                    if repaired:
-                        log.warning("%s: %s", self.child.name, repaired)
-                    continue
-                silent_s = self._clock() - last_alive
-                if silent_s < self.policy.hang_timeout_s or self._stopping.is_set():
-                    continue
-                reason = f"did not answer its liveness probe for {silent_s:.0f} s (hung): killed"
-                self.child.kill()
-            else:
-                reason = f"exited unexpectedly ({describe_exit(code)})"
-            if self._stopping.is_set():
+            try:
+                outcome = self._probe_once(last_alive)
+            except Exception:
+                # One probe's failure (a bug, an HTTP error in a repair) must not end
+                # supervision for good: it is logged and the next probe runs as usual.
+                log.exception("%s: a supervision probe failed; watching on", self.child.name)
+                continue
+            if outcome is None:
                 return
-            if not self._recover(reason):
-                return
-            last_alive = self._clock()
+            last_alive = outcome
+
+    def _probe_once(self, last_alive: float) -> float | None:
+        """One probe: the new last-alive time, or None when watching should end."""
+        code = self.child.exit_status()
+        if code is None:
+            if self._answers():
+                repaired = self.child.repair()
+                if repaired:
+                    log.warning("%s: %s", self.child.name, repaired)
+                return self._clock()
+            silent_s = self._clock() - last_alive
+            if silent_s < self.policy.hang_timeout_s or self._stopping.is_set():
+                return last_alive
+            reason = f"did not answer its liveness probe for {silent_s:.0f} s (hung): killed"
+            self.child.kill()
+        else:
+            reason = f"exited unexpectedly ({describe_exit(code)})"
+        if self._stopping.is_set() or not self._recover(reason):
+            return None
+        return self._clock()
+
+    def _answers(self) -> bool:
+        """The liveness probe; a probe that raises counts as no answer (the hang timer runs)."""
+        try:
+            return self.child.alive()
+        except Exception:
+            log.exception("%s: the liveness probe raised; counted as no answer", self.child.name)
+            return False
 
     def _record_failure(self) -> int:
         now = self._clock()

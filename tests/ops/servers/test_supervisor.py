@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import os
 import signal
@@ -202,3 +203,41 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_exit_descriptions() -> None:
     assert describe_exit(-signal.SIGKILL) == "signal SIGKILL"
     assert describe_exit(3) == "exit code 3"
+
+
+class FlakyProbeChild(SleeperChild):
+    """A sleeper whose repair() and liveness probe raise now and then (an HTTP error, a bug)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raised = 0
+
+    def repair(self) -> str:
+        self.repairs += 1
+        if self.repairs <= 2:
+            self.raised += 1
+            raise http.client.IncompleteRead(b"{", 10)
+        return ""
+
+    def alive(self) -> bool:
+        if self.repairs == 2 and self.raised == 2:
+            self.raised += 1
+            raise RuntimeError("a bug in the probe")
+        return super().alive()
+
+
+def test_an_exception_in_one_probe_does_not_end_supervision() -> None:
+    child = FlakyProbeChild()
+    events = Events()
+    supervisor = Supervisor(child, FAST, events)
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 30
+        while child.repairs < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.raised == 3 and child.repairs >= 4  # probes went on after each raise
+        os.kill(child.pids[0], signal.SIGKILL)
+        events.wait_for("running")  # and a crash after them is still noticed and repaired
+        assert child.starts == 2
+    finally:
+        supervisor.stop()
