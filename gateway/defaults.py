@@ -18,6 +18,11 @@ VERIFY_THRESHOLD = 0.3
 DET_SIZES = ",".join(str(s) for s in DEFAULT_DET_SIZES_PX)
 LIVENESS_THRESHOLD = DEFAULT_LIVENESS_THRESHOLD
 MAX_IMAGE_PIXELS = 40_000_000
+# Bounds of the per-request detection options, the same for /v1/detect and the in-server
+# `faces` model (gateway/inserver/parameters.py).
+MAX_FACES_LIMIT = 1000
+MIN_SIZE_LIMIT_PX = 100_000.0
+DET_SIZES_MAX_CHARS = 64
 TRITON_TIMEOUT_S = 10.0
 TRITON_UNAVAILABLE_RETRIES = 2
 SWAPPER_LOAD_TIMEOUT_S = 120.0

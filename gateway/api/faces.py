@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway import errors
+from gateway import defaults, errors
 from gateway.api.deps import PipelineDep, SettingsDep, require_user
 from gateway.api.docs import body_doc, error_responses
 from gateway.api.uploads import read_images
@@ -42,11 +42,18 @@ Threshold = Annotated[
     float | None, Query(ge=0.0, le=1.0, description="detection score threshold (default 0.5)")
 ]
 MaxFaces = Annotated[
-    int, Query(ge=0, le=1000, description="keep the N most prominent faces (0 = all)")
+    int,
+    Query(
+        ge=0, le=defaults.MAX_FACES_LIMIT, description="keep the N most prominent faces (0 = all)"
+    ),
 ]
 MinSize = Annotated[
     float,
-    Query(ge=0.0, le=100_000, description="drop faces whose shorter box side is below this (px)"),
+    Query(
+        ge=0.0,
+        le=defaults.MIN_SIZE_LIMIT_PX,
+        description="drop faces whose shorter box side is below this (px)",
+    ),
 ]
 Embed = Annotated[bool, Query(description="add L2-normalised 512-d embeddings")]
 Landmarks = Annotated[bool, Query(description="include the 5 landmarks")]
@@ -65,7 +72,7 @@ LivenessThreshold = Annotated[
 DetSizes = Annotated[
     str | None,
     Query(
-        max_length=64,
+        max_length=defaults.DET_SIZES_MAX_CHARS,
         description="detector frame sides, e.g. '640' or '128,640' (one pass each, merged "
         "by one NMS as insightface 2.1 does; default FACEGATE_DET_SIZES, '128,640')",
     ),

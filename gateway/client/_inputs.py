@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 
 from gateway import defaults, processing
 from gateway.client.errors import InvalidArgument
 from gateway.errors import PayloadTooLarge
-from gateway.service.pipeline import ImageInput
+from gateway.service.pipeline import ImageFaces, ImageInput
 from gateway.triton import spec
 
 
@@ -103,3 +106,34 @@ async def chunk_images(
                 chunk = []
     if chunk:
         yield chunk
+
+
+def encode_image(image: ImageInput) -> bytes:
+    """Encoded bytes as they are; an img_bgr array as a lossless PNG."""
+    if isinstance(image, bytes):
+        return image
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise InvalidArgument("the image array could not be encoded as PNG")
+    return bytes(buffer.tobytes())
+
+
+def faces_from_outputs(outputs: Mapping[str, npt.NDArray[Any]]) -> ImageFaces:
+    """ImageFaces from the `faces` model's outputs (batch axis of 1 dropped)."""
+    width, height = (int(v) for v in outputs[spec.FACES_IMAGE_SIZE.name][0])
+    detections = processing.Detections(
+        boxes=np.array(outputs[spec.FACES_BOXES.name][0], np.float32).reshape(-1, 4),
+        scores=np.array(outputs[spec.FACES_SCORES.name][0], np.float32).reshape(-1),
+        kps=np.array(outputs[spec.FACES_LANDMARKS.name][0], np.float32).reshape(-1, 5, 2),
+    )
+    embeddings = outputs.get(spec.FACES_EMBEDDINGS.name)
+    norms = outputs.get(spec.FACES_EMBEDDING_NORMS.name)
+    return ImageFaces(
+        width,
+        height,
+        detections,
+        None
+        if embeddings is None
+        else np.array(embeddings[0], np.float32).reshape(len(detections), -1),
+        None if norms is None else np.array(norms[0], np.float32).reshape(-1),
+    )

@@ -18,7 +18,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from gateway.client._inputs import ClientOptions, check_det_sizes, check_image, chunk_images
+from gateway.client._inputs import (
+    ClientOptions,
+    check_det_sizes,
+    check_image,
+    chunk_images,
+    encode_image,
+    faces_from_outputs,
+)
 from gateway.client.errors import ClientClosed, InvalidArgument
 from gateway.errors import UpstreamUnavailable
 from gateway.service.pipeline import DetectOptions, ImageFaces, Pipeline, Timings, Verification
@@ -287,6 +294,39 @@ class AsyncFaceClient:
             min_size_px=min_size_px,
             det_sizes=det_sizes,
         )
+
+    async def detect_in_server(
+        self,
+        images: Sequence[object],
+        *,
+        embed: bool = True,
+        threshold: float | None = None,
+        max_faces: int = 0,
+        min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
+    ) -> list[ImageFaces]:
+        """detect() run by Triton's `faces` model: one request per image, the pipeline in the server.
+
+        The same answers as detect() and /v1/detect (the same processing code, in Triton's
+        Python backend); here the client only sends the encoded bytes (an img_bgr array is
+        sent as a lossless PNG). Requests go out concurrently; Triton batches them.
+        InvalidInput carries the model's message for an image or option it refuses.
+        """
+        self._opened()
+        assert self._models is not None
+        options = self._detect_options(threshold, max_faces, min_size_px, embed, det_sizes)
+        parameters: dict[str, str | int | float | bool] = {
+            "det_sizes": ",".join(str(s) for s in options.det_sizes_px),
+            "threshold": options.threshold,
+            "max_faces": options.max_faces,
+            "min_size": options.min_size_px,
+            "embed": options.embed,
+        }
+        pixels = self.options.max_image_pixels
+        encoded = [encode_image(check_image(image, pixels)) for image in images]
+        models = self._models
+        outputs = await asyncio.gather(*(models.faces(data, parameters) for data in encoded))
+        return [faces_from_outputs(out) for out in outputs]
 
     async def embed_crops(self, crops: Sequence[object]) -> Embeddings:
         """L2-normalised (N, 512) embeddings and (N,) raw norms of aligned 112x112 crops.

@@ -175,6 +175,28 @@ class FaceClient:
             )
         )
 
+    def detect_in_server(
+        self,
+        images: Sequence[object],
+        *,
+        embed: bool = True,
+        threshold: float | None = None,
+        max_faces: int = 0,
+        min_size_px: float = 0.0,
+        det_sizes: DetSizes = None,
+    ) -> list[ImageFaces]:
+        """AsyncFaceClient.detect_in_server: Triton's `faces` model, one request per image."""
+        return self._run(
+            self._client.detect_in_server(
+                images,
+                embed=embed,
+                threshold=threshold,
+                max_faces=max_faces,
+                min_size_px=min_size_px,
+                det_sizes=det_sizes,
+            )
+        )
+
     def embed_crops(self, crops: Sequence[object]) -> Embeddings:
         """AsyncFaceClient.embed_crops: (N, 512) unit embeddings and (N,) raw norms."""
         return self._run(self._client.embed_crops(crops))

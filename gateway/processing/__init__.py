@@ -29,6 +29,7 @@ from gateway.processing.decode import (
 )
 from gateway.processing.detections import (
     Detections,
+    by_descending_score,
     drop_nonfinite,
     rescale_detections,
     select_faces,
@@ -86,6 +87,7 @@ __all__ = [
     "anchor_centres",
     "attribute_affine",
     "average_identity",
+    "by_descending_score",
     "cosine_similarity",
     "crop_attribute_faces",
     "crop_liveness_faces",

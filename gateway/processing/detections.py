@@ -67,6 +67,14 @@ def drop_nonfinite(detections: Detections) -> Detections:
     return detections.take(np.flatnonzero(finite))
 
 
+def by_descending_score(detections: Detections) -> Detections:
+    """The faces in descending score; a stable sort, so equal scores keep their order.
+
+    What every facegate answer lists faces in, after select_faces' prominence order.
+    """
+    return detections.take(np.argsort(-detections.scores, kind="stable"))
+
+
 def select_faces(
     detections: Detections,
     image_shape: tuple[int, ...],

@@ -163,11 +163,6 @@ def _decode_crop(data: ImageInput, max_pixels: int) -> npt.NDArray[np.uint8]:
     return data if isinstance(data, np.ndarray) else decode_or_raise(data, max_pixels)
 
 
-def _by_descending_score(detections: Detections) -> Detections:
-    order = np.argsort(-detections.scores, kind="stable")
-    return detections.take(order)
-
-
 class Pipeline:
     """detect / detect-batch / verify over a FaceModels backend."""
 
@@ -312,7 +307,7 @@ class Pipeline:
             options.max_faces,
             options.min_size_px,
         )
-        return _by_descending_score(detections)
+        return processing.by_descending_score(detections)
 
     async def embed_faces(
         self,

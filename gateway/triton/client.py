@@ -27,7 +27,7 @@ import numpy.typing as npt
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from gateway.errors import UpstreamFailed, UpstreamUnavailable
+from gateway.errors import InvalidInput, UpstreamFailed, UpstreamUnavailable
 from gateway.metrics import Metrics
 from gateway.ports import DetectorOutputs
 from gateway.supervision import TRITON, ServerStates
@@ -53,6 +53,7 @@ class TritonTarget:
     swapper: str = spec.SWAPPER
     genderage: str = spec.GENDERAGE
     liveness: str = spec.LIVENESS
+    faces: str = spec.FACES
 
 
 def channel_args(url: str) -> list[tuple[str, int | str]]:
@@ -98,7 +99,9 @@ class TritonFaceModels:
             return None
         return {spec.REPOSITORY_KEY_GRPC_HEADER: self.target.repository_key}
 
-    async def _call(self, model: str, coroutine_factory: Any) -> Any:
+    async def _call(self, model: str, coroutine_factory: Any, *, caller_input: bool = False) -> Any:
+        """Run one call with retries; `caller_input`: INVALID_ARGUMENT blames the caller's
+        input (the faces model's answer to a bad image or parameter), not Triton."""
         attempt = 0
         while True:
             # While a supervisor restarts Triton: 503 at once, not after the retries.
@@ -106,6 +109,8 @@ class TritonFaceModels:
             try:
                 return await coroutine_factory()
             except InferenceServerException as exc:
+                if caller_input and status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise InvalidInput(str(exc.message() or exc)) from exc
                 error = translate_error(exc, model)
                 if self._metrics is not None:
                     self._metrics.triton_errors.labels(model, error.code).inc()
@@ -250,6 +255,29 @@ class TritonFaceModels:
         crop: npt.NDArray[np.uint8] = swapped[0]
         return crop
 
+    async def faces(
+        self, image: bytes, parameters: dict[str, str | int | float | bool]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The in-server pipeline (model `faces`) on one encoded image; its outputs by name.
+
+        InvalidInput with the model's message for an image or parameter it refuses.
+        """
+        tensor = grpcclient.InferInput(spec.FACES_INPUT.name, [1, 1], spec.FACES_INPUT.dtype)
+        tensor.set_data_from_numpy(np.array([[image]], dtype=np.object_))
+        model = self.target.faces
+        started = time.perf_counter()
+        result = await self._call(
+            model,
+            lambda: self._client.infer(
+                model, [tensor], parameters=parameters, client_timeout=self.target.timeout_s
+            ),
+            caller_input=True,
+        )
+        if self._metrics is not None:
+            self._metrics.triton_latency.labels(model).observe(time.perf_counter() - started)
+        names = [output["name"] for output in result.get_response(as_json=True)["outputs"]]
+        return {name: result.as_numpy(name) for name in names}
+
     async def is_model_ready(self, model: str) -> bool:
         ready = await self._call(
             model,
@@ -294,6 +322,7 @@ class TritonFaceModels:
             target.swapper,
             target.genderage,
             target.liveness,
+            target.faces,
         )
         states = dict.fromkeys(names, "UNAVAILABLE")
         if self._key_headers:

@@ -126,3 +126,26 @@ LIVENESS_INPUT_SIZE_PX = ports.LIVENESS_INPUT_SIZE_PX
 LIVENESS_INPUT = TensorSpec("faces", "UINT8", (LIVENESS_INPUT_SIZE_PX, LIVENESS_INPUT_SIZE_PX, 3))
 LIVENESS_OUTPUT = TensorSpec("live_score", "FP32", (1,))
 LIVENESS_MAX_BATCH = 32
+
+# The in-server pipeline (gateway/inserver/faces.py, a Python-backend model calling the
+# detector and the recognizer through BLS): one encoded image per request, faces out.
+FACES = "faces"
+# Loaded at start after the detector and recognizer it calls; not in ALL_MODELS (the ONNX roles).
+PIPELINE_MODELS = (FACES,)
+FACES_INPUT = TensorSpec("IMAGE", "BYTES", (1,))
+FACES_BOXES = TensorSpec("BOXES", "FP32", (-1, 4))
+FACES_SCORES = TensorSpec("SCORES", "FP32", (-1,))
+FACES_LANDMARKS = TensorSpec("LANDMARKS", "FP32", (-1, 5, 2))
+FACES_EMBEDDINGS = TensorSpec("EMBEDDINGS", "FP32", (-1, ports.EMBEDDING_SIZE))
+FACES_EMBEDDING_NORMS = TensorSpec("EMBEDDING_NORMS", "FP32", (-1,))
+FACES_IMAGE_SIZE = TensorSpec("IMAGE_SIZE", "INT32", (2,))
+FACES_OUTPUTS = (
+    FACES_BOXES,
+    FACES_SCORES,
+    FACES_LANDMARKS,
+    FACES_EMBEDDINGS,
+    FACES_EMBEDDING_NORMS,
+    FACES_IMAGE_SIZE,
+)
+# Requests the dynamic batcher hands one execute() at most.
+FACES_MAX_BATCH = 8

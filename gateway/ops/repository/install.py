@@ -27,6 +27,7 @@ import onnx
 from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
 from gateway.ops.repository import configs, runner
+from gateway.ops.repository.faces_model import write_faces_model
 from gateway.ops.repository.prepare import PREPARERS, PreparedModel, make_model_metadata
 from gateway.ops.repository.refusals import translate_model_errors
 from gateway.ops.repository.selfcheck import SelfCheckResult, self_check
@@ -170,6 +171,7 @@ def install_models(
             )
         )
     _write_atomic(repository / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_faces_model(repository, manifest, _write_atomic)
     _warn_if_closed(repository)
     return installed
 

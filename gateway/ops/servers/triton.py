@@ -164,7 +164,20 @@ def server_command(
         for name in spec.OPTIONAL_STARTUP_MODELS
         if (options.repository / name / "1" / "model.onnx").exists()
     ]
+    command += [f"--load-model={name}" for name in pipeline_models(options)]
     return command + list(options.extra_args)
+
+
+def pipeline_models(options: TritonOptions) -> tuple[str, ...]:
+    """The in-server pipeline models (faces) the repository holds, when the startup models
+    they call are loaded too."""
+    if not set((spec.DETECTOR, spec.RECOGNIZER)) <= set(options.startup_models):
+        return ()
+    return tuple(
+        name
+        for name in spec.PIPELINE_MODELS
+        if (options.repository / name / "1" / "model.py").exists()
+    )
 
 
 def new_repository_key() -> str:
@@ -266,7 +279,7 @@ class EmbeddedTriton:
         self._stub_watch = StubWatch(
             self.http_url,
             self.options.repository_key,
-            self.options.startup_models,
+            (*self.options.startup_models, *pipeline_models(self.options)),
             self._process.pid,
             self.options.repository.resolve(),
         )
