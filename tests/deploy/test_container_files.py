@@ -168,9 +168,10 @@ def test_compose_triton_runs_explicit_models_on_cpu(compose: dict[str, Any]) -> 
     triton = compose["services"]["triton"]
     assert triton["image"] == TRITON_IMAGE
     argv = triton["entrypoint"] + triton["command"]
-    # tritonserver behind the script that adds the optional models the volume holds
-    # (tests/deploy/test_optional_models.py runs it).
-    assert argv[:2] == ["/bin/sh", "-c"] and argv[3] == "tritonserver"
+    # NGC's entrypoint (CUDA forward compatibility), then tritonserver behind the script that
+    # adds the optional models the volume holds (tests/deploy/test_optional_models.py runs it).
+    assert argv[0] == "/opt/nvidia/nvidia_entrypoint.sh"
+    assert argv[1:3] == ["/bin/sh", "-c"] and argv[4] == "tritonserver"
     assert "--model-control-mode=explicit" in argv
     loaded = sorted(a.split("=", 1)[1] for a in argv if a.startswith("--load-model="))
     assert loaded == ["detector", "recognizer"]

@@ -897,19 +897,20 @@ def test_schema_rejects_bad_values(bad: dict[str, Any]) -> None:
 # --- a cluster install that serves on its first install (issue 16) -------------------
 
 
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` merged into a copy of `base`, maps key by key, as Helm merges values."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def effective_values(values_file: Path) -> dict[str, Any]:
     """values.yaml with the ci file merged over it, as Helm merges them."""
-
-    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for key, value in over.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge(out[key], value)
-            else:
-                out[key] = value
-        return out
-
-    return merge(load_values(CHART_DIR / "values.yaml"), load_values(values_file))
+    return merged(load_values(CHART_DIR / "values.yaml"), load_values(values_file))
 
 
 def claim_access_modes(objects: list[Manifest], values: dict[str, Any]) -> dict[str, list[str]]:

@@ -31,6 +31,10 @@ from gateway.triton import spec
 
 CHART_CI = Path(__file__).resolve().parents[2] / "helm" / "facegate" / "ci"
 RECORDER = '#!/bin/sh\nfor arg in "$@"; do echo "$arg"; done > "$RECORDED"\n'
+# NGC's entrypoint sets up CUDA forward compatibility, then runs its arguments: its stand-in
+# leaves a mark and does the second part.
+NGC_ENTRYPOINT = "/opt/nvidia/nvidia_entrypoint.sh"
+ENTRYPOINT_STAND_IN = '#!/bin/sh\ntouch "$RECORDED.entrypoint"\nexec "$@"\n'
 
 
 def repository(root: Path, models: tuple[str, ...]) -> Path:
@@ -51,9 +55,18 @@ def start(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) ->
     recorder.chmod(0o755)
     recorded = tmp_path / "argv.txt"
     environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "RECORDED": str(recorded), **(env or {})}
+    # The container starts through NGC's entrypoint, which keeps CUDA forward compatibility.
+    assert argv[0] == NGC_ENTRYPOINT or argv[0] == "tritonserver", argv[:1]
+    if argv[0] == NGC_ENTRYPOINT:
+        entrypoint = bin_dir / "nvidia_entrypoint.sh"
+        entrypoint.write_text(ENTRYPOINT_STAND_IN)
+        entrypoint.chmod(0o755)
+        argv = [str(entrypoint), *argv[1:]]
     result = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert recorded.exists(), f"tritonserver was not started: {result.stdout}{result.stderr}"
+    if argv[0].endswith("nvidia_entrypoint.sh"):
+        assert Path(f"{recorded}.entrypoint").exists()
     return recorded.read_text().splitlines()
 
 
@@ -108,18 +121,25 @@ def test_chart_values_turn_an_optional_model_off(tmp_path: Path, off: str) -> No
 def test_chart_with_both_off_runs_tritonserver_directly() -> None:
     values = {"models": {"optional": {"genderage": False, "liveness": False}}}
     c = container(triton_spec(render(values)), "triton")
-    assert c["command"] == ["tritonserver"]
+    assert c["command"] == [NGC_ENTRYPOINT, "tritonserver"]
     assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER]
 
 
-def test_object_store_triton_loads_the_enabled_ones_unconditionally() -> None:
+def test_object_store_triton_starts_without_the_optional_models() -> None:
+    """A --load-model the bucket lacks would stop Triton: only the startup pair is loaded at
+    start, the optional ones by the postStart hook (test_helm_day2.py runs it)."""
     values = load_values(CHART_CI / "object-store-values.yaml")
     c = container(triton_spec(render(values)), "triton")
-    assert c["command"] == ["tritonserver"]
-    assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER, *spec.OPTIONAL_STARTUP_MODELS]
+    assert c["command"] == [NGC_ENTRYPOINT, "tritonserver"]
+    assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER]
+    hook = c["lifecycle"]["postStart"]["exec"]["command"][2]
+    assert "for model in genderage liveness;" in hook
     values["models"]["optional"] = {"liveness": False}
     c = container(triton_spec(render(values)), "triton")
-    assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER, spec.GENDERAGE]
+    assert "for model in genderage;" in c["lifecycle"]["postStart"]["exec"]["command"][2]
+    values["models"]["optional"] = {"liveness": False, "genderage": False}
+    c = container(triton_spec(render(values)), "triton")
+    assert "postStart" not in c["lifecycle"]
 
 
 def test_chart_lists_the_optional_models_of_the_spec() -> None:
@@ -137,6 +157,7 @@ def test_triton_waits_for_the_fetch_job_to_finish(tmp_path: Path) -> None:
     job = container(one(objects, "Job", "models")["spec"]["template"]["spec"], "fetch")
     (wait,) = triton_spec(objects)["initContainers"]
     wait_script = wait["command"][2]
+    assert "exit 1" in wait_script, "the wait has a deadline"
 
     # The Job's script runs the facegate command it is given; a stand-in writes the models.
     bin_dir = tmp_path / "bin"

@@ -63,6 +63,20 @@ Per-component names, labels and selectors. Call with (dict "root" $ "component" 
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/*
+Labels of pod templates that Kubernetes will not change after creation (the fetch Job's) or
+whose change restarts a single instance (the bundled PostgreSQL): no chart version and no app
+version, which every upgrade changes.
+*/}}
+{{- define "facegate.podTemplateLabels" -}}
+{{ include "facegate.componentSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: facegate
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
 {{- define "facegate.componentSelectorLabels" -}}
 {{ include "facegate.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
@@ -199,7 +213,16 @@ starts while the Job still writes the optional models.
 The shell script around the fetch command ("$@"), for the fetch Job and the init container.
 */}}
 {{- define "facegate.models.fetchScript" -}}
-marker="{{ include "facegate.models.fetchMarker" . }}"; if [ -f "$marker" ]; then echo "models already fetched ($marker)"; exit 0; fi; "$@" && touch "$marker"
+marker="{{ include "facegate.models.fetchMarker" . }}"; if [ -f "$marker" ]; then echo "models already fetched ($marker)"; exit 0; fi; if ! [ -w "{{ .Values.models.mountPath }}" ]; then echo "facegate: {{ .Values.models.mountPath }} is not writable by uid $(id -u): the volume ignores fsGroup (NFS, Filestore, CephFS): set models.fetch.fixOwnership=true, or a CSIDriver fsGroupPolicy of File (docs/DEPLOY.md, day 2)" >&2; exit 1; fi; "$@" && touch "$marker"
+{{- end }}
+
+{{/*
+How long Triton's wait-for-models waits for the fetch Job before it fails (and the pod's init
+restarts it with a back-off, visibly): the Job's own deadline plus time for it to be scheduled
+and pull its image.
+*/}}
+{{- define "facegate.models.waitTimeoutSeconds" -}}
+{{- add (int .Values.models.fetch.activeDeadlineSeconds) 600 }}
 {{- end }}
 
 {{/*
@@ -227,12 +250,43 @@ for model in {{ include "facegate.triton.optionalModels" . }}; do if [ -r "{{ $d
 {{- end }}
 
 {{/*
+Triton's postStart hook with an object-store repository: wait until Triton is live (as long as
+the startup probe would), then ask it to load each enabled optional model. Always exits 0: a
+failed hook would kill the container, and a missing optional model must not.
+*/}}
+{{- define "facegate.triton.loadOptionalScript" -}}
+{{- $port := .Values.triton.service.httpPort -}}
+{{- $tries := mul .Values.triton.startupProbe.periodSeconds .Values.triton.startupProbe.failureThreshold | int -}}
+for i in $(seq {{ $tries }}); do (exec 3<>/dev/tcp/127.0.0.1/{{ $port }} && printf 'GET /v2/health/live HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3 | grep -q ' 200 ') 2>/dev/null && break; sleep 1; done; for model in {{ include "facegate.triton.optionalModels" . }}; do (exec 3<>/dev/tcp/127.0.0.1/{{ $port }} && printf 'POST /v2/repository/models/%s/load HTTP/1.0\r\nfacegate-repository-key: %s\r\nContent-Length: 0\r\n\r\n' "$model" "$FACEGATE_TRITON_REPOSITORY_KEY" >&3 && echo "facegate: load $model: $(head -n 1 <&3)") || echo "facegate: load $model failed"; done; exit 0
+{{- end }}
+
+{{/*
 "true" when the model claim can be mounted by pods on several nodes (ReadWriteMany or
 ReadOnlyMany); models.claim.accessModes also declares the modes of an existing claim.
 */}}
 {{- define "facegate.models.claimIsShared" -}}
 {{- $modes := .Values.models.claim.accessModes }}
 {{- if or (has "ReadWriteMany" $modes) (has "ReadOnlyMany" $modes) }}true{{ end }}
+{{- end }}
+
+{{/*
+NGC's entrypoint script in the Triton image: it enables CUDA forward compatibility on older
+drivers (/usr/local/cuda/compat) before it runs its arguments. Overriding `command` without it
+would skip that.
+*/}}
+{{- define "facegate.triton.entrypoint" -}}
+/opt/nvidia/nvidia_entrypoint.sh
+{{- end }}
+
+{{/*
+"true" when the Triton pod mounts a ReadWriteOnce claim (models or TensorRT caches): one node
+at a time, so updates recreate the pod instead of rolling it.
+*/}}
+{{- define "facegate.triton.mountsReadWriteOnce" -}}
+{{- $modelsRwo := and (eq .Values.models.source "claim") (not (include "facegate.models.claimIsShared" .)) }}
+{{- $cache := .Values.triton.tensorrt.cache }}
+{{- $cacheRwo := and .Values.triton.tensorrt.enabled (not (has "ReadWriteMany" $cache.accessModes)) }}
+{{- if or $modelsRwo $cacheRwo }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -323,6 +377,58 @@ Fail early on values the schema cannot check.
 {{- if and .Values.models.objectStore.gcsCredentialsKey (not .Values.models.objectStore.credentialsSecret) }}
 {{- fail "models.objectStore.gcsCredentialsKey needs models.objectStore.credentialsSecret" }}
 {{- end }}
+{{- $memoryLimit := dig "limits" "memory" "" (default dict $gw.resources) }}
+{{- if $memoryLimit }}
+{{- $needed := include "facegate.gateway.memoryNeededBytes" . | float64 }}
+{{- if lt (include "facegate.bytes" $memoryLimit | float64) $needed }}
+{{- fail (printf "gateway.resources.limits.memory (%v) is below what the gateway's body limits let one request hold, %d MiB (%s): raise the limit or lower gateway.limits / gateway.compat.maxRequestBytes" $memoryLimit (divf $needed 1048576 | ceil | int) (include "facegate.gateway.memoryRule" .)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Kubernetes quantity ("2Gi", "1500M", "1073741824") in bytes.
+*/}}
+{{- define "facegate.bytes" -}}
+{{- $text := toString . }}
+{{- $number := regexFind "^[0-9.]+" $text | float64 }}
+{{- $suffix := trimPrefix (regexFind "^[0-9.]+" $text) $text }}
+{{- $factors := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if not (hasKey $factors $suffix) }}
+{{- fail (printf "cannot read the quantity %q (use e.g. 2Gi or 2048Mi)" $text) }}
+{{- end }}
+{{- mulf $number (index $factors $suffix) }}
+{{- end }}
+
+{{/*
+The memory one gateway request may hold (a floor for gateway.resources.limits.memory): the
+process itself plus twice the largest body its limits accept, because a JSON body is held
+while it is parsed and again as the decoded images. The largest body is a full batch of the
+largest images as base64 (4/3 of their bytes) or, with the ifr route, a whole /extract body.
+Null limits are the gateway's own defaults (gateway/config.py; tests pin these numbers).
+*/}}
+{{- define "facegate.gateway.memoryBaselineBytes" -}}
+{{- mul 384 1048576 }}
+{{- end }}
+
+{{- define "facegate.gateway.largestBodyBytes" -}}
+{{- $gw := .Values.gateway }}
+{{- $imageBytes := default (mul 20 1048576) $gw.limits.maxImageBytes | float64 }}
+{{- $batch := default 16 $gw.limits.maxBatchImages | float64 }}
+{{- $largest := divf (mulf $imageBytes $batch 4) 3 }}
+{{- if has "ifr" $gw.compat.protocols }}
+{{- $extract := default (mul 256 1048576) $gw.compat.maxRequestBytes | float64 }}
+{{- $largest = maxf $largest $extract }}
+{{- end }}
+{{- $largest }}
+{{- end }}
+
+{{- define "facegate.gateway.memoryNeededBytes" -}}
+{{- addf (include "facegate.gateway.memoryBaselineBytes" . | float64) (mulf 2 (include "facegate.gateway.largestBodyBytes" . | float64)) }}
+{{- end }}
+
+{{- define "facegate.gateway.memoryRule" -}}
+{{- printf "384 MiB + 2 x the largest body, %d MiB" (divf (include "facegate.gateway.largestBodyBytes" . | float64) 1048576 | ceil | int) }}
 {{- end }}
 
 {{/* The Secret holding the gallery database URL (yours, or the generated one). */}}

@@ -1,0 +1,507 @@
+"""Day 2 of a cluster install (issue 23): upgrades, reinstalls, scale-out and drains.
+
+Rendered with Helm's engine (helm-python-sdk) for the default values and every ci values file;
+no cluster. What a render cannot show (a real upgrade, a drain, NFS ownership, NGC's
+entrypoint on an old driver) is listed in docs/DEPLOY.md, "What is verified where".
+"""
+
+from __future__ import annotations
+
+import http.server
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import test_helm_chart
+import yaml
+from test_helm_chart import (
+    CHART_DIR,
+    CI_VALUES,
+    KUBE_VERSION,
+    Manifest,
+    by_kind,
+    container,
+    gateway_env,
+    load_values,
+    maybe,
+    merged,
+    one,
+    render,
+    triton_spec,
+)
+
+from gateway.config import Settings
+
+DATA = Path(__file__).parent / "data"
+VALUES_010 = DATA / "values-0.1.0.yaml"
+DEPLOY_MD = CHART_DIR.parents[1] / "docs" / "DEPLOY.md"
+CASES = [None, *CI_VALUES]
+CASE_IDS = ["values.yaml", *(p.name for p in CI_VALUES)]
+NGC_ENTRYPOINT = "/opt/nvidia/nvidia_entrypoint.sh"
+MiB = 1024 * 1024
+# The shared fixture: every ci values file, rendered once per module.
+ci_case = test_helm_chart.ci_case
+
+
+def case_values(case: Path | None) -> dict[str, Any]:
+    return {} if case is None else load_values(case)
+
+
+def chart_copy(
+    tmp_path: Path, *, version: str | None = None, values_yaml: Path | None = None
+) -> Path:
+    """The chart in tmp_path, its version bumped and/or its values.yaml replaced."""
+    copy = tmp_path / "facegate"
+    shutil.copytree(CHART_DIR, copy)
+    if version is not None:
+        chart_yaml = copy / "Chart.yaml"
+        text = chart_yaml.read_text()
+        chart_yaml.write_text(re.sub(r"(?m)^version: .*$", f"version: {version}", text))
+    if values_yaml is not None:
+        shutil.copy(values_yaml, copy / "values.yaml")
+    return copy
+
+
+# --- upgrades keep every immutable field ---------------------------------------------------
+
+
+def _pvc_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    # Only a claim's requested size may change (grow) after creation.
+    return {k: v for k, v in spec.items() if k != "resources"}
+
+
+IMMUTABLE: dict[str, Any] = {
+    "Job": lambda s: {"template": s["template"], "completions": s.get("completions")},
+    "StatefulSet": lambda s: {
+        "selector": s["selector"],
+        "volumeClaimTemplates": s.get("volumeClaimTemplates"),
+        "serviceName": s.get("serviceName"),
+        "podManagementPolicy": s.get("podManagementPolicy"),
+    },
+    "Deployment": lambda s: {"selector": s["selector"]},
+    "PersistentVolumeClaim": _pvc_spec,
+}
+
+# What day 2 changes besides the chart version (issue 23's list).
+DAY2_CHANGES: dict[str, Any] = {
+    "commonLabels": {"team": "vision", "cost-centre": "faces"},
+    "imagePullSecrets": [{"name": "registry-pull"}],
+    "models": {"mountPath": "/srv/models"},
+    "gateway": {
+        "nodeSelector": {"pool": "cpu"},
+        "tolerations": [{"key": "cpu-only", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+    "triton": {
+        "nodeSelector": {"pool": "gpu"},
+        "tolerations": [{"key": "a100", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+
+
+def immutable_fields(objects: list[Manifest]) -> dict[tuple[str, str], Any]:
+    return {
+        (o["kind"], o["metadata"]["name"]): IMMUTABLE[o["kind"]](o["spec"])
+        for o in objects
+        if o["kind"] in IMMUTABLE
+    }
+
+
+def assert_upgradable(before: list[Manifest], after: list[Manifest]) -> None:
+    old, new = immutable_fields(before), immutable_fields(after)
+    for key in old.keys() & new.keys():
+        assert old[key] == new[key], f"{key[0]}/{key[1]} keeps its name but changes {old[key]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_a_version_bump_keeps_every_immutable_field(tmp_path: Path, case: Path | None) -> None:
+    values = case_values(case)
+    before = render(values)
+    after = render(values, chart_copy(tmp_path, version="9.9.9"))
+    assert_upgradable(before, after)
+    # A bare version bump re-runs nothing: the Jobs keep their names.
+    jobs = {o["metadata"]["name"] for o in by_kind(before, "Job")}
+    assert jobs == {o["metadata"]["name"] for o in by_kind(after, "Job")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_day2_changes_keep_every_immutable_field(tmp_path: Path, case: Path | None) -> None:
+    values = case_values(case)
+    before = render(values)
+    after = render(merged(values, DAY2_CHANGES), chart_copy(tmp_path, version="9.9.9"))
+    assert_upgradable(before, after)
+
+
+def test_the_upgrade_diff_sees_the_fetch_job() -> None:
+    """The diff above would pass vacuously without a Job: the ReadWriteMany variant has one,
+    and changing any of its template's inputs gives it a new name."""
+    values = load_values(CHART_DIR / "ci" / "replicas-values.yaml")
+    name = one(render(values), "Job", "models")["metadata"]["name"]
+    for key, change in DAY2_CHANGES.items():
+        if key == "triton":
+            continue
+        changed = one(render(merged(values, {key: change})), "Job", "models")
+        assert changed["metadata"]["name"] != name, key
+
+
+def test_fixed_pod_templates_carry_no_version(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    for obj in [*by_kind(objects, "Job"), *by_kind(objects, "StatefulSet")]:
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        assert "helm.sh/chart" not in labels and "app.kubernetes.io/version" not in labels
+
+
+# --- an old release's values (helm upgrade --reuse-values) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart_010(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chart as `helm upgrade --reuse-values` renders it for a 0.1.0 release: the new
+    templates with the old chart's values.yaml as its defaults."""
+    return chart_copy(tmp_path_factory.mktemp("chart010"), values_yaml=VALUES_010)
+
+
+# Two 0.1.0 defaults the chart now refuses, each with a message naming the key: the gateway's
+# grace period (30 s) predates the request deadline it must cover, its memory limit (1Gi) the
+# check against its body limits. `--reset-then-reuse-values` takes the new defaults instead.
+GRACE_010 = {
+    "gateway": {"terminationGracePeriodSeconds": 75, "resources": {"limits": {"memory": "2Gi"}}}
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_reused_0_1_0_values_still_render(chart_010: Path, case: Path | None) -> None:
+    objects = render(merged(case_values(case), GRACE_010), chart_010)
+    for obj in objects:
+        if obj["kind"] != "ServiceMonitor":
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    assert one(objects, "Deployment", "triton")
+
+
+def test_reused_0_1_0_values_fail_only_with_a_clear_message(chart_010: Path) -> None:
+    with pytest.raises(helm.HelmError, match=r"gateway\.terminationGracePeriodSeconds must exceed"):
+        render({}, chart_010)
+    grace_only = {"gateway": {"terminationGracePeriodSeconds": 75}}
+    with pytest.raises(helm.HelmError, match=r"gateway\.resources\.limits\.memory \(1Gi\)"):
+        render(grace_only, chart_010)
+
+
+def _key_paths(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in tree.items():
+        yield (*prefix, key)
+        if isinstance(value, dict) and value:
+            yield from _key_paths(value, (*prefix, key))
+
+
+def _lookup(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+@pytest.fixture(scope="module")
+def later_defaults() -> dict[str, Any]:
+    text = (CHART_DIR / "templates" / "_defaults.tpl").read_text()
+    block = text.split('{{- define "facegate.defaultsSince010" -}}\n', 1)[1].split("{{- end }}", 1)
+    later: dict[str, Any] = yaml.safe_load(block[0])
+    return later
+
+
+def test_every_key_added_after_0_1_0_has_its_default_in_the_templates(
+    later_defaults: dict[str, Any],
+) -> None:
+    """A key in values.yaml is either in 0.1.0's values or in _defaults.tpl with the same
+    default (add a new key to both), so `--reuse-values` from 0.1.0 never meets a nil map."""
+    now = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    old = set(_key_paths(load_values(VALUES_010)))
+    guarded = set(_key_paths(later_defaults))
+    missing = [".".join(p) for p in _key_paths(now) if p not in old and p not in guarded]
+    assert not missing, f"add these to templates/_defaults.tpl: {missing}"
+    for path in guarded - old:
+        assert _lookup(later_defaults, path) == _lookup(now, path), ".".join(path)
+
+
+def test_every_template_fills_the_later_defaults_first() -> None:
+    templates = CHART_DIR / "templates"
+    for path in [
+        *templates.glob("*.yaml"),
+        *templates.glob("tests/*.yaml"),
+        templates / "NOTES.txt",
+    ]:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith('{{- include "facegate.defaults" . '), path.name
+
+
+def test_filled_defaults_never_replace_a_value_that_is_there(chart_010: Path) -> None:
+    off = {"models": {"optional": {"genderage": False, "liveness": False}}, **GRACE_010}
+    c = container(triton_spec(render(off, chart_010)), "triton")
+    assert not any("genderage" in a or "liveness" in a for a in c["command"] + c["args"])
+
+
+def test_docs_upgrade_with_reset_then_reuse_values() -> None:
+    """Every `helm upgrade` command in the docs keeps the new chart's defaults."""
+    commands = [
+        line
+        for doc in (
+            DEPLOY_MD,
+            DEPLOY_MD.parents[1] / "README.md",
+            DEPLOY_MD.parent / "OPERATIONS.md",
+        )
+        if doc.exists()
+        for line in doc.read_text().splitlines()
+        if "helm upgrade " in line and line.lstrip().startswith("helm upgrade")
+    ]
+    assert commands
+    for line in commands:
+        assert "--reset-then-reuse-values" in line and " --reuse-values" not in line, line
+
+
+# --- reinstalls: generated secrets that unlock lasting data are kept -------------------------
+
+
+def test_generated_secrets_outliving_the_release_are_kept() -> None:
+    objects = render({"gallery": {"enabled": True, "postgres": {"enabled": True}}})
+    for component in ("gallery", "api-keys"):
+        secret = one(objects, "Secret", component)
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", component
+
+
+def test_gitops_brings_its_own_gallery_secret() -> None:
+    """Tools that render without lookup (Argo CD) would generate a new password every sync:
+    with gallery.existingSecret the chart generates none and PostgreSQL reads that Secret."""
+    values = {
+        "gallery": {"enabled": True, "existingSecret": "gallery-db", "postgres": {"enabled": True}}
+    }
+    objects = render(values)
+    assert maybe(objects, "Secret", "gallery") is None
+    pod = one(objects, "StatefulSet", "gallery-postgres")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in container(pod, "postgres")["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "gallery-db"
+    url = gateway_env(objects)["FACEGATE_GALLERY_URL"]["valueFrom"]["secretKeyRef"]
+    assert url["name"] == "gallery-db"
+
+
+# --- optional models, NGC entrypoint, waits --------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_triton_starts_through_ngc_entrypoint(case: Path | None) -> None:
+    c = container(triton_spec(render(case_values(case))), "triton")
+    assert c["command"][0] == NGC_ENTRYPOINT
+
+
+class _FakeTriton(http.server.BaseHTTPRequestHandler):
+    """Triton's HTTP health and repository-load endpoints; genderage is in the bucket."""
+
+    seen: ClassVar[list[tuple[str, str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(("GET", self.path, None))
+        self.send_response(200 if self.path == "/v2/health/live" else 404)
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.seen.append(("POST", self.path, self.headers.get("facegate-repository-key")))
+        self.send_response(200 if "/genderage/" in self.path else 400)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_object_store_hook_loads_the_optional_models_the_bucket_has() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    values = load_values(CHART_DIR / "ci" / "object-store-values.yaml")
+    values["triton"] = {"service": {"httpPort": port}}
+    c = container(triton_spec(render(values)), "triton")
+    hook = c["lifecycle"]["postStart"]["exec"]["command"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _FakeTriton)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "FACEGATE_TRITON_REPOSITORY_KEY": "k" * 48}
+        result = subprocess.run(hook, env=env, capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+    # A model the bucket lacks fails its load, never the hook (that would kill Triton).
+    assert result.returncode == 0, result.stderr
+    posts = [s for s in _FakeTriton.seen if s[0] == "POST"]
+    assert posts == [
+        ("POST", "/v2/repository/models/genderage/load", "k" * 48),
+        ("POST", "/v2/repository/models/liveness/load", "k" * 48),
+    ]
+    assert "load liveness: HTTP/1.0 400" in result.stdout
+
+
+def test_waiting_for_the_fetch_job_has_a_deadline(tmp_path: Path) -> None:
+    values = {
+        "models": {
+            "mountPath": str(tmp_path),
+            "claim": {"accessModes": ["ReadWriteMany"]},
+            "fetch": {"activeDeadlineSeconds": 60},
+        }
+    }
+    (wait,) = triton_spec(render(values))["initContainers"]
+    script = wait["command"][2].replace("sleep 10", "true")
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "after 660s" in result.stderr and "kubectl logs" in result.stderr
+
+
+def fetch_job(values: dict[str, Any]) -> dict[str, Any]:
+    return one(render(values), "Job", "models")["spec"]["template"]["spec"]
+
+
+def test_fetch_refuses_a_share_it_cannot_write_and_says_what_to_do(tmp_path: Path) -> None:
+    # A folder that is not there is not writable, whoever runs the test (root writes any).
+    share = tmp_path / "not-writable"
+    values = {"models": {"mountPath": str(share), "claim": {"accessModes": ["ReadWriteMany"]}}}
+    fetch = container(fetch_job(values), "fetch")
+    result = subprocess.run(
+        fetch["command"] + fetch["args"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "models.fetch.fixOwnership=true" in result.stderr and "fsGroupPolicy" in result.stderr
+
+
+def test_fix_ownership_hands_the_share_to_triton_with_chown_only() -> None:
+    spec = fetch_job(
+        {"models": {"claim": {"accessModes": ["ReadWriteMany"]}, "fetch": {"fixOwnership": True}}}
+    )
+    (init,) = spec["initContainers"]
+    assert init["command"] == ["chown", "1000:1000", "/models"]
+    assert init["securityContext"]["runAsUser"] == 0
+    assert init["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    assert init["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "initContainers" not in fetch_job(
+        {"models": {"claim": {"accessModes": ["ReadWriteMany"]}}}
+    )
+
+
+# --- gateway memory against its body limits ---------------------------------------------------
+
+
+def _quantity_bytes(text: str) -> float:
+    factors = {"Ki": 1024, "Mi": MiB, "Gi": 1024 * MiB, "k": 1e3, "M": 1e6, "G": 1e9, "": 1}
+    number, suffix = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", text).groups()  # type: ignore[union-attr]
+    return float(number) * factors[suffix]
+
+
+def memory_needed(values: dict[str, Any]) -> float:
+    """384 MiB + 2 x the largest body, from the effective gateway limits (Settings' defaults
+    where the values leave them null)."""
+    fields = Settings.model_fields
+    gw = merged(
+        yaml.safe_load((CHART_DIR / "values.yaml").read_text())["gateway"],
+        values.get("gateway", {}),
+    )
+    image = gw["limits"]["maxImageBytes"] or fields["max_image_bytes"].default
+    batch = gw["limits"]["maxBatchImages"] or fields["max_batch_images"].default
+    largest = image * batch * 4 / 3
+    if "ifr" in gw["compat"]["protocols"]:
+        largest = max(
+            largest, gw["compat"]["maxRequestBytes"] or fields["compat_max_request_bytes"].default
+        )
+    return 384 * MiB + 2 * largest
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_gateway_memory_limit_holds_a_request_at_the_body_limits(case: Path | None) -> None:
+    values = case_values(case)
+    limit = container(
+        one(render(values), "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
+    )
+    assert _quantity_bytes(limit["resources"]["limits"]["memory"]) >= memory_needed(values)
+    below = f"{int(memory_needed(values) // MiB) - 1}Mi"
+    with pytest.raises(helm.HelmError, match=r"gateway\.resources\.limits\.memory"):
+        render(merged(values, {"gateway": {"resources": {"limits": {"memory": below}}}}))
+    exact = f"{int(-(-memory_needed(values) // MiB))}Mi"
+    render(merged(values, {"gateway": {"resources": {"limits": {"memory": exact}}}}))
+
+
+# --- drains, scale-out, the bundled database ------------------------------------------------
+
+
+def test_every_disruption_budget_lets_unready_pods_go(ci_case: tuple[Path, list[Manifest]]) -> None:
+    _, objects = ci_case
+    for pdb in by_kind(objects, "PodDisruptionBudget"):
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_a_database_the_chart_creates_is_always_migrated(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    _, objects = ci_case
+    if maybe(objects, "StatefulSet", "gallery-postgres") is None:
+        return
+    migrates = gateway_env(objects)["FACEGATE_GALLERY_MIGRATE"]["value"] == "true"
+    job = maybe(objects, "Job", "gallery-migrate")
+    assert migrates != (job is not None), "exactly one migrate step"
+    if job is None:
+        return
+    c = container(job["spec"]["template"]["spec"], "migrate")
+    assert c["command"] == ["facegate", "gallery", "migrate"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["FACEGATE_GALLERY_URL"] == gateway_env(objects)["FACEGATE_GALLERY_URL"]
+    # The database's NetworkPolicy lets the Job in.
+    policy = one(objects, "NetworkPolicy", "gallery-postgres")
+    peers = [p["podSelector"]["matchLabels"] for p in policy["spec"]["ingress"][0]["from"]]
+    assert any(
+        all(job["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in peer.items())
+        for peer in peers
+    )
+
+
+def test_compat_variant_creates_the_database_and_migrates_it_with_a_job() -> None:
+    objects = render(load_values(CHART_DIR / "ci" / "compat-values.yaml"))
+    assert one(objects, "Job", "gallery-migrate")
+
+
+def test_bundled_postgres_has_shared_memory_and_a_startup_probe(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    _, objects = ci_case
+    statefulset = maybe(objects, "StatefulSet", "gallery-postgres")
+    if statefulset is None:
+        return
+    pod = statefulset["spec"]["template"]["spec"]
+    postgres = container(pod, "postgres")
+    shm = next(m for m in postgres["volumeMounts"] if m["mountPath"] == "/dev/shm")
+    volume = next(v for v in pod["volumes"] if v["name"] == shm["name"])
+    assert volume["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+    probe = postgres["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 600
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_triton_on_a_read_write_once_claim_is_recreated_not_rolled(case: Path | None) -> None:
+    values = case_values(case)
+    objects = render(values)
+    deployment = one(objects, "Deployment", "triton")
+    pod = deployment["spec"]["template"]["spec"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    modes = {
+        o["metadata"]["name"]: o["spec"]["accessModes"]
+        for o in by_kind(objects, "PersistentVolumeClaim")
+    }
+    declared = merged(yaml.safe_load((CHART_DIR / "values.yaml").read_text()), values)
+    if declared["models"]["claim"]["existingClaim"]:
+        modes[declared["models"]["claim"]["existingClaim"]] = declared["models"]["claim"][
+            "accessModes"
+        ]
+    rwo = any("ReadWriteMany" not in modes[c] and "ReadOnlyMany" not in modes[c] for c in claims)
+    assert deployment["spec"]["strategy"]["type"] == ("Recreate" if rwo else "RollingUpdate")
+    if rwo:
+        assert deployment["spec"]["replicas"] == 1
