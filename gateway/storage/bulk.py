@@ -1,10 +1,9 @@
 """Bulk loading for benchmarks and large imports: binary COPY, then one index build.
 
 Loading with the HNSW index in place inserts into the graph row by row; loading first and
-building the index once is several times faster (pgvector's own advice).
-The plain (not CONCURRENTLY) DROP/CREATE INDEX here blocks enrolment into every collection
-while it runs: this module is for benchmarks and offline loads, not a live gallery (a live
-collection's index is managed by storage/indexes.py).
+building the index once is several times faster (pgvector's own advice). Everything here
+works on the one collection's partition (storage/partitions.py): its plain DROP/CREATE
+INDEX blocks enrolment into that collection while it runs, and no other collection.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from gateway.storage.indexes import create_index_sql, index_name
+from gateway.storage.partitions import create_index_sql, index_name, partition, partition_name
 
 
 def _collection_id(conn: psycopg.Connection[tuple[object, ...]], name: str) -> int:
@@ -49,7 +48,9 @@ def copy_faces(
             for name in dict.fromkeys(subjects):
                 copy.write_row((cid, name))
         with conn.cursor().copy(
-            "COPY gallery_faces (id, collection_id, subject, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            sql.SQL(
+                "COPY {} (id, collection_id, subject, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            ).format(partition(cid))
         ) as copy:
             copy.set_types(["uuid", "bigint", "text", "halfvec"])
             for face_id, name, row in zip(ids, subjects, embeddings, strict=True):
@@ -58,7 +59,7 @@ def copy_faces(
 
 
 def build_index(conninfo: str, collection: str, maintenance_work_mem: str = "2GB") -> float:
-    """(Re)build the collection's partial HNSW index; returns the seconds it took."""
+    """(Re)build the collection's HNSW index; returns the seconds it took."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         cid = _collection_id(conn, collection)
         # The graph must fit in maintenance_work_mem or the build slows down many times.
@@ -67,25 +68,25 @@ def build_index(conninfo: str, collection: str, maintenance_work_mem: str = "2GB
         )
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(cid))))
         started = time.perf_counter()
-        conn.execute(create_index_sql(cid, concurrently=False))
-        conn.execute("ANALYZE gallery_faces")
+        conn.execute(create_index_sql(cid))
+        conn.execute(sql.SQL("ANALYZE {}").format(partition(cid)))
         return time.perf_counter() - started
 
 
 def relation_sizes_mib(conninfo: str, collection: str) -> dict[str, float]:
-    """Table and the collection's index size, and shared_buffers, in MiB."""
+    """The collection's partition (with its indexes) and HNSW index, and shared_buffers, in MiB."""
     with psycopg.connect(conninfo) as conn:
         cid = _collection_id(conn, collection)
         row = conn.execute(
-            "SELECT pg_total_relation_size('gallery_faces'), "
+            "SELECT pg_total_relation_size(to_regclass(%s)), "
             "coalesce(pg_relation_size(to_regclass(%s)), 0), "
             "(SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers')",
-            (index_name(cid),),
+            (partition_name(cid), index_name(cid)),
         ).fetchone()
     assert row is not None
     mib = 1024 * 1024
     return {
-        "faces_table_with_indexes": int(str(row[0])) / mib,
+        "faces_partition_with_indexes": int(str(row[0])) / mib,
         "hnsw_index": int(str(row[1])) / mib,
         "shared_buffers": int(str(row[2])) / mib,
     }

@@ -14,9 +14,13 @@ twice as many faces stay in shared buffers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
+
+from gateway.storage.partitions import attach_sql, new_partition_sql, partition
 
 log = logging.getLogger(__name__)
 # Any constant shared by every facegate process: the key of the migration advisory lock.
@@ -25,9 +29,36 @@ ADVISORY_LOCK_KEY = 0x6661636567617465  # "facegate"
 
 @dataclass(frozen=True)
 class Migration:
+    """SQL, then an optional step that needs the data (both in the migration's transaction)."""
+
     version: int
     name: str
     sql: str
+    then: Callable[[psycopg.Connection[tuple[object, ...]]], None] | None = None
+
+
+def _move_faces_to_partitions(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Each collection's faces into a partition of its own, its HNSW index built once loaded."""
+    # The index build of a large collection is many times slower when its graph does not
+    # fit (~1.5 KiB per face).
+    conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+    collections = conn.execute("SELECT id FROM gallery_collections ORDER BY id").fetchall()
+    for (cid,) in collections:
+        collection_id = int(str(cid))
+        create_table, create_index = new_partition_sql(collection_id)
+        conn.execute(create_table)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (id, collection_id, subject, embedding, bbox, score, created_at)"
+                " SELECT id, collection_id, subject, embedding, bbox, score, created_at"
+                " FROM gallery_faces_v1 WHERE collection_id = {}"
+            ).format(partition(collection_id), sql.Literal(collection_id))
+        )
+        conn.execute(create_index)
+        conn.execute(attach_sql(collection_id))
+        log.info("moved the faces of collection %d to its partition", collection_id)
+    # Its files are unlinked at commit: the vectors leave the disk, not only the queries.
+    conn.execute("DROP TABLE gallery_faces_v1")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -67,14 +98,40 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX gallery_faces_by_subject ON gallery_faces (collection_id, subject);
         """,
     ),
+    Migration(
+        2,
+        "faces partitioned by collection",
+        # storage/partitions.py says why. The old table's faces move into the partitions of
+        # their collections in the step that follows; the old table and its partial indexes
+        # go. No foreign key from faces to subjects any more (the store keeps the link).
+        """
+        ALTER TABLE gallery_faces RENAME TO gallery_faces_v1;
+        ALTER INDEX gallery_faces_pkey RENAME TO gallery_faces_v1_pkey;
+        ALTER INDEX gallery_faces_by_subject RENAME TO gallery_faces_v1_by_subject;
+        CREATE TABLE gallery_faces (
+            id uuid NOT NULL DEFAULT gen_random_uuid(),
+            collection_id bigint NOT NULL,
+            subject text NOT NULL,
+            embedding halfvec(512) NOT NULL,
+            bbox real[],
+            score real,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (collection_id, id)
+        ) PARTITION BY LIST (collection_id);
+        CREATE INDEX gallery_faces_by_subject ON gallery_faces (subject);
+        """,
+        then=_move_faces_to_partitions,
+    ),
 )
 
 
-def apply_migrations(conninfo: str) -> list[int]:
-    """Apply every pending migration; returns the versions applied now (empty if none)."""
+def apply_migrations(conninfo: str, *, up_to: int | None = None) -> list[int]:
+    """Apply every pending migration (up to version `up_to`); returns the versions applied now."""
     applied_now: list[int] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for migration in MIGRATIONS:
+            if up_to is not None and migration.version > up_to:
+                break
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
                 conn.execute(
@@ -90,6 +147,8 @@ def apply_migrations(conninfo: str) -> list[int]:
                     continue
                 log.info("applying gallery migration %d: %s", migration.version, migration.name)
                 conn.execute(migration.sql.encode())
+                if migration.then is not None:
+                    migration.then(conn)
                 conn.execute(
                     "INSERT INTO facegate_schema_migrations (version, name) VALUES (%s, %s)",
                     (migration.version, migration.name),

@@ -10,7 +10,8 @@ import asyncio
 import pytest
 
 from gateway.errors import GalleryUnavailable
-from gateway.storage.postgres import PostgresGalleryStore, _bounded
+from gateway.storage.base import bounded as _bounded
+from gateway.storage.postgres import PostgresGalleryStore
 
 
 def test_a_call_past_the_bound_answers_503_without_awaiting_its_cancellation() -> None:

@@ -23,8 +23,8 @@ import psycopg
 
 from gateway.ops.bench.gallery_data import SyntheticGallery, exact_top, make_gallery
 from gateway.storage import bulk
-from gateway.storage.indexes import HNSW_EF_CONSTRUCTION, HNSW_M
 from gateway.storage.migrations import apply_migrations
+from gateway.storage.partitions import HNSW_EF_CONSTRUCTION, HNSW_M
 from gateway.storage.postgres import PostgresGalleryStore, open_store
 
 RECOGNIZER = "bench-random-vectors"

@@ -352,6 +352,36 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     bench.set_defaults(func=cmd)
     _add_bench_http(actions)
+    _add_bench_tenants(actions)
+
+
+def _add_bench_tenants(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tenants = actions.add_parser(
+        "bench-tenants",
+        help="many collections at once: mixed identify/enrol at concurrency C, parallel creates",
+        description="Create N collections of a few synthetic faces each (named tenants-*), "
+        "run identify and enrolment by embedding through the store at concurrency C against "
+        "collections picked at random, then create P collections at once. Reports p50/p95/p99 "
+        "per kind, every error, and what the creates answered. Compare N=2 with N=5000.",
+    )
+    _add_target(tenants)
+    tenants.add_argument("--collections", type=positive_int, default=2, help="N (default 2)")
+    tenants.add_argument(
+        "--faces-per-collection", type=positive_int, default=20, help="default %(default)s"
+    )
+    tenants.add_argument("--concurrency", type=positive_int, default=32, help="default 32")
+    tenants.add_argument("--calls", type=positive_int, default=2000, help="mixed calls measured")
+    tenants.add_argument(
+        "--parallel-creates", type=positive_int, default=20, help="default %(default)s"
+    )
+    tenants.add_argument(
+        "--statement-timeout-s",
+        type=float,
+        default=10.0,
+        help="the store's per-call bound, as FACEGATE_GALLERY_STATEMENT_TIMEOUT_S (default 10)",
+    )
+    tenants.add_argument("--keep", action="store_true", help="keep the collections afterwards")
+    tenants.set_defaults(func=cmd)
 
 
 def _add_bench_http(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -400,6 +430,7 @@ def cmd(args: argparse.Namespace) -> int:
         "import": cmd_import,
         "bench": _cmd_bench,
         "bench-http": _cmd_bench_http,
+        "bench-tenants": _cmd_bench_tenants,
     }
     try:
         return handlers[args.gallery_command](args)
@@ -443,6 +474,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"loading {args.faces} {args.distribution} faces, then measuring...", file=sys.stderr)
         result = bench_gallery(url, options)
     print("\n".join(report_lines(result)))
+    return 0
+
+
+def _cmd_bench_tenants(args: argparse.Namespace) -> int:
+    from gateway.ops.bench.gallery_tenants import (
+        TenantsOptions,
+        bench_tenants,
+        tenants_report_lines,
+    )
+
+    if not 0 < args.statement_timeout_s <= 600:
+        raise GalleryCommandError("--statement-timeout-s takes seconds from 0 to 600, like 10")
+    options = TenantsOptions(
+        collections=args.collections,
+        faces_per_collection=args.faces_per_collection,
+        concurrency=args.concurrency,
+        calls=args.calls,
+        parallel_creates=args.parallel_creates,
+        statement_timeout_s=args.statement_timeout_s,
+        keep=args.keep,
+        progress=True,
+    )
+    with gallery_url(args) as url:
+        result = bench_tenants(url, options)
+    print("\n".join(tenants_report_lines(result, options)))
     return 0
 
 

@@ -1,0 +1,103 @@
+"""Nearest-neighbour search of one collection's partition, one round trip per chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from pgvector import HalfVector
+from psycopg import sql
+
+from gateway.gallery_ports import Match
+from gateway.storage.base import Connection, StoreBase, bounded, no_collection
+from gateway.storage.faces import halfvec
+
+# pgvector's default is 40; 100 costs about twice as much per query and finds more of the
+# true neighbours (docs/BENCHMARKS.md, "Face gallery").
+DEFAULT_EF_SEARCH = 100
+MAX_EF_SEARCH = 1000
+# Query vectors per bounded search call (a chunk takes ~1 s at 1M faces, ef_search 100).
+SEARCH_CHUNK = 100
+_SEARCH = (
+    "SELECT subject, 1 - (embedding <=> %s) AS similarity, id FROM gallery_faces"
+    " WHERE collection_id = %s ORDER BY embedding <=> %s LIMIT %s"
+)
+
+
+async def search_pipelined(
+    conn: Connection,
+    collection: str,
+    cid: int,
+    vectors: Sequence[HalfVector],
+    ef: int,
+    candidates: int,
+) -> tuple[list[list[Match]], int | None]:
+    """One round trip: set ef_search, check the collection's id, search every vector.
+
+    Returns the matches per vector and the collection's id now (None once deleted): the
+    matches count only if that is the cid they were searched with. ef_search is SET LOCAL in
+    the search's own transaction, so it never stays on the pooled connection.
+    """
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+        check = await conn.execute(
+            "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
+        )
+        cursors = [await conn.execute(_SEARCH, (v, cid, v, candidates)) for v in vectors]
+    row = await check.fetchone()
+    found = [
+        [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
+        for cursor in cursors
+    ]
+    return found, int(row[0]) if row is not None else None
+
+
+class SearchMixin(StoreBase):
+    """identify's search: the `candidates` nearest faces of a collection per query."""
+
+    async def search(
+        self,
+        collection: str,
+        queries: npt.NDArray[np.float32],
+        candidates: int,
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> list[list[Match]]:
+        """Top `candidates` faces per row of `queries` (n, 512), in chunks of SEARCH_CHUNK rows.
+
+        Each chunk is one bounded call: a request may carry up to 1,000 embeddings, and one
+        bound over all of them would turn a large batch on a large gallery into a 503.
+        """
+        found: list[list[Match]] = []
+        for start in range(0, len(queries), SEARCH_CHUNK):
+            found += await self._search_chunk(
+                collection, queries[start : start + SEARCH_CHUNK], candidates, ef_search
+            )
+        return found
+
+    @bounded
+    async def _search_chunk(
+        self,
+        collection: str,
+        queries: npt.NDArray[np.float32],
+        candidates: int,
+        ef_search: int,
+    ) -> list[list[Match]]:
+        # HNSW returns at most ef_search rows, so it is never below the rows asked for.
+        ef = min(max(candidates, ef_search), MAX_EF_SEARCH)
+        vectors = [halfvec(row) for row in queries]
+        async with self._connection() as conn:
+            cid = self._collection_ids.get(collection)
+            if cid is None:
+                cid = await self._collection_id(conn, collection)
+            found, current = await search_pipelined(conn, collection, cid, vectors, ef, candidates)
+            if current != cid:  # deleted, or deleted and created again, since it was cached
+                self._collection_ids.pop(collection, None)
+                if current is None:
+                    raise no_collection(collection)
+                found, current = await search_pipelined(
+                    conn, collection, current, vectors, ef, candidates
+                )
+            if current is not None:
+                self._collection_ids[collection] = current
+        return found
