@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__, background
+from gateway.admission import Admission, parse_rate_limits
 from gateway.api import console, embed, faces, gallery, group, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
@@ -19,7 +20,7 @@ from gateway.config import Settings
 from gateway.errors import FacegateError, install_error_handlers
 from gateway.gallery_app import run_gallery
 from gateway.metrics import Metrics
-from gateway.middleware import Admission, GatewayMiddleware
+from gateway.middleware import GatewayMiddleware
 from gateway.ports import InferenceBackend, ModelControl
 from gateway.service.services import build_services
 from gateway.service.swapper_lifecycle import SwapperManager
@@ -75,7 +76,13 @@ def create_app(
         settings.api_keys.get_secret_value(), settings.api_keys_file, settings.auth_disabled
     )
     metrics = Metrics()
-    admission = Admission(settings.max_in_flight, settings.request_timeout_s)
+    admission = Admission(
+        settings.max_in_flight,
+        settings.request_timeout_s,
+        per_key_in_flight=settings.max_in_flight_per_key or None,
+        body_timeout_s=settings.body_timeout_s,
+        rate_limits=parse_rate_limits(settings.key_rate_limits),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -176,7 +183,12 @@ def create_app(
             allow_headers=["X-API-Key", "Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Faces-Swapped", "Retry-After"],
         )
-    app.add_middleware(GatewayMiddleware, metrics=metrics, admission=admission)
+    app.add_middleware(
+        GatewayMiddleware,
+        metrics=metrics,
+        admission=admission,
+        keys=None if api_keys.disabled else api_keys,
+    )
     return app
 
 

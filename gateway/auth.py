@@ -2,16 +2,20 @@
 gallery identify/verify/read), `enroll` (also gallery enrolment and deletion) and `admin`
 (also model load/unload).
 
-Keys come from FACEGATE_API_KEYS ("scope:key,scope:key") and/or a mounted file
-(FACEGATE_API_KEYS_FILE, one "scope:key" per line, # comments). Only SHA-256 digests are
-kept in memory, and a presented key is compared against every digest in constant time.
-Authentication is off only when FACEGATE_AUTH_DISABLED=true, with a warning at start.
+Keys come from FACEGATE_API_KEYS ("scope:name:key,scope:key") and/or a mounted file
+(FACEGATE_API_KEYS_FILE, one entry per line, # comments). A key's name (letters, digits,
+'.', '_', '-'; at most 64) is what logs, metrics, admission and the audit trail show; an
+entry without one ("scope:key", the older form) is named "key-" + the first 8 hex digits of
+the key's SHA-256. Only SHA-256 digests are kept in memory, and a presented key is
+compared against every digest in constant time. Authentication is off only when
+FACEGATE_AUTH_DISABLED=true, with a warning at start (every caller is then "anonymous").
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,62 +32,122 @@ _NEEDED_FOR: dict[Scope, str] = {
 }
 
 
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ANONYMOUS = "anonymous"
+
+
 class AuthConfigError(Exception):
     """The API key configuration is unusable; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
-class ApiKeys:
-    """Digests of the configured keys and their scopes."""
+class KeyEntry:
+    """One configured key: the SHA-256 of the key, its scope and its name."""
 
-    entries: tuple[tuple[bytes, Scope], ...]
+    digest: bytes
+    scope: Scope
+    name: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request comes from: the key's name and scope (never the key)."""
+
+    name: str
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """Digests of the configured keys, their scopes and names."""
+
+    entries: tuple[KeyEntry, ...]
     disabled: bool = False
 
-    def scope_of(self, presented: str) -> Scope | None:
-        """The scope of a presented key, or None; compares with every digest in constant time."""
-        digest = hashlib.sha256(presented.encode()).digest()
-        found: Scope | None = None
-        for stored, scope in self.entries:
-            matches = hmac.compare_digest(digest, stored)
-            if matches and (found is None or SCOPES.index(scope) > SCOPES.index(found)):
-                found = scope
-        return found
+    def caller_of(self, presented: str) -> Caller | None:
+        """The entry of a presented key (the widest scope if listed twice), or None.
 
-    def authorize(self, presented: str | None, needed: Scope) -> None:
-        """Raise 401 for a missing or unknown key, 403 for a key without the scope."""
+        Compares with every digest in constant time.
+        """
+        digest = hashlib.sha256(presented.encode()).digest()
+        found: KeyEntry | None = None
+        for entry in self.entries:
+            matches = hmac.compare_digest(digest, entry.digest)
+            if matches and (found is None or SCOPES.index(entry.scope) > SCOPES.index(found.scope)):
+                found = entry
+        return None if found is None else Caller(found.name, found.scope)
+
+    def scope_of(self, presented: str) -> Scope | None:
+        """The scope of a presented key, or None."""
+        caller = self.caller_of(presented)
+        return None if caller is None else caller.scope
+
+    def authenticate(self, presented: str | None) -> Caller:
+        """The caller of a presented key; 401 for a missing or unknown one."""
         if self.disabled:
-            return
+            return Caller(ANONYMOUS, "admin")
         if not presented:
             raise Unauthenticated(
                 "missing API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
             )
-        scope = self.scope_of(presented)
-        if scope is None:
+        caller = self.caller_of(presented)
+        if caller is None:
             raise Unauthenticated("unknown API key")
+        return caller
+
+    def authorize(self, presented: str | None, needed: Scope) -> Caller:
+        """The caller; 401 for a missing or unknown key, 403 for a key without the scope."""
+        caller = self.authenticate(presented)
+        scope = caller.scope
         if SCOPES.index(scope) < SCOPES.index(needed):
             raise Forbidden(
                 f"this API key lacks the '{needed}' scope needed for {_NEEDED_FOR[needed]}"
             )
+        return caller
 
 
-def parse_entries(text: str, source: str) -> list[tuple[bytes, Scope]]:
-    """Parse "scope:key" entries separated by commas or newlines (# starts a comment)."""
-    entries: list[tuple[bytes, Scope]] = []
+def unnamed_key_name(key: str) -> str:
+    """The name of a "scope:key" entry: a short hash of the key, stable across restarts."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def parse_entries(text: str, source: str) -> list[KeyEntry]:
+    """Parse "scope:name:key" or "scope:key" entries separated by commas or newlines.
+
+    # starts a comment. A key that itself contains ':' after a valid name would read as
+    "name:key": give such a key a name explicitly.
+    """
+    entries: list[KeyEntry] = []
     # Comments end at the end of their line, so they are removed before splitting on commas.
     items = [item for raw in text.splitlines() for item in raw.split("#", 1)[0].split(",")]
     for item in items:
         line = item.strip()
         if not line:
             continue
-        scope, sep, key = line.partition(":")
-        if not sep or scope.strip() not in SCOPES or not key.strip():
+        scope, sep, rest = line.partition(":")
+        if not sep or scope.strip() not in SCOPES or not rest.strip():
             raise AuthConfigError(
-                f"{source}: entries look like 'user:<key>', 'enroll:<key>' or 'admin:<key>'; got a malformed one"
+                f"{source}: entries look like 'user:<name>:<key>' or 'user:<key>' (scopes user, "
+                "enroll, admin); got a malformed one"
             )
-        if len(key.strip()) < 16:
+        name, named, key = rest.partition(":")
+        if not named or not _NAME.fullmatch(name.strip()):
+            name, key = "", rest
+        key = key.strip()
+        if len(key) < 16:
             raise AuthConfigError(f"{source}: API keys must be at least 16 characters")
-        entries.append((hashlib.sha256(key.strip().encode()).digest(), scope.strip()))  # type: ignore[arg-type]
+        digest = hashlib.sha256(key.encode()).digest()
+        entries.append(KeyEntry(digest, scope.strip(), name.strip() or unnamed_key_name(key)))  # type: ignore[arg-type]
+    _check_names(entries, source)
     return entries
+
+
+def _check_names(entries: list[KeyEntry], source: str) -> None:
+    """A name stands for one key: two different keys under one name would blur the trail."""
+    digests: dict[str, bytes] = {}
+    for entry in entries:
+        if digests.setdefault(entry.name, entry.digest) != entry.digest:
+            raise AuthConfigError(f"{source}: the key name '{entry.name}' is given to two keys")
 
 
 def load_api_keys(keys: str, keys_file: Path | None, disabled: bool) -> ApiKeys:
@@ -94,6 +158,7 @@ def load_api_keys(keys: str, keys_file: Path | None, disabled: bool) -> ApiKeys:
             entries += parse_entries(keys_file.read_text(), str(keys_file))
         except OSError as exc:
             raise AuthConfigError(f"cannot read API keys file {keys_file}: {exc}") from exc
+        _check_names(entries, f"FACEGATE_API_KEYS and {keys_file}")
     if disabled:
         return ApiKeys((), disabled=True)
     if not entries:

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway import defaults
+from gateway.admission import parse_rate_limits
 from gateway.processing import parse_det_sizes
 from gateway.triton import spec
 
@@ -91,6 +92,23 @@ class Settings(BaseSettings):
     auth_disabled: bool = Field(False, description="run without API keys (warned at start)")
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins; off if empty")
     max_in_flight: int = Field(64, gt=0, description="per worker; beyond it 429 + Retry-After")
+    max_in_flight_per_key: int = Field(
+        8,
+        ge=0,
+        description="per worker and API key: a key's share of max_in_flight (429 key_overloaded "
+        "beyond it; 0 = no share, only the global cap)",
+    )
+    key_rate_limits: str = Field(
+        "",
+        description="requests per second per key: 'NAME=RATE[:BURST]', 'scope:SCOPE=RATE' or "
+        "'*=RATE', comma separated (429 rate_limited + Retry-After); off if empty",
+    )
+    body_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="the whole request body must arrive within this (408 body_timeout, and "
+        "the slot is freed); keep it well under request_timeout_s",
+    )
     request_timeout_s: float = Field(60.0, gt=0, description="per-request deadline (504)")
     drain_s: float = Field(5.0, ge=0, description="on SIGTERM: refuse new requests this long first")
 
@@ -118,6 +136,12 @@ class Settings(BaseSettings):
     compat_immich_prefix: str = Field(
         "", description="also serve Immich's /predict and /ping under this path, e.g. /immich"
     )
+
+    @field_validator("key_rate_limits")
+    @classmethod
+    def _valid_rate_limits(cls, value: str) -> str:
+        parse_rate_limits(value)  # ValueError names the bad entry
+        return value
 
     @field_validator("compat")
     @classmethod

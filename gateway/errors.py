@@ -13,7 +13,10 @@
     ├── NotFound                     404  not_found
     ├── Conflict                     409  conflict
     │   └── RecognizerMismatch       409  recognizer_mismatch      (gallery built with another recognizer)
+    ├── BodyTimeout                  408  body_timeout             (the upload came too slowly)
     ├── Overloaded                   429  overloaded               (admission, Retry-After)
+    │   ├── KeyOverloaded            429  key_overloaded           (this key's share of the slots)
+    │   └── RateLimited              429  rate_limited             (this key's request rate)
     ├── ShuttingDown                 503  shutting_down            (draining, Retry-After)
     ├── DeadlineExceeded             504  deadline_exceeded        (the request's own deadline)
     └── UpstreamError                     the inference server failed us
@@ -138,11 +141,30 @@ class RecognizerMismatch(Conflict):
     code = "recognizer_mismatch"
 
 
+class BodyTimeout(FacegateError):
+    """The request body did not arrive within the body deadline (a slow or stalled upload)."""
+
+    status_code = 408
+    code = "body_timeout"
+
+
 class Overloaded(FacegateError):
     """Too many requests in flight (Retry-After)."""
 
     status_code = 429
     code = "overloaded"
+
+
+class KeyOverloaded(Overloaded):
+    """This API key has its share of the in-flight requests already (Retry-After)."""
+
+    code = "key_overloaded"
+
+
+class RateLimited(Overloaded):
+    """This API key is over its request rate (Retry-After)."""
+
+    code = "rate_limited"
 
 
 class ShuttingDown(FacegateError):
@@ -211,7 +233,10 @@ ERRORS: tuple[type[FacegateError], ...] = (
     NotFound,
     Conflict,
     RecognizerMismatch,
+    BodyTimeout,
     Overloaded,
+    KeyOverloaded,
+    RateLimited,
     ShuttingDown,
     DeadlineExceeded,
     UpstreamUnavailable,

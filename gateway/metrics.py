@@ -31,6 +31,18 @@ class Metrics:
         self.rejected = Counter(
             "facegate_rejected_total", "requests refused before work", ["reason"], registry=r
         )
+        self.key_in_flight = Gauge(
+            "facegate_key_in_flight_requests",
+            "requests being served, per API key name",
+            ["key"],
+            registry=r,
+        )
+        self.key_rejected = Counter(
+            "facegate_key_rejected_total",
+            "requests refused before work, per API key name and reason",
+            ["key", "reason"],
+            registry=r,
+        )
         self.triton_latency = Histogram(
             "facegate_triton_call_seconds",
             "Triton inference call latency",

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from gateway.admission import Admission, parse_rate_limits
+from gateway.auth import load_api_keys, unnamed_key_name
 from gateway.metrics import Metrics
-from gateway.middleware import Admission, GatewayMiddleware
+from gateway.middleware import GatewayMiddleware
 
 Behaviour = Callable[[], Awaitable[object]]
 
@@ -133,3 +135,129 @@ def test_a_malformed_request_id_is_replaced() -> None:
     reply = asyncio.run(_request(_middleware(_nothing), request_id="bad id\n"))
     assert reply.status == 200
     assert reply.headers["x-request-id"] != "bad id\n" and len(reply.headers["x-request-id"]) == 32
+
+
+KEY_A = "key-of-app-a-0123456789"
+KEY_B = "key-of-app-b-0123456789"
+
+
+def _keyed_middleware(
+    app: Callable[..., Awaitable[None]], **admission: Any
+) -> tuple[GatewayMiddleware, Metrics]:
+    keys = load_api_keys(f"user:app-a:{KEY_A},user:{KEY_B}", None, False)
+    metrics = Metrics()
+    limits = Admission(admission.pop("max_in_flight", 64), 60.0, **admission)
+    return GatewayMiddleware(app, metrics, limits, keys), metrics
+
+
+async def _keyed_request(
+    middleware: GatewayMiddleware, key: str | None, receive: Any = None
+) -> Reply:
+    reply = Reply()
+    headers = [(b"x-api-key", key.encode())] if key else []
+    scope = {"type": "http", "path": "/v1/detect", "method": "POST", "headers": headers}
+
+    async def complete_body() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"img", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            reply.status = message["status"]
+            reply.headers = {k.decode(): v.decode() for k, v in message["headers"]}
+        else:
+            reply.body += message.get("body", b"")
+
+    await middleware(scope, receive or complete_body, send)
+    return reply
+
+
+def _body_reading_app(read: list[bytes]) -> Callable[..., Awaitable[None]]:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            read.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["state"]["caller"].name.encode()})
+
+    return app
+
+
+def test_a_missing_or_unknown_key_is_401_before_the_body_is_read_and_takes_no_slot() -> None:
+    read: list[bytes] = []
+    middleware, metrics = _keyed_middleware(_body_reading_app(read))
+    for key in (None, "not-a-key-0123456789"):
+        reply = asyncio.run(_keyed_request(middleware, key))
+        assert reply.status == 401 and reply.json()["error"]["code"] == "unauthenticated"
+    assert read == [] and middleware.admission.in_flight == 0
+    assert metrics.key_rejected.labels("unknown", "unauthenticated")._value.get() == 2
+    ok = asyncio.run(_keyed_request(middleware, KEY_A))
+    assert ok.status == 200 and ok.body == b"app-a" and read == [b"img"]
+    unnamed = asyncio.run(_keyed_request(middleware, KEY_B))
+    assert unnamed.body.decode() == unnamed_key_name(KEY_B)
+
+
+def test_one_keys_share_is_refused_per_key_and_counted_by_name() -> None:
+    async def scenario() -> tuple[Reply, Reply, Metrics]:
+        release = asyncio.Event()
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        middleware, metrics = _keyed_middleware(app, per_key_in_flight=2)
+        held = [asyncio.create_task(_keyed_request(middleware, KEY_A)) for _ in range(2)]
+        while middleware.admission.in_flight < 2:
+            await asyncio.sleep(0)
+        assert metrics.key_in_flight.labels("app-a")._value.get() == 2
+        refused = await _keyed_request(middleware, KEY_A)
+        other = asyncio.create_task(_keyed_request(middleware, KEY_B))
+        while middleware.admission.in_flight < 3:
+            await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*held)
+        return refused, await other, metrics
+
+    refused, other, metrics = asyncio.run(scenario())
+    assert refused.status == 429 and refused.json()["error"]["code"] == "key_overloaded"
+    assert refused.headers["retry-after"] == "1"
+    assert other.status == 200
+    assert metrics.key_rejected.labels("app-a", "key_overloaded")._value.get() == 1
+    assert metrics.key_in_flight.labels("app-a")._value.get() == 0
+
+
+def test_a_rate_limited_key_gets_429_with_retry_after() -> None:
+    middleware, _ = _keyed_middleware(_app(_nothing), rate_limits=parse_rate_limits("app-a=1"))
+    assert asyncio.run(_keyed_request(middleware, KEY_A)).status == 200
+    refused = asyncio.run(_keyed_request(middleware, KEY_A))
+    assert refused.status == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert asyncio.run(_keyed_request(middleware, KEY_B)).status == 200
+
+
+def test_a_body_slower_than_its_deadline_is_408_and_frees_the_slot() -> None:
+    read: list[bytes] = []
+    middleware, _ = _keyed_middleware(_body_reading_app(read), body_timeout_s=0.2)
+
+    async def trickle() -> dict[str, Any]:
+        await asyncio.sleep(0.05)  # a chunk every 50 ms, forever: under the deadline each
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    reply = asyncio.run(_keyed_request(middleware, KEY_A, receive=trickle))
+    assert reply.status == 408 and reply.json()["error"]["code"] == "body_timeout"
+    assert 1 <= len(read) < 20  # it was reading, and stopped at the deadline
+    assert middleware.admission.in_flight == 0 and middleware.admission.by_key == {}
+    assert asyncio.run(_keyed_request(middleware, KEY_A)).status == 200
+
+
+def test_the_access_line_names_the_key_never_the_key_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    middleware, _ = _keyed_middleware(_app(_nothing))
+    with caplog.at_level(logging.INFO, logger="facegate.access"):
+        asyncio.run(_keyed_request(middleware, KEY_A))
+    (record,) = [r for r in caplog.records if r.name == "facegate.access"]
+    assert record.__dict__["key"] == "app-a"
+    assert KEY_A not in caplog.text and KEY_A not in str(record.__dict__)

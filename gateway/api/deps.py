@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.auth import ApiKeys, Scope, presented_key
+from gateway.auth import ApiKeys, Caller, Scope, presented_key
 from gateway.config import Settings
 from gateway.service.pipeline import Pipeline
 from gateway.service.services import Services
@@ -47,10 +47,16 @@ def get_swap_manager(request: Request) -> SwapperManager:
 
 def _authorize(request: Request, needed: Scope) -> None:
     keys: ApiKeys = request.app.state.api_keys
-    keys.authorize(
+    request.state.caller = keys.authorize(
         presented_key(request.headers.get("x-api-key"), request.headers.get("authorization")),
         needed,
     )
+
+
+def get_caller(request: Request) -> Caller:
+    """Who calls (set by the key check of the route's dependencies)."""
+    caller: Caller = request.state.caller
+    return caller
 
 
 def require_user(request: Request) -> None:
@@ -69,6 +75,7 @@ def require_admin(request: Request) -> None:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 ModelStatusDep = Annotated[ModelStatus, Depends(get_model_status)]
 SwapPipelineDep = Annotated[SwapPipeline, Depends(get_swap_pipeline)]

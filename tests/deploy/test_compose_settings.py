@@ -1,4 +1,4 @@
-"""docker-compose.yml passes the compatibility and gallery settings on to the gateway.
+"""docker-compose.yml passes the compatibility, gallery and admission settings on to the gateway.
 
 Each is listed without a value, Compose's pass-through: set in the shell (or .env) it reaches
 the gateway; unset, it is absent in the container and the gateway keeps its own default.
@@ -24,6 +24,9 @@ PASSED_ON = {
     "FACEGATE_GALLERY_STATEMENT_TIMEOUT_S": "3",
     "FACEGATE_GALLERY_MIGRATE": "false",
     "FACEGATE_GALLERY_EF_SEARCH": "200",
+    "FACEGATE_MAX_IN_FLIGHT_PER_KEY": "4",
+    "FACEGATE_KEY_RATE_LIMITS": "*=20,scope:enroll=5:10",
+    "FACEGATE_BODY_TIMEOUT_S": "10",
 }
 
 

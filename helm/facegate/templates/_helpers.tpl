@@ -450,6 +450,18 @@ gateway's own default (gateway/config.py), so the chart does not repeat the defa
 - name: FACEGATE_MAX_IN_FLIGHT
   value: {{ . | int64 | quote }}
 {{- end }}
+{{- if not (kindIs "invalid" $gw.maxInFlightPerKey) }}
+- name: FACEGATE_MAX_IN_FLIGHT_PER_KEY
+  value: {{ $gw.maxInFlightPerKey | int64 | quote }}
+{{- end }}
+{{- with $gw.keyRateLimits }}
+- name: FACEGATE_KEY_RATE_LIMITS
+  value: {{ . | quote }}
+{{- end }}
+{{- with $gw.bodyTimeoutSeconds }}
+- name: FACEGATE_BODY_TIMEOUT_S
+  value: {{ . | quote }}
+{{- end }}
 {{- with $gw.corsOrigins }}
 - name: FACEGATE_CORS_ORIGINS
   value: {{ toJson . | quote }}
