@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     models_label: str = Field(
         "", description="shown in /v1/models, e.g. 'synthetic: not a face model'"
     )
+    audit_log_file: Path | None = Field(
+        None,
+        description="the audit trail of gallery changes and searches as JSON lines in this "
+        "file (appended) instead of among the other logs",
+    )
     log_level: str = "INFO"
     json_logs: bool = Field(True, description="structured JSON log lines")
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from gateway.api.audit import AuditedRoute, note_audit
 from gateway.api.deps import SettingsDep, require_enroll, require_user
 from gateway.api.docs import body_doc
 from gateway.api.faces import ERRORS, DetSizes, MaxFaces, face_out
@@ -82,7 +83,9 @@ MatchThreshold = Annotated[
     Query(ge=-1.0, le=1.0, description="cosine similarity a match needs (default 0.3)"),
 ]
 
-router = APIRouter(prefix="/v1", tags=["gallery"], responses=GALLERY_ERRORS)
+router = APIRouter(
+    prefix="/v1", tags=["gallery"], responses=GALLERY_ERRORS, route_class=AuditedRoute
+)
 read = [Depends(require_user)]
 change = [Depends(require_enroll)]
 
@@ -181,8 +184,11 @@ def _identified(result: Identification, *, landmarks: bool) -> IdentifyResponse:
 
 
 @router.post("/collections", status_code=201, dependencies=change, response_model=CollectionOut)
-async def create_collection(body: CollectionIn, gallery: GalleryDep) -> CollectionOut:
+async def create_collection(
+    request: Request, body: CollectionIn, gallery: GalleryDep
+) -> CollectionOut:
     """A new, empty collection bound to the recognizer loaded now."""
+    note_audit(request, collection=body.name)
     return _collection_out(await gallery.create_collection(body.name, body.metadata))
 
 
@@ -297,6 +303,7 @@ async def enrol_faces(
                 raise InvalidParameter("too many embeddings in one call: send them in batches")
             embeddings = normalize_embeddings(rows)
             added = await gallery.enroll_embeddings(collection, subject, embeddings)
+            note_audit(request, face_ids=[f.id for f in added])
             return EnrolResponse(faces=[EnrolledFaceOut(id=f.id) for f in added])
         encoded = [body.image] if body.image is not None else body.images or []
         if len(encoded) > settings.max_batch_images:
@@ -313,6 +320,7 @@ async def enrol_faces(
         settings.detect_threshold,
         resolve_det_sizes(det_sizes, settings.det_sizes_px),
     )
+    note_audit(request, face_ids=[f.id for f in added])
     return EnrolResponse(
         faces=[
             EnrolledFaceOut(
@@ -363,6 +371,7 @@ async def identify(
         result = await gallery.identify_embeddings(
             collection, normalize_embeddings(embeddings), top_k=top_k, threshold=limit
         )
+        _note_matches(request, result)
         return _identified(result, landmarks=False)
     result = await gallery.identify_image(
         collection,
@@ -373,7 +382,16 @@ async def identify(
         detect_threshold=settings.detect_threshold,
         det_sizes_px=resolve_det_sizes(det_sizes, settings.det_sizes_px),
     )
+    _note_matches(request, result)
     return _identified(result, landmarks=True)
+
+
+def _note_matches(request: Request, result: Identification) -> None:
+    """The subjects and faces an identify call returned, for its audit record."""
+    matches = [m for face in result.faces for m in face.matches]
+    note_audit(
+        request, face_ids=[m.face_id for m in matches], subjects=[m.subject for m in matches]
+    )
 
 
 @router.post(

@@ -38,6 +38,8 @@ NOT_FROM_VALUES = {
     "reduced_decode": "an opt-in speed/fidelity trade-off (docs/BENCHMARKS.md): gateway.extraEnv",
     "models_label": "labels synthetic models in `facegate serve`; the chart serves what it fetched",
     "json_logs": "the chart keeps JSON log lines, which log collectors parse",
+    "audit_log_file": "in a cluster the audit records go to stdout with the logs (logger "
+    "facegate.audit), where the log collector routes them; a file needs a volume: gateway.extraEnv",
     "recognizer_sha256": "`facegate models` writes it into the recognizer's Triton config; a "
     "hand-made repository sets it with gateway.extraEnv",
 }

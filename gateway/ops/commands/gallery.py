@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 # Only light imports at module level: the parser of every `facegate` command imports this.
 from gateway.ops.commands._common import positive_int
+from gateway.ops.commands.gallery_audit import add_audit_parser
 from gateway.ops.servers.postgres import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
@@ -285,11 +286,12 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gallery = subparsers.add_parser(
         "gallery",
-        help="face gallery database: migrate, status, export, import, bench",
+        help="face gallery database: migrate, status, export, import, bench, audit",
         description="Operate the face gallery's PostgreSQL: FACEGATE_GALLERY_URL (or --url) when "
         "set, else the embedded PostgreSQL in --data-dir (started for the command).",
     )
     actions = gallery.add_subparsers(dest="gallery_command", required=True)
+    add_audit_parser(actions)
     migrate = actions.add_parser("migrate", help="apply pending schema migrations")
     _add_target(migrate)
     migrate.set_defaults(func=cmd)

@@ -42,11 +42,19 @@ def run_gateway(
     settings: Settings, host: str, port: int, servers: ServerStates | None = None
 ) -> None:
     from gateway.app import create_app
+    from gateway.audit import configure_audit_log
     from gateway.auth import AuthConfigError
     from gateway.logs import configure_logging
     from gateway.ops.servers.gateway import serve_app
 
     configure_logging(settings.log_level, settings.json_logs)
+    try:
+        configure_audit_log(settings.audit_log_file)
+    except OSError as exc:
+        raise CliError(
+            f"cannot open the audit log {settings.audit_log_file}: {exc.strerror}; check "
+            "FACEGATE_AUDIT_LOG_FILE (its folder must exist and be writable)"
+        ) from exc
     try:
         app = create_app(settings, servers=servers)
     except AuthConfigError as exc:
