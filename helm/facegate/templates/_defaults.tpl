@@ -54,6 +54,9 @@ gateway:
     maxImagePixels: null
     maxBatchImages: null
   maxInFlight: null
+  maxInFlightPerKey: null
+  keyRateLimits: ""
+  bodyTimeoutSeconds: null
   requestTimeoutSeconds: 60
   swapper:
     preload: false
