@@ -13,6 +13,20 @@ echo "==> installing facegate[embedded,test] (numpy 1.26 pinned: see constraints
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 
+# OpenVINO's onnxruntime (PyPI onnxruntime-openvino) is another build of the same `onnxruntime`
+# module: in site-packages it would overwrite the venv's onnxruntime (and insightface would
+# pull that back). It goes into a folder of its own, which only the processes that choose
+# OpenVINO put on sys.path (gateway/ops/repository/providers.py). Its own dependencies
+# (numpy, protobuf, flatbuffers, packaging, sympy) are onnxruntime's, already installed.
+openvino_dir=".venv/lib/facegate-openvino"
+openvino_pin=$(grep -E '^onnxruntime-openvino==' constraints.txt | cut -d= -f3)
+if [ ! -d "$openvino_dir/onnxruntime_openvino-${openvino_pin}.dist-info" ]; then
+    echo "==> installing onnxruntime-openvino ${openvino_pin} into $openvino_dir"
+    rm -rf "$openvino_dir"
+    .venv/bin/python -m pip install --quiet --no-deps --target "$openvino_dir" \
+        -c constraints.txt "onnxruntime-openvino==${openvino_pin}"
+fi
+
 # Debian packages the tests use: docker-compose validates docker-compose.yml without a
 # Docker engine (tests/deploy); libb64-0d is needed by perf_analyzer (tests/ops/test_perf.py);
 # chromium and chromium-driver run the console's browser tests (tests/console).

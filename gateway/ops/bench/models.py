@@ -33,7 +33,9 @@ def prepare_models(cache_dir: Path, profile: Profile, fresh: bool = False) -> Be
 
     Writes <cache_dir>/<profile>/repository (prepared, served by Triton) and
     <cache_dir>/<profile>/upstream/{detector,recognizer}.onnx (upstream form, loaded by
-    InsightFace). Reused when MODELS.json says synthetic-<profile> and both files exist.
+    InsightFace). Reused when MODELS.json says synthetic-<profile>, records the install's
+    provider choice (`facegate models`' default, auto: OpenVINO where faster here) and both
+    files exist.
     """
     import onnx
 
@@ -47,14 +49,18 @@ def prepare_models(cache_dir: Path, profile: Profile, fresh: bool = False) -> Be
     source = f"synthetic-{profile}"
     manifest = read_manifest(repository)
     cached = all(path.exists() for path in files.values()) and all(
-        manifest.get(role, {}).get("source") == source for role in roles
+        manifest.get(role, {}).get("source") == source
+        and "execution_provider" in manifest.get(role, {})
+        for role in roles
     )
     if fresh or not cached:
         log.info("building %s synthetic models into %s", profile, root)
         models = build_synthetic_models(profile)
         upstream = {spec.DETECTOR: models.detector, spec.RECOGNIZER: models.recognizer}
         label = {"source": source, "synthetic": NOT_A_FACE_MODEL}
-        install_models(repository, upstream, dict.fromkeys(upstream, label))
+        install_models(
+            repository, upstream, dict.fromkeys(upstream, label), execution_provider="auto"
+        )
         for role, model in upstream.items():
             files[role].parent.mkdir(parents=True, exist_ok=True)
             partial = files[role].with_suffix(".partial")

@@ -17,6 +17,7 @@ from gateway.ops.commands._common import (
 
 if TYPE_CHECKING:
     from gateway.ops.repository.install import InstalledModel
+    from gateway.ops.repository.providers import ProviderMode
 
 # The roles are the Triton model names (gateway/triton/spec.py); spelled here so that
 # `facegate --help` imports nothing heavy.
@@ -54,7 +55,7 @@ def subparser_init(commands: Subparsers) -> None:
     )
     fetch.add_argument("--quiet", action="store_true", help="no progress bars")
     add_repository(fetch)
-    _add_no_optimize(fetch)
+    _add_install_options(fetch)
     fetch.set_defaults(func=cmd, action_func=fetch_models)
 
     imp = model_commands.add_parser(
@@ -71,7 +72,7 @@ def subparser_init(commands: Subparsers) -> None:
         "--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)"
     )
     add_repository(imp)
-    _add_no_optimize(imp)
+    _add_install_options(imp)
     imp.set_defaults(func=cmd, action_func=import_models)
 
     one = model_commands.add_parser(
@@ -89,6 +90,7 @@ def subparser_init(commands: Subparsers) -> None:
         "--no-verify", action="store_true", help="skip the pinned sha256 check (re-exported files)"
     )
     add_repository(one)
+    _add_provider_option(one)
     one.set_defaults(func=cmd, action_func=install_one_model)
 
     synthetic = model_commands.add_parser(
@@ -104,11 +106,25 @@ def subparser_init(commands: Subparsers) -> None:
         help="tiny: fast, selective detector for tests; realistic: real-model compute for benchmarks",
     )
     add_repository(synthetic)
-    _add_no_optimize(synthetic)
+    _add_install_options(synthetic)
     synthetic.set_defaults(func=cmd, action_func=write_synthetic_models)
 
 
-def _add_no_optimize(parser: argparse.ArgumentParser) -> None:
+def _add_provider_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--execution-provider",
+        choices=("auto", "cpu", "openvino"),
+        default="auto",
+        help="the embedded Triton's (and the NGC CPU configs') onnxruntime provider per model: "
+        "auto times the CPU provider against OpenVINO (FP32) on this host and keeps OpenVINO "
+        "where it is faster and its outputs are equal; openvino keeps it wherever the outputs "
+        "are equal; cpu compares nothing. OpenVINO needs scripts/bootstrap.sh's "
+        "onnxruntime-openvino (default: auto)",
+    )
+
+
+def _add_install_options(parser: argparse.ArgumentParser) -> None:
+    _add_provider_option(parser)
     parser.add_argument(
         "--no-optimize",
         action="store_true",
@@ -149,7 +165,11 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
     # `facegate serve --models synthetic` calls this with a Namespace of its own.
     optimize = not getattr(args, "no_optimize", False)
     installed = install_models(
-        args.repository, upstream, dict.fromkeys(upstream, label), optimize=optimize
+        args.repository,
+        upstream,
+        dict.fromkeys(upstream, label),
+        optimize=optimize,
+        execution_provider=getattr(args, "execution_provider", "auto"),
     )
     _print_installed(installed)
     print("Done. These are NOT face models: use them for tests and benchmarks only.")
@@ -161,7 +181,11 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
 
 
 def _install_upstream_files(
-    repository: Path, files: dict[str, Path], source: str, optimize: bool = True
+    repository: Path,
+    files: dict[str, Path],
+    source: str,
+    provider: ProviderMode,
+    optimize: bool = True,
 ) -> int:
     import hashlib
 
@@ -174,7 +198,9 @@ def _install_upstream_files(
         upstream[role] = load_upstream(path, role)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         provenance[role] = {"source": source, "file": path.name, "sha256": digest}
-    installed = install_models(repository, upstream, provenance, optimize=optimize)
+    installed = install_models(
+        repository, upstream, provenance, optimize=optimize, execution_provider=provider
+    )
     _print_installed(installed)
     print(f"{LICENCE_NOTE}\nNext: facegate serve --repository {repository}")
     return 0
@@ -189,7 +215,9 @@ def import_models(args: argparse.Namespace) -> int:
     except FetchError as exc:
         raise CliError(str(exc)) from exc
     source = f"import:{args.pack}"
-    return _install_upstream_files(args.repository, files, source, not args.no_optimize)
+    return _install_upstream_files(
+        args.repository, files, source, args.execution_provider, not args.no_optimize
+    )
 
 
 def install_one_model(args: argparse.Namespace) -> int:
@@ -209,7 +237,9 @@ def install_one_model(args: argparse.Namespace) -> int:
                 f"({known}). Check that it is the right file, or pass --no-verify for a "
                 "re-exported one."
             )
-    return _install_upstream_files(args.repository, {args.role: path}, f"install:{args.role}")
+    return _install_upstream_files(
+        args.repository, {args.role: path}, f"install:{args.role}", args.execution_provider
+    )
 
 
 def fetch_models(args: argparse.Namespace) -> int:
@@ -227,4 +257,6 @@ def fetch_models(args: argparse.Namespace) -> int:
     except FetchError as exc:
         raise CliError(str(exc)) from exc
     source = f"{args.source}:{args.pack}"
-    return _install_upstream_files(args.repository, files, source, not args.no_optimize)
+    return _install_upstream_files(
+        args.repository, files, source, args.execution_provider, not args.no_optimize
+    )

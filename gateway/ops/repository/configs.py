@@ -36,9 +36,11 @@ class EmbeddedSession:
     allow_spinning: the pools' spin-wait between runs; use_optimized_model: load the
     optimised model the install saved on this host (runner.py checks its stamp);
     instances: Triton instances (stubs) of the model; queue_delay_us: the dynamic batcher's
-    wait. The native ONNX Runtime backend of the other variants keeps its own defaults: the
-    parameters mean nothing to it, and the instances and delay apply to the embedded variant
-    only.
+    wait; execution_provider: "openvino" where the install's A/B chose onnxruntime's OpenVINO
+    provider (ops/repository/providers.py), with openvino_path the folder of OpenVINO's
+    onnxruntime. The native ONNX Runtime backend of the other variants keeps its own defaults:
+    the parameters mean nothing to it, and the instances and delay apply to the embedded
+    variant only; the CPU variant follows execution_provider with its OpenVINO accelerator.
     """
 
     intra_op_threads: int = 0
@@ -48,15 +50,20 @@ class EmbeddedSession:
     instances: int = 1
     # Dynamic batching's max queue delay on this server; None: the layout's (the NGC figure).
     queue_delay_us: int | None = None
+    execution_provider: Literal["cpu", "openvino"] = "cpu"
+    openvino_path: str = ""
 
     def parameters(self) -> dict[str, str]:
         """The config parameters runner.py reads (string values, as Triton passes them)."""
-        return {
+        parameters = {
             "intra_op_num_threads": str(self.intra_op_threads),
             "inter_op_num_threads": str(self.inter_op_threads),
             "allow_spinning": "1" if self.allow_spinning else "0",
             "use_optimized_model": "1" if self.use_optimized_model else "0",
+            "execution_provider": self.execution_provider,
+            "openvino_path": self.openvino_path if self.execution_provider == "openvino" else "",
         }
+        return parameters
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,13 @@ def render_config(
             "} ] } }",
         ]
         lines += render_warmup(layout)
+    if variant == "cpu" and session.execution_provider == "openvino":
+        # The install's A/B chose onnxruntime's OpenVINO provider for this model on its host
+        # (PyPI's build, FP32). Triton's ONNX Runtime backend carries an OpenVINO build of its
+        # own: its precision and speed are that build's, not proven by the A/B.
+        lines.append(
+            'optimization { execution_accelerators { cpu_execution_accelerator: [ { name: "openvino" } ] } }'
+        )
     if variant != "embedded" and layout.name == spec.SWAPPER:
         # Give the swapper's arena memory back after each run (unload frees the session):
         # shrinkage needs the arena on, and may only name arenas that exist (no gpu:0 on CPU).

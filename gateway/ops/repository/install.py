@@ -20,7 +20,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -29,6 +29,12 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 from gateway.ops.repository import configs, runner
 from gateway.ops.repository.faces_model import write_faces_model
 from gateway.ops.repository.prepare import PREPARERS, PreparedModel, make_model_metadata
+from gateway.ops.repository.providers import (
+    OPENVINO_FOLDER,
+    ProviderChoice,
+    ProviderMode,
+    choose_provider,
+)
 from gateway.ops.repository.refusals import translate_model_errors
 from gateway.ops.repository.selfcheck import SelfCheckResult, self_check
 from gateway.ops.repository.sessions import embedded_session
@@ -51,6 +57,7 @@ class InstalledModel:
     max_batch_size: int
     check: SelfCheckResult
     notes: tuple[str, ...]
+    provider: ProviderChoice
 
 
 def _make_dirs(path: Path) -> None:
@@ -79,13 +86,36 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_configs(repository: Path, name: str, max_batch_size: int, model_sha256: str = "") -> None:
+def model_session(name: str, provider: ProviderChoice | None = None) -> configs.EmbeddedSession:
+    """This host's session settings for `name` (sessions.embedded_session) with the chosen provider.
+
+    On OpenVINO the saved CPU-optimised model is not used (OpenVINO compiles its own graph).
+    """
+    session = embedded_session(name)
+    if provider is None or provider.provider == "cpu":
+        return session
+    return replace(
+        session,
+        execution_provider="openvino",
+        openvino_path=str(OPENVINO_FOLDER),
+        use_optimized_model=False,
+    )
+
+
+def write_configs(
+    repository: Path,
+    name: str,
+    max_batch_size: int,
+    model_sha256: str = "",
+    provider: ProviderChoice | None = None,
+) -> None:
     """Write every config variant of one model (config.pbtxt and configs/*.pbtxt).
 
-    The embedded variant gets this host's session settings (sessions.embedded_session).
+    The embedded variant gets this host's session settings (sessions.embedded_session); where
+    `provider` chose OpenVINO, the embedded runner and the NGC CPU variant use it.
     """
     layout = configs.layouts(**{f"{name}_max_batch": max_batch_size})[name]
-    session = embedded_session(name)
+    session = model_session(name, provider)
     for variant in configs.VARIANTS:
         text = configs.render_config(layout, variant, model_sha256, session)
         _write_atomic(repository / name / configs.config_path(variant), text.encode())
@@ -122,12 +152,18 @@ def install_models(
     upstream: Mapping[str, onnx.ModelProto],
     provenance: Mapping[str, Mapping[str, str]],
     optimize: bool = True,
+    execution_provider: ProviderMode = "cpu",
 ) -> list[InstalledModel]:
     """Prepare, self-check and write the given upstream models into the repository.
 
     `optimize`: also save onnxruntime's optimised model for the embedded runner (runner.py)
     of the models whose embedded config uses it (the swapper); without it (or where it
     fails) the runner optimises model.onnx at each load.
+
+    `execution_provider`: "auto" runs each written model on the CPU provider and on
+    OpenVINO's and keeps OpenVINO where it is faster with equal outputs; "openvino" keeps it
+    wherever the outputs are equal; "cpu" (the default here, for tests and tools that
+    install often; the CLI's default is "auto") compares nothing (providers.py).
 
     `upstream` maps model name (spec.DETECTOR, ...) to the upstream graph; `provenance`
     maps the same names to metadata recorded in the ONNX file and MODELS.json (source,
@@ -146,9 +182,10 @@ def install_models(
         _write_atomic(version_dir / "model.py", RUNNER_SOURCE.read_bytes())
         digest = hashlib.sha256(model_bytes).hexdigest()
         del model_bytes
-        if optimize and embedded_session(ready.name).use_optimized_model:
+        provider = _choose_provider(ready, version_dir, execution_provider)
+        if optimize and model_session(ready.name, provider).use_optimized_model:
             _save_optimized(version_dir, ready.name, digest)
-        write_configs(repository, ready.name, ready.max_batch_size, digest)
+        write_configs(repository, ready.name, ready.max_batch_size, digest, provider)
         meta = dict(provenance.get(ready.name, {}))
         manifest[ready.name] = {
             **meta,
@@ -158,6 +195,7 @@ def install_models(
             "self_check_max_abs_diff": check.max_abs_diff,
             "self_check_tolerance": check.tolerance,
             "notes": list(ready.notes),
+            **provider.record(),
         }
         installed.append(
             InstalledModel(
@@ -168,12 +206,26 @@ def install_models(
                 ready.max_batch_size,
                 check,
                 ready.notes,
+                provider,
             )
         )
     _write_atomic(repository / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
     write_faces_model(repository, manifest, _write_atomic)
     _warn_if_closed(repository)
     return installed
+
+
+def _choose_provider(ready: PreparedModel, version_dir: Path, mode: ProviderMode) -> ProviderChoice:
+    """The A/B of providers.choose_provider on the written model.onnx (never fails the install)."""
+    if mode != "cpu":
+        log.info("%s: timing the CPU provider against OpenVINO on this host", ready.name)
+    session = embedded_session(ready.name)
+    choice = choose_provider(
+        ready.name, version_dir / "model.onnx", ready.model, session.parameters(), mode
+    )
+    if mode != "cpu":
+        log.info("%s %s", ready.name, choice.describe())
+    return choice
 
 
 def _save_optimized(version_dir: Path, name: str, digest: str) -> None:

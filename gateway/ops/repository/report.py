@@ -18,4 +18,5 @@ def describe_installed(model: InstalledModel) -> str:
         f"{indent}self-check: max abs diff {check.max_abs_diff:.3g} "
         f"(tolerance {check.tolerance:g}) against the upstream file fed InsightFace's way"
     )
+    lines.append(f"{indent}{model.provider.describe()}")
     return "\n".join(lines)

@@ -30,6 +30,23 @@ def test_the_embedded_config_carries_every_runner_setting(name: str) -> None:
     assert parameters["allow_spinning"] == "0"
     assert parameters["use_optimized_model"] == "1"
     assert [group.count for group in config.instance_group] == [2]
+    assert parameters["execution_provider"] == "cpu"
+    assert parameters["openvino_path"] == ""
+
+
+def test_the_openvino_choice_and_its_folder_reach_the_runner() -> None:
+    session = EmbeddedSession(
+        intra_op_threads=2, execution_provider="openvino", openvino_path="/ov"
+    )
+    config = _parse(
+        configs.render_config(configs.layouts()[spec.RECOGNIZER], "embedded", "", session)
+    )
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    assert (parameters["execution_provider"], parameters["openvino_path"]) == ("openvino", "/ov")
+    cpu = _parse(configs.render_config(configs.layouts()[spec.RECOGNIZER], "cpu", "", session))
+    assert [a.name for a in cpu.optimization.execution_accelerators.cpu_execution_accelerator] == [
+        "openvino"
+    ]
 
 
 @pytest.mark.parametrize("variant", [v for v in configs.VARIANTS if v != "embedded"])
