@@ -52,6 +52,8 @@ def _triton_backend(
         swapper=settings.swapper_model,
         genderage=settings.genderage_model,
         liveness=settings.liveness_model,
+        landmark_2d_106=settings.landmark_2d_106_model,
+        landmark_3d_68=settings.landmark_3d_68_model,
     )
     models = TritonFaceModels(target, metrics, servers=servers)
     # Several Triton replicas behind one target: the swapper loads on each (replicas.py).

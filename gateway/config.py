@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     swapper_model: str = spec.SWAPPER
     genderage_model: str = spec.GENDERAGE
     liveness_model: str = spec.LIVENESS
+    landmark_2d_106_model: str = spec.LANDMARK_2D106
+    landmark_3d_68_model: str = spec.LANDMARK_3D68
 
     # Limits on what clients send
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0, description="per image")

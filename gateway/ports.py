@@ -30,6 +30,11 @@ SWAPPER_INPUT_SIZE_PX = 128
 # Attribute crops: genderage's box-centred 96x96 square, the liveness addon's aligned 80x80.
 GENDERAGE_INPUT_SIZE_PX = 96
 LIVENESS_INPUT_SIZE_PX = 80
+# Dense landmarks (insightface's Landmark): a box-centred 192x192 square for both models;
+# raw values per face: 2d106det 106 (x, y), 1k3d68 1103 (x, y, z) of which the last 68 count.
+LANDMARK_INPUT_SIZE_PX = 192
+LANDMARK_2D106_VALUES = 106 * 2
+LANDMARK_3D68_VALUES = 1103 * 3
 EMBEDDING_SIZE = 512
 # Aligned faces per recognizer request (the served configs' max_batch_size).
 RECOGNIZER_MAX_BATCH = 32
@@ -81,6 +86,19 @@ class LivenessModels(Protocol):
 
     async def liveness(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """(N, 80, 80, 3) uint8 BGR aligned crops -> (N,) float32 live probabilities."""
+        ...
+
+
+@runtime_checkable
+class LandmarkModels(Protocol):
+    """Dense landmarks, served only when 2d106det and 1k3d68 are installed (optional)."""
+
+    async def landmarks_2d106(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """(N, 192, 192, 3) uint8 BGR landmark crops -> raw (N, 212) float32."""
+        ...
+
+    async def landmarks_3d68(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """(N, 192, 192, 3) uint8 BGR landmark crops -> raw (N, 3309) float32."""
         ...
 
 

@@ -30,6 +30,12 @@ class LivenessOut(BaseModel):
     reason: str | None = Field(None, description="why the face was not scored")
 
 
+class PoseOut(BaseModel):
+    pitch: float = Field(description="degrees; insightface's Landmark (1k3d68) convention")
+    yaw: float = Field(description="degrees; insightface's Landmark (1k3d68) convention")
+    roll: float = Field(description="degrees; insightface's Landmark (1k3d68) convention")
+
+
 class FaceOut(BaseModel):
     bbox: list[float] = Field(description="x1, y1, x2, y2 in original-image pixels")
     score: float
@@ -45,6 +51,15 @@ class FaceOut(BaseModel):
     gender: str | None = Field(None, description='"F" or "M" (only with attributes=true)')
     age: int | None = Field(None, description="estimated age in years (only with attributes=true)")
     liveness: LivenessOut | None = Field(None, description="only with liveness=true")
+    landmarks_2d_106: list[list[float]] | None = Field(
+        None, description="106 points [x, y] from 2d106det (only with dense_landmarks=true)"
+    )
+    landmarks_3d_68: list[list[float]] | None = Field(
+        None,
+        description="68 points [x, y, z] from 1k3d68, z at the image's pixel scale "
+        "(only with dense_landmarks=true)",
+    )
+    pose: PoseOut | None = Field(None, description="head pose (only with pose=true)")
 
 
 class DetectResponse(BaseModel):

@@ -16,6 +16,7 @@ from gateway.ops.repository.synthetic import (
     build_synthetic_models,
 )
 from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions, TritonPorts
+from gateway.triton import spec
 
 REPOSITORY_KEY = "test-repository-key"
 # Which models were ready right after the session's Triton started (later tests load more).
@@ -51,6 +52,10 @@ def free_ports() -> TritonPorts:
     return TritonPorts(grpc=free_port(), http=free_port(), metrics=free_port())
 
 
+# Every synthetic model, by its role (the Triton model name).
+SYNTHETIC_ROLES = spec.ALL_MODELS
+
+
 @pytest.fixture(scope="session")
 def tiny_models() -> SyntheticModels:
     """Upstream-form tiny synthetic models (what insightface's classes load)."""
@@ -63,7 +68,7 @@ def tiny_upstream_dir(
 ) -> Path:
     """The tiny models saved as upstream .onnx files, for insightface oracles."""
     folder = tmp_path_factory.mktemp("upstream")
-    for name in ("detector", "recognizer", "swapper", "genderage", "liveness"):
+    for name in SYNTHETIC_ROLES:
         onnx.save(getattr(tiny_models, name), str(folder / f"{name}.onnx"))
     return folder
 
@@ -78,13 +83,7 @@ def tiny_repository(tiny_models: SyntheticModels, tmp_path_factory: pytest.TempP
     missing) stays on the CPU provider. MODELS.json says which is which.
     """
     repository = tmp_path_factory.mktemp("model_repository")
-    upstream = {
-        "detector": tiny_models.detector,
-        "recognizer": tiny_models.recognizer,
-        "swapper": tiny_models.swapper,
-        "genderage": tiny_models.genderage,
-        "liveness": tiny_models.liveness,
-    }
+    upstream = {name: getattr(tiny_models, name) for name in SYNTHETIC_ROLES}
     label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
     install_models(
         repository, upstream, dict.fromkeys(upstream, label), execution_provider="openvino"

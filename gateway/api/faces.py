@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
+import numpy as np
+import numpy.typing as npt
 from fastapi import APIRouter, Depends, Query, Request
 
 from gateway import defaults, errors
@@ -19,10 +21,12 @@ from gateway.schemas import (
     FaceOut,
     ImagePayload,
     LivenessOut,
+    PoseOut,
     VerifyPayload,
     VerifyResponse,
 )
 from gateway.service.attributes import LIVENESS_REJECTED_REASON
+from gateway.service.landmarks import FaceLandmarks
 from gateway.service.options import resolve_det_sizes
 from gateway.service.pipeline import DetectOptions, ImageFaces, Timings
 
@@ -69,6 +73,16 @@ LivenessThreshold = Annotated[
         ge=0.0, le=1.0, description="live at or above (default FACEGATE_LIVENESS_THRESHOLD, 0.8)"
     ),
 ]
+DenseLandmarks = Annotated[
+    bool,
+    Query(
+        description="add 106 2-D (landmarks_2d_106) and 68 3-D (landmarks_3d_68) points per "
+        "face (needs 2d106det.onnx and 1k3d68.onnx)"
+    ),
+]
+Pose = Annotated[
+    bool, Query(description="add head pose {pitch, yaw, roll} in degrees (needs 1k3d68.onnx)")
+]
 DetSizes = Annotated[
     str | None,
     Query(
@@ -98,12 +112,23 @@ def detect_query(
     attributes: Attributes = False,
     liveness: Liveness = False,
     liveness_threshold: LivenessThreshold = None,
+    dense_landmarks: DenseLandmarks = False,
+    pose: Pose = False,
 ) -> DetectQuery:
     chosen = settings.detect_threshold if threshold is None else threshold
     sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
     live_at = settings.liveness_threshold if liveness_threshold is None else liveness_threshold
     options = DetectOptions(
-        chosen, max_faces, min_size, embed, sizes, attributes, liveness, live_at
+        chosen,
+        max_faces,
+        min_size,
+        embed,
+        sizes,
+        attributes,
+        liveness,
+        live_at,
+        dense_landmarks=dense_landmarks,
+        pose=pose,
     )
     return DetectQuery(options, landmarks)
 
@@ -127,7 +152,27 @@ def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
         out.age = int(faces.attributes.ages[index])
     if faces.liveness is not None:
         out.liveness = liveness_out(faces, index)
+    if faces.landmarks is not None:
+        add_landmarks(out, faces.landmarks, index)
     return out
+
+
+def _rounded(points: npt.NDArray[np.float32]) -> list[list[float]]:
+    return [[round(float(v), 3) for v in point] for point in points]
+
+
+def add_landmarks(out: FaceOut, marks: FaceLandmarks, index: int) -> None:
+    """Dense landmarks and pose of face `index`, where they were asked for."""
+    if marks.points_2d is not None:
+        out.landmarks_2d_106 = _rounded(marks.points_2d[index])
+    if marks.points_3d is not None:
+        out.landmarks_3d_68 = _rounded(marks.points_3d[index])
+    if marks.pose is not None:
+        out.pose = PoseOut(
+            pitch=round(float(marks.pose.pitch[index]), 3),
+            yaw=round(float(marks.pose.yaw[index]), 3),
+            roll=round(float(marks.pose.roll[index]), 3),
+        )
 
 
 def liveness_out(faces: ImageFaces, index: int) -> LivenessOut:

@@ -29,6 +29,7 @@ from gateway.errors import (
 from gateway.ports import FaceModels
 from gateway.processing import Detections
 from gateway.service.attributes import estimate_gender_age, estimate_liveness
+from gateway.service.landmarks import FaceLandmarks, estimate_landmarks
 
 T = TypeVar("T")
 # Largest libjpeg reduction for the detector frames. On a 12 MP JPEG, 1/4 moved detector
@@ -56,6 +57,10 @@ class DetectOptions:
     # Liveness per face (insightface 2.1's addon on Triton; 503 when it is not installed).
     liveness: bool = False
     liveness_threshold: float = processing.DEFAULT_LIVENESS_THRESHOLD
+    # 106 2-D and 68 3-D landmarks per face (2d106det and 1k3d68 on Triton; 503 without them).
+    dense_landmarks: bool = False
+    # Head pose per face (from 1k3d68's points; 503 without it).
+    pose: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class ImageFaces:
     attributes: processing.GenderAge | None = None
     # Liveness per face, or None when not asked for.
     liveness: processing.LivenessResult | None = None
+    # Dense landmarks and head pose per face, or None when neither was asked for.
+    landmarks: FaceLandmarks | None = None
 
 
 @dataclass
@@ -286,10 +293,23 @@ class Pipeline:
                     timings,
                 )
             )
+        landmarks: list[FaceLandmarks | None] = [None] * len(found)
+        if options.dense_landmarks or options.pose:
+            landmarks = list(
+                await estimate_landmarks(
+                    self._models,
+                    self.in_thread,
+                    decoded,
+                    found,
+                    timings,
+                    dense=options.dense_landmarks,
+                    pose=options.pose,
+                )
+            )
         return [
-            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs, live)
-            for img, dets, emb, norm, attrs, live in zip(
-                decoded, found, embeddings, norms, attributes, liveness, strict=True
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs, live, marks)
+            for img, dets, emb, norm, attrs, live, marks in zip(
+                decoded, found, embeddings, norms, attributes, liveness, landmarks, strict=True
             )
         ]
 

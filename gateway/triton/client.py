@@ -54,6 +54,8 @@ class TritonTarget:
     genderage: str = spec.GENDERAGE
     liveness: str = spec.LIVENESS
     faces: str = spec.FACES
+    landmark_2d_106: str = spec.LANDMARK_2D106
+    landmark_3d_68: str = spec.LANDMARK_3D68
 
 
 def channel_args(url: str) -> list[tuple[str, int | str]]:
@@ -240,6 +242,26 @@ class TritonFaceModels:
         )
         return scores.reshape(-1)
 
+    async def landmarks_2d106(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Raw 2d106det output (N, 212) for (N, 192, 192, 3) uint8 BGR landmark crops."""
+        return await self._landmarks(
+            self.target.landmark_2d_106, spec.LANDMARK_2D106_OUTPUT, crops_bgr
+        )
+
+    async def landmarks_3d68(self, crops_bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """Raw 1k3d68 output (N, 3309) for (N, 192, 192, 3) uint8 BGR landmark crops."""
+        return await self._landmarks(
+            self.target.landmark_3d_68, spec.LANDMARK_3D68_OUTPUT, crops_bgr
+        )
+
+    async def _landmarks(
+        self, model: str, output: spec.TensorSpec, crops_bgr: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.float32]:
+        if len(crops_bgr) == 0:
+            return np.zeros((0, *output.shape), np.float32)
+        tensors = (spec.LANDMARK_INPUT, output)
+        return await self._infer_rows(model, tensors, crops_bgr, spec.LANDMARK_MAX_BATCH)
+
     async def swap(
         self, target_bgr: npt.NDArray[np.uint8], source_embedding: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.uint8]:
@@ -323,6 +345,8 @@ class TritonFaceModels:
             target.genderage,
             target.liveness,
             target.faces,
+            target.landmark_2d_106,
+            target.landmark_3d_68,
         )
         states = dict.fromkeys(names, "UNAVAILABLE")
         if self._key_headers:

@@ -17,11 +17,14 @@ RECOGNIZER = "recognizer"
 SWAPPER = "swapper"
 GENDERAGE = "genderage"
 LIVENESS = "liveness"
-ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
+# insightface's Landmark task names (buffalo_l's 2d106det.onnx and 1k3d68.onnx).
+LANDMARK_2D106 = "landmark_2d_106"
+LANDMARK_3D68 = "landmark_3d_68"
+ALL_MODELS = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS, LANDMARK_2D106, LANDMARK_3D68)
 # Loaded when Triton starts; the swapper is loaded on demand. Optional models are loaded at
 # start when the repository holds them; an install without them serves everything else.
 STARTUP_MODELS = (DETECTOR, RECOGNIZER)
-OPTIONAL_STARTUP_MODELS = (GENDERAGE, LIVENESS)
+OPTIONAL_STARTUP_MODELS = (GENDERAGE, LIVENESS, LANDMARK_2D106, LANDMARK_3D68)
 
 # Custom config name selected with Triton's --model-config-name in the embedded server
 # (model_repository/<model>/configs/embedded.pbtxt); config.pbtxt is the NGC/ONNX Runtime one.
@@ -149,3 +152,14 @@ FACES_OUTPUTS = (
 )
 # Requests the dynamic batcher hands one execute() at most.
 FACES_MAX_BATCH = 8
+
+# Dense landmarks (insightface's Landmark on buffalo_l's 2d106det.onnx and 1k3d68.onnx): uint8
+# BGR 192x192 crops in (the genderage crop: a box-centred square of 1.5x the box's longer side,
+# no rotation), raw predictions out, normalisation in the graph. 2d106det answers 106 (x, y)
+# pairs, 1k3d68 1103 (x, y, z) triples of which insightface keeps the last 68; both in crop
+# units of [-1, 1] (processing/landmarks.py decodes them).
+LANDMARK_INPUT_SIZE_PX = ports.LANDMARK_INPUT_SIZE_PX
+LANDMARK_INPUT = TensorSpec("faces", "UINT8", (LANDMARK_INPUT_SIZE_PX, LANDMARK_INPUT_SIZE_PX, 3))
+LANDMARK_2D106_OUTPUT = TensorSpec("landmarks", "FP32", (ports.LANDMARK_2D106_VALUES,))
+LANDMARK_3D68_OUTPUT = TensorSpec("landmarks", "FP32", (ports.LANDMARK_3D68_VALUES,))
+LANDMARK_MAX_BATCH = 32

@@ -171,3 +171,64 @@ def test_liveness_without_the_model_is_a_503_that_says_what_to_install(
     message = response.json()["error"]["message"]
     assert "liveness.onnx" in message and "facegate models fetch" in message
     assert "facegate models install liveness FILE" in message
+
+
+def test_dense_landmarks_and_pose_add_points_and_angles_to_every_face(
+    client: httpx.Client,
+) -> None:
+    png = encode(square_image(640, 640, [(240, 128, 64), (96, 400, 32)]))
+    plain = client.post("/v1/detect", files={"image": png})
+    params = {"dense_landmarks": "true", "pose": "true"}
+    response = client.post("/v1/detect", files={"image": png}, params=params)
+    batch = client.post("/v1/detect/batch", files={"images": png}, params=params)
+    pose_only = client.post("/v1/detect", files={"image": png}, params={"pose": "true"})
+    assert response.status_code == batch.status_code == pose_only.status_code == 200, response.text
+    faces = response.json()["faces"]
+    assert len(faces) == 2
+    for face in faces:
+        x1, y1, x2, y2 = face["bbox"]
+        points = np.array(face["landmarks_2d_106"])
+        assert points.shape == (106, 2) and np.array(face["landmarks_3d_68"]).shape == (68, 3)
+        # The stand-in's points sit on a face-shaped set inside the box.
+        assert (points[:, 0] > x1 - 8).all() and (points[:, 0] < x2 + 8).all()
+        assert (points[:, 1] > y1 - 8).all() and (points[:, 1] < y2 + 8).all()
+        assert set(face["pose"]) == {"pitch", "yaw", "roll"}
+    assert batch.json()["results"][0]["faces"] == faces
+    assert all("landmarks_2d_106" not in f and "pose" not in f for f in plain.json()["faces"])
+    only = pose_only.json()["faces"]
+    assert [f["pose"] for f in only] == [f["pose"] for f in faces]
+    assert all("landmarks_2d_106" not in f and "landmarks_3d_68" not in f for f in only)
+    timings = response.json()["timings_ms"]
+    assert "landmark_2d_106" in timings and "landmark_3d_68" in timings
+    assert "landmark_2d_106" not in pose_only.json()["timings_ms"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "flag"),
+    [
+        ("landmark_2d_106_model", "dense_landmarks"),
+        ("landmark_3d_68_model", "dense_landmarks"),
+        ("landmark_3d_68_model", "pose"),
+    ],
+)
+def test_landmarks_without_the_model_are_a_503_that_says_what_to_install(
+    triton: EmbeddedTriton, setting: str, flag: str
+) -> None:
+    settings = gateway_settings(triton, **{setting: "landmark_not_installed"})
+    png = encode(square_image(640, 640, [(240, 128, 64)]))
+    with ServerThread(settings) as server, api_client(server.url, USER_KEY) as http:
+        without = http.post("/v1/detect", files={"image": png})
+        response = http.post("/v1/detect", files={"image": png}, params={flag: "true"})
+    assert without.status_code == 200
+    assert response.status_code == 503, response.text
+    message = response.json()["error"]["message"]
+    assert "2d106det.onnx" in message and "1k3d68.onnx" in message
+    assert "facegate models fetch" in message
+
+
+def test_dense_landmarks_of_an_image_without_faces_are_an_empty_list(client: httpx.Client) -> None:
+    png = encode(np.zeros((200, 200, 3), np.uint8))
+    params = {"dense_landmarks": "true", "pose": "true"}
+    response = client.post("/v1/detect", files={"image": png}, params=params)
+    assert response.status_code == 200, response.text
+    assert response.json()["faces"] == []

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from gateway import auth
+from gateway.triton.spec import OPTIONAL_STARTUP_MODELS
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "facegate"
 CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
@@ -258,12 +259,7 @@ def test_triton_never_loads_the_swapper_at_start(ci_case: tuple[Path, list[Manif
     assert (
         {"detector", "recognizer"}
         <= set(loaded)
-        <= {
-            "detector",
-            "recognizer",
-            "genderage",
-            "liveness",
-        }
+        <= {"detector", "recognizer", *OPTIONAL_STARTUP_MODELS}
     )
     assert not any("swapper" in a for a in args)
 

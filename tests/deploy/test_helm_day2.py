@@ -335,8 +335,8 @@ def test_object_store_hook_loads_the_optional_models_the_bucket_has() -> None:
     assert result.returncode == 0, result.stderr
     posts = [s for s in _FakeTriton.seen if s[0] == "POST"]
     assert posts == [
-        ("POST", "/v2/repository/models/genderage/load", "k" * 48),
-        ("POST", "/v2/repository/models/liveness/load", "k" * 48),
+        ("POST", f"/v2/repository/models/{name}/load", "k" * 48)
+        for name in ("genderage", "liveness", "landmark_2d_106", "landmark_3d_68")
     ]
     assert "load liveness: HTTP/1.0 400" in result.stdout
 

@@ -17,6 +17,7 @@ import pytest
 from test_helm_chart import CHART_DIR, container, gateway_env, gateway_spec, load_values, render
 
 from gateway.config import Settings
+from gateway.triton import spec
 
 COMPAT_VALUES = CHART_DIR / "ci" / "compat-values.yaml"
 # Settings the chart leaves to gateway.extraEnv (or sets otherwise), and why.
@@ -27,6 +28,8 @@ NOT_FROM_VALUES = {
     "swapper_model": "the chart's Triton serves the standard model names",
     "genderage_model": "the chart's Triton serves the standard model names",
     "liveness_model": "the chart's Triton serves the standard model names",
+    "landmark_2d_106_model": "the chart's Triton serves the standard model names",
+    "landmark_3d_68_model": "the chart's Triton serves the standard model names",
     "triton_timeout_s": "Triton call tuning: gateway.extraEnv",
     "triton_unavailable_retries": "Triton call tuning: gateway.extraEnv",
     "detect_threshold": "a request default clients override per call: gateway.extraEnv",
@@ -142,7 +145,10 @@ def test_notes_name_the_optional_models_and_the_compat_networks() -> None:
     from test_helm_chart import render_notes
 
     notes = render_notes(load_values(COMPAT_VALUES))
-    assert "when the repository holds them: genderage liveness (models.optional)" in notes
+    optional = " ".join(spec.OPTIONAL_STARTUP_MODELS)
+    assert f"when the repository holds them: {optional} (models.optional)" in notes
     assert "Compatibility routes (ifr, immich" in notes and "10.244.0.0/16 get in" in notes
-    plain = render_notes({"models": {"optional": {"genderage": False, "liveness": False}}})
+    plain = render_notes(
+        {"models": {"optional": dict.fromkeys(spec.OPTIONAL_STARTUP_MODELS, False)}}
+    )
     assert "models.optional" not in plain and "Compatibility routes" not in plain

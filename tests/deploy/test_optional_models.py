@@ -118,8 +118,8 @@ def test_chart_values_turn_an_optional_model_off(tmp_path: Path, off: str) -> No
     assert loaded(args) == [spec.DETECTOR, spec.RECOGNIZER, *others]
 
 
-def test_chart_with_both_off_runs_tritonserver_directly() -> None:
-    values = {"models": {"optional": {"genderage": False, "liveness": False}}}
+def test_chart_with_all_off_runs_tritonserver_directly() -> None:
+    values = {"models": {"optional": dict.fromkeys(spec.OPTIONAL_STARTUP_MODELS, False)}}
     c = container(triton_spec(render(values)), "triton")
     assert c["command"] == [NGC_ENTRYPOINT, "tritonserver"]
     assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER]
@@ -133,11 +133,12 @@ def test_object_store_triton_starts_without_the_optional_models() -> None:
     assert c["command"] == [NGC_ENTRYPOINT, "tritonserver"]
     assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER]
     hook = c["lifecycle"]["postStart"]["exec"]["command"][2]
-    assert "for model in genderage liveness;" in hook
+    assert f"for model in {' '.join(spec.OPTIONAL_STARTUP_MODELS)};" in hook
     values["models"]["optional"] = {"liveness": False}
     c = container(triton_spec(render(values)), "triton")
-    assert "for model in genderage;" in c["lifecycle"]["postStart"]["exec"]["command"][2]
-    values["models"]["optional"] = {"liveness": False, "genderage": False}
+    others = " ".join(m for m in spec.OPTIONAL_STARTUP_MODELS if m != spec.LIVENESS)
+    assert f"for model in {others};" in c["lifecycle"]["postStart"]["exec"]["command"][2]
+    values["models"]["optional"] = dict.fromkeys(spec.OPTIONAL_STARTUP_MODELS, False)
     c = container(triton_spec(render(values)), "triton")
     assert "postStart" not in c["lifecycle"]
 
@@ -204,7 +205,7 @@ def _in_volume(argv: list[str], repo: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        (None, [spec.GENDERAGE, spec.LIVENESS]),
+        (None, list(spec.OPTIONAL_STARTUP_MODELS)),
         ("liveness", [spec.LIVENESS]),
         ("", []),
     ],

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from insightface.addons.liveness import Liveness
 from insightface.app.common import Face
-from insightface.model_zoo import SCRFD, ArcFaceONNX, Attribute
+from insightface.model_zoo import SCRFD, ArcFaceONNX, Attribute, Landmark, model_zoo
 
 INSIGHTFACE_VERSION = "2.1"
 INPUT_SIZE_PX = (640, 640)
@@ -60,6 +60,7 @@ class InsightFaceOracle:
         self._upstream_dir = upstream_dir
         self._attribute: Attribute | None = None
         self._liveness: Liveness | None = None
+        self._landmarks: dict[str, Landmark] = {}
 
     def _detector(self, threshold: float) -> SCRFD:
         if threshold not in self._detectors:
@@ -119,3 +120,28 @@ class InsightFaceOracle:
                 str(self._upstream_dir / "liveness.onnx"), providers=["CPUExecutionProvider"]
             )
         return [dict(self._liveness.predict(img_bgr, kps)) for kps in faces.kps]
+
+    def landmarks(
+        self, img_bgr: npt.NDArray[np.uint8], boxes: npt.NDArray[np.float32], name: str
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+        """Landmark.get per box with the file `name`.onnx, loaded through insightface's model
+        router (as FaceAnalysis loads a pack): points per face, and pose (N, 3) for 1k3d68."""
+        if name not in self._landmarks:
+            model = model_zoo.get_model(
+                str(self._upstream_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"]
+            )
+            assert isinstance(model, Landmark), f"insightface routes {name} to {type(model)}"
+            model.prepare(-1)
+            self._landmarks[name] = model
+        model = self._landmarks[name]
+        points, poses = [], []
+        for box in boxes:
+            face = Face(bbox=box)
+            points.append(model.get(img_bgr, face))
+            if model.require_pose:
+                poses.append(face.pose)
+        dims = model.lmk_dim
+        stacked = np.asarray(points, np.float32).reshape(len(boxes), model.lmk_num, dims)
+        return stacked, (
+            np.asarray(poses, np.float32).reshape(-1, 3) if model.require_pose else None
+        )

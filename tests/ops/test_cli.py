@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.ops.cli import COMMANDS, build_parser, main
+from gateway.triton import spec
 
 
 def _command_paths(parser: argparse.ArgumentParser, prefix: list[str]) -> list[list[str]]:
@@ -72,7 +73,7 @@ def test_synthetic_writes_a_labelled_repository(
     out = capsys.readouterr().out
     assert "NOT face models" in out
     manifest = json.loads((tmp_path / "MODELS.json").read_text())
-    assert set(manifest) == {"detector", "recognizer", "swapper", "genderage", "liveness"}
+    assert set(manifest) == set(spec.ALL_MODELS)
     assert all(entry["synthetic"] == "synthetic: not a face model" for entry in manifest.values())
     for name in manifest:
         assert (tmp_path / name / "1" / "model.onnx").stat().st_size > 0

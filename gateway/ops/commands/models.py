@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 
 # The roles are the Triton model names (gateway/triton/spec.py); spelled here so that
 # `facegate --help` imports nothing heavy.
-ROLES = ("detector", "recognizer", "swapper", "genderage", "liveness")
+ROLES = (
+    "detector",
+    "recognizer",
+    "swapper",
+    "genderage",
+    "liveness",
+    "landmark_2d_106",
+    "landmark_3d_68",
+)
 
 
 def subparser_init(commands: Subparsers) -> None:
@@ -38,9 +46,9 @@ def subparser_init(commands: Subparsers) -> None:
         "fetch",
         help="download a model pack, verify sha256, prepare and install",
         description="Download InsightFace models and install them: the pack's detector, "
-        "recognizer and genderage model, the swapper, and insightface 2.1's liveness addon "
-        "(from its pinned release URL, whichever --source). genderage and liveness are "
-        "optional: one that cannot be downloaded or verified is skipped with a warning that "
+        "recognizer, genderage and landmark models (2d106det, 1k3d68), the swapper, and "
+        "insightface 2.1's liveness addon (from its pinned release URL, whichever --source). "
+        "genderage, the landmark models and liveness are optional: one that cannot be downloaded or verified is skipped with a warning that "
         f"says how to add it later (`facegate models install ROLE FILE`). {LICENCE_NOTE}",
     )
     add_pack_options(fetch)
@@ -63,8 +71,8 @@ def subparser_init(commands: Subparsers) -> None:
         help="install model files already on disk",
         description="Install det_10g.onnx/w600k_r50.onnx (buffalo_l) or "
         "det_500m.onnx/w600k_mbf.onnx (buffalo_s) and inswapper_128.onnx from DIR "
-        "(or DIR/<pack>/), named as in the official packs; genderage.onnx and the liveness "
-        "addon's liveness.onnx too when they are there.",
+        "(or DIR/<pack>/), named as in the official packs; genderage.onnx, 2d106det.onnx, "
+        "1k3d68.onnx and the liveness addon's liveness.onnx too when they are there.",
     )
     imp.add_argument("dir", type=Path, metavar="DIR", help="folder with the official pack's files")
     add_pack_options(imp)
@@ -155,13 +163,7 @@ def write_synthetic_models(args: argparse.Namespace) -> int:
     )
     models = build_synthetic_models(args.profile)
     label = {"source": f"synthetic-{args.profile}", "synthetic": NOT_A_FACE_MODEL}
-    upstream = {
-        "detector": models.detector,
-        "recognizer": models.recognizer,
-        "swapper": models.swapper,
-        "genderage": models.genderage,
-        "liveness": models.liveness,
-    }
+    upstream = {role: getattr(models, role) for role in ROLES}
     # `facegate serve --models synthetic` calls this with a Namespace of its own.
     optimize = not getattr(args, "no_optimize", False)
     installed = install_models(

@@ -89,6 +89,8 @@ def layouts(
     swapper_max_batch: int = 0,
     genderage_max_batch: int = spec.GENDERAGE_MAX_BATCH,
     liveness_max_batch: int = spec.LIVENESS_MAX_BATCH,
+    landmark_2d_106_max_batch: int = spec.LANDMARK_MAX_BATCH,
+    landmark_3d_68_max_batch: int = spec.LANDMARK_MAX_BATCH,
 ) -> dict[str, ModelLayout]:
     """The served models; a max batch of 0 where the prepare step's batch check failed.
 
@@ -139,13 +141,23 @@ def layouts(
         spec.LIVENESS: _pixel_model_layout(
             spec.LIVENESS, (spec.LIVENESS_INPUT, spec.LIVENESS_OUTPUT), liveness_max_batch
         ),
+        spec.LANDMARK_2D106: _pixel_model_layout(
+            spec.LANDMARK_2D106,
+            (spec.LANDMARK_INPUT, spec.LANDMARK_2D106_OUTPUT),
+            landmark_2d_106_max_batch,
+        ),
+        spec.LANDMARK_3D68: _pixel_model_layout(
+            spec.LANDMARK_3D68,
+            (spec.LANDMARK_INPUT, spec.LANDMARK_3D68_OUTPUT),
+            landmark_3d_68_max_batch,
+        ),
     }
 
 
 def _pixel_model_layout(
     name: str, tensors: tuple[TensorSpec, TensorSpec], max_batch: int
 ) -> ModelLayout:
-    """genderage and liveness: one crop input, one output, batched like the recognizer."""
+    """genderage, liveness, landmarks: one crop input, one output, batched like the recognizer."""
     inputs: tuple[TensorSpec, ...] = (tensors[0],)
     outputs: tuple[TensorSpec, ...] = (tensors[1],)
     if max_batch == 0:

@@ -187,6 +187,8 @@ def _drop_unverified_optional(
 _OPTIONAL_FEATURES = {
     "genderage": "gender and age (/v1/detect?attributes=true)",
     "liveness": "liveness (/v1/detect?liveness=true)",
+    "landmark_2d_106": "dense 2-D landmarks (/v1/detect?dense_landmarks=true)",
+    "landmark_3d_68": "head pose and 3-D landmarks (/v1/detect?pose=true, dense_landmarks=true)",
 }
 
 
@@ -215,8 +217,8 @@ def find_pack_files(
 ) -> dict[str, Path]:
     """Find the pack's files, named as upstream, in `directory` or `directory/<pack>/`.
 
-    Returns role -> path. Optional files (genderage, liveness.onnx) are taken when they are
-    there. Raises MissingFile naming every required file not found, and, unless `verify` is
+    Returns role -> path. Optional files (genderage, 2d106det, 1k3d68, liveness.onnx) are
+    taken when they are there. Raises MissingFile naming every required file not found, and, unless `verify` is
     false (re-exported files), ChecksumMismatch for a required file with another digest; an
     optional one with another digest is skipped with a warning.
     """

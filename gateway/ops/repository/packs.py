@@ -5,7 +5,8 @@ for non-commercial research purposes only; the InsightFace code is MIT, the weig
 facegate downloads them on the operator's behalf and never redistributes them. See
 https://github.com/deepinsight/insightface#license.
 
-A pack provides a detector, a recognizer and the genderage model; the swapper is chosen
+A pack provides a detector, a recognizer, the genderage model and the two landmark models
+(2d106det, 1k3d68); the swapper is chosen
 separately; the liveness addon comes with every fetch. Every pack file and the swapper have two
 sources: a Hugging Face hub repository (a public mirror, pinned to a commit) and a plain HTTPS
 URL (the official InsightFace release zip for the packs). The liveness addon has only its
@@ -21,7 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gateway.triton.spec import DETECTOR, GENDERAGE, LIVENESS, RECOGNIZER, SWAPPER
+from gateway.triton.spec import (
+    DETECTOR,
+    GENDERAGE,
+    LANDMARK_2D106,
+    LANDMARK_3D68,
+    LIVENESS,
+    RECOGNIZER,
+    SWAPPER,
+)
 
 LICENCE_NOTE = (
     "InsightFace's pretrained models (buffalo_l, buffalo_s, inswapper_128) are available for "
@@ -29,10 +38,10 @@ LICENCE_NOTE = (
     "https://github.com/deepinsight/insightface#license"
 )
 
-ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS)
+ROLES = (DETECTOR, RECOGNIZER, SWAPPER, GENDERAGE, LIVENESS, LANDMARK_2D106, LANDMARK_3D68)
 # Roles a fetch or an import may lack (a failed download or pin is skipped with a warning): the
 # gateway serves everything else without them and answers 503 for their features.
-OPTIONAL_ROLES = (GENDERAGE, LIVENESS)
+OPTIONAL_ROLES = (GENDERAGE, LIVENESS, LANDMARK_2D106, LANDMARK_3D68)
 
 _RELEASE_V07 = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 
@@ -82,6 +91,12 @@ class Pack:
     detector: ModelFile
     recognizer: ModelFile
     genderage: ModelFile | None = None
+    # insightface's Landmark models (dense landmarks, head pose), optional like genderage.
+    landmarks: tuple[ModelFile, ...] = ()
+
+    def optional_files(self) -> tuple[ModelFile, ...]:
+        """The pack's optional files: genderage and the landmark models it ships."""
+        return (*((self.genderage,) if self.genderage else ()), *self.landmarks)
 
 
 # Digests and sizes: the files of InsightFace's v0.7 release zips. Each value was confirmed
@@ -112,6 +127,35 @@ def _pack_file(
         size_bytes=size_bytes,
         hf=HfSource(repo_id, f"{folder}/{filename}", revision),
         url=UrlSource(zip_url, archive=True),
+    )
+
+
+def _landmark_files(hf: tuple[str, str, str], zip_url: str) -> tuple[ModelFile, ModelFile]:
+    """2d106det.onnx and 1k3d68.onnx of a pack.
+
+    Digests and sizes of the v0.7 zip members as several independent public projects pin them
+    (model-store tables listing them beside det_10g, w600k_r50 and genderage with the digests
+    pinned here, and roop-style README hash lists); the same bytes ship in antelopev2.
+    """
+    return (
+        # 106 2-D landmarks: 192x192 crops -> 212 values.
+        _pack_file(
+            LANDMARK_2D106,
+            "2d106det.onnx",
+            "f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf",
+            5_030_888,
+            hf,
+            zip_url,
+        ),
+        # 68 3-D landmarks (head pose): 192x192 crops -> 1103 x 3 values.
+        _pack_file(
+            LANDMARK_3D68,
+            "1k3d68.onnx",
+            "df5c06b8a0c12e422b2ed8947b8869faa4105387f199c477af038aa01f9a45cc",
+            143_607_619,
+            hf,
+            zip_url,
+        ),
     )
 
 
@@ -147,6 +191,7 @@ BUFFALO_L = Pack(
         _BUFFALO_L_HF,
         f"{_RELEASE_V07}/buffalo_l.zip",
     ),
+    landmarks=(_landmark_files(_BUFFALO_L_HF, f"{_RELEASE_V07}/buffalo_l.zip")),
 )
 
 BUFFALO_S = Pack(
@@ -169,8 +214,7 @@ BUFFALO_S = Pack(
         _BUFFALO_S_HF,
         f"{_RELEASE_V07}/buffalo_s.zip",
     ),
-    # buffalo_s.zip ships genderage.onnx too (with 1k3d68 and 2d106det, which facegate does
-    # not serve): the same attribute model as buffalo_l's, pinned to the same digest. Were
+    # buffalo_s.zip ships genderage.onnx too (with 1k3d68 and 2d106det): the same attribute model as buffalo_l's, pinned to the same digest. Were
     # buffalo_s's bytes ever different, the pin fails and the fetch skips the optional file
     # with a warning; the detector and recognizer still install.
     genderage=_pack_file(
@@ -181,6 +225,9 @@ BUFFALO_S = Pack(
         _BUFFALO_S_HF,
         f"{_RELEASE_V07}/buffalo_s.zip",
     ),
+    # The same two landmark files as buffalo_l's (and antelopev2's), pinned to the same digests;
+    # a pin that fails skips them with a warning, as for genderage.
+    landmarks=(_landmark_files(_BUFFALO_S_HF, f"{_RELEASE_V07}/buffalo_s.zip")),
 )
 
 # InsightFace withdrew its own inswapper download; the file circulates through mirrors. The
@@ -232,8 +279,8 @@ def select_files(
     swappers: Mapping[str, ModelFile] = SWAPPERS,
     addons: Mapping[str, ModelFile] = ADDONS,
 ) -> dict[str, ModelFile]:
-    """Return the files to fetch, by role: the pack's detector, recognizer and genderage, the
-    swapper, and the addons (liveness).
+    """Return the files to fetch, by role: the pack's detector, recognizer, genderage and
+    landmark models, the swapper, and the addons (liveness).
 
     Raises ValueError for a pack or swapper name that is not in the catalogue.
     """
@@ -241,8 +288,7 @@ def select_files(
         raise ValueError(f"unknown pack {pack!r}; known: {', '.join(sorted(packs))}")
     chosen = packs[pack]
     files = {DETECTOR: chosen.detector, RECOGNIZER: chosen.recognizer}
-    if chosen.genderage is not None:
-        files[GENDERAGE] = chosen.genderage
+    files.update({f.role: f for f in chosen.optional_files()})
     if swapper is not None:
         if swapper not in swappers:
             raise ValueError(f"unknown swapper {swapper!r}; known: {', '.join(sorted(swappers))}")
@@ -253,6 +299,8 @@ def select_files(
 
 def pinned_files(role: str) -> list[ModelFile]:
     """Every catalogue file that can fill `role` (for installing one local file by hand)."""
-    candidates = [f for p in PACKS.values() for f in (p.detector, p.recognizer, p.genderage) if f]
+    candidates = [
+        f for p in PACKS.values() for f in (p.detector, p.recognizer, *p.optional_files())
+    ]
     candidates += [*SWAPPERS.values(), *ADDONS.values()]
     return [f for f in candidates if f.role == role]

@@ -558,12 +558,43 @@ def prepare_liveness(
     )
 
 
+def _prepare_landmark(
+    upstream: onnx.ModelProto, name: str, output: spec.TensorSpec, rng: np.random.Generator | None
+) -> PreparedModel:
+    """A Landmark model [N,3,192,192] float -> uint8 BGR crops in, raw points out.
+
+    insightface's Landmark picks its input normalisation as Attribute does; the batch check
+    decides batched (max LANDMARK_MAX_BATCH) or one crop per request.
+    """
+    mean, std = attribute_normalisation(upstream)
+    tensors = (spec.LANDMARK_INPUT, output)
+    return _prepare_pixel_model(
+        upstream, name, tensors, spec.LANDMARK_MAX_BATCH, (mean, 1.0 / std), rng
+    )
+
+
+def prepare_landmark_2d106(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
+    """2d106det.onnx -> spec.LANDMARK_INPUT in, spec.LANDMARK_2D106_OUTPUT (N, 212) out."""
+    return _prepare_landmark(upstream, spec.LANDMARK_2D106, spec.LANDMARK_2D106_OUTPUT, rng)
+
+
+def prepare_landmark_3d68(
+    upstream: onnx.ModelProto, rng: np.random.Generator | None = None
+) -> PreparedModel:
+    """1k3d68.onnx -> spec.LANDMARK_INPUT in, spec.LANDMARK_3D68_OUTPUT (N, 3309) out."""
+    return _prepare_landmark(upstream, spec.LANDMARK_3D68, spec.LANDMARK_3D68_OUTPUT, rng)
+
+
 PREPARERS: dict[str, Callable[[onnx.ModelProto], PreparedModel]] = {
     spec.DETECTOR: prepare_detector,
     spec.RECOGNIZER: prepare_recognizer,
     spec.SWAPPER: prepare_swapper,
     spec.GENDERAGE: prepare_genderage,
     spec.LIVENESS: prepare_liveness,
+    spec.LANDMARK_2D106: prepare_landmark_2d106,
+    spec.LANDMARK_3D68: prepare_landmark_3d68,
 }
 
 

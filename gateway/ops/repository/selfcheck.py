@@ -129,17 +129,25 @@ def check_swapper(
     return _fail_if(prepared.name, diff, PIXEL_TOLERANCE)
 
 
-def check_genderage(
-    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+def _check_attribute_style(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator, size: int
 ) -> SelfCheckResult:
-    size = spec.GENDERAGE_INPUT_SIZE_PX
+    """One random crop: the upstream file fed as Attribute/Landmark feed it (RGB blob, their
+    normalisation) against the served model fed uint8 BGR; relative to the output's scale."""
     crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
     mean, std = attribute_normalisation(upstream)
     blob = cv2.dnn.blobFromImage(crop, 1.0 / std, (size, size), (mean, mean, mean), swapRB=True)
     (expected,) = run_model(upstream, {_input_name(upstream): blob})
-    (actual,) = run_model(prepared.model, {spec.GENDERAGE_INPUT.name: crop[None]})
-    diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1))))
+    (actual,) = run_model(prepared.model, {_input_name(prepared.model): crop[None]})
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    diff = float(np.max(np.abs(actual.reshape(-1) - expected.reshape(-1)))) / scale
     return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
+
+
+def check_genderage(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+) -> SelfCheckResult:
+    return _check_attribute_style(upstream, prepared, rng, spec.GENDERAGE_INPUT_SIZE_PX)
 
 
 def check_liveness(
@@ -156,12 +164,20 @@ def check_liveness(
     return _fail_if(prepared.name, diff, FLOAT_TOLERANCE)
 
 
+def _check_landmark(
+    upstream: onnx.ModelProto, prepared: PreparedModel, rng: np.random.Generator
+) -> SelfCheckResult:
+    return _check_attribute_style(upstream, prepared, rng, spec.LANDMARK_INPUT_SIZE_PX)
+
+
 CHECKS = {
     spec.DETECTOR: check_detector,
     spec.RECOGNIZER: check_recognizer,
     spec.SWAPPER: check_swapper,
     spec.GENDERAGE: check_genderage,
     spec.LIVENESS: check_liveness,
+    spec.LANDMARK_2D106: _check_landmark,
+    spec.LANDMARK_3D68: _check_landmark,
 }
 
 

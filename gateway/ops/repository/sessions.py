@@ -28,6 +28,8 @@ EMBEDDED_QUEUE_DELAY_US = {
     spec.RECOGNIZER: 250,
     spec.GENDERAGE: 250,
     spec.LIVENESS: 250,
+    spec.LANDMARK_2D106: 250,
+    spec.LANDMARK_3D68: 250,
 }
 
 

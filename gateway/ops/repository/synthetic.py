@@ -1,7 +1,8 @@
 """Contract-true synthetic models: NOT face models.
 
 They have exactly the upstream I/O contracts of InsightFace's det_10g (SCRFD), w600k_r50
-(ArcFace), inswapper_128, genderage (Attribute) and insightface 2.1's liveness addon, so InsightFace's own Python classes accept them and the
+(ArcFace), inswapper_128, genderage (Attribute), 2d106det and 1k3d68 (Landmark) and insightface
+2.1's liveness addon, so InsightFace's own Python classes accept them and the
 prepare step meets the graph shapes it will meet in the real files. Weights come from a
 fixed seed.
 
@@ -27,6 +28,7 @@ import onnx
 from onnx import helper
 
 from gateway.ops.repository.graph import FLOAT, GraphBuilder, value_info
+from gateway.processing.meanshape import MEANSHAPE_68
 from gateway.processing.scrfd import SCRFD_STRIDES
 
 Profile = Literal["tiny", "realistic"]
@@ -55,6 +57,8 @@ class SyntheticModels:
     swapper: onnx.ModelProto
     genderage: onnx.ModelProto
     liveness: onnx.ModelProto
+    landmark_2d_106: onnx.ModelProto
+    landmark_3d_68: onnx.ModelProto
 
 
 def _he(rng: np.random.Generator, shape: tuple[int, ...], gain: float = 1.0) -> npt.NDArray[Any]:
@@ -339,8 +343,143 @@ def build_liveness(profile: Profile, rng: np.random.Generator) -> onnx.ModelProt
     )
 
 
+# Tiny landmarks: a fixed face-like point set (insightface's mean shape, in crop units) moved by
+# a linear read of the crop: 24x24 px block means of each channel (8x8 blocks, 192 features,
+# after the graph's own (x - 127.5) / 128) through random weights, so every pixel region and
+# colour channel moves the points (a shifted or BGR crop gives other points). 1k3d68's 68 points
+# also turn by a yaw that follows the left-right brightness difference and a pitch that follows
+# the top-bottom one (small-angle rotation, linear in the difference), so pose varies.
+LANDMARK_INPUT_PX = 192
+_LANDMARK_BLOCK_PX = 24
+_LANDMARK_FEATURES = 3 * (LANDMARK_INPUT_PX // _LANDMARK_BLOCK_PX) ** 2
+TINY_LANDMARK_GAIN = 0.004
+TINY_POSE_GAIN = 1.0
+LANDMARK_3D_RAW_POINTS = 1103
+
+
+def _landmark_template_2d() -> npt.NDArray[np.float32]:
+    """106 (x, y) points in crop units: the mean shape's 68 and 38 midpoints between them."""
+    xy = MEANSHAPE_68[:, :2]
+    mids = (xy[:38] + xy[1:39]) / 2
+    template: npt.NDArray[np.float32] = np.concatenate([xy, mids]).astype(np.float32)
+    return template
+
+
+def _block_features(g: GraphBuilder, x: str) -> str:
+    """(N, 192) block means of a normalised (N, 3, 192, 192) input, channel-major."""
+    block = [_LANDMARK_BLOCK_PX, _LANDMARK_BLOCK_PX]
+    pooled = g.op("AveragePool", [x], "blocks", kernel_shape=block, strides=block)
+    return g.op("Flatten", [pooled], axis=1)
+
+
+def _pose_weights(points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """(192, 3P) weights turning (x, y, z) points by yaw ~ left-right and pitch ~ top-bottom."""
+    side = LANDMARK_INPUT_PX // _LANDMARK_BLOCK_PX
+    cols = np.tile(np.where(np.arange(side) < side // 2, 1.0, -1.0), (3, side, 1))
+    rows = np.transpose(cols, (0, 2, 1))
+    yaw = (cols / cols.size * 2).reshape(-1) * TINY_POSE_GAIN
+    pitch = (rows / rows.size * 2).reshape(-1) * TINY_POSE_GAIN
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    # d/d(yaw) of (x, y, z) = (z, 0, -x); d/d(pitch) = (0, -z, y).
+    turn_yaw = np.stack([z, np.zeros_like(z), -x], axis=1).reshape(-1)
+    turn_pitch = np.stack([np.zeros_like(z), -z, y], axis=1).reshape(-1)
+    return (np.outer(yaw, turn_yaw) + np.outer(pitch, turn_pitch)).astype(np.float32)
+
+
+def _landmark_head(
+    g: GraphBuilder,
+    rng: np.random.Generator,
+    profile: Profile,
+    x: str,
+    template: npt.NDArray[np.float32],
+    pose: npt.NDArray[np.float32] | None,
+) -> str:
+    """fc1 (N, len(template)) = template + features @ weights (+ pose turn) (+ a deep term)."""
+    width = template.size
+    weights = rng.standard_normal((_LANDMARK_FEATURES, width), dtype=np.float32)
+    weights *= np.float32(TINY_LANDMARK_GAIN)
+    if pose is not None:
+        weights[:, -pose.shape[1] :] += pose
+    out = g.op(
+        "Gemm",
+        [_block_features(g, x), g.const(weights, "fc_w"), g.const(template.reshape(-1), "fc_b")],
+    )
+    if profile == "realistic":
+        out = g.op("Add", [out, _landmark_backbone(g, rng, x, width, pose is not None)])
+    return out
+
+
+def _landmark_backbone(
+    g: GraphBuilder, rng: np.random.Generator, x: str, width: int, deep: bool
+) -> str:
+    """Convolution stacks sized like the upstream files: 2d106det (~5 MB, a MobileNet-sized
+    stack, ~1.1 M parameters here) and 1k3d68 (~144 MB, a ResNet-50-sized stack, ~35 M here);
+    the head adds a small input-dependent term."""
+    y = _conv(g, rng, x, 3, 32 if not deep else 64, stride=2)
+    c_in = 32 if not deep else 64
+    stages = ((64, 3), (128, 4), (256, 6), (512, 5)) if deep else ((64, 1), (128, 1), (256, 1))
+    for c_out, blocks in stages:
+        y = _conv(g, rng, y, c_in, c_out, stride=2)
+        for _ in range((2 * blocks - 1) if deep else blocks):
+            y = _conv(g, rng, y, c_out, c_out)
+        c_in = c_out
+    y = g.op("Flatten", [g.op("GlobalAveragePool", [y], "pool")], axis=1)
+    extra = g.const(rng.standard_normal((c_in, width), dtype=np.float32) * 1e-4, "head_w")
+    return g.op("MatMul", [y, extra])
+
+
+def build_landmark_2d106(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """buffalo_l 2d106det.onnx contract: data [None,3,192,192] raw 0..255 RGB -> fc1 [1,212].
+
+    Normalises its own input with leading Sub/Mul nodes named as MXNet exports name them, so
+    insightface's Landmark feeds raw pixels (mean 0, std 1); routed to Landmark by the 192x192
+    input. Output: 106 (x, y) pairs in crop units of [-1, 1].
+    """
+    g = GraphBuilder("")
+    x = g.op("Sub", ["data", g.const(127.5)], "_minusscalar0")
+    x = g.op("Mul", [x, g.const(1.0 / 128.0)], "_mulscalar0")
+    out = _landmark_head(g, rng, profile, x, _landmark_template_2d(), None)
+    g.op_into("Identity", [out], "fc1")
+    inputs = [value_info("data", FLOAT, ["None", 3, LANDMARK_INPUT_PX, LANDMARK_INPUT_PX])]
+    return _finish(
+        g, inputs, [value_info("fc1", FLOAT, [1, 212])], f"landmark2d106_synthetic_{profile}"
+    )
+
+
+def build_landmark_3d68(profile: Profile, rng: np.random.Generator) -> onnx.ModelProto:
+    """buffalo_l 1k3d68.onnx contract: data [None,3,192,192] raw 0..255 RGB -> fc1 [1,3309].
+
+    A leading batch norm named 'bn_data' normalises the input (insightface's Landmark then feeds
+    raw pixels); the 3309 outputs are 1103 (x, y, z) points of which the last 68 are the face.
+    """
+    g = GraphBuilder("")
+    channels = 3
+    x = g.op(
+        "BatchNormalization",
+        [
+            "data",
+            g.const(np.full(channels, 1.0 / 128.0, np.float32), "bn_gamma"),
+            g.const(np.full(channels, -127.5 / 128.0, np.float32), "bn_beta"),
+            g.const(np.zeros(channels, np.float32), "bn_mean"),
+            g.const(np.ones(channels, np.float32), "bn_var"),
+        ],
+        epsilon=0.0,
+    )
+    # insightface matches the node's exact name, which the builder would number.
+    g.nodes[-1].name = "bn_data"
+    filler = rng.uniform(-0.6, 0.6, (LANDMARK_3D_RAW_POINTS - 68, 3)).astype(np.float32)
+    template = np.concatenate([filler, MEANSHAPE_68]).astype(np.float32)
+    pose = _pose_weights(MEANSHAPE_68)
+    out = _landmark_head(g, rng, profile, x, template, pose)
+    g.op_into("Identity", [out], "fc1")
+    inputs = [value_info("data", FLOAT, ["None", 3, LANDMARK_INPUT_PX, LANDMARK_INPUT_PX])]
+    return _finish(
+        g, inputs, [value_info("fc1", FLOAT, [1, 3309])], f"landmark3d68_synthetic_{profile}"
+    )
+
+
 def build_synthetic_models(profile: Profile, seed: int = SEED) -> SyntheticModels:
-    """Build all three upstream-form synthetic models for one profile."""
+    """Build every upstream-form synthetic model for one profile."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     return SyntheticModels(
@@ -349,4 +488,6 @@ def build_synthetic_models(profile: Profile, seed: int = SEED) -> SyntheticModel
         swapper=build_swapper(profile, np.random.default_rng(seed + 2)),
         genderage=build_genderage(profile, np.random.default_rng(seed + 3)),
         liveness=build_liveness(profile, np.random.default_rng(seed + 4)),
+        landmark_2d_106=build_landmark_2d106(profile, np.random.default_rng(seed + 5)),
+        landmark_3d_68=build_landmark_3d68(profile, np.random.default_rng(seed + 6)),
     )

@@ -66,6 +66,8 @@ models:
   optional:
     genderage: true
     liveness: true
+    landmark_2d_106: true
+    landmark_3d_68: true
   fetch:
     fixOwnership: false
 triton:

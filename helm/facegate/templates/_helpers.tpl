@@ -231,7 +231,7 @@ gateway/triton/spec.py's OPTIONAL_STARTUP_MODELS.
 */}}
 {{- define "facegate.triton.optionalModels" -}}
 {{- $names := list }}
-{{- range $name := list "genderage" "liveness" }}
+{{- range $name := list "genderage" "liveness" "landmark_2d_106" "landmark_3d_68" }}
 {{- if index $.Values.models.optional $name }}
 {{- $names = append $names $name }}
 {{- end }}

@@ -470,8 +470,8 @@ def test_production_catalogue_is_pinned() -> None:
     files = [f for p in PACKS.values() for f in (p.detector, p.recognizer)] + list(
         SWAPPERS.values()
     )
-    genderage = [p.genderage for p in PACKS.values() if p.genderage is not None]
-    for f in [*files, *genderage, *ADDONS.values()]:
+    optional = [f for p in PACKS.values() for f in p.optional_files()]
+    for f in [*files, *optional, *ADDONS.values()]:
         assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), f.filename
         if f.hf is not None:
             assert re.fullmatch(r"[0-9a-f]{40}", f.hf.revision), f.filename
@@ -495,7 +495,15 @@ def test_every_pack_has_genderage_from_its_own_zip_and_every_fetch_the_liveness_
         folder = detector.hf.path_in_repo.removesuffix(detector.filename)
         assert genderage.hf.path_in_repo == f"{folder}genderage.onnx"
         roles = list(select_files(pack.name, "inswapper_128"))
-        assert roles == ["detector", "recognizer", "genderage", "swapper", "liveness"]
+        assert roles == [
+            "detector",
+            "recognizer",
+            "genderage",
+            "landmark_2d_106",
+            "landmark_3d_68",
+            "swapper",
+            "liveness",
+        ]
     # One attribute model in both packs: the same pin.
     assert BUFFALO_S.genderage is not None and BUFFALO_L.genderage is not None
     assert BUFFALO_S.genderage.sha256 == BUFFALO_L.genderage.sha256

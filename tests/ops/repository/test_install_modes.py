@@ -42,13 +42,7 @@ def shared_dir() -> Iterator[Path]:
 
 
 def _install(repository: Path, tiny_models: SyntheticModels) -> None:
-    upstream = {
-        "detector": tiny_models.detector,
-        "recognizer": tiny_models.recognizer,
-        "swapper": tiny_models.swapper,
-        "genderage": tiny_models.genderage,
-        "liveness": tiny_models.liveness,
-    }
+    upstream = {name: getattr(tiny_models, name) for name in spec.ALL_MODELS}
     label = {"source": "synthetic-tiny", "synthetic": NOT_A_FACE_MODEL}
     install_models(repository, upstream, dict.fromkeys(upstream, label))
 

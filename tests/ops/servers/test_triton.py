@@ -53,14 +53,16 @@ def _direct(repository: Path, model: str, feeds: dict[str, np.ndarray]) -> list[
 def test_startup_loads_detector_and_recognizer_not_swapper(
     client: grpcclient.InferenceServerClient,
 ) -> None:
-    # genderage and liveness are optional and installed in the test repository, so they
-    # load at start too.
+    # genderage, liveness and the landmark models are optional and installed in the test
+    # repository, so they load at start too.
     assert STARTUP_READY == {
         spec.DETECTOR: True,
         spec.RECOGNIZER: True,
         spec.SWAPPER: False,
         spec.GENDERAGE: True,
         spec.LIVENESS: True,
+        spec.LANDMARK_2D106: True,
+        spec.LANDMARK_3D68: True,
     }
     assert client.is_model_ready(spec.DETECTOR) and client.is_model_ready(spec.RECOGNIZER)
 
