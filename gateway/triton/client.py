@@ -8,6 +8,13 @@ after Triton is back) and, for dns:/// targets such as a headless Service (or ip
 address lists), round-robin across Triton pods. Every call has a deadline; UNAVAILABLE on the
 way in is retried a few times. Outputs come back read-only and are copied where they are written.
 
+gRPC resolves a dns:/// name again only when a connection fails, so Triton pods added by a
+scale-up would get no traffic from a running gateway. For dns:/// targets the client resolves
+the name itself every `reresolve_s` (in the background, on the next call after that) and,
+when the set of addresses changed, dials the new set on a fresh channel (same arguments,
+unlimited message sizes included); the old channel closes once its calls have had their
+deadline.
+
 Every call, load_model included, goes through _call, so each tritonclient error is
 translated once, by triton/errors.py's table.
 """
@@ -17,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +40,15 @@ from gateway.ports import DetectorOutputs
 from gateway.supervision import TRITON, ServerStates
 from gateway.triton import spec
 from gateway.triton.errors import status_code, translate_error
+from gateway.triton.targets import list_target, resolve_replicas, split_target
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 0.2
 RECONNECT_BACKOFF_MAX_MS = 2000
+# How often a dns:/// target is resolved again, so new Triton pods get traffic within about
+# this long (a Kubernetes HPA adds pods over minutes; DNS lookups are cheap).
+RERESOLVE_S = 30.0
+Resolver = Callable[[str], Awaitable[list[str]]]
 _DTYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32"}
 
 
@@ -56,6 +68,7 @@ class TritonTarget:
     faces: str = spec.FACES
     landmark_2d_106: str = spec.LANDMARK_2D106
     landmark_3d_68: str = spec.LANDMARK_3D68
+    reresolve_s: float = RERESOLVE_S
 
 
 def channel_args(url: str) -> list[tuple[str, int | str]]:
@@ -83,17 +96,74 @@ class TritonFaceModels:
         target: TritonTarget,
         metrics: Metrics | None = None,
         servers: ServerStates | None = None,
+        resolve: Resolver = resolve_replicas,
     ) -> None:
         self.target = target
         self._servers = servers or ServerStates()
         self._metrics = metrics
+        self.dialled = target.url
         self._client = grpcclient.InferenceServerClient(
             target.url, channel_args=channel_args(target.url)
         )
         self._max_batch: dict[str, int] = {}
+        split = split_target(target.url)
+        self._reresolves = split is not None and split[0] == "dns"
+        self._resolve = resolve
+        # The addresses last seen (None: not resolved yet) and when.
+        self._addresses: list[str] | None = None
+        self._resolved_at = -float("inf")
+        self._resolving: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
+        if self._resolving is not None:
+            self._resolving.cancel()
+            await asyncio.gather(self._resolving, return_exceptions=True)
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._client.close()
+
+    def _reresolve_if_due(self) -> None:
+        """Start a background resolution of a dns:/// target once reresolve_s has passed."""
+        if not self._reresolves or self._resolving is not None:
+            return
+        if time.monotonic() - self._resolved_at < self.target.reresolve_s:
+            return
+        self._resolving = asyncio.create_task(self._reresolve(), name="triton-reresolve")
+
+    async def _reresolve(self) -> None:
+        addresses: list[str] | None = None
+        try:
+            addresses = await self._resolve(self.target.url)
+        except UpstreamUnavailable as exc:
+            # A failed lookup keeps the current channel (gRPC retries on its own).
+            log.warning("re-resolving Triton failed: %s", exc.message)
+        finally:
+            self._resolved_at = time.monotonic()
+            self._resolving = None
+        if not addresses or addresses == self._addresses:
+            return
+        first = self._addresses is None
+        self._addresses = addresses
+        if first:
+            # The channel was dialled from this same name moments ago: nothing new to reach.
+            return
+        dial = list_target(addresses) or self.target.url
+        log.info("Triton replicas of %s are now %s: new channel", self.target.url, addresses)
+        old = self._client
+        self._client = grpcclient.InferenceServerClient(dial, channel_args=channel_args(dial))
+        self.dialled = dial
+        retiring = asyncio.create_task(self._retire(old), name="triton-channel-retire")
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, old: grpcclient.InferenceServerClient) -> None:
+        # Calls already running on the old channel get their deadline to finish there.
+        try:
+            await asyncio.sleep(self.target.timeout_s + 1)
+        finally:
+            await old.close()
 
     @property
     def _key_headers(self) -> dict[str, str] | None:
@@ -108,6 +178,7 @@ class TritonFaceModels:
         while True:
             # While a supervisor restarts Triton: 503 at once, not after the retries.
             self._servers.check_up(TRITON, "Triton")
+            self._reresolve_if_due()
             try:
                 return await coroutine_factory()
             except InferenceServerException as exc:

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
 from gateway.errors import UpstreamUnavailable
 from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions
 from gateway.triton import spec
-from gateway.triton.client import TritonTarget
+from gateway.triton.client import TritonFaceModels, TritonTarget
 from gateway.triton.replicas import ReplicatedControl, resolve_replicas, split_target
+from gateway.triton.targets import list_target
 
 from ..api.conftest import ServerThread, api_client, gateway_settings
 from ..conftest import REPOSITORY_KEY, free_port, free_ports
@@ -39,6 +41,19 @@ TARGET = encode(square_image(640, 640, [(320, 320, 128)]))
 )
 def test_split_target(url: str, expected: tuple[str, str] | None) -> None:
     assert split_target(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("addresses", "expected"),
+    [
+        (["10.0.0.1:8001", "10.0.0.2:8001"], "ipv4:10.0.0.1:8001,10.0.0.2:8001"),
+        (["[fd00::1]:8001"], "ipv6:[fd00::1]:8001"),
+        (["10.0.0.1:8001", "[fd00::1]:8001"], None),
+        ([], None),
+    ],
+)
+def test_list_target_takes_one_address_family(addresses: list[str], expected: str | None) -> None:
+    assert list_target(addresses) == expected
 
 
 def test_resolve_replicas() -> None:
@@ -204,3 +219,51 @@ def test_a_replica_that_cannot_load_fails_the_load(
         asyncio.run(load_everywhere())
     client = grpcclient.InferenceServerClient(first.grpc_url)
     client.unload_model(spec.SWAPPER, headers={spec.REPOSITORY_KEY_GRPC_HEADER: REPOSITORY_KEY})
+
+
+@pytest.mark.integration
+def test_a_triton_pod_added_later_gets_traffic_after_re_resolution(
+    two_tritons: tuple[EmbeddedTriton, EmbeddedTriton],
+) -> None:
+    """gRPC re-resolves a dns:/// name only when a connection fails: the client resolves it
+    every reresolve_s itself and dials a changed set on a new channel. The name resolves to
+    the first replica, then (as a headless Service after a scale-up) to both."""
+    second = two_tritons[1]
+    a, b = (f"127.0.0.1:{s.options.ports.grpc}" for s in two_tritons)
+    answers = [[a]]
+
+    async def resolve(url: str) -> list[str]:
+        assert url == f"dns:///{a}"
+        return answers[-1]
+
+    # Four 640 px frames are 4.9 MB: more than gRPC's 4 MB default, so the new channel must
+    # keep tritonclient's unlimited message sizes.
+    frames = np.zeros((4, spec.DETECTOR_INPUT_SIZE_PX, spec.DETECTOR_INPUT_SIZE_PX, 3), np.uint8)
+
+    async def scenario() -> list[int]:
+        target = TritonTarget(
+            url=f"dns:///{a}", timeout_s=30, unavailable_retries=2, repository_key="", reresolve_s=0
+        )
+        models = TritonFaceModels(target, resolve=resolve)
+        try:
+            for _ in range(3):
+                await models.detect(frames)
+            assert models.dialled == target.url
+            before = _inference_count(second, spec.DETECTOR)
+            answers.append([a, b])
+            deadline = time.monotonic() + 10
+            while models.dialled == target.url:
+                assert time.monotonic() < deadline, "the changed name was never dialled"
+                await models.detect(frames[:1])
+                await asyncio.sleep(0.05)
+            assert models.dialled == f"ipv4:{a},{b}"
+            for _ in range(50):
+                await models.detect(frames)
+                if _inference_count(second, spec.DETECTOR) > before:
+                    break
+            return [before, _inference_count(second, spec.DETECTOR)]
+        finally:
+            await models.close()
+
+    before, after = asyncio.run(scenario())
+    assert after > before, "the replica added later got no inference"
