@@ -166,7 +166,9 @@ def test_compose_config_rejects_unknown_keys(tmp_path: Path) -> None:
 
 def test_compose_triton_runs_explicit_models_on_cpu(compose: dict[str, Any]) -> None:
     triton = compose["services"]["triton"]
-    assert triton["image"] == TRITON_IMAGE
+    # The NGC image plus what the faces model imports (tests/deploy/test_dockerfile_triton.py).
+    assert triton["build"]["dockerfile"] == "Dockerfile.triton"
+    assert f"ARG TRITON_IMAGE={TRITON_IMAGE}" in (ROOT / "Dockerfile.triton").read_text()
     argv = triton["entrypoint"] + triton["command"]
     # NGC's entrypoint (CUDA forward compatibility), then tritonserver behind the script that
     # adds the optional models the volume holds (tests/deploy/test_optional_models.py runs it).

@@ -145,7 +145,9 @@ def test_object_store_triton_starts_without_the_optional_models() -> None:
 
 def test_chart_lists_the_optional_models_of_the_spec() -> None:
     values = yaml.safe_load((CHART_CI.parent / "values.yaml").read_text())
-    assert tuple(values["models"]["optional"]) == spec.OPTIONAL_STARTUP_MODELS
+    assert tuple(values["models"]["optional"]) == (*spec.OPTIONAL_STARTUP_MODELS, spec.FACES)
+    # The stock NGC image cannot load faces: it is off until triton.image is Dockerfile.triton's.
+    assert values["models"]["optional"][spec.FACES] is False
 
 
 def test_triton_waits_for_the_fetch_job_to_finish(tmp_path: Path) -> None:
@@ -245,3 +247,44 @@ def test_recorder_sees_what_it_is_given(tmp_path: Path) -> None:
     # The stand-in itself: without the scripts, it records exactly its arguments.
     assert start(["tritonserver", "--a=1", "b c"], tmp_path) == ["--a=1", "b c"]
     assert os.access(tmp_path / "bin" / "tritonserver", os.X_OK)
+
+
+# --- the in-server faces model ------------------------------------------------------
+
+
+def with_faces(repo: Path) -> Path:
+    """Add the faces model as the install writes it: model.py and config, no model.onnx."""
+    (repo / spec.FACES / "1").mkdir(parents=True)
+    (repo / spec.FACES / "1" / "model.py").write_text("from gateway.inserver.faces import *\n")
+    (repo / spec.FACES / "config.pbtxt").write_text(f'name: "{spec.FACES}"\n')
+    return repo
+
+
+def test_compose_loads_the_faces_model_the_volume_holds(tmp_path: Path) -> None:
+    argv, environment = compose_triton_argv()
+    repo = with_faces(repository(tmp_path / "models", spec.ALL_MODELS))
+    args = start(_in_volume(argv, repo), tmp_path, environment)
+    assert loaded(args) == [
+        spec.DETECTOR,
+        spec.RECOGNIZER,
+        *spec.OPTIONAL_STARTUP_MODELS,
+        spec.FACES,
+    ]
+    # The embedded server loads the same models from the same repository.
+    embedded = server_command(TritonOptions(repository=repo), tmp_path, tmp_path)
+    assert sorted(loaded(args)) == sorted(loaded(embedded))
+
+
+def test_chart_loads_faces_when_asked_and_readiness_waits_for_it(tmp_path: Path) -> None:
+    repo = with_faces(repository(tmp_path / "models", spec.ALL_MODELS))
+    off = {"models": {"mountPath": str(repo)}}
+    on = {"models": {"mountPath": str(repo), "optional": {spec.FACES: True}}}
+
+    assert spec.FACES not in loaded(start(helm_triton_argv(off), tmp_path))
+    assert loaded(start(helm_triton_argv(on), tmp_path))[-1] == spec.FACES
+    probes = [
+        container(triton_spec(render(values)), "triton")["readinessProbe"]["exec"]["command"][2]
+        for values in (off, on)
+    ]
+    assert "for model in detector recognizer;" in probes[0]
+    assert "for model in detector recognizer faces;" in probes[1]

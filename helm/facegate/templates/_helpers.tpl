@@ -231,7 +231,7 @@ gateway/triton/spec.py's OPTIONAL_STARTUP_MODELS.
 */}}
 {{- define "facegate.triton.optionalModels" -}}
 {{- $names := list }}
-{{- range $name := list "genderage" "liveness" "landmark_2d_106" "landmark_3d_68" }}
+{{- range $name := list "genderage" "liveness" "landmark_2d_106" "landmark_3d_68" "faces" }}
 {{- if index $.Values.models.optional $name }}
 {{- $names = append $names $name }}
 {{- end }}
@@ -246,7 +246,7 @@ embedded `facegate serve` does; tritonserver exits at start when a --load-model 
 */}}
 {{- define "facegate.triton.startScript" -}}
 {{- $dir := .Values.models.mountPath -}}
-for model in {{ include "facegate.triton.optionalModels" . }}; do if [ -r "{{ $dir }}/$model/1/model.onnx" ] && [ -r "{{ $dir }}/$model/config.pbtxt" ]; then set -- "$@" "--load-model=$model"; else echo "facegate: no $model model in {{ $dir }}: not loaded; its requests answer 503"; fi; done; exec tritonserver "$@"
+for model in {{ include "facegate.triton.optionalModels" . }}; do if { [ -r "{{ $dir }}/$model/1/model.onnx" ] || [ -r "{{ $dir }}/$model/1/model.py" ]; } && [ -r "{{ $dir }}/$model/config.pbtxt" ]; then set -- "$@" "--load-model=$model"; else echo "facegate: no $model model in {{ $dir }}: not loaded; its requests answer 503"; fi; done; exec tritonserver "$@"
 {{- end }}
 
 {{/*
@@ -338,7 +338,7 @@ minutes, or failed once, would take detection and recognition out of the Service
 /dev/tcp, because the NGC image is not guaranteed to carry curl.
 */}}
 {{- define "facegate.triton.readinessScript" -}}
-for model in detector recognizer; do exec 3<>/dev/tcp/127.0.0.1/{{ .Values.triton.service.httpPort }} && printf 'GET /v2/models/%s/ready HTTP/1.0\r\n\r\n' "$model" >&3 && head -n 1 <&3 | grep -q ' 200 ' || exit 1; done
+for model in detector recognizer{{ if .Values.models.optional.faces }} faces{{ end }}; do exec 3<>/dev/tcp/127.0.0.1/{{ .Values.triton.service.httpPort }} && printf 'GET /v2/models/%s/ready HTTP/1.0\r\n\r\n' "$model" >&3 && head -n 1 <&3 | grep -q ' 200 ' || exit 1; done
 {{- end }}
 
 {{/*
