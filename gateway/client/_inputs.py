@@ -134,6 +134,6 @@ def faces_from_outputs(outputs: Mapping[str, npt.NDArray[Any]]) -> ImageFaces:
         detections,
         None
         if embeddings is None
-        else np.array(embeddings[0], np.float32).reshape(len(detections), -1),
+        else np.array(embeddings[0], np.float32).reshape(-1, spec.FACES_EMBEDDINGS.shape[1]),
         None if norms is None else np.array(norms[0], np.float32).reshape(-1),
     )

@@ -1,6 +1,7 @@
 """The REST gateway against InsightFace 2.1 run in-process on the same model files.
 
-Each case sends an image to the real gateway (in front of the real embedded Triton) and
+Each case sends an image to the real gateway (in front of the real embedded Triton), and the
+detection cases also to Triton's in-server `faces` model (route "faces-model"), and
 runs InsightFace's SCRFD + ArcFaceONNX on the same pixels, both at insightface 2.1's default
 detector sizes (128 and 640, merged by one NMS) unless a case says otherwise: same faces (IoU >= 0.98),
 landmarks within 1 px, embeddings with cosine >= 0.995, verify scores within 0.005.
@@ -21,6 +22,9 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageOps
 from scipy.optimize import linear_sum_assignment
+
+from gateway.client import FaceClient
+from gateway.ops.servers.triton import EmbeddedTriton
 
 from ..images import INSIGHTFACE_IMAGES, photo
 from .oracle import DEFAULT_DET_SIZES, InsightFaceOracle, OracleFaces
@@ -83,14 +87,46 @@ def png(img: BgrImage) -> bytes:
     return bytes(buf.tobytes())
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where detect() sends an image: /v1/detect, or Triton's in-server `faces` model
+    (through the SDK's detect_in_server), each with its own defaults."""
+
+    http: httpx.Client
+    faces_model: FaceClient | None = None
+
+
+@pytest.fixture(scope="module")
+def faces_model(triton: EmbeddedTriton) -> Iterator[FaceClient]:
+    with FaceClient(triton.grpc_url, use_shared_memory=False) as client:
+        yield client
+
+
+@pytest.fixture(params=["rest", "faces-model"])
+def route(request: pytest.FixtureRequest, client: httpx.Client, faces_model: FaceClient) -> Route:
+    return Route(client, faces_model if request.param == "faces-model" else None)
+
+
 def detect(
-    client: httpx.Client,
+    route: Route,
     data: bytes,
     threshold: float | None = None,
     max_faces: int = 0,
     det_sizes: tuple[int, ...] | None = None,
 ) -> GatewayFaces:
-    """/v1/detect with embeddings; det_sizes None leaves the gateway's default (128,640)."""
+    """Faces with embeddings; det_sizes None leaves the default (128,640)."""
+    if route.faces_model is not None:
+        (found,) = route.faces_model.detect_in_server(
+            [data], threshold=threshold, max_faces=max_faces, det_sizes=det_sizes
+        )
+        assert found.embeddings is not None
+        return GatewayFaces(
+            boxes=found.detections.boxes.astype(np.float64),
+            scores=found.detections.scores.astype(np.float64),
+            kps=found.detections.kps.astype(np.float64),
+            embeddings=found.embeddings.astype(np.float64),
+        )
+    client = route.http
     params: dict[str, object] = {"embed": "true", "max_faces": max_faces}
     if threshold is not None:
         params["threshold"] = threshold
@@ -239,7 +275,7 @@ SCENE_SIZES = [(640, 640), (1280, 960), (500, 900), (333, 777), (777, 333), (100
 @pytest.mark.parametrize("threshold", [None, 0.05])
 @pytest.mark.parametrize(("width", "height"), SCENE_SIZES)
 def test_synthetic_scene_matches_insightface(
-    client: httpx.Client,
+    route: Route,
     oracle: InsightFaceOracle,
     width: int,
     height: int,
@@ -252,7 +288,7 @@ def test_synthetic_scene_matches_insightface(
     want = oracle.faces(
         img, 0.5 if threshold is None else threshold, det_sizes=det_sizes or DEFAULT_DET_SIZES
     )
-    got = detect(client, png(img), threshold, det_sizes=det_sizes)
+    got = detect(route, png(img), threshold, det_sizes=det_sizes)
 
     assert len(want) == len(squares)
     assert_same_faces(
@@ -270,14 +306,14 @@ def full_frame_face(side_px: int) -> BgrImage:
 
 @pytest.mark.parametrize("side_px", [640, 1000])
 def test_face_filling_the_frame_is_found_only_at_128(
-    client: httpx.Client, oracle: InsightFaceOracle, side_px: int
+    route: Route, oracle: InsightFaceOracle, side_px: int
 ) -> None:
     img = full_frame_face(side_px)
 
     single = oracle.faces(img, det_sizes=(640,))
     want = oracle.faces(img)
-    got_single = detect(client, png(img), det_sizes=(640,))
-    got = detect(client, png(img))
+    got_single = detect(route, png(img), det_sizes=(640,))
+    got = detect(route, png(img))
 
     assert len(single) == 0 and len(got_single) == 0
     assert len(want) == 1
@@ -286,28 +322,26 @@ def test_face_filling_the_frame_is_found_only_at_128(
     )
 
 
-def test_12_megapixel_scene_matches_insightface(
-    client: httpx.Client, oracle: InsightFaceOracle
-) -> None:
+def test_12_megapixel_scene_matches_insightface(route: Route, oracle: InsightFaceOracle) -> None:
     squares = spread_squares(4000, 3000)
     img = square_scene(4000, 3000, squares)
 
     want = oracle.faces(img)
-    got = detect(client, png(img))
+    got = detect(route, png(img))
 
     assert len(want) == len(squares)
     assert_same_faces(got, want)
 
 
 def test_nms_counts_both_end_pixels_as_insightface_does(
-    client: httpx.Client, oracle: InsightFaceOracle
+    route: Route, oracle: InsightFaceOracle
 ) -> None:
     # Two 32 px faces one stride apart on both axes: IoU 576/1472 = 0.391 by area, but
     # 625/1553 = 0.402 with InsightFace's +1 widths, so NMS at 0.4 keeps only one of them.
     img = square_scene(640, 640, [Square(320, 320, 8, seed=31), Square(328, 328, 8, seed=32)])
 
     want = oracle.faces(img, 0.05)
-    got = detect(client, png(img), 0.05)
+    got = detect(route, png(img), 0.05)
 
     # Both squares score above 0.05; only InsightFace's +1 convention suppresses one.
     assert len(want) == 1
@@ -368,7 +402,7 @@ PHOTOS = ["astronaut", "camera", "coffee", "t1"]
 @pytest.mark.parametrize("variant", ["plain", "plain-low", "pasted", "framed"])
 @pytest.mark.parametrize("name", PHOTOS)
 def test_photo_matches_insightface(
-    client: httpx.Client, oracle: InsightFaceOracle, name: str, variant: str
+    route: Route, oracle: InsightFaceOracle, name: str, variant: str
 ) -> None:
     img, threshold = photo_case(name, variant)
     data = gateway_bytes(name, img)
@@ -379,7 +413,7 @@ def test_photo_matches_insightface(
 
     want = oracle.faces(img, threshold)
     # The default threshold is InsightFace's 0.5: send none for the plain case.
-    got = detect(client, data, None if variant == "plain" else threshold)
+    got = detect(route, data, None if variant == "plain" else threshold)
 
     assert_same_faces(got, want)
     # Neither the unmodified photo at a low threshold nor the framed squares may pass vacuously.
@@ -390,20 +424,20 @@ def test_photo_matches_insightface(
 
 
 def test_jpeg_bytes_decode_as_insightface_sees_them(
-    client: httpx.Client, oracle: InsightFaceOracle
+    route: Route, oracle: InsightFaceOracle
 ) -> None:
     data = t1_jpeg()
     img = pillow_bgr(data)
 
     want = oracle.faces(img, PHOTO_THRESHOLD)
-    got = detect(client, data, PHOTO_THRESHOLD)
+    got = detect(route, data, PHOTO_THRESHOLD)
 
     assert len(want) >= 1
     assert_same_faces(got, want)
 
 
 def test_exif_orientation_is_applied_as_for_insightface(
-    client: httpx.Client, oracle: InsightFaceOracle
+    route: Route, oracle: InsightFaceOracle
 ) -> None:
     # A portrait scene stored on its side with EXIF Orientation 6 (rotate 90 clockwise).
     squares = spread_squares(500, 900)
@@ -417,7 +451,7 @@ def test_exif_orientation_is_applied_as_for_insightface(
     img = pillow_bgr(data)
 
     want = oracle.faces(img)
-    got = detect(client, data)
+    got = detect(route, data)
 
     assert img.shape == upright.shape and len(want) == len(squares)
     assert_same_faces(got, want)
@@ -440,13 +474,13 @@ def prominence_scene() -> BgrImage:
 
 
 def test_max_faces_keeps_insightfaces_most_prominent(
-    client: httpx.Client, oracle: InsightFaceOracle
+    route: Route, oracle: InsightFaceOracle
 ) -> None:
     img = prominence_scene()
     everyone = oracle.faces(img)
     want = oracle.faces(img, max_num=2)
 
-    got = detect(client, png(img), max_faces=2)
+    got = detect(route, png(img), max_faces=2)
 
     assert len(everyone) == len(PROMINENCE_SQUARES) and len(want) == 2
     top_scores = np.sort(everyone.scores)[-2:]

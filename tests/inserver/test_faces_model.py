@@ -240,7 +240,8 @@ def test_concurrent_requests_batched_together_each_get_their_own_answer(
 
 
 def test_sdk_detect_in_server_equals_sdk_detect(triton: EmbeddedTriton) -> None:
-    images = [scene(), full_frame(), square_scene(320, 240, [Square(96, 96, 16, seed=5)])]
+    nobody = encode(np.zeros((240, 320, 3), np.uint8))
+    images = [scene(), full_frame(), square_scene(320, 240, [Square(96, 96, 16, seed=5)]), nobody]
     with FaceClient(triton.grpc_url, use_shared_memory=False) as client:
         local = client.detect(images, embed=True, det_sizes="128,640")
         served = client.detect_in_server(images, det_sizes="128,640")
@@ -249,9 +250,13 @@ def test_sdk_detect_in_server_equals_sdk_detect(triton: EmbeddedTriton) -> None:
         with pytest.raises(InvalidArgument):
             client.detect_in_server(images, threshold=2.0)
 
+    assert [len(f.detections) for f in served] == [3, 1, 1, 0]
     for want, got in zip(local, served, strict=True):
         assert (got.width, got.height) == (want.width, want.height)
-        assert len(got.detections) == len(want.detections) > 0
+        assert len(got.detections) == len(want.detections)
+        assert got.embeddings is not None and got.embeddings.shape == (len(got.detections), 512)
+        if not len(want.detections):
+            continue
         assert np.abs(got.detections.boxes - want.detections.boxes).max() <= 1e-3
         assert np.abs(got.detections.kps - want.detections.kps).max() <= 1e-3
         assert got.embeddings is not None and want.embeddings is not None
