@@ -68,6 +68,7 @@ models:
     liveness: true
     landmark_2d_106: true
     landmark_3d_68: true
+    faces: false
   fetch:
     fixOwnership: false
 triton:
