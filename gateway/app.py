@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import __version__, background
 from gateway.admission import Admission, parse_rate_limits
-from gateway.api import console, embed, faces, gallery, group, health, render, swap
+from gateway.api import clusters, console, embed, faces, gallery, group, health, render, swap
 from gateway.api.compat import install_compat
 from gateway.auth import load_api_keys
 from gateway.config import Settings
@@ -175,9 +175,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     install_compat(app, settings)
-    for router in (gallery.router, console.router):
+    for router in (gallery.router, clusters.router, console.router):
         app.include_router(router)
-    routers += [gallery.router, console.router]
+    routers += [gallery.router, clusters.router, console.router]
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

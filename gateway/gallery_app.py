@@ -19,6 +19,7 @@ from gateway.background import keep_running
 from gateway.config import Settings
 from gateway.errors import FacegateError, GalleryUnavailable
 from gateway.metrics import LATENCY_BUCKETS_S
+from gateway.service.clustering import Clustering
 from gateway.service.gallery import Gallery
 from gateway.service.pipeline import Pipeline
 from gateway.storage.postgres import PostgresGalleryStore, open_store
@@ -142,6 +143,7 @@ async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, mode
         ef_search=settings.gallery_ef_search,
         on_search=metrics.observe_search,
     )
+    app.state.clustering = Clustering(store, ef_search=settings.gallery_ef_search)
     app.state.gallery = gallery
     log.info("gallery ready")
     # Each loop restarts on its own: the store stays open, the connect above is not redone.

@@ -73,14 +73,123 @@ class Match:
 
 @dataclass(frozen=True)
 class ExportedFace:
-    """A stored face for export: everything needed to import it elsewhere."""
+    """A stored face for export: everything needed to import it elsewhere (subject None:
+    an unassigned face)."""
 
-    subject: str
+    subject: str | None
     face_id: str
     embedding: npt.NDArray[np.float32]
     bbox: tuple[float, ...] | None = None
     score: float | None = None
     subject_metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """A stored face: its id, its subject (None: unassigned), when it was enrolled (ISO)."""
+
+    id: str
+    subject: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class FacePage:
+    """One page of faces in enrolment order; `next_after` is an opaque position to go on
+    from, set when more follow."""
+
+    faces: list[FaceInfo]
+    next_after: str | None
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """A stored face for clustering: id, subject (None: unassigned), float32 (512,) unit
+    embedding."""
+
+    id: str
+    subject: str | None
+    embedding: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A face found near a query: its id, subject (None: unassigned), cosine distance."""
+
+    id: str
+    subject: str | None
+    distance: float
+
+
+@dataclass(frozen=True)
+class ClusterOutcome:
+    """What a cluster step asks the store to write: unassigned faces joining existing
+    subjects (subject -> face ids), new groups of unassigned faces (each becomes a subject
+    with a server-made name), and every face the step looked at as a new face."""
+
+    joins: Mapping[str, Sequence[str]]
+    new_groups: Sequence[Sequence[str]]
+    seen: Sequence[str]
+
+
+@dataclass(frozen=True)
+class ClusterWrite:
+    """What the store wrote: subjects it created (in the order of new_groups it could
+    still apply) and how many faces it assigned."""
+
+    subjects_created: list[str]
+    assigned: int
+
+
+class ClusterStore(Protocol):
+    """Unassigned faces and the queries clustering needs (same errors as GalleryStore)."""
+
+    async def list_faces(
+        self,
+        collection: str,
+        subject: str | None,
+        only_unassigned: bool,
+        limit: int,
+        after: str | None,
+    ) -> FacePage:
+        """Faces in enrolment order: all, a subject's (`subject`), or unassigned ones."""
+        ...
+
+    async def set_face_subject(
+        self, collection: str, face_id: str, subject: str | None
+    ) -> FaceInfo:
+        """Assign a face to a subject (created if absent) or unassign it (None)."""
+        ...
+
+    async def merge_subject(self, collection: str, source: str, into: str) -> int:
+        """Move every face of `source` to `into` (created if absent), then erase `source`;
+        returns how many faces moved."""
+        ...
+
+    async def unclustered_faces(self, collection: str, limit: int) -> list[StoredFace]:
+        """Up to `limit` unassigned faces no cluster run has seen, oldest first."""
+        ...
+
+    async def count_unclustered(self, collection: str) -> tuple[int, int]:
+        """(unassigned faces not seen by a cluster run, all unassigned faces)."""
+        ...
+
+    async def neighbours(
+        self, collection: str, queries: npt.NDArray[np.float32], count: int, ef_search: int
+    ) -> list[list[Neighbour]]:
+        """Up to `count` nearest faces per query row (M, 512) by the collection's index,
+        nearest first (ids, subjects and distances: no embeddings, which weigh ~30x more)."""
+        ...
+
+    async def face_embeddings(
+        self, collection: str, face_ids: Sequence[str]
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """The embeddings of these faces (ids that are gone are left out)."""
+        ...
+
+    async def apply_cluster(self, collection: str, outcome: ClusterOutcome) -> ClusterWrite:
+        """Write a cluster step in one transaction; faces assigned meanwhile stay put."""
+        ...
 
 
 class GalleryStore(Protocol):
@@ -121,9 +230,10 @@ class GalleryStore(Protocol):
         ...
 
     async def add_faces(
-        self, collection: str, enrolments: Sequence[tuple[str, Sequence[NewFace]]]
+        self, collection: str, enrolments: Sequence[tuple[str | None, Sequence[NewFace]]]
     ) -> list[list[str]]:
-        """Add faces per (subject, faces) in one transaction, creating absent subjects.
+        """Add faces per (subject, faces) in one transaction, creating absent subjects;
+        a None subject adds unassigned faces.
 
         Returns the new face ids per entry, in order.
         """

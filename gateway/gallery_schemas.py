@@ -48,6 +48,13 @@ class SubjectIn(BaseModel):
     metadata: Metadata | None = Field(
         None, description="replaces the subject's metadata when given"
     )
+    merge_from: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="move every face of this subject here and erase it: names a group "
+        "clustering made (unknown-0001 -> a name), or merges two subjects",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SubjectIn:

@@ -35,3 +35,31 @@ class GroupResponse(BaseModel):
     model_config = {
         "json_schema_extra": {"examples": [{"groups": [[0, 2, 5], [1, 4]], "ungrouped": [3]}]}
     }
+
+
+class StoredFaceOut(BaseModel):
+    id: str
+    subject: str | None = Field(description="null: unassigned")
+    created: str = Field(description="when it was enrolled (ISO 8601)")
+
+
+class FacePageOut(BaseModel):
+    faces: list[StoredFaceOut] = Field(description="in enrolment order")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class FaceSubjectIn(BaseModel):
+    subject: str | None = Field(
+        min_length=1,
+        max_length=256,
+        description="assign to this subject (created if absent); null unassigns",
+    )
+
+
+class ClusterResponse(BaseModel):
+    subjects_created: list[str] = Field(description="new subjects, unknown-0001 ...")
+    assigned: int = Field(description="faces this run assigned (to new or existing subjects)")
+    unassigned: int = Field(description="faces without a subject after the run")
+    pending: int = Field(
+        description="new faces this run did not reach in its time: call again while > 0"
+    )

@@ -30,6 +30,10 @@ ACTIONS = {
     "delete_face": "face.erase",
     "identify": "identify",
     "verify_subject": "subject.verify",
+    # Unassigned faces and clustering (api/clusters.py).
+    "enrol_unassigned": "faces.enrol",
+    "put_face": "face.assign",
+    "cluster": "faces.cluster",
 }
 # The call ended at its deadline (the client got 408 or 504 from the middleware).
 CANCELLED = 499

@@ -37,6 +37,7 @@ from gateway.gallery_schemas import (
     SubjectOut,
     SubjectPageOut,
 )
+from gateway.service.clustering import Clustering
 from gateway.service.gallery import (
     FaceChoice,
     Gallery,
@@ -73,6 +74,16 @@ def get_gallery(request: Request) -> Gallery:
 
 
 GalleryDep = Annotated[Gallery, Depends(get_gallery)]
+
+
+def get_clustering(request: Request) -> Clustering:
+    """Unassigned faces and cluster runs: up with the gallery (same checks, same store)."""
+    get_gallery(request)
+    clustering: Clustering = request.app.state.clustering
+    return clustering
+
+
+ClusteringDep = Annotated[Clustering, Depends(get_clustering)]
 CollectionName = Annotated[
     str, Path(pattern=COLLECTION_NAME_PATTERN, description="letters, digits, _ . -")
 ]
@@ -219,14 +230,20 @@ async def delete_collection(collection: CollectionName, gallery: GalleryDep) -> 
     responses={201: {"model": SubjectOut, "description": "created"}},
 )
 async def put_subject(
+    request: Request,
     collection: CollectionName,
     subject: SubjectName,
     gallery: GalleryDep,
+    clustering: ClusteringDep,
     response: Response,
     body: SubjectIn | None = None,
 ) -> SubjectOut:
-    """Create the subject (201), or replace its metadata (200)."""
+    """Create the subject (201), or replace its metadata (200); merge_from moves another
+    subject's faces here first (naming a group clustering made)."""
     created = await gallery.put_subject(collection, subject, body.metadata if body else None)
+    if body is not None and body.merge_from is not None:
+        note_audit(request, subjects=[body.merge_from])
+        await clustering.merge_subject(collection, body.merge_from, subject)
     response.status_code = 201 if created else 200
     return _subject_out(await gallery.get_subject(collection, subject), with_faces=True)
 
@@ -294,6 +311,19 @@ async def enrol_faces(
     det_sizes: DetSizes = None,
 ) -> EnrolResponse:
     """One face per image (up to 16 images), or embeddings; the subject is created if absent."""
+    return await enrol(request, collection, subject, gallery, settings, face, det_sizes)
+
+
+async def enrol(
+    request: Request,
+    collection: str,
+    subject: str | None,
+    gallery: Gallery,
+    settings: Settings,
+    face: str,
+    det_sizes: str | None,
+) -> EnrolResponse:
+    """Enrol a request's images or embeddings to `subject` (None: unassigned faces)."""
     choice = _face_choice(face)
     if _is_json(request):
         body = await _read_json(request, settings, FacesIn, settings.max_batch_images)

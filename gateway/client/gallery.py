@@ -176,3 +176,90 @@ class FaceGalleryClient(FaceRestClient):
             params={"threshold": threshold},
         ).json()
         return float(body["similarity"]), bool(body["match"])
+
+    # Unassigned faces and clustering
+    def enrol_unassigned(
+        self,
+        collection: str,
+        images: Sequence[Image],
+        *,
+        face: Literal["prominent"] | int = "prominent",
+    ) -> list[str]:
+        """Enrol one face per image with no subject (to cluster or assign later)."""
+        response = self._request(
+            "POST",
+            f"/v1/collections/{_q(collection)}/faces",
+            files=[("image", _file(image)) for image in images],
+            params={"face": str(face)},
+        )
+        return [f["id"] for f in response.json()["faces"]]
+
+    def enrol_unassigned_embeddings(
+        self, collection: str, embeddings: npt.NDArray[np.float32]
+    ) -> list[str]:
+        """Enrol (N, 512) embeddings with no subject; returns face ids."""
+        response = self._request(
+            "POST",
+            f"/v1/collections/{_q(collection)}/faces",
+            json={"embeddings": np.asarray(embeddings, np.float32).tolist()},
+        )
+        return [f["id"] for f in response.json()["faces"]]
+
+    def faces(
+        self, collection: str, subject: str | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Every face ({id, subject, created}) in enrolment order: all, a subject's, or
+        with subject="none" the unassigned ones; follows the cursor page by page."""
+        cursor: str | None = None
+        while True:
+            body = self._request(
+                "GET",
+                f"/v1/collections/{_q(collection)}/faces",
+                params={"subject": subject, "limit": page_size, "cursor": cursor},
+            ).json()
+            yield from body["faces"]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+    def assign_face(self, collection: str, face_id: str, subject: str | None) -> dict[str, Any]:
+        """Assign a face to a subject (created if absent), or unassign it with None."""
+        body: dict[str, Any] = self._request(
+            "PUT",
+            f"/v1/collections/{_q(collection)}/faces/{_q(face_id)}",
+            json={"subject": subject},
+        ).json()
+        return body
+
+    def merge_subject(self, collection: str, source: str, into: str) -> dict[str, Any]:
+        """Move every face of `source` to `into` (created if absent) and erase `source`:
+        names a group clustering made (merge_subject(c, "unknown-0001", "Ada"))."""
+        body: dict[str, Any] = self._request(
+            "PUT",
+            f"/v1/collections/{_q(collection)}/subjects/{_q(into)}",
+            json={"merge_from": source},
+        ).json()
+        return body
+
+    def cluster(
+        self,
+        collection: str,
+        *,
+        max_distance: float | None = None,
+        min_faces: int | None = None,
+        until_done: bool = True,
+    ) -> dict[str, Any]:
+        """POST /cluster: {subjects_created, assigned, unassigned, pending}. With
+        until_done, calls again while new faces are pending and sums the runs."""
+        total: dict[str, Any] = {"subjects_created": [], "assigned": 0}
+        while True:
+            body = self._request(
+                "POST",
+                f"/v1/collections/{_q(collection)}/cluster",
+                params={"max_distance": max_distance, "min_faces": min_faces},
+            ).json()
+            total["subjects_created"] += body["subjects_created"]
+            total["assigned"] += body["assigned"]
+            total.update(unassigned=body["unassigned"], pending=body["pending"])
+            if not until_done or body["pending"] == 0:
+                return total

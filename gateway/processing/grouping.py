@@ -28,7 +28,8 @@ import numpy as np
 
 from gateway.processing._types import Float32Array, Float64Array, IndexArray
 
-# Candidates larger than this are not refined (a dense m x m matrix): they stay whole.
+# Candidates larger than this are not refined (a dense m x m matrix): they stay whole, or,
+# holding faces of two labels, leave their unlabelled faces ungrouped.
 MAX_REFINED_FACES = 2000
 UNLABELLED = -1
 
@@ -208,8 +209,13 @@ def group_faces(
     final = np.arange(size)
     for root in np.unique(roots).tolist():
         members = np.flatnonzero(roots == root)
-        if len(members) == 1 or len(members) > MAX_REFINED_FACES:
-            final[members] = members[0]
+        if len(members) == 1:
+            continue
+        if len(members) > MAX_REFINED_FACES:
+            # Unrefined: one group, unless it holds two labels; then no face of it joins
+            # either (a wrong join is worse than none).
+            several = len(np.unique(fixed[members][fixed[members] != UNLABELLED])) > 1
+            final[members] = members if several else members[0]
             continue
         sub = vectors[members]
         distances = 1.0 - (sub @ sub.T).astype(np.float64)

@@ -202,12 +202,15 @@ class Gallery:
     async def enroll_images(
         self,
         collection: str,
-        enrolments: Sequence[tuple[str, Sequence[ImageInput]]],
+        enrolments: Sequence[tuple[str | None, Sequence[ImageInput]]],
         choice: FaceChoice,
         detect_threshold: float,
         det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
     ) -> list[list[EnrolledFace]]:
-        """Enrol one face per image, per (subject, images); all or nothing in one transaction."""
+        """Enrol one face per image, per (subject, images); all or nothing in one transaction.
+
+        A None subject enrols the faces unassigned (for clustering, or assigning later).
+        """
         await self.check_recognizer(collection)
         images = [image for _, batch in enrolments for image in batch]
         max_faces = 1 if choice == "prominent" else 0
@@ -228,7 +231,7 @@ class Gallery:
         return await self._add(collection, enrolments, faces)
 
     async def enroll_embeddings(
-        self, collection: str, subject: str, embeddings: npt.NDArray[np.float32]
+        self, collection: str, subject: str | None, embeddings: npt.NDArray[np.float32]
     ) -> list[EnrolledFace]:
         """Enrol client-computed embeddings (L2-normalised float32 (N, EMBEDDING_DIM))."""
         await self.check_recognizer(collection)
@@ -239,10 +242,10 @@ class Gallery:
     async def _add(
         self,
         collection: str,
-        enrolments: Sequence[tuple[str, Sequence[object]]],
+        enrolments: Sequence[tuple[str | None, Sequence[object]]],
         faces: Sequence[NewFace],
     ) -> list[list[EnrolledFace]]:
-        grouped: list[tuple[str, list[NewFace]]] = []
+        grouped: list[tuple[str | None, list[NewFace]]] = []
         position = 0
         for subject, batch in enrolments:
             grouped.append((subject, list(faces[position : position + len(batch)])))

@@ -20,7 +20,8 @@ class ExportMixin(StoreBase):
             cid = await self._collection_id(conn, collection)
             cursor = await conn.execute(
                 "SELECT f.id, f.subject, f.embedding, f.bbox, f.score, s.metadata"
-                " FROM gallery_faces f JOIN gallery_subjects s"
+                # LEFT: unassigned faces (no subject) are exported too.
+                " FROM gallery_faces f LEFT JOIN gallery_subjects s"
                 " ON s.collection_id = %s AND s.name = f.subject"
                 " WHERE f.collection_id = %s AND f.id > %s ORDER BY f.id LIMIT %s",
                 (cid, cid, face_uuid(after) if after else uuid.UUID(int=0), limit),
@@ -33,7 +34,7 @@ class ExportMixin(StoreBase):
                 np.asarray(embedding.to_numpy(), dtype=np.float32),
                 tuple(bbox) if bbox is not None else None,
                 score,
-                meta,
+                meta or {},
             )
             for fid, subject, embedding, bbox, score, meta in rows
         ]

@@ -144,16 +144,17 @@ class FacesMixin(StoreBase):
 
     @bounded
     async def add_faces(
-        self, collection: str, enrolments: Sequence[tuple[str, Sequence[NewFace]]]
+        self, collection: str, enrolments: Sequence[tuple[str | None, Sequence[NewFace]]]
     ) -> list[list[str]]:
         out: list[list[str]] = []
         async with self._transaction() as conn:
             cid = await self._collection_id(conn, collection, lock=True)
             rows: list[
-                tuple[uuid.UUID, int, str, HalfVector, list[float] | None, float | None]
+                tuple[uuid.UUID, int, str | None, HalfVector, list[float] | None, float | None]
             ] = []
             for subject, faces in enrolments:
-                await hold_subject(conn, cid, subject)
+                if subject is not None:  # None: unassigned faces (storage/clustering.py)
+                    await hold_subject(conn, cid, subject)
                 ids = [uuid.uuid4() for _ in faces]
                 rows += [
                     (

@@ -122,6 +122,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         then=_move_faces_to_partitions,
     ),
+    # 10-19: faces without a subject and clustering them (storage/clustering.py).
+    Migration(
+        10,
+        "unassigned faces",
+        """
+        -- A face with no subject is unassigned.
+        ALTER TABLE gallery_faces ALTER COLUMN subject DROP NOT NULL;
+        -- Seen by a cluster run: later runs take only the faces not seen yet (incremental).
+        ALTER TABLE gallery_faces ADD COLUMN clustered boolean NOT NULL DEFAULT false;
+        -- Listing faces in enrolment order, and a cluster run's new faces (per partition:
+        -- each holds one collection; a new partition gets them when it is attached).
+        CREATE INDEX gallery_faces_by_created ON gallery_faces (created_at, id);
+        CREATE INDEX gallery_faces_unclustered ON gallery_faces (created_at, id)
+            WHERE subject IS NULL AND NOT clustered;
+        -- The number of the next server-named subject (unknown-0001, ...): never reused,
+        -- even after one is renamed or erased.
+        ALTER TABLE gallery_collections ADD COLUMN next_unknown integer NOT NULL DEFAULT 1;
+        """,
+    ),
 )
 
 

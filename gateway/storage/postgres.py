@@ -9,6 +9,7 @@ One module per concern, combined here:
     faces.py        subjects and faces: enrol, read, erase
     search.py       identify's nearest-neighbour search
     export.py       faces with their embeddings, for `facegate gallery export`
+    clustering.py   unassigned faces, assigning by hand, and cluster runs' queries and writes
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import psycopg
 
 from gateway.storage.base import translate_error
+from gateway.storage.clustering import ClusteringMixin
 from gateway.storage.collections import CollectionsMixin
 from gateway.storage.export import ExportMixin
 from gateway.storage.faces import FacesMixin
@@ -28,7 +30,7 @@ from gateway.storage.search import SearchMixin
 log = logging.getLogger(__name__)
 
 
-class PostgresGalleryStore(CollectionsMixin, FacesMixin, SearchMixin, ExportMixin):
+class PostgresGalleryStore(CollectionsMixin, FacesMixin, SearchMixin, ExportMixin, ClusteringMixin):
     """The gallery in one PostgreSQL database; open() after migrations have run."""
 
 

@@ -104,3 +104,25 @@ def test_adjusted_rand_index_matches_known_values() -> None:
     assert adjusted_rand_index(truth, np.array([5, 5, 7, 7])) == pytest.approx(1.0)
     # Hubert and Arabie's ARI of this pair: -0.5 (scikit-learn agrees).
     assert adjusted_rand_index(truth, np.array([0, 1, 0, 1])) == pytest.approx(-0.5)
+
+
+def test_an_unrefined_candidate_with_two_labels_assigns_nobody(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = modelled_people(seed=9, people=2, singletons=0, faces_per_person=(5, 5))
+    labels = np.full(10, UNLABELLED)
+    labels[np.flatnonzero(data.people == 0)[0]] = 0
+    labels[np.flatnonzero(data.people == 1)[0]] = 1
+    # One bridging pair makes a single candidate of both people.
+    pairs = neighbour_pairs(data.embeddings, 0.5)
+    a, b = np.flatnonzero(data.people == 0)[1], np.flatnonzero(data.people == 1)[1]
+    bridged = type(pairs)(
+        np.append(pairs.first, min(a, b)),
+        np.append(pairs.second, max(a, b)),
+        np.append(pairs.distances, 0.4),
+    )
+    refined = group_faces(data.embeddings, bridged, 0.5, 2, labels)
+    assert (refined.labels[labels == UNLABELLED] == data.people[labels == UNLABELLED]).all()
+    monkeypatch.setattr("gateway.processing.grouping.MAX_REFINED_FACES", 5)
+    unrefined = group_faces(data.embeddings, bridged, 0.5, 2, labels)
+    assert (unrefined.groups[labels == UNLABELLED] < 0).all()

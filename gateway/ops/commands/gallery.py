@@ -191,14 +191,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _face_of(line: dict[str, Any], number: int) -> tuple[str, NewFace, dict[str, Any]]:
+def _face_of(line: dict[str, Any], number: int) -> tuple[str | None, NewFace, dict[str, Any]]:
     import numpy as np
 
     from gateway.gallery_ports import EMBEDDING_DIM, NewFace
 
     try:
         embedding = np.asarray(line["embedding"], dtype=np.float32)
-        subject = str(line["subject"])
+        # null: a face without a subject (docs/GROUPING.md)
+        subject = None if line["subject"] is None else str(line["subject"])
     except (KeyError, TypeError, ValueError) as exc:
         raise GalleryCommandError(f"line {number}: a face needs subject and embedding") from exc
     norm = float(np.linalg.norm(embedding)) if embedding.shape == (EMBEDDING_DIM,) else 0.0
@@ -231,8 +232,8 @@ async def _import(url: str, source: TextIO, rename: str | None) -> tuple[str, in
         await store.create_collection(
             name, header.get("metadata") or {}, header["recognizer_sha256"]
         )
-        pending: dict[str, list[NewFace]] = {}
-        subject_meta: dict[str, dict[str, Any]] = {}
+        pending: dict[str | None, list[NewFace]] = {}
+        subject_meta: dict[str | None, dict[str, Any]] = {}
         for number, raw in enumerate(source, start=2):
             if not raw.strip():
                 continue
@@ -249,10 +250,14 @@ async def _import(url: str, source: TextIO, rename: str | None) -> tuple[str, in
 
 
 async def _flush(
-    store: Any, name: str, pending: dict[str, list[NewFace]], meta: dict[str, dict[str, Any]]
+    store: Any,
+    name: str,
+    pending: dict[str | None, list[NewFace]],
+    meta: dict[str | None, dict[str, Any]],
 ) -> int:
     for subject in pending:
-        await store.put_subject(name, subject, meta.get(subject) or None)
+        if subject is not None:
+            await store.put_subject(name, subject, meta.get(subject) or None)
     await store.add_faces(name, list(pending.items()))
     count = sum(len(v) for v in pending.values())
     pending.clear()
@@ -355,6 +360,9 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     bench.set_defaults(func=cmd)
     _add_bench_http(actions)
     _add_bench_tenants(actions)
+    from gateway.ops.commands.cluster import add_bench_cluster
+
+    add_bench_cluster(actions, _add_target, cmd)
 
 
 def _add_bench_tenants(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -433,6 +441,7 @@ def cmd(args: argparse.Namespace) -> int:
         "bench": _cmd_bench,
         "bench-http": _cmd_bench_http,
         "bench-tenants": _cmd_bench_tenants,
+        "bench-cluster": _cmd_bench_cluster,
     }
     try:
         return handlers[args.gallery_command](args)
@@ -502,6 +511,13 @@ def _cmd_bench_tenants(args: argparse.Namespace) -> int:
         result = bench_tenants(url, options)
     print("\n".join(tenants_report_lines(result, options)))
     return 0
+
+
+def _cmd_bench_cluster(args: argparse.Namespace) -> int:
+    from gateway.ops.commands.cluster import run_bench_cluster
+
+    with gallery_url(args) as url:
+        return run_bench_cluster(url, args)
 
 
 def _square_png() -> bytes:

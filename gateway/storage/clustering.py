@@ -1,0 +1,340 @@
+"""Unassigned faces and clustering: listing, assigning by hand, merging subjects, the
+neighbour queries and the writes of a cluster step (ClusterStore's SQL).
+
+Functions take a connection and the collection id; ClusteringMixin bounds them (one call
+each) and translates psycopg's errors. A cluster step's writes only ever touch faces that
+are still unassigned (`subject IS NULL` in every UPDATE), so a face a caller assigned
+meanwhile, by enrolment or by hand, never moves. Faces name their subject without a foreign
+key (storage/partitions.py): an assignment holds the subject's row (faces.hold_subject), as
+an enrolment does, and a merge deletes the source subject's row first, as an erasure does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from pgvector import HalfVector
+from psycopg import sql
+
+from gateway.errors import InvalidParameter, NotFound
+from gateway.gallery_ports import (
+    ClusterOutcome,
+    ClusterWrite,
+    FaceInfo,
+    FacePage,
+    Neighbour,
+    StoredFace,
+)
+from gateway.storage.base import Connection, StoreBase, bounded
+from gateway.storage.faces import face_uuid, halfvec, hold_subject
+from gateway.storage.search import MAX_EF_SEARCH
+
+UNKNOWN_PREFIX = "unknown-"
+CURSOR_SEPARATOR = "|"
+
+
+def unknown_name(number: int) -> str:
+    """The server-made name of the `number`th new subject: unknown-0001, ..."""
+    return f"{UNKNOWN_PREFIX}{number:04d}"
+
+
+def _face_info(row: Sequence[object]) -> FaceInfo:
+    fid, subject, created = row
+    assert isinstance(created, datetime)
+    return FaceInfo(str(fid), subject if isinstance(subject, str) else None, created.isoformat())
+
+
+def _position(after: str) -> tuple[datetime, uuid.UUID]:
+    created, _, fid = after.partition(CURSOR_SEPARATOR)
+    try:
+        return datetime.fromisoformat(created), uuid.UUID(fid)
+    except ValueError as exc:
+        raise InvalidParameter("cursor: pass back the next_cursor of the previous page") from exc
+
+
+async def list_faces(
+    conn: Connection,
+    cid: int,
+    subject: str | None,
+    only_unassigned: bool,
+    limit: int,
+    after: str | None,
+) -> FacePage:
+    """A page of faces in (created_at, id) order; next_after is "<created ISO>|<id>"."""
+    where = [sql.SQL("collection_id = %s")]
+    params: list[object] = [cid]
+    if only_unassigned:
+        where.append(sql.SQL("subject IS NULL"))
+    elif subject is not None:
+        found = await conn.execute(
+            "SELECT 1 FROM gallery_subjects WHERE collection_id = %s AND name = %s", (cid, subject)
+        )
+        if await found.fetchone() is None:
+            raise NotFound(f"no subject '{subject}' in this collection")
+        where.append(sql.SQL("subject = %s"))
+        params.append(subject)
+    if after:
+        where.append(sql.SQL("(created_at, id) > (%s, %s)"))
+        params += list(_position(after))
+    query = sql.SQL(
+        "SELECT id, subject, created_at FROM gallery_faces WHERE {} "
+        "ORDER BY created_at, id LIMIT %s"
+    ).format(sql.SQL(" AND ").join(where))
+    rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
+    faces = [_face_info(row) for row in rows[:limit]]
+    more = len(rows) > limit and faces
+    next_after = (
+        f"{rows[limit - 1][2].isoformat()}{CURSOR_SEPARATOR}{faces[-1].id}" if more else None
+    )
+    return FacePage(faces, next_after)
+
+
+async def set_face_subject(
+    conn: Connection, cid: int, face: uuid.UUID, subject: str | None
+) -> FaceInfo:
+    """Assign (creating the subject if absent) or unassign one face, in the caller's
+    transaction. A face unassigned by hand counts as seen: later runs do not take it as a
+    new face (it can still be grouped with new faces it is close to)."""
+    if subject is not None:
+        await hold_subject(conn, cid, subject)
+    row = await (
+        await conn.execute(
+            "UPDATE gallery_faces SET subject = %s, clustered = true"
+            " WHERE collection_id = %s AND id = %s RETURNING id, subject, created_at",
+            (subject, cid, face),
+        )
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no face '{face}' in this collection")
+    return _face_info(row)
+
+
+async def merge_subject(conn: Connection, cid: int, source: str, into: str) -> int:
+    """Move `source`'s faces to `into` (created if absent) and erase `source`: its row
+    first, which waits for enrolments into it (storage/faces.py)."""
+    if source == into:
+        raise InvalidParameter("merge_from names this same subject: nothing to do")
+    gone = await conn.execute(
+        "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s", (cid, source)
+    )
+    if gone.rowcount == 0:
+        raise NotFound(f"no subject '{source}' to merge from")
+    await hold_subject(conn, cid, into)
+    moved = await conn.execute(
+        "UPDATE gallery_faces SET subject = %s WHERE collection_id = %s AND subject = %s",
+        (into, cid, source),
+    )
+    return moved.rowcount
+
+
+def _embedding(value: HalfVector) -> npt.NDArray[np.float32]:
+    return np.asarray(value.to_numpy(), dtype=np.float32)
+
+
+async def unclustered_faces(conn: Connection, cid: int, limit: int) -> list[StoredFace]:
+    rows = await (
+        await conn.execute(
+            "SELECT id, embedding FROM gallery_faces"
+            " WHERE collection_id = %s AND subject IS NULL AND NOT clustered"
+            " ORDER BY created_at, id LIMIT %s",
+            (cid, limit),
+        )
+    ).fetchall()
+    return [StoredFace(str(fid), None, _embedding(emb)) for fid, emb in rows]
+
+
+async def count_unclustered(conn: Connection, cid: int) -> tuple[int, int]:
+    row = await (
+        await conn.execute(
+            "SELECT count(*) FILTER (WHERE NOT clustered), count(*) FROM gallery_faces"
+            " WHERE collection_id = %s AND subject IS NULL",
+            (cid,),
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def neighbours(
+    conn: Connection, cid: int, vectors: Sequence[HalfVector], count: int, ef: int
+) -> list[list[Neighbour]]:
+    """The `count` nearest faces per vector by the HNSW index of the collection's partition,
+    in one round trip; ef_search SET LOCAL in its own transaction."""
+    query = (
+        "SELECT id, subject, embedding <=> %s FROM gallery_faces"
+        " WHERE collection_id = %s ORDER BY embedding <=> %s LIMIT %s"
+    )
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+        cursors = [await conn.execute(query, (v, cid, v, count)) for v in vectors]
+    return [
+        [
+            Neighbour(str(fid), subject, float(distance))
+            for fid, subject, distance in await cursor.fetchall()
+        ]
+        for cursor in cursors
+    ]
+
+
+async def face_embeddings(
+    conn: Connection, cid: int, face_ids: Sequence[str]
+) -> dict[str, npt.NDArray[np.float32]]:
+    rows = await (
+        await conn.execute(
+            "SELECT id, embedding FROM gallery_faces WHERE collection_id = %s AND id = ANY(%s)",
+            (cid, [uuid.UUID(i) for i in face_ids]),
+        )
+    ).fetchall()
+    return {str(fid): _embedding(emb) for fid, emb in rows}
+
+
+async def apply_cluster(conn: Connection, cid: int, outcome: ClusterOutcome) -> ClusterWrite:
+    """Write one cluster step inside the caller's transaction (which locked the collection
+    row FOR UPDATE, so steps of one collection run one at a time), in a fixed number of
+    statements: every assignment is one UPDATE over an (id, subject) list. Each assigned face
+    is a new row version that PostgreSQL inserts into the HNSW index too: that, not the round
+    trips, is a step's write cost."""
+    wanted = list(outcome.joins)
+    alive = await conn.execute(
+        "SELECT name FROM gallery_subjects WHERE collection_id = %s AND name = ANY(%s) FOR SHARE",
+        (cid, wanted),
+    )
+    live = {str(row[0]) for row in await alive.fetchall()}  # erased meanwhile: faces stay
+    row = await (
+        await conn.execute("SELECT next_unknown FROM gallery_collections WHERE id = %s", (cid,))
+    ).fetchone()
+    assert row is not None
+    number = int(row[0])
+    taken = await conn.execute(
+        "SELECT name FROM gallery_subjects WHERE collection_id = %s AND name LIKE %s",
+        (cid, UNKNOWN_PREFIX + "%"),
+    )
+    used = {str(r[0]) for r in await taken.fetchall()}  # a caller may have taken some by hand
+    names: list[str] = []
+    for _ in outcome.new_groups:
+        while unknown_name(number) in used:
+            number += 1
+        names.append(unknown_name(number))
+        number += 1
+    await conn.execute(
+        "INSERT INTO gallery_subjects (collection_id, name) SELECT %s, unnest(%s::text[])",
+        (cid, names),
+    )
+    ids: list[uuid.UUID] = []
+    subjects: list[str] = []
+    for subject, faces in [*outcome.joins.items(), *zip(names, outcome.new_groups, strict=True)]:
+        if subject in live or subject in names:
+            ids += [uuid.UUID(f) for f in faces]
+            subjects += [subject] * len(faces)
+    moved = await conn.execute(
+        "UPDATE gallery_faces f SET subject = m.subject, clustered = true"
+        " FROM unnest(%s::uuid[], %s::text[]) AS m(id, subject)"
+        " WHERE f.collection_id = %s AND f.id = m.id AND f.subject IS NULL"
+        " RETURNING m.subject",
+        (ids, subjects, cid),
+    )
+    counts = Counter(str(r[0]) for r in await moved.fetchall())
+    empty = [name for name in names if counts[name] == 0]  # all assigned by hand meanwhile
+    if empty:
+        await conn.execute(
+            "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = ANY(%s)",
+            (cid, empty),
+        )
+    await conn.execute(
+        "UPDATE gallery_collections SET next_unknown = %s WHERE id = %s", (number, cid)
+    )
+    await conn.execute(
+        "UPDATE gallery_faces SET clustered = true"
+        " WHERE collection_id = %s AND id = ANY(%s) AND NOT clustered",
+        (cid, [uuid.UUID(i) for i in outcome.seen]),
+    )
+    return ClusterWrite([n for n in names if counts[n] > 0], sum(counts.values()))
+
+
+# Query vectors per bounded neighbour call (as search's SEARCH_CHUNK).
+NEIGHBOUR_CHUNK = 100
+
+
+class ClusteringMixin(StoreBase):
+    """ClusterStore on the gallery's PostgreSQL (gallery_ports.ClusterStore)."""
+
+    @bounded
+    async def list_faces(
+        self,
+        collection: str,
+        subject: str | None,
+        only_unassigned: bool,
+        limit: int,
+        after: str | None,
+    ) -> FacePage:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            return await list_faces(conn, cid, subject, only_unassigned, limit, after)
+
+    @bounded
+    async def set_face_subject(
+        self, collection: str, face_id: str, subject: str | None
+    ) -> FaceInfo:
+        key = face_uuid(face_id)
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection, lock=True)
+            return await set_face_subject(conn, cid, key, subject)
+
+    @bounded
+    async def merge_subject(self, collection: str, source: str, into: str) -> int:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection, lock=True)
+            return await merge_subject(conn, cid, source, into)
+
+    @bounded
+    async def unclustered_faces(self, collection: str, limit: int) -> list[StoredFace]:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            return await unclustered_faces(conn, cid, limit)
+
+    @bounded
+    async def count_unclustered(self, collection: str) -> tuple[int, int]:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            return await count_unclustered(conn, cid)
+
+    async def neighbours(
+        self, collection: str, queries: npt.NDArray[np.float32], count: int, ef_search: int
+    ) -> list[list[Neighbour]]:
+        """Nearest faces per query row, in bounded calls of NEIGHBOUR_CHUNK rows."""
+        found: list[list[Neighbour]] = []
+        ef = min(max(count, ef_search), MAX_EF_SEARCH)
+        for start in range(0, len(queries), NEIGHBOUR_CHUNK):
+            found += await self._neighbours_chunk(
+                collection, queries[start : start + NEIGHBOUR_CHUNK], count, ef
+            )
+        return found
+
+    @bounded
+    async def _neighbours_chunk(
+        self, collection: str, queries: npt.NDArray[np.float32], count: int, ef: int
+    ) -> list[list[Neighbour]]:
+        vectors = [halfvec(row) for row in queries]
+        async with self._connection() as conn:
+            cid = await self._collection_id(conn, collection)
+            return await neighbours(conn, cid, vectors, count, ef)
+
+    @bounded
+    async def face_embeddings(
+        self, collection: str, face_ids: Sequence[str]
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            return await face_embeddings(conn, cid, face_ids)
+
+    @bounded
+    async def apply_cluster(self, collection: str, outcome: ClusterOutcome) -> ClusterWrite:
+        async with self._transaction() as conn:
+            cid = await self._collection_id(conn, collection)
+            await conn.execute("SELECT 1 FROM gallery_collections WHERE id = %s FOR UPDATE", (cid,))
+            return await apply_cluster(conn, cid, outcome)
