@@ -1,4 +1,5 @@
-"""The console's gallery view in headless Chromium: create, enrol, identify, delete.
+"""The console's gallery view in headless Chromium: create, enrol, identify, delete; group
+unassigned faces and name a group.
 
 Real gateway, real embedded Triton and PostgreSQL (the gallery's session fixtures); the
 labels the view draws are checked against the identify answer of the API itself.
@@ -10,10 +11,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from gateway.ops.bench.people_data import modelled_people
 
 from ..gallery.conftest import ENROLL_KEY, client_for
 from ..gallery.people import SAME_PERSON, group_png, person_png
@@ -111,4 +115,37 @@ def test_enrol_identify_and_delete_from_the_console(
     browser.find_element(By.CSS_SELECTOR, "#identify-form button").click()
     # Until the redrawn list is the final one (an emptied list in between has no bob either).
     WebDriverWait(browser, WAIT_S).until(lambda d: sorted(_identified(d)) == ["", "alice"])
+    assert console_problems(browser) == []
+
+
+def test_unassigned_faces_are_grouped_and_a_group_named(
+    browser: webdriver.Chrome, gallery_gateway: str
+) -> None:
+    collection = f"people-{uuid.uuid4().hex[:8]}"
+    data = modelled_people(seed=31, people=2, singletons=0, faces_per_person=(6, 6))
+    dana, other = (np.flatnonzero(data.people == p) for p in (0, 1))
+    with client_for(gallery_gateway, ENROLL_KEY) as api:
+        assert api.post("/v1/collections", json={"name": collection}).status_code == 201
+        path = f"/v1/collections/{collection}"
+        named = {"embeddings": data.embeddings[dana[:3]].tolist()}
+        assert api.post(f"{path}/subjects/dana/faces", json=named).status_code == 201
+        rest = np.concatenate([dana[3:], other])
+        loose = {"embeddings": data.embeddings[rest].tolist()}
+        assert api.post(f"{path}/faces", json=loose).status_code == 201
+
+    open_console(browser, gallery_gateway, ENROLL_KEY, "gallery")
+    Select(browser.find_element(By.ID, "collection-pick")).select_by_value(collection)
+    wait_for(browser, "#unassigned-count", "9 unassigned face(s)")
+    browser.find_element(By.CSS_SELECTOR, "#cluster-form button").click()
+    wait_for(browser, "#gallery-status", "grouped: 9 face(s) assigned: new unknown-0001")
+    wait_for(browser, "#unassigned-count", "0 unassigned face(s)")
+
+    browser.find_element(
+        By.CSS_SELECTOR, '#subjects tr[data-subject="unknown-0001"] button'
+    ).click()
+    prompt = WebDriverWait(browser, WAIT_S).until(lambda d: d.switch_to.alert)
+    prompt.send_keys("erin")
+    prompt.accept()
+    wait_for(browser, "#gallery-status", "named unknown-0001 as erin")
+    WebDriverWait(browser, WAIT_S).until(lambda d: _subject_rows(d) == {"dana": "6", "erin": "6"})
     assert console_problems(browser) == []

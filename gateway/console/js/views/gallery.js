@@ -1,9 +1,10 @@
 // Gallery: collections, subjects with face counts, enrol from photos, identify (each face
-// labelled by its best match), delete with a confirmation.
+// labelled by its best match), delete with a confirmation; unassigned faces (people.js).
 
 import { callJson, filesForm } from "../api.js";
 import { decode, drawFace, paint } from "../draw.js";
 import { $, busy, el, say, showError } from "../ui.js";
+import * as people from "./people.js";
 
 const collectionPath = (name) => `/v1/collections/${encodeURIComponent(name)}`;
 const current = () => $("collection-pick").value;
@@ -41,6 +42,14 @@ async function loadSubjects() {
     remove.setAttribute("aria-label", `Delete subject ${subject.subject}`);
     remove.addEventListener("click", () => deleteSubject(collection, subject.subject));
     const actions = el("td");
+    if (people.isServerNamed(subject.subject)) {
+      const name = el("button", "Name");
+      name.type = "button";
+      name.dataset.action = "name";
+      name.setAttribute("aria-label", `Name the group ${subject.subject}`);
+      name.addEventListener("click", () => people.nameGroup(collection, subject.subject, refresh));
+      actions.append(name);
+    }
     actions.append(remove);
     row.append(el("th", subject.subject), el("td", String(subject.faces)), actions);
     row.firstChild.scope = "row";
@@ -63,12 +72,14 @@ export async function refresh(select) {
     }
     if (collections.some((c) => c.name === keep)) picker.value = keep;
     await loadSubjects();
+    await people.loadUnassigned(picker.value);
   } catch (exc) {
     showError("gallery-error", exc);
   }
 }
 
 export function init() {
+  people.init(current, refresh);
   $("collection-pick").addEventListener("change", () => refresh());
   $("collection-refresh").addEventListener("click", () => refresh());
 
