@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway import defaults
@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         defaults.DET_SIZES,
         description="detector frame sides, one pass each, merged by one NMS (insightface "
         "2.1's FaceAnalysis default '128,640'; '640' = single scale)",
+    )
+    det_sizes_allowed: str = Field(
+        "",
+        description="the only detector sizes requests may ask for (422 otherwise), e.g. the "
+        "sizes a TensorRT detector was warmed up for; empty: any",
     )
     liveness_threshold: float = Field(
         defaults.LIVENESS_THRESHOLD,
@@ -206,7 +211,28 @@ class Settings(BaseSettings):
     def _check_det_sizes(cls, value: str) -> str:
         return ",".join(str(s) for s in parse_det_sizes(value))
 
+    @field_validator("det_sizes_allowed")
+    @classmethod
+    def _check_det_sizes_allowed(cls, value: str) -> str:
+        return ",".join(str(s) for s in parse_det_sizes(value)) if value.strip() else ""
+
+    @model_validator(mode="after")
+    def _default_det_sizes_allowed(self) -> Settings:
+        if self.det_sizes_allowed_px and not set(self.det_sizes_px) <= set(
+            self.det_sizes_allowed_px
+        ):
+            raise ValueError(
+                f"FACEGATE_DET_SIZES ({self.det_sizes}) must be among FACEGATE_DET_SIZES_ALLOWED "
+                f"({self.det_sizes_allowed}): every request would be refused otherwise"
+            )
+        return self
+
     @property
     def det_sizes_px(self) -> tuple[int, ...]:
         """det_sizes as integers, in order."""
         return parse_det_sizes(self.det_sizes)
+
+    @property
+    def det_sizes_allowed_px(self) -> tuple[int, ...]:
+        """det_sizes_allowed as integers; () when any size is allowed."""
+        return parse_det_sizes(self.det_sizes_allowed) if self.det_sizes_allowed else ()

@@ -181,11 +181,15 @@ class Pipeline:
         max_pixels: int,
         nms_iou: float,
         reduced_decode: bool = False,
+        allowed_det_sizes_px: tuple[int, ...] = (),
     ) -> None:
         self._models = models
         self._executor = executor
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
+        # Non-empty: the only detector sizes served (a TensorRT detector's warmed-up sizes;
+        # any other would build an engine on the request path for minutes).
+        self._allowed_det_sizes_px = allowed_det_sizes_px
         # Detector frames of large JPEGs from a 1/2-scale decode (processing/reduced.py).
         self._reduced_decode = reduced_decode
 
@@ -193,6 +197,16 @@ class Pipeline:
     def models(self) -> FaceModels:
         """The inference backend (read-only), for services built on the pipeline."""
         return self._models
+
+    def _check_det_sizes(self, sizes: tuple[int, ...]) -> None:
+        allowed = self._allowed_det_sizes_px
+        refused = [s for s in sizes if allowed and s not in allowed]
+        if refused:
+            raise InvalidParameter(
+                f"det_sizes {','.join(map(str, refused))} is not served here: this detector is "
+                f"prepared for {','.join(map(str, allowed))} only (FACEGATE_DET_SIZES_ALLOWED); "
+                "ask for those"
+            )
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU work (decode, warp, paste) off the event loop."""
@@ -208,6 +222,7 @@ class Pipeline:
         """
         started = time.perf_counter()
         sizes = options.det_sizes_px
+        self._check_det_sizes(sizes)
         prepared = await asyncio.gather(
             *(
                 self.in_thread(_prepare_frames, data, self._max_pixels, sizes, self._reduced_decode)

@@ -46,6 +46,7 @@ def build_services(
         max_pixels=settings.max_image_pixels,
         nms_iou=settings.nms_iou,
         reduced_decode=settings.reduced_decode,
+        allowed_det_sizes_px=settings.det_sizes_allowed_px,
     )
     policy = SwapperPolicy(settings.swapper_idle_ttl_s, settings.swapper_load_timeout_s)
     swapper = SwapperManager(

@@ -505,3 +505,21 @@ def test_triton_on_a_read_write_once_claim_is_recreated_not_rolled(case: Path | 
     assert deployment["spec"]["strategy"]["type"] == ("Recreate" if rwo else "RollingUpdate")
     if rwo:
         assert deployment["spec"]["replicas"] == 1
+
+
+# --- TensorRT: the gateway asks only for the warmed-up detector sizes ---------------------
+
+
+def test_tensorrt_gateway_serves_only_the_warmed_up_detector_sizes() -> None:
+    from gateway.ops.repository.configs import WARMUP_FRAME_SIZES_PX
+
+    config = CHART_DIR.parents[1] / "model_repository" / "detector" / "configs" / "tensorrt.pbtxt"
+    warmed = {int(side) for side in re.findall(r"dims: \[ (\d+), \1, 3 \]", config.read_text())}
+    assert warmed == set(WARMUP_FRAME_SIZES_PX)
+    env = gateway_env(render(load_values(CHART_DIR / "ci" / "scale-values.yaml")))
+    allowed = env["FACEGATE_DET_SIZES_ALLOWED"]["value"]
+    assert allowed == ",".join(map(str, WARMUP_FRAME_SIZES_PX))
+    # The gateway's default sizes are among them, so default requests are served.
+    settings = Settings(det_sizes_allowed=allowed)  # type: ignore[call-arg]
+    assert set(settings.det_sizes_px) <= set(settings.det_sizes_allowed_px)
+    assert "FACEGATE_DET_SIZES_ALLOWED" not in gateway_env(render({}))

@@ -161,6 +161,15 @@ configs/tensorrt.pbtxt with the TensorRT accelerator, config.pbtxt otherwise.
 {{- end }}
 
 {{/*
+Detector frame sizes configs/tensorrt.pbtxt warms the detector up with (gateway/ops/repository/
+configs.py's WARMUP_FRAME_SIZES_PX; a test pins them): the only sizes the gateway serves with
+TensorRT on.
+*/}}
+{{- define "facegate.tensorrt.warmedDetSizes" -}}
+128,640
+{{- end }}
+
+{{/*
 Service names.
 */}}
 {{- define "facegate.triton.serviceName" -}}
