@@ -78,6 +78,10 @@ class GalleryHealth:
             return None
         except FacegateError as exc:
             return exc.message
+        except Exception as exc:
+            # A defect in the check must not take the pod out of service: report it instead.
+            log.exception("the gallery readiness check failed")
+            return f"the gallery check failed ({type(exc).__name__}): see the gateway's log"
         return None
 
     def _record(self, problem: str | None) -> None:

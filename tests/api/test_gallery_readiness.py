@@ -35,6 +35,8 @@ class StubGallery:
         self.calls += 1
         if self.state == "hung":
             await asyncio.sleep(3600)
+        if self.state == "defect":
+            raise KeyError("a bug")
         if self.state == "broken":
             raise GalleryUnavailable('relation "gallery_collections" does not exist')
         raise NotFound(f"no collection '{name}'")
@@ -91,3 +93,11 @@ def test_a_hung_database_does_not_hold_the_probe(monkeypatch: pytest.MonkeyPatch
         assert ready.status_code == 200
         assert "has not answered in 0.05 s" in ready.json()["detail"]
         assert gallery_up(http) == 0
+
+
+def test_a_defect_in_the_check_is_reported_not_a_500() -> None:
+    with unreachable_gallery_app() as http:
+        http.app.state.gallery = StubGallery("defect")  # type: ignore[attr-defined]
+        ready = http.get("/health/ready")
+        assert ready.status_code == 200
+        assert "the gallery check failed (KeyError)" in ready.json()["detail"]
