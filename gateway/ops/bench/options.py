@@ -54,6 +54,8 @@ class BenchOptions:
     cache_dir: Path = DEFAULT_CACHE_DIR
     fresh_models: bool = False
     progress: bool = True
+    # The insightface-openvino baseline (CPU runs only; needs bootstrap.sh's onnxruntime-openvino).
+    openvino: bool = True
 
     @property
     def sweep(self) -> tuple[int, ...]:
@@ -73,6 +75,7 @@ class BenchOptions:
             f"--warmup {self.warmup} --rounds {self.rounds} --floor-batches {self.floor_batches} "
             f"--swap-calls {self.swap_calls}"
             f"{' --device gpu' if self.device == 'gpu' else ''}"
+            f"{' --no-openvino' if self.device == 'cpu' and not self.openvino else ''}"
         )
 
     def providers(self) -> list[str]:

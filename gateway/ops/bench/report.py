@@ -39,14 +39,15 @@ def _headings(report: BenchReport) -> dict[str, str]:
     sweep = ", ".join(str(c) for c in o.sweep) or "none"
     return {
         "latency": f"Latency at concurrency 1 ({o.latency_requests} requests per image and "
-        "scenario; p50 ratios to InsightFace in process with onnxruntime's defaults and tuned)",
+        "scenario; p50 ratios to InsightFace in process with onnxruntime's defaults, tuned, "
+        "and given OpenVINO where measured)",
         "throughput": f"Throughput (images/s; concurrency 1 is the latency phase; levels {sweep} "
         f"on {report.images[0].name} only, at least {o.throughput_requests} requests per level)",
         "floor": f"Recognizer floor: batches of {report.floor[0].batch_size if report.floor else 0} "
         f"aligned faces, {o.floor_batches} timed batches per side after a checked warm-up",
         "swap": f"Swap, warm calls on {report.images[0].name} ({o.swap_calls} per side after "
         "an untimed one that loads the swapper)",
-        "targets": "Issue 12's goals",
+        "targets": "Goals (issue 28's latency, issue 12's throughput, floor and swap)",
         "stages": "Median stage times (ms)",
     }
 

@@ -29,10 +29,12 @@ from gateway.ops.bench.models import (
     prepare_models,
     set_instance_kind,
 )
+from gateway.ops.bench.openvino_side import InsightFaceOpenVino
 from gateway.ops.bench.options import BenchError, BenchOptions
 from gateway.ops.bench.report import format_text
 from gateway.ops.bench.scenarios import (
     BASELINE,
+    OPENVINO_BASELINE,
     TUNED,
     GrpcDetect,
     InsightFaceInProcess,
@@ -67,6 +69,7 @@ SEARCH_CALLS_PER_ROUND = 2
 def _scenarios(
     baseline: InsightFaceInProcess,
     tuned: InsightFaceInProcess,
+    openvino: InsightFaceOpenVino | None,
     gateway: RunningGateway,
     shm_regions: int,
     stack: contextlib.ExitStack,
@@ -81,6 +84,19 @@ def _scenarios(
         "cv2.imdecode, SCRFD.detect, then ArcFaceONNX.get (norm_crop + get_feat) per face; "
         "concurrency = threads sharing the sessions"
     )
+    given_openvino = (
+        Scenario(
+            OPENVINO_BASELINE,
+            "InsightFace given onnxruntime's OpenVINO provider (FP32, the tuned thread count, "
+            "spin-wait off; prepare(ctx_id=0) so insightface keeps it), in a worker process "
+            "that imports OpenVINO's onnxruntime build, one socket connection per calling "
+            f"thread (timed from here, the JPEG and answer passing included): {in_process}. "
+            f"Sessions really ran on: {openvino.describe_providers()}",
+            openvino,
+        )
+        if openvino is not None
+        else None
+    )
     return (
         Scenario(
             BASELINE, f"InsightFace in process, onnxruntime's defaults: {in_process}", baseline
@@ -91,6 +107,7 @@ def _scenarios(
             f"intra-op thread count found by the search): {in_process}",
             tuned,
         ),
+        *((given_openvino,) if given_openvino is not None else ()),
         Scenario(
             "rest",
             "POST /v1/detect?embed=true (multipart JPEG) to `facegate gateway` in a child "
@@ -286,13 +303,27 @@ def run_bench(options: BenchOptions, out: TextIO) -> BenchReport:
     tuned = InsightFaceInProcess(models, tuned_settings, options.providers())
     shm_regions = max(options.concurrency)
     swap: list[SwapResult] = []
-    with running_gateway(models.repository, models.label) as gateway:
+    with (
+        contextlib.ExitStack() as workers,
+        running_gateway(models.repository, models.label) as gateway,
+    ):
+        openvino = None
+        if options.openvino and options.device == "cpu":
+            out.write("starting InsightFace given OpenVINO in a worker process ...\n")
+            out.flush()
+            openvino = InsightFaceOpenVino(models, searches[0].best, images[0].jpeg)
+            workers.callback(openvino.close)
         settings = _settings(options, models, images, searches, gateway, shm_regions)
+        settings[f"{BASELINE}, {TUNED}: sessions ran on"] = "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in tuned.session_providers().items()
+        )
+        if openvino is not None:
+            settings[f"{OPENVINO_BASELINE}: sessions ran on"] = openvino.describe_providers()
         for key, value in settings.items():
             out.write(f"{key}: {value}\n")
         out.flush()
         with contextlib.ExitStack() as stack:
-            scenarios = _scenarios(baseline, tuned, gateway, shm_regions, stack)
+            scenarios = _scenarios(baseline, tuned, openvino, gateway, shm_regions, stack)
             results = measure(scenarios, images, options)
         with contextlib.ExitStack() as stack:
             sides = _floor_sides(models, gateway, floor_settings, options, stack)

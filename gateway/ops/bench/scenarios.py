@@ -29,6 +29,8 @@ REQUEST_TIMEOUT_S = 120.0
 # The two in-process baselines every other row is a ratio to (the floor and swap rows too).
 BASELINE = "insightface"
 TUNED = "insightface-tuned"
+# The third (CPU runs only): InsightFace given onnxruntime's OpenVINO provider (openvino_side.py).
+OPENVINO_BASELINE = "insightface-openvino"
 DETECT_THRESHOLD = 0.5  # InsightFace's buffalo_l setting, the gateway's default too
 
 
@@ -60,8 +62,10 @@ class InsightFaceInProcess:
         self,
         models: BenchModels,
         settings: OrtSettings = ORT_DEFAULTS,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        providers: Sequence[Any] = ("CPUExecutionProvider",),
+        detector_providers: Sequence[Any] | None = None,
     ):
+        """`providers` for both sessions, or for the recognizer only with `detector_providers`."""
         import onnxruntime as ort
 
         try:
@@ -72,19 +76,25 @@ class InsightFaceInProcess:
                 "insightface==2.1"
             ) from exc
 
-        def session(path: Path) -> Any:
+        def session(path: Path, chosen: Sequence[Any]) -> Any:
             options = settings.session_options()
-            return ort.InferenceSession(str(path), options, providers=list(providers))
+            return ort.InferenceSession(str(path), options, providers=list(chosen))
 
         # insightface's norm_crop calls a scikit-image API deprecated since 0.26 on every face.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"insightface\.")
-        det_session = session(models.detector_onnx)
+        # prepare(ctx_id < 0) resets every session to the CPU provider (insightface 2.1's
+        # SCRFD and ArcFaceONNX); a user who gives insightface another provider prepares with
+        # ctx_id 0, as its README does, and keeps it.
+        detector_providers = providers if detector_providers is None else detector_providers
+        named = [p if isinstance(p, str) else p[0] for p in (*providers, *detector_providers)]
+        self._ctx_id = -1 if set(named) == {"CPUExecutionProvider"} else 0
+        det_session = session(models.detector_onnx, detector_providers)
         self._detector = SCRFD(str(models.detector_onnx), session=det_session)
         size = spec.DETECTOR_INPUT_SIZE_PX
-        self._detector.prepare(-1, input_size=(size, size), det_thresh=DETECT_THRESHOLD)
-        rec_session = session(models.recognizer_onnx)
+        self._detector.prepare(self._ctx_id, input_size=(size, size), det_thresh=DETECT_THRESHOLD)
+        rec_session = session(models.recognizer_onnx, providers)
         self._recognizer = ArcFaceONNX(str(models.recognizer_onnx), session=rec_session)
-        self._recognizer.prepare(-1)
+        self._recognizer.prepare(self._ctx_id)
 
     def __call__(self, jpeg: bytes) -> Outcome:
         from insightface.app.common import Face
@@ -104,6 +114,23 @@ class InsightFaceInProcess:
             "align+recognize": (embedded - detected) * 1000,
         }
         return Outcome(int(boxes.shape[0]), stages)
+
+    def session_providers(self) -> dict[str, list[str]]:
+        """The providers each of insightface's sessions really has (after a call, so SCRFD's
+        static-shape sessions exist): its main detector session, one per frame size, the
+        recognizer's."""
+        found = {"detector": list(self._detector.session.get_providers())}
+        # insightface 2.1's SCRFD opens a fixed-shape session per frame size; private API,
+        # read only for the report (absent in other versions: left out then).
+        pool = getattr(self._detector, "_resolution_session_pool", None)
+        snapshot = getattr(pool, "snapshot", None)
+        if callable(snapshot):
+            for size, session in snapshot().items():
+                if session is not self._detector.session:
+                    label = "x".join(str(v) for v in size)
+                    found[f"detector {label}"] = list(session.get_providers())
+        found["recognizer"] = list(self._recognizer.session.get_providers())
+        return found
 
     def prominent_face(self, img_bgr: npt.NDArray[np.uint8]) -> Any:
         """insightface's Face for the most prominent face (embedding set), or None."""

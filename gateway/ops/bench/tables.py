@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from gateway.ops.bench.scenarios import BASELINE, TUNED
+from gateway.ops.bench.scenarios import BASELINE, OPENVINO_BASELINE, TUNED
 from gateway.ops.bench.summary import BenchReport
 
 Table = tuple[list[str], list[list[str]]]
@@ -27,20 +27,29 @@ def _vs(value: float, reference: float, is_reference: bool) -> str:
     return "-" if math.isnan(value) else _ratio(value / reference)
 
 
+def _references(report: BenchReport) -> tuple[str, ...]:
+    """The in-process baselines this run measured (the OpenVINO one on CPU runs only)."""
+    names = {scenario.name for scenario in report.scenarios}
+    return tuple(n for n in (BASELINE, TUNED, OPENVINO_BASELINE) if n in names)
+
+
+REFERENCE_LABELS = {BASELINE: "vs defaults", TUNED: "vs tuned", OPENVINO_BASELINE: "vs openvino"}
+
+
 def latency_table(report: BenchReport) -> Table:
-    """p50/p95 at concurrency 1 per image and scenario; p50 ratios to both in-process baselines."""
-    header = ["image", "scenario", "faces", "p50 ms", "p95 ms", "vs defaults", "vs tuned"]
+    """p50/p95 at concurrency 1 per image and scenario; p50 ratios to the in-process baselines."""
+    baselines = _references(report)
+    header = ["image", "scenario", "faces", "p50 ms", "p95 ms"]
+    header += [REFERENCE_LABELS[name] for name in baselines]
     rows = []
     for image in report.images:
-        references = [
-            report.measurement(name, image.name).percentile_ms(50) for name in (BASELINE, TUNED)
-        ]
+        references = [report.measurement(name, image.name).percentile_ms(50) for name in baselines]
         for scenario in report.scenarios:
             m = report.measurement(scenario.name, image.name)
             p50 = m.percentile_ms(50)
             ratios = [
                 _vs(p50, reference, scenario.name == name)
-                for name, reference in zip((BASELINE, TUNED), references, strict=True)
+                for name, reference in zip(baselines, references, strict=True)
             ]
             rows.append(
                 [

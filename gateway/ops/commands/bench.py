@@ -18,18 +18,18 @@ def subparser_init(commands: Subparsers) -> None:
 
     bench = commands.add_parser(
         "bench",
-        help="time InsightFace in process (defaults and tuned), the REST gateway and the gRPC "
-        "client (wire, shm)",
+        help="time InsightFace in process (defaults, tuned, given OpenVINO), the REST gateway "
+        "and the gRPC client (wire, shm)",
         description="Start the embedded Triton and the gateway on synthetic models (NOT face "
         "models), then send the same JPEG bytes (a 640x480 photo and a 12 MP photo, each with "
         "four planted 'faces') to InsightFace's SCRFD+ArcFace in this process, with "
         "onnxruntime's defaults and tuned (spin-wait off, the fastest intra-op thread count, "
-        "searched in the run), to POST /v1/detect?embed=true, and to the direct gRPC client "
+        "searched in the run) and given onnxruntime's OpenVINO provider (in a worker process), to POST /v1/detect?embed=true, and to the direct gRPC client "
         "(FaceClient) over the wire and through shared memory. Prints p50/p95 latency at "
         "concurrency 1, throughput at each --concurrency level (on the 640x480 photo), the "
         "recognizer on batches of 32 aligned faces through Triton against plain onnxruntime "
-        "(the floor), the warm swap call against INSwapper.get, the ratios to both in-process "
-        "baselines and issue 12's goals. Run it on an otherwise idle machine: other load skews "
+        "(the floor), the warm swap call against INSwapper.get, the ratios to the in-process "
+        "baselines and issues 28's and 12's goals. Run it on an otherwise idle machine: other load skews "
         "the numbers.",
         epilog="Smoke run: facegate bench --quick (3 to 4 minutes on 2 cores). Full run for "
         "the record (about 10 minutes on 2 idle cores): facegate bench --write-report. The "
@@ -117,6 +117,13 @@ def subparser_init(commands: Subparsers) -> None:
         help="gpu: onnxruntime's CUDA provider in process and KIND_GPU in the embedded configs "
         "(needs onnxruntime-gpu); its report block and plot are kept apart from the CPU ones",
     )
+    bench.add_argument(
+        "--no-openvino",
+        action="store_true",
+        help="leave out the insightface-openvino baseline (InsightFace given onnxruntime's "
+        "OpenVINO provider, in a worker process; CPU runs only, needs scripts/bootstrap.sh's "
+        "onnxruntime-openvino) and its goals",
+    )
     add_cache_dir(bench, DEFAULT_CACHE_DIR)
     bench.add_argument(
         "--fresh-models", action="store_true", help="rebuild the cached synthetic models"
@@ -157,6 +164,7 @@ def cmd(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         fresh_models=args.fresh_models,
         progress=not args.no_progress,
+        openvino=not args.no_openvino,
     )
     if options.swap_calls < 0:
         raise CliError(f"--swap-calls is a count of calls (0 or more), not {options.swap_calls}")
