@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="CORS origins; off if empty")
     max_in_flight: int = Field(64, gt=0, description="per worker; beyond it 429 + Retry-After")
     max_in_flight_per_key: int = Field(
-        8,
+        4,
         ge=0,
         description="per worker and API key: a key's share of max_in_flight (429 key_overloaded "
         "beyond it; 0 = no share, only the global cap)",

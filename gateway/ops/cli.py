@@ -29,6 +29,7 @@ COMMANDS = (
     "bench",
     "bench_compat",
     "loadtest",
+    "loadtest_fairness",
     "perf",
 )
 
