@@ -10,6 +10,8 @@ headers, before any of the body is read):
 - the key's rate: a token bucket per key, when a limit covers it (429 rate_limited with
   the seconds until the next token).
 
+Every 429 is sent after `refusal_pause_s` (no slot is held meanwhile).
+
 Limits are written "TARGET=RATE" or "TARGET=RATE:BURST" (requests per second, burst
 defaulting to the rate rounded up); TARGET is a key name, "scope:<scope>" for each key of
 that scope, or "*" for every key. The most specific target applies; each key has its own
@@ -85,6 +87,10 @@ class Admission:
     # None: the body may take until the request deadline.
     body_timeout_s: float | None = None
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    # A 429 waits this long before it is sent: a client that ignores Retry-After and asks
+    # again at once (a flood) costs the event loop one refusal per pause per connection,
+    # not thousands a second, which the other keys' requests would queue behind.
+    refusal_pause_s: float = 0.0
     clock: Callable[[], float] = time.monotonic
     by_key: dict[str, int] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)

@@ -29,6 +29,8 @@ from gateway.triton.client import TritonFaceModels, TritonTarget
 from gateway.triton.replicas import ReplicatedControl, swapper_control
 
 log = logging.getLogger(__name__)
+# How long a 429 waits before it is sent (admission.py says why).
+REFUSAL_PAUSE_S = 0.1
 
 
 async def _preload(swapper: SwapperManager) -> None:
@@ -84,6 +86,7 @@ def create_app(
         per_key_in_flight=settings.max_in_flight_per_key or None,
         body_timeout_s=settings.body_timeout_s,
         rate_limits=parse_rate_limits(settings.key_rate_limits),
+        refusal_pause_s=REFUSAL_PAUSE_S,
     )
 
     @asynccontextmanager

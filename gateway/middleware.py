@@ -124,6 +124,8 @@ class GatewayMiddleware:
         reason = _REASONS.get(refusal.code, refusal.code)
         self.metrics.rejected.labels(reason).inc()
         self.metrics.key_rejected.labels(key, reason).inc()
+        if refusal.status_code == 429 and self.admission.refusal_pause_s > 0:
+            await asyncio.sleep(self.admission.refusal_pause_s)
         await error_response(refusal)(scope, receive, send)
 
     async def _admit(self, scope: Scope, receive: Receive, send: Send, status: _Progress) -> None:

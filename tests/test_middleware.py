@@ -261,3 +261,27 @@ def test_the_access_line_names_the_key_never_the_key_itself(
     (record,) = [r for r in caplog.records if r.name == "facegate.access"]
     assert record.__dict__["key"] == "app-a"
     assert KEY_A not in caplog.text and KEY_A not in str(record.__dict__)
+
+
+def test_a_refusal_is_paused_so_a_flood_that_ignores_retry_after_is_slowed() -> None:
+    async def scenario() -> tuple[Reply, float, int]:
+        release = asyncio.Event()
+        middleware, _ = _keyed_middleware(
+            _app(release.wait), per_key_in_flight=1, refusal_pause_s=0.3
+        )
+        held = asyncio.create_task(_keyed_request(middleware, KEY_A))
+        while middleware.admission.in_flight < 1:
+            await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        refused = asyncio.create_task(_keyed_request(middleware, KEY_A))
+        await asyncio.sleep(0.05)
+        in_flight_meanwhile = middleware.admission.in_flight  # the pause holds no slot
+        reply = await refused
+        waited = loop.time() - started
+        release.set()
+        await held
+        return reply, waited, in_flight_meanwhile
+
+    reply, waited, in_flight_meanwhile = asyncio.run(scenario())
+    assert reply.status == 429 and waited >= 0.3 and in_flight_meanwhile == 1

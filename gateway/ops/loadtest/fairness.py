@@ -1,12 +1,13 @@
 """Fair sharing under attack: one key floods and holds slow uploads, another must still be served.
 
 Against a running gateway, with two API keys:
-1. idle: key B makes sequential detects; its median latency is the yardstick;
+1. idle: key B makes sequential detects, half before the attack and half after it; their
+   median latency is the yardstick;
 2. attack, for `duration_s`: key A opens `slow_uploads` uploads that trickle a few bytes a
    second (never finishing their body) and floods detect from `flood_workers` workers, while
    key B goes on with sequential detects;
 3. the slow uploads are then waited for, each until the gateway answers or closes it (bounded
-   by `slow_bound_s` from its start).
+   by `slow_bound_s` from its start); key A runs in a process of its own.
 
 The verdict compares B's p95 under attack with B's own idle p50 from the same run, so a
 machine busy with other work moves both. Pure asyncio + httpx; nothing here starts a server.
@@ -15,11 +16,13 @@ machine busy with other work moves both. Pure asyncio + httpx; nothing here star
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from urllib.parse import urlsplit
 
 import httpx
@@ -136,37 +139,88 @@ async def _detect(http: httpx.AsyncClient, key: str, image: bytes) -> tuple[str,
     return outcome, (time.perf_counter() - started) * 1000
 
 
-async def run_fairness(options: FairnessOptions) -> FairnessResult:
-    """The scenario above; the result holds every latency and outcome."""
-    result = FairnessResult()
-    limits = httpx.Limits(max_connections=options.flood_workers + 8)
+@dataclass(frozen=True)
+class _AttackOutcome:
+    flood: dict[str, int]
+    slow: dict[str, int]
+    slow_longest_s: float
+
+
+async def _attack(options: FairnessOptions) -> _AttackOutcome:
+    """Key A: the slow uploads and the flood, for duration_s; then the uploads' ends."""
+    flood_statuses: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=options.flood_workers)
     async with httpx.AsyncClient(base_url=options.url, timeout=120, limits=limits) as http:
-        await _detect(http, options.key_b, options.image)  # warm-up
-        for _ in range(options.idle_calls):
-            outcome, ms = await _detect(http, options.key_b, options.image)
-            result.b_statuses[f"idle {outcome}"] += 1
-            result.idle_ms.append(ms)
         slow = [asyncio.ensure_future(_slow_upload(options)) for _ in range(options.slow_uploads)]
         end = time.monotonic() + options.duration_s
 
         async def flood() -> None:
             while time.monotonic() < end:
                 outcome, _ = await _detect(http, options.key_a, options.image)
-                result.flood_statuses[outcome] += 1
+                flood_statuses[outcome] += 1
                 if outcome != "200":
-                    await asyncio.sleep(0.01)  # a refused flood still comes back at once
+                    await asyncio.sleep(0.01)  # ignores Retry-After: back at once
 
-        async def second_key() -> None:
+        await asyncio.gather(*(flood() for _ in range(options.flood_workers)))
+        ends: Counter[str] = Counter()
+        longest = 0.0
+        for outcome, open_s in await asyncio.gather(*slow):
+            ends[outcome] += 1
+            longest = max(longest, open_s)
+    return _AttackOutcome(dict(flood_statuses), dict(ends), longest)
+
+
+def _attacker_process(options: FairnessOptions, conn: Connection) -> None:
+    conn.send("ready")
+    conn.send(asyncio.run(_attack(options)))
+
+
+async def _idle_calls(
+    http: httpx.AsyncClient, options: FairnessOptions, count: int, result: FairnessResult
+) -> None:
+    for _ in range(count):
+        outcome, ms = await _detect(http, options.key_b, options.image)
+        result.b_statuses[f"idle {outcome}"] += 1
+        result.idle_ms.append(ms)
+
+
+async def run_fairness(options: FairnessOptions) -> FairnessResult:
+    """The scenario above; the result holds every latency and outcome.
+
+    Key A runs in a process of its own, as an attacker on another machine would: its
+    client's CPU work does not slow key B's client in this process.
+    """
+    result = FairnessResult()
+    async with httpx.AsyncClient(base_url=options.url, timeout=120) as http:
+        await _detect(http, options.key_b, options.image)  # warm-up
+        await _idle_calls(http, options, options.idle_calls // 2, result)
+        ours, theirs = multiprocessing.get_context("spawn").Pipe()
+        attacker = multiprocessing.get_context("spawn").Process(
+            target=_attacker_process, args=(options, theirs), name="fairness-attacker"
+        )
+        attacker.start()
+        try:
+            if not await asyncio.to_thread(ours.poll, 60) or ours.recv() != "ready":
+                raise RuntimeError("the attacking process did not start")
+            end = time.monotonic() + options.duration_s
             while time.monotonic() < end:
                 outcome, ms = await _detect(http, options.key_b, options.image)
                 result.b_statuses[outcome] += 1
                 result.attack_ms.append(ms)
-
-        await asyncio.gather(*(flood() for _ in range(options.flood_workers)), second_key())
-        result.load_average = os.getloadavg()
-        for outcome, open_s in await asyncio.gather(*slow):
-            result.slow_outcomes[outcome] += 1
-            result.slow_longest_s = max(result.slow_longest_s, open_s)
+            result.load_average = os.getloadavg()
+            if not await asyncio.to_thread(ours.poll, options.slow_bound_s + 60):
+                raise RuntimeError("the attacking process did not report")
+            attack: _AttackOutcome = ours.recv()
+        finally:
+            attacker.join(timeout=10)
+            if attacker.is_alive():
+                attacker.kill()
+        # Idle again after the attack: the yardstick spans the run, so a machine that got
+        # busier (or quieter) with other work meanwhile moves it as much as the attack figures.
+        await _idle_calls(http, options, options.idle_calls - options.idle_calls // 2, result)
+    result.flood_statuses.update(attack.flood)
+    result.slow_outcomes.update(attack.slow)
+    result.slow_longest_s = attack.slow_longest_s
     return result
 
 
