@@ -15,7 +15,8 @@ Every 429 is sent after `refusal_pause_s` (no slot is held meanwhile).
 Limits are written "TARGET=RATE" or "TARGET=RATE:BURST" (requests per second, burst
 defaulting to the rate rounded up); TARGET is a key name, "scope:<scope>" for each key of
 that scope, or "*" for every key. The most specific target applies; each key has its own
-bucket. The anonymous caller of an open gateway (auth disabled) shares the global cap only.
+bucket. Callers without a key (everyone on an open gateway, the network-restricted
+compatibility routes) have the global cap only: they are one name for many clients.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.auth import ANONYMOUS, SCOPES, Caller
+from gateway.auth import ANONYMOUS, COMPAT, SCOPES, Caller
 from gateway.errors import FacegateError, KeyOverloaded, Overloaded, RateLimited, ShuttingDown
 
 _LIMIT = re.compile(r"(\*|scope:\w+|[A-Za-z0-9._-]{1,64})\s*=\s*(\d+(?:\.\d+)?)(?::(\d+))?")
@@ -101,7 +102,7 @@ class Admission:
             return ShuttingDown("the gateway is shutting down: retry", retry_after_s=5)
         if self.in_flight >= self.max_in_flight:
             return Overloaded("too many requests in flight: retry shortly", retry_after_s=1)
-        if caller.name == ANONYMOUS:
+        if caller.name in (ANONYMOUS, COMPAT):
             return None
         cap = self.per_key_in_flight
         if cap is not None and self.by_key.get(caller.name, 0) >= cap:

@@ -34,6 +34,8 @@ _NEEDED_FOR: dict[Scope, str] = {
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ANONYMOUS = "anonymous"
+# The keyless compatibility routes' callers (network-restricted) share this name.
+COMPAT = "compat"
 
 
 class AuthConfigError(Exception):

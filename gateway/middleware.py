@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.admission import Admission
-from gateway.auth import ANONYMOUS, ApiKeys, Caller, presented_key
+from gateway.auth import ANONYMOUS, COMPAT, ApiKeys, Caller, presented_key
 from gateway.errors import (
     BodyTimeout,
     DeadlineExceeded,
@@ -38,8 +38,7 @@ __all__ = ["Admission", "GatewayMiddleware"]
 
 log = logging.getLogger("facegate.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# Keyless compatibility routes (network-restricted) share one name.
-COMPAT = Caller("compat", "user")
+COMPAT_CALLER = Caller(COMPAT, "user")
 _REASONS = {
     "shutting_down": "draining",
     "overloaded": "overloaded",
@@ -110,7 +109,7 @@ class GatewayMiddleware:
     def _caller(self, scope: Scope) -> Caller:
         """Who calls, from the headers alone; Unauthenticated (401) for a missing/unknown key."""
         if scope["path"] in self.admission.extra_paths:
-            return COMPAT
+            return COMPAT_CALLER
         if self.keys is None:
             return Caller(ANONYMOUS, "admin")
         headers = dict(scope.get("headers") or [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.admission import Admission, RateLimit, parse_rate_limits
-from gateway.auth import ANONYMOUS, Caller
+from gateway.auth import ANONYMOUS, COMPAT, Caller
 from gateway.errors import KeyOverloaded, Overloaded, RateLimited, ShuttingDown
 
 A = Caller("app-a", "user")
@@ -47,9 +47,10 @@ def test_one_key_gets_its_share_and_the_others_still_get_slots() -> None:
     assert admission.by_key == {"app-a": 7} and admission.in_flight == 7
 
 
-def test_no_share_when_off_and_none_for_the_anonymous_caller() -> None:
+def test_no_share_when_off_and_none_for_the_keyless_callers() -> None:
     _fill(Admission(64, 60, per_key_in_flight=None), A, 20)
     _fill(Admission(64, 60, per_key_in_flight=2), Caller(ANONYMOUS, "admin"), 20)
+    _fill(Admission(64, 60, per_key_in_flight=2), Caller(COMPAT, "user"), 20)
 
 
 def test_a_rate_limit_refuses_beyond_the_burst_with_the_wait_until_the_next_token() -> None:

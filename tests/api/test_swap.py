@@ -47,7 +47,8 @@ def fresh_gateway(triton: EmbeddedTriton) -> Iterator[httpx.Client]:
     """A new gateway (new swapper manager) with the swapper unloaded in Triton."""
     unload_in_triton(triton)
     with (
-        ServerThread(gateway_settings(triton)) as server,
+        # Six swaps of one key at once: no per-key share of the slots here.
+        ServerThread(gateway_settings(triton, max_in_flight_per_key=0)) as server,
         api_client(server.url) as http,
     ):
         yield http

@@ -324,6 +324,8 @@ def running_serve(
     env = {
         **os.environ,
         "FACEGATE_API_KEYS": f"enroll:{api_key}",
+        # One key drives the whole load test: no per-key share of the slots.
+        "FACEGATE_MAX_IN_FLIGHT_PER_KEY": "0",
         "FACEGATE_LOG_LEVEL": "WARNING",
         "FACEGATE_DRAIN_S": "0",
     }

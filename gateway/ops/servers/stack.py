@@ -105,6 +105,8 @@ def gateway_process(
         "FACEGATE_API_KEYS": f"admin:{running.api_key}",
         "FACEGATE_LOG_LEVEL": "WARNING",
         "FACEGATE_DRAIN_S": "0",
+        # One key drives the whole benchmark or load test: no per-key share of the slots.
+        "FACEGATE_MAX_IN_FLIGHT_PER_KEY": "0",
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
