@@ -36,6 +36,7 @@ from gateway.ops.bench.scenarios import (
     BASELINE,
     OPENVINO_BASELINE,
     TUNED,
+    FacesModelDetect,
     GrpcDetect,
     InsightFaceInProcess,
     RestDetect,
@@ -80,6 +81,8 @@ def _scenarios(
     stack.callback(wire.close)
     shm = GrpcDetect(gateway.triton_grpc_url, shared_memory=True, shm_regions=shm_regions)
     stack.callback(shm.close)
+    served = FacesModelDetect(gateway.triton_grpc_url)
+    stack.callback(served.close)
     in_process = (
         "cv2.imdecode, SCRFD.detect, then ArcFaceONNX.get (norm_crop + get_feat) per face; "
         "concurrency = threads sharing the sessions"
@@ -125,6 +128,13 @@ def _scenarios(
             "the same with use_shared_memory=True: detector and recognizer tensors through "
             "Triton's system shared memory",
             shm,
+        ),
+        Scenario(
+            "faces-model",
+            "FaceClient.detect_in_server([jpeg]): the JPEG to Triton's in-server `faces` model "
+            "(Python backend, BLS to detector and recognizer); concurrency = threads sharing "
+            "one client",
+            served,
         ),
     )
 

@@ -246,3 +246,32 @@ class GrpcDetect:
 
     def close(self) -> None:
         self._client.close()
+
+
+class FacesModelDetect:
+    """FaceClient.detect_in_server([jpeg]): the bytes to Triton's in-server `faces` model.
+
+    The pipeline runs inside Triton (Python backend, BLS calls to detector and recognizer);
+    the client only sends the JPEG. One client shared by all threads.
+    """
+
+    def __init__(self, triton_url: str) -> None:
+        from gateway.client import ClientOptions, FaceClient
+
+        options = ClientOptions(det_sizes=str(spec.DETECTOR_INPUT_SIZE_PX))
+        self._client = FaceClient(triton_url, use_shared_memory=False, options=options)
+
+    def __call__(self, jpeg: bytes) -> Outcome:
+        from gateway.errors import FacegateError
+
+        try:
+            (faces,) = self._client.detect_in_server([jpeg])
+        except FacegateError as exc:
+            raise BenchError(f"the faces model failed: {exc}") from exc
+        found = int(faces.detections.boxes.shape[0])
+        if faces.embeddings is None or faces.embeddings.shape[0] != found:
+            raise BenchError("the faces model returned faces without embeddings")
+        return Outcome(found, {})
+
+    def close(self) -> None:
+        self._client.close()

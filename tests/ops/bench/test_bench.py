@@ -36,6 +36,7 @@ SCENARIOS = (
     "rest",
     "grpc",
     "grpc+shm",
+    "faces-model",
 )
 
 
