@@ -1,4 +1,4 @@
-"""NVIDIA perf_analyzer against the detector or the recognizer: the command and its environment.
+"""NVIDIA perf_analyzer against the detector, the recognizer or the in-server faces model.
 
 perf_analyzer ships in the tritonclient wheel (venv's bin/perf_analyzer; the `perf-analyzer`
 name on PyPI is a placeholder). It needs Debian's libb64-0d and libcudart.so.12, which the
@@ -7,13 +7,16 @@ LD_LIBRARY_PATH. count_windows measurement keeps runs short and comparable on a 
 
     facegate perf detector --url localhost:8001 -b 8 --concurrency 1:4
     facegate perf recognizer -b 32 --shared-memory system
+    facegate perf faces --image photo.jpg --det-sizes 640 --concurrency 1:16:3
 
 (the command line is gateway/ops/commands/perf.py).
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -25,10 +28,11 @@ from typing import Literal
 
 from gateway.triton import spec
 
-ModelKind = Literal["detector", "recognizer"]
+ModelKind = Literal["detector", "recognizer", "faces"]
 _INPUTS: dict[ModelKind, spec.TensorSpec] = {
     "detector": spec.DETECTOR_INPUT,
     "recognizer": spec.RECOGNIZER_INPUT,
+    "faces": spec.FACES_INPUT,
 }
 _SUMMARY = re.compile(
     r"Concurrency: (\d+), throughput: ([\d.]+) infer/sec, latency (\d+) usec", re.MULTILINE
@@ -58,6 +62,10 @@ class PerfRun:
     stability_percentage: float = 10.0
     unbatched: bool = False
     model_name: str = ""
+    # faces only: perf_analyzer's --input-data JSON holding the encoded image (faces_input_data)
+    # and the det_sizes request parameter ('' leaves the model's default).
+    input_data: str = ""
+    det_sizes: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,12 @@ def perf_command(run: PerfRun, binary: Path | None = None) -> list[str]:
         "--stability-percentage",
         str(run.stability_percentage),
     ]
+    if run.kind == "faces":
+        if not run.input_data:
+            raise ValueError("the faces model needs an image: input_data (faces_input_data)")
+        command += ["--input-data", run.input_data]
+        if run.det_sizes:
+            command += ["--request-parameter", f"det_sizes:{run.det_sizes}:string"]
     if run.shared_memory != "none":
         command += ["--shared-memory", run.shared_memory]
         if run.kind == "detector":
@@ -151,6 +165,16 @@ def perf_command(run: PerfRun, binary: Path | None = None) -> list[str]:
             largest = max(4 * t.shape[0] * t.shape[1] for t in spec.DETECTOR_OUTPUTS)
             command += ["--output-shared-memory-size", str(largest * run.batch_size)]
     return command
+
+
+def faces_input_data(image: bytes, folder: Path) -> Path:
+    """perf_analyzer's --input-data JSON for the faces model: `image` as the one IMAGE element."""
+    path = folder / "faces-input.json"
+    # b64 holds the tensor as it travels: a BYTES element is its uint32 LE length, then itself.
+    encoded = base64.b64encode(len(image).to_bytes(4, "little") + image).decode("ascii")
+    data = {"data": [{spec.FACES_INPUT.name: {"b64": encoded}}]}
+    path.write_text(json.dumps(data))
+    return path
 
 
 def parse_summary(output: str) -> list[PerfPoint]:

@@ -15,11 +15,14 @@ import pytest
 from gateway.ops.perf import (
     ModelKind,
     PerfRun,
+    faces_input_data,
     parse_summary,
     perf_command,
     run_perf,
 )
 from gateway.ops.servers.triton import EmbeddedTriton
+
+from ..images import encode, square_image
 
 pytestmark = pytest.mark.integration
 BINARY = Path("/opt/perf_analyzer")
@@ -73,3 +76,51 @@ def test_perf_analyzer_measures_the_embedded_triton(
     points = parse_summary(output)
     assert [p.concurrency for p in points] == concurrency, output
     assert all(p.infer_per_s > 0 and p.latency_us > 0 for p in points)
+
+
+def test_perf_analyzer_measures_the_faces_model(
+    perf_analyzer_ready: None, triton: EmbeddedTriton, tmp_path: Path
+) -> None:
+    image = encode(square_image(640, 480, [(240, 128, 64)]), ".jpg")
+    run = PerfRun(
+        "faces",
+        url=triton.grpc_url,
+        concurrency="1:2",
+        measurement_request_count=3,
+        max_trials=3,
+        stability_percentage=1000,
+        input_data=str(faces_input_data(image, tmp_path)),
+        det_sizes="640",
+    )
+    code, output = run_perf(run, timeout_s=120)
+    assert code == 0, output
+    points = parse_summary(output)
+    assert [p.concurrency for p in points] == [1, 2], output
+    assert all(p.infer_per_s > 0 and p.latency_us > 0 for p in points)
+
+
+def test_perf_analyzer_counts_a_refused_image_as_an_error(
+    perf_analyzer_ready: None, triton: EmbeddedTriton, tmp_path: Path
+) -> None:
+    run = PerfRun(
+        "faces",
+        url=triton.grpc_url,
+        concurrency="1",
+        measurement_request_count=3,
+        max_trials=3,
+        stability_percentage=1000,
+        input_data=str(faces_input_data(b"not an image", tmp_path)),
+    )
+    code, output = run_perf(run, timeout_s=120)
+    assert code != 0 and "not a recognised image" in output, output
+
+
+def test_faces_command_needs_an_image() -> None:
+    with pytest.raises(ValueError, match="needs an image"):
+        perf_command(PerfRun("faces"), Path("perf_analyzer"))
+    command = perf_command(
+        PerfRun("faces", input_data="in.json", det_sizes="128,640"), Path("perf_analyzer")
+    )
+    assert command[command.index("--shape") + 1] == "IMAGE:1"
+    assert command[command.index("--input-data") + 1] == "in.json"
+    assert command[command.index("--request-parameter") + 1] == "det_sizes:128,640:string"

@@ -1,9 +1,11 @@
-"""`facegate perf`: NVIDIA perf_analyzer against the detector or the recognizer on Triton."""
+"""`facegate perf`: NVIDIA perf_analyzer against the detector, the recognizer or the faces model."""
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+import tempfile
+from pathlib import Path
 
 from gateway.ops.commands._common import CliError, Subparsers
 
@@ -11,13 +13,28 @@ from gateway.ops.commands._common import CliError, Subparsers
 def subparser_init(commands: Subparsers) -> None:
     parser = commands.add_parser(
         "perf",
-        help="run NVIDIA perf_analyzer (from the tritonclient wheel) on the detector or recognizer",
+        help="run NVIDIA perf_analyzer (from the tritonclient wheel) on the detector, the "
+        "recognizer or the in-server faces model",
         description="Measure Triton alone (no client-side processing) with perf_analyzer, with "
         "the right tensor shapes and its CUDA runtime library on LD_LIBRARY_PATH. Triton must "
         "be running (facegate triton). See docs/CLIENT.md.",
-        epilog="Example: facegate perf recognizer -b 32 --concurrency 1:8 --shared-memory system",
+        epilog="Examples: facegate perf recognizer -b 32 --concurrency 1:8 --shared-memory system; "
+        "facegate perf faces --image photo.jpg --det-sizes 640 --concurrency 1:16:3",
     )
-    parser.add_argument("kind", choices=("detector", "recognizer"), help="the model to measure")
+    parser.add_argument(
+        "kind", choices=("detector", "recognizer", "faces"), help="the model to measure"
+    )
+    parser.add_argument(
+        "--image",
+        type=Path,
+        default=None,
+        help="faces: the encoded image (JPEG, PNG, WebP, BMP) every request sends (required)",
+    )
+    parser.add_argument(
+        "--det-sizes",
+        default="",
+        help="faces: detector sizes, e.g. 640 or 128,640 (default: the model's)",
+    )
     parser.add_argument(
         "--url", default="localhost:8001", help="Triton gRPC host:port (default localhost:8001)"
     )
@@ -49,6 +66,26 @@ def subparser_init(commands: Subparsers) -> None:
 
 
 def cmd(args: argparse.Namespace) -> int:
+    if args.kind != "faces" and (args.image or args.det_sizes):
+        raise CliError("--image and --det-sizes are for `facegate perf faces` only")
+    with tempfile.TemporaryDirectory(prefix="facegate-perf-") as folder:
+        input_data = _faces_input(args, Path(folder)) if args.kind == "faces" else ""
+        return _run(args, input_data)
+
+
+def _faces_input(args: argparse.Namespace, folder: Path) -> str:
+    from gateway.ops.perf import faces_input_data
+
+    if args.image is None:
+        raise CliError("`facegate perf faces` needs --image FILE: the image every request sends")
+    try:
+        image = args.image.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read --image {args.image}: {exc.strerror}") from exc
+    return str(faces_input_data(image, folder))
+
+
+def _run(args: argparse.Namespace, input_data: str) -> int:
     from gateway.ops.perf import (
         PerfAnalyzerMissing,
         PerfRun,
@@ -69,6 +106,8 @@ def cmd(args: argparse.Namespace) -> int:
         stability_percentage=args.stability_percentage,
         unbatched=args.unbatched,
         model_name=args.model_name,
+        input_data=input_data,
+        det_sizes=args.det_sizes,
     )
     try:
         binary = find_perf_analyzer()
