@@ -62,8 +62,8 @@ def compose_image(photo_bgr: npt.NDArray[np.uint8], width: int, height: int) -> 
     return BenchImage(f"{width}x{height}", buf.tobytes(), width, height, len(FACE_LAYOUT))
 
 
-def bench_images() -> tuple[BenchImage, ...]:
-    """A 640x480 and a 12 MP (4000x3000) version of InsightFace's group photo t1.jpg."""
+def sample_photo() -> npt.NDArray[np.uint8]:
+    """InsightFace's group photo t1.jpg (BGR), shipped in its package."""
     try:
         import insightface
     except ImportError as exc:
@@ -75,5 +75,10 @@ def bench_images() -> tuple[BenchImage, ...]:
     photo = cv2.imread(str(path))
     if photo is None:
         raise BenchError(f"cannot read InsightFace's sample photo {path}")
-    photo_bgr = np.asarray(photo, dtype=np.uint8)
+    return np.asarray(photo, dtype=np.uint8)
+
+
+def bench_images() -> tuple[BenchImage, ...]:
+    """A 640x480 and a 12 MP (4000x3000) version of InsightFace's group photo t1.jpg."""
+    photo_bgr = sample_photo()
     return (compose_image(photo_bgr, 640, 480), compose_image(photo_bgr, 4000, 3000))

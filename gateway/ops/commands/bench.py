@@ -111,6 +111,13 @@ def subparser_init(commands: Subparsers) -> None:
         "processes, reduced JPEG decode) side by side on one Triton, A/B in interleaved rounds",
     )
     bench.add_argument(
+        "--gateway-cpu",
+        action="store_true",
+        help="the gateway's own CPU per image instead: POST /v1/detect?embed=true on a 640x480 "
+        "and a 1920x1080 JPEG against a null backend (models answer at no cost), --requests "
+        "timed calls each (gateway/ops/bench/gateway_cpu.py)",
+    )
+    bench.add_argument(
         "--device",
         choices=("cpu", "gpu"),
         default="cpu",
@@ -194,6 +201,8 @@ def cmd(args: argparse.Namespace) -> int:
         return 0
     if args.levers:
         return _levers(options, args.write_report)
+    if args.gateway_cpu:
+        return _gateway_cpu(options)
     try:
         report = run_bench(options, sys.stdout)
     except (BenchError, StackError) as exc:
@@ -201,6 +210,33 @@ def cmd(args: argparse.Namespace) -> int:
     if args.write_report:
         plot = write_report(args.write_report, report)
         print(f"Wrote the results to {args.write_report} and the plot to {plot}")
+    return 0
+
+
+def _gateway_cpu(options: BenchOptions) -> int:
+    from gateway.ops.bench.gateway_cpu import (
+        format_gateway_cpu,
+        gateway_images,
+        measure_gateway_cpu,
+    )
+    from gateway.ops.bench.images import sample_photo
+    from gateway.ops.bench.models import prepare_models
+    from gateway.ops.bench.options import BenchError
+    from gateway.ops.machine import git_commit, load_average
+    from gateway.ops.reports import text_table
+
+    try:
+        models = prepare_models(options.cache_dir, options.profile, fresh=options.fresh_models)
+        images = gateway_images(sample_photo())
+        detector = models.repository / "detector" / "1" / "model.onnx"
+        results = measure_gateway_cpu(detector, images, options.latency_requests, options.warmup)
+    except BenchError as exc:
+        raise CliError(str(exc)) from exc
+    print(text_table(*format_gateway_cpu(results)))
+    print(
+        f"commit {git_commit()}, {options.profile} models' detections, load average at the end "
+        f"{load_average()}"
+    )
     return 0
 
 
