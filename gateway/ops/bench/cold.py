@@ -262,9 +262,12 @@ def run_cold_command(options: BenchOptions, report: Path | None) -> int:
 
     Raises BenchError (with what to do) when a server does not start or a model does not load.
     """
+    from gateway.ops.machine import describe_machine
     from gateway.ops.servers.stack import StackError
     from gateway.ops.servers.triton import EmbeddedTritonError
 
+    # Before the run: its "load average at start" was read at the end before.
+    machine = describe_machine()
     text = io.StringIO()
     try:
         run_cold(options.cache_dir, options.profile, options.rounds, text)
@@ -275,19 +278,22 @@ def run_cold_command(options: BenchOptions, report: Path | None) -> int:
     sys.stdout.write(text.getvalue())
     if report is not None:
         command = f"facegate bench --cold --profile {options.profile} --rounds {options.rounds}"
-        write_cold_report(report, text.getvalue(), command)
+        write_cold_report(report, text.getvalue(), command, machine)
         sys.stdout.write(f"Wrote the cold-start figures to {report}\n")
     return 0
 
 
-def write_cold_report(path: Path, table: str, command: str) -> None:
-    """Replace the cold-start block of the report (between its markers) with `table`."""
-    from gateway.ops.machine import describe_machine, git_commit
+def write_cold_report(path: Path, table: str, command: str, machine: dict[str, str]) -> None:
+    """Replace the cold-start block of the report (between its markers) with `table`.
+
+    `machine`: describe_machine() read before the run (its load average is the start's).
+    """
+    from gateway.ops.machine import git_commit
     from gateway.ops.reports import replace_block
 
-    machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
+    described = ", ".join(f"{k}: {v}" for k, v in machine.items())
     block = (
         f"{BEGIN}\n\nCommand: `{command}`, commit {git_commit()}.\n\n"
-        f"Machine: {machine}.\n\n{table}\n{END}"
+        f"Machine: {described}.\n\n{table}\n{END}"
     )
     replace_block(path, block, HEADING)

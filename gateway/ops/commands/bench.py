@@ -190,12 +190,13 @@ def cmd(args: argparse.Namespace) -> int:
         from gateway.ops.bench.swap import run_swap_bench, write_swap_report
         from gateway.ops.machine import describe_machine
 
+        # Read before the run, so its "load average at start" is the start's.
+        machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
         try:
             figures = run_swap_bench(options, sys.stdout)
         except (BenchError, StackError) as exc:
             raise CliError(str(exc)) from exc
         if args.write_report:
-            machine = ", ".join(f"{k}: {v}" for k, v in describe_machine().items())
             write_swap_report(args.write_report, figures, f"Machine: {machine}.")
             print(f"Wrote the swap figures to {args.write_report}")
         return 0

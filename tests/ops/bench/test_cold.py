@@ -59,9 +59,12 @@ def test_the_table_gives_medians_and_the_ratio() -> None:
 def test_the_report_block_is_replaced_in_place(tmp_path: Path) -> None:
     report = tmp_path / "BENCH.md"
     report.write_text("# Bench\n\nhand-written\n")
-    cold.write_cold_report(report, "| first |\n", "facegate bench --cold")
-    cold.write_cold_report(report, "| second |\n", "facegate bench --cold --rounds 5")
+    start = {"load average at start (1/5/15 min)": "1.00 / 2.00 / 3.00"}
+    cold.write_cold_report(report, "| first |\n", "facegate bench --cold", start)
+    cold.write_cold_report(report, "| second |\n", "facegate bench --cold --rounds 5", start)
     text = report.read_text()
+    # The machine line is the one read before the run, not one read while writing.
+    assert "load average at start (1/5/15 min): 1.00 / 2.00 / 3.00" in text
     assert text.count(cold.BEGIN) == 1 and text.count(cold.HEADING) == 1
     assert "| second |" in text and "| first |" not in text and "--rounds 5" in text
     assert text.startswith("# Bench\n\nhand-written\n")
