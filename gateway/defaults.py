@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gateway.processing.liveness import DEFAULT_LIVENESS_THRESHOLD
 from gateway.processing.multiscale import DEFAULT_DET_SIZES_PX
+from gateway.processing.quality import QualityBounds, QualityThresholds
 
 # InsightFace's classic buffalo_l setting: detection score 0.5, NMS IoU 0.4; cosine
 # similarity 0.3 is a common verification threshold for ArcFace (w600k_r50).
@@ -33,3 +34,10 @@ GROUP_MAX_DISTANCE = 0.5
 GROUP_MIN_FACES = 2
 CLUSTER_MIN_FACES = 3
 MAX_GROUP_EMBEDDINGS = 1000
+# Face quality for recognition (/v1/detect?quality=true, the enrolment gate min_quality): the
+# bounds of "medium" and "high" (shorter box side px, sharpness, pose degrees); how they were
+# measured is in docs/QUALITY.md.
+QUALITY_THRESHOLDS = QualityThresholds(
+    medium=QualityBounds(min_size_px=24.0, min_sharpness=5.0, max_pose_deg=45.0),
+    high=QualityBounds(min_size_px=48.0, min_sharpness=20.0, max_pose_deg=25.0),
+)

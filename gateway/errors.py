@@ -6,6 +6,7 @@
     │   ├── PayloadTooLarge          413  payload_too_large
     │   ├── UnsupportedMediaType     415  unsupported_media_type
     │   └── InvalidParameter         422  invalid_parameter
+    │       └── FaceQualityTooLow    422  face_quality_too_low     (enrolment below min_quality)
     ├── NoFaceFound                  422  no_face
     ├── Unauthenticated              401  unauthenticated
     ├── Forbidden                    403  forbidden
@@ -92,6 +93,14 @@ class InvalidParameter(InvalidInput):
 
     status_code = 422
     code = "invalid_parameter"
+
+
+class FaceQualityTooLow(InvalidParameter):
+    """A face to enrol grades below the min_quality asked for; the message names the
+    components that fall short."""
+
+    status_code = 422
+    code = "face_quality_too_low"
 
 
 class NoFaceFound(FacegateError):
@@ -226,6 +235,7 @@ ERRORS: tuple[type[FacegateError], ...] = (
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidParameter,
+    FaceQualityTooLow,
     NoFaceFound,
     Unauthenticated,
     Forbidden,

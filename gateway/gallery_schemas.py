@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from gateway.schemas import FaceOut
+from gateway.schemas import FaceOut, QualityOut
 
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_METADATA_KEYS = 64
@@ -123,6 +123,9 @@ class IdentifiedFaceOut(BaseModel):
     bbox: list[float] | None = None
     score: float | None = None
     landmarks: list[list[float]] | None = None
+    quality: QualityOut | None = Field(
+        None, description="the probe face's quality (image queries), to ignore poor probes"
+    )
     matches: list[MatchOut]
 
 

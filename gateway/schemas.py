@@ -36,6 +36,18 @@ class PoseOut(BaseModel):
     roll: float = Field(description="degrees; insightface's Landmark (1k3d68) convention")
 
 
+class QualityOut(BaseModel):
+    norm: float | None = Field(None, description="the embedding's norm before normalisation")
+    size: float = Field(description="shorter box side in px")
+    sharpness: float = Field(
+        description="variance of the Laplacian of the grey 112x112 aligned crop (docs/QUALITY.md)"
+    )
+    pose: float | None = Field(
+        None, description="max(|yaw|, |pitch|) in degrees; absent when 1k3d68 is not served"
+    )
+    for_recognition: str = Field(description='"low", "medium" or "high" (docs/QUALITY.md)')
+
+
 class FaceOut(BaseModel):
     bbox: list[float] = Field(description="x1, y1, x2, y2 in original-image pixels")
     score: float
@@ -60,6 +72,7 @@ class FaceOut(BaseModel):
         "(only with dense_landmarks=true)",
     )
     pose: PoseOut | None = Field(None, description="head pose (only with pose=true)")
+    quality: QualityOut | None = Field(None, description="only with quality=true")
 
 
 class DetectResponse(BaseModel):

@@ -14,6 +14,7 @@ from gateway import defaults, errors
 from gateway.api.deps import PipelineDep, SettingsDep, require_user
 from gateway.api.docs import body_doc, error_responses
 from gateway.api.uploads import read_images
+from gateway.processing.quality import FaceQuality
 from gateway.schemas import (
     BatchPayload,
     BatchResponse,
@@ -22,6 +23,7 @@ from gateway.schemas import (
     ImagePayload,
     LivenessOut,
     PoseOut,
+    QualityOut,
     VerifyPayload,
     VerifyResponse,
 )
@@ -83,6 +85,13 @@ DenseLandmarks = Annotated[
 Pose = Annotated[
     bool, Query(description="add head pose {pitch, yaw, roll} in degrees (needs 1k3d68.onnx)")
 ]
+Quality = Annotated[
+    bool,
+    Query(
+        description="add quality {norm, size, sharpness, pose?, for_recognition} per face "
+        "(pose where 1k3d68 is served)"
+    ),
+]
 DetSizes = Annotated[
     str | None,
     Query(
@@ -114,6 +123,7 @@ def detect_query(
     liveness_threshold: LivenessThreshold = None,
     dense_landmarks: DenseLandmarks = False,
     pose: Pose = False,
+    quality: Quality = False,
 ) -> DetectQuery:
     chosen = settings.detect_threshold if threshold is None else threshold
     sizes = resolve_det_sizes(det_sizes, settings.det_sizes_px)
@@ -129,6 +139,7 @@ def detect_query(
         live_at,
         dense_landmarks=dense_landmarks,
         pose=pose,
+        quality=quality,
     )
     return DetectQuery(options, landmarks)
 
@@ -154,7 +165,24 @@ def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
         out.liveness = liveness_out(faces, index)
     if faces.landmarks is not None:
         add_landmarks(out, faces.landmarks, index)
+    if faces.quality is not None:
+        out.quality = quality_out(faces.quality, index)
     return out
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 3) if np.isfinite(value) else None
+
+
+def quality_out(quality: FaceQuality, index: int) -> QualityOut:
+    """One face's quality measurements and grade (unknown ones absent)."""
+    return QualityOut(
+        norm=_finite(float(quality.norm[index])),
+        size=round(float(quality.size[index]), 3),
+        sharpness=round(float(quality.sharpness[index]), 3),
+        pose=_finite(float(quality.pose[index])),
+        for_recognition=quality.levels[index],
+    )
 
 
 def _rounded(points: npt.NDArray[np.float32]) -> list[list[float]]:

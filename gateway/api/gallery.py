@@ -6,7 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ValidationError
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.api.audit import AuditedRoute, note_audit
 from gateway.api.deps import SettingsDep, require_enroll, require_user
 from gateway.api.docs import body_doc
-from gateway.api.faces import ERRORS, DetSizes, MaxFaces, face_out
+from gateway.api.faces import ERRORS, DetSizes, MaxFaces, face_out, quality_out
 from gateway.api.uploads import read_body, read_images, request_limit_bytes
 from gateway.config import Settings
 from gateway.errors import GalleryUnavailable, InvalidInput, InvalidParameter, PayloadTooLarge
@@ -89,6 +89,14 @@ CollectionName = Annotated[
 ]
 SubjectName = Annotated[str, Path(min_length=1, max_length=256)]
 TopK = Annotated[int, Query(ge=1, le=100, description="subjects per face")]
+MinQuality = Annotated[
+    Literal["low", "medium", "high"] | None,
+    Query(
+        description="refuse (422 face_quality_too_low, naming the failed components) a face "
+        "whose quality for recognition is below this; default: the collection's metadata "
+        "'min_quality', else no gate (docs/QUALITY.md)"
+    ),
+]
 MatchThreshold = Annotated[
     float | None,
     Query(ge=-1.0, le=1.0, description="cosine similarity a match needs (default 0.3)"),
@@ -190,6 +198,8 @@ def _identified(result: Identification, *, landmarks: bool) -> IdentifyResponse:
                 out.landmarks = [
                     [round(float(x), 3), round(float(y), 3)] for x, y in dets.kps[face.index]
                 ]
+            if result.quality is not None:
+                out.quality = quality_out(result.quality, face.index)
         faces.append(out)
     return IdentifyResponse(faces=faces)
 
@@ -309,9 +319,12 @@ async def enrol_faces(
     settings: SettingsDep,
     face: Annotated[str, Query(description="'prominent' or a face index by score")] = "prominent",
     det_sizes: DetSizes = None,
+    min_quality: MinQuality = None,
 ) -> EnrolResponse:
     """One face per image (up to 16 images), or embeddings; the subject is created if absent."""
-    return await enrol(request, collection, subject, gallery, settings, face, det_sizes)
+    return await enrol(
+        request, collection, subject, gallery, settings, face, det_sizes, min_quality
+    )
 
 
 async def enrol(
@@ -322,12 +335,18 @@ async def enrol(
     settings: Settings,
     face: str,
     det_sizes: str | None,
+    min_quality: str | None = None,
 ) -> EnrolResponse:
-    """Enrol a request's images or embeddings to `subject` (None: unassigned faces)."""
+    """Enrol a request's images or embeddings to `subject` (None: unassigned faces); the
+    images' faces must meet `min_quality` (None: the collection's setting, if any)."""
     choice = _face_choice(face)
     if _is_json(request):
         body = await _read_json(request, settings, FacesIn, settings.max_batch_images)
         if body.embedding is not None or body.embeddings is not None:
+            if min_quality is not None:
+                raise InvalidParameter(
+                    "min_quality grades faces in images: embeddings carry no quality to check"
+                )
             rows = [body.embedding] if body.embedding is not None else body.embeddings or []
             if len(rows) > settings.max_batch_images * 64:
                 raise InvalidParameter("too many embeddings in one call: send them in batches")
@@ -349,6 +368,7 @@ async def enrol(
         choice,
         settings.detect_threshold,
         resolve_det_sizes(det_sizes, settings.det_sizes_px),
+        min_quality,
     )
     note_audit(request, face_ids=[f.id for f in added])
     return EnrolResponse(

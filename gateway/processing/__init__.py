@@ -63,6 +63,17 @@ from gateway.processing.multiscale import (
 )
 from gateway.processing.nms import nms
 from gateway.processing.paste import paste_face
+from gateway.processing.quality import (
+    QUALITY_LEVELS,
+    FaceQuality,
+    QualityBounds,
+    QualityThresholds,
+    box_sizes,
+    failed_components,
+    grade_quality,
+    measure_sharpness,
+    meets_quality,
+)
 from gateway.processing.reduced import ReducedImage, decode_reduced, reduction_factor
 from gateway.processing.render import draw_faces
 from gateway.processing.scrfd import (
@@ -80,6 +91,7 @@ __all__ = [
     "LANDMARK_2D_POINTS",
     "LANDMARK_3D_POINTS",
     "OUT_OF_BOUNDS_REASON",
+    "QUALITY_LEVELS",
     "SCRFD_ANCHORS_PER_CELL",
     "SCRFD_INPUT_SIZE_PX",
     "SCRFD_STRIDES",
@@ -89,6 +101,7 @@ __all__ = [
     "Detections",
     "DetectorPass",
     "FaceCrops",
+    "FaceQuality",
     "GenderAge",
     "HeadPose",
     "ImageError",
@@ -96,11 +109,14 @@ __all__ = [
     "Letterbox",
     "LivenessCrops",
     "LivenessResult",
+    "QualityBounds",
+    "QualityThresholds",
     "ReducedImage",
     "UnsupportedImageType",
     "anchor_centres",
     "attribute_affine",
     "average_identity",
+    "box_sizes",
     "by_descending_score",
     "cosine_similarity",
     "crop_attribute_faces",
@@ -116,10 +132,14 @@ __all__ = [
     "drop_nonfinite",
     "estimate_affine",
     "estimate_pose",
+    "failed_components",
+    "grade_quality",
     "l2_normalize",
     "letterbox_image",
     "letterbox_size",
     "liveness_result",
+    "measure_sharpness",
+    "meets_quality",
     "merge_passes",
     "nms",
     "parse_det_sizes",

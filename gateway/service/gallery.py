@@ -21,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from gateway.errors import InvalidParameter, NoFaceFound, RecognizerMismatch
+from gateway import processing
+from gateway.errors import FaceQualityTooLow, InvalidParameter, NoFaceFound, RecognizerMismatch
 from gateway.gallery_ports import (
     EMBEDDING_DIM,
     Collection,
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 # this many faces each ahead of them.
 CANDIDATES_PER_SUBJECT = 10
 MAX_CANDIDATES = 1000
+# The collection metadata key holding its default enrolment gate ("low", "medium", "high").
+MIN_QUALITY_KEY = "min_quality"
 FaceChoice = Literal["prominent"] | int
 SearchObserver = Callable[[str, float], None]
 
@@ -67,10 +70,14 @@ class IdentifiedFace:
 
 @dataclass(frozen=True)
 class Identification:
-    """Identify's answer: the detections of the image (None for embeddings) and each face's matches."""
+    """Identify's answer: the detections of the image (None for embeddings) and each face's matches.
+
+    `quality` grades the detections (None for embeddings), so a caller can ignore poor probes.
+    """
 
     detections: Detections | None
     faces: list[IdentifiedFace]
+    quality: processing.FaceQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,44 @@ def best_per_subject(matches: Sequence[Match], top_k: int, threshold: float) -> 
     return out
 
 
+def collection_min_quality(metadata: Metadata) -> str | None:
+    """The collection's default enrolment gate: its metadata's "min_quality", if any."""
+    value = metadata.get(MIN_QUALITY_KEY)
+    return str(value) if value is not None else None
+
+
+def check_min_quality(value: object) -> None:
+    """InvalidParameter unless `value` is one of QUALITY_LEVELS."""
+    if value not in processing.QUALITY_LEVELS:
+        raise InvalidParameter(
+            f"min_quality must be one of {', '.join(processing.QUALITY_LEVELS)}, not {value!r}"
+        )
+
+
+def quality_refusal(
+    quality: processing.FaceQuality,
+    index: int,
+    min_quality: str,
+    thresholds: processing.QualityThresholds,
+) -> str | None:
+    """Why face `index` does not meet `min_quality` ("size 20 px < 24, ..."), or None."""
+    bounds = thresholds.bounds(min_quality)
+    if bounds is None or processing.meets_quality(quality.levels[index], min_quality):
+        return None
+    size, sharpness, pose = (
+        float(quality.size[index]),
+        float(quality.sharpness[index]),
+        float(quality.pose[index]),
+    )
+    why = {
+        "size": f"size {size:.0f} px < {bounds.min_size_px:g}",
+        "sharpness": f"sharpness {sharpness:.1f} < {bounds.min_sharpness:g}",
+        "pose": f"pose {pose:.1f} deg > {bounds.max_pose_deg:g}",
+    }
+    failed = processing.failed_components(size, sharpness, pose, bounds)
+    return f"{quality.levels[index]} ({', '.join(why[c] for c in failed)})"
+
+
 def pick_face(detections: Detections, choice: FaceChoice, label: str) -> int:
     """The row of the face to enrol: the most prominent (row 0) or the given index."""
     if len(detections) == 0:
@@ -147,6 +192,8 @@ class Gallery:
 
     # Collections and subjects
     async def create_collection(self, name: str, metadata: Metadata) -> Collection:
+        if MIN_QUALITY_KEY in metadata:
+            check_min_quality(metadata[MIN_QUALITY_KEY])
         sha = await self._recognizer_sha256()
         collection = await self._store.create_collection(name, metadata, sha)
         log.info("gallery: created collection %s", name)
@@ -206,12 +253,19 @@ class Gallery:
         choice: FaceChoice,
         detect_threshold: float,
         det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
+        min_quality: str | None = None,
     ) -> list[list[EnrolledFace]]:
         """Enrol one face per image, per (subject, images); all or nothing in one transaction.
 
         A None subject enrols the faces unassigned (for clustering, or assigning later).
+
+        `min_quality` ("low", "medium", "high"; None: the collection's metadata "min_quality",
+        if any) refuses the whole call with FaceQualityTooLow when a chosen face grades below
+        it, naming the image and the components that fall short.
         """
         await self.check_recognizer(collection)
+        if min_quality is None:
+            min_quality = collection_min_quality((await self.get_collection(collection)).metadata)
         images = [image for _, batch in enrolments for image in batch]
         max_faces = 1 if choice == "prominent" else 0
         options = DetectOptions(
@@ -222,13 +276,34 @@ class Gallery:
             dets.take(np.array([pick_face(dets, choice, f"image {i}")]))
             for i, dets in enumerate(found)
         ]
-        embeddings, _ = await self._pipeline.embed_faces(decoded, chosen, Timings())
+        embeddings, norms = await self._pipeline.embed_faces(decoded, chosen, Timings())
+        if min_quality is not None:
+            await self._gate(decoded, chosen, norms, min_quality)
         faces = []
         for dets, emb in zip(chosen, embeddings, strict=True):
             assert emb is not None
             box = tuple(float(v) for v in dets.boxes[0])
             faces.append(NewFace(emb[0], (box[0], box[1], box[2], box[3]), float(dets.scores[0])))
         return await self._add(collection, enrolments, faces)
+
+    async def _gate(
+        self,
+        decoded: Sequence[npt.NDArray[np.uint8]],
+        chosen: Sequence[Detections],
+        norms: Sequence[npt.NDArray[np.float32] | None],
+        min_quality: str,
+    ) -> None:
+        graded = await self._pipeline.assess_quality(decoded, chosen, norms, Timings())
+        refusals = [
+            f"image {i}: {refusal}"
+            for i, quality in enumerate(graded)
+            if (refusal := quality_refusal(quality, 0, min_quality, self._pipeline.thresholds))
+        ]
+        if refusals:
+            raise FaceQualityTooLow(
+                f"face quality below min_quality={min_quality}: {'; '.join(refusals)}. Enrol a "
+                "larger, sharper, more frontal photo, or lower min_quality (docs/QUALITY.md)"
+            )
 
     async def enroll_embeddings(
         self, collection: str, subject: str | None, embeddings: npt.NDArray[np.float32]
@@ -287,7 +362,11 @@ class Gallery:
     ) -> Identification:
         """Every detected face (up to max_faces, by prominence) with its top_k subjects."""
         options = DetectOptions(
-            threshold=detect_threshold, max_faces=max_faces, embed=True, det_sizes_px=det_sizes_px
+            threshold=detect_threshold,
+            max_faces=max_faces,
+            embed=True,
+            det_sizes_px=det_sizes_px,
+            quality=True,
         )
         # The guard's database round trip overlaps detection instead of preceding it; its
         # error (404, 409) still wins over the image's, as when it ran first, and stops the
@@ -306,7 +385,7 @@ class Gallery:
         results = await self._search(collection, faces.embeddings, top_k, threshold)
         log.info("gallery: identify in %s: %d face(s)", collection, len(results))
         return Identification(
-            faces.detections, [IdentifiedFace(i, m) for i, m in enumerate(results)]
+            faces.detections, [IdentifiedFace(i, m) for i, m in enumerate(results)], faces.quality
         )
 
     async def identify_embeddings(

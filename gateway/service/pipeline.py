@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from gateway import ports, processing
+from gateway import defaults, ports, processing
 from gateway.errors import (
     InvalidInput,
     InvalidParameter,
@@ -30,6 +30,7 @@ from gateway.ports import FaceModels
 from gateway.processing import Detections
 from gateway.service.attributes import estimate_gender_age, estimate_liveness
 from gateway.service.landmarks import FaceLandmarks, estimate_landmarks
+from gateway.service.quality import assess_quality
 
 T = TypeVar("T")
 # Largest libjpeg reduction for the detector frames. On a 12 MP JPEG, 1/4 moved detector
@@ -61,6 +62,8 @@ class DetectOptions:
     dense_landmarks: bool = False
     # Head pose per face (from 1k3d68's points; 503 without it).
     pose: bool = False
+    # Quality for recognition per face (size, sharpness, pose where 1k3d68 is served, norm).
+    quality: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class ImageFaces:
     liveness: processing.LivenessResult | None = None
     # Dense landmarks and head pose per face, or None when neither was asked for.
     landmarks: FaceLandmarks | None = None
+    # Quality per face, or None when not asked for.
+    quality: processing.FaceQuality | None = None
 
 
 @dataclass
@@ -182,8 +187,10 @@ class Pipeline:
         nms_iou: float,
         reduced_decode: bool = False,
         allowed_det_sizes_px: tuple[int, ...] = (),
+        quality_thresholds: processing.QualityThresholds = defaults.QUALITY_THRESHOLDS,
     ) -> None:
         self._models = models
+        self.thresholds = quality_thresholds
         self._executor = executor
         self._max_pixels = max_pixels
         self._nms_iou = nms_iou
@@ -290,7 +297,7 @@ class Pipeline:
         embeddings: list[npt.NDArray[np.float32] | None] = [None] * len(found)
         norms: list[npt.NDArray[np.float32] | None] = [None] * len(found)
         attributes: list[processing.GenderAge | None] = [None] * len(found)
-        if options.embed:
+        if options.embed or options.quality:
             embeddings, norms = await self.embed_faces(decoded, found, timings)
         if options.attributes:
             attributes = list(
@@ -321,10 +328,24 @@ class Pipeline:
                     pose=options.pose,
                 )
             )
+        quality: list[processing.FaceQuality | None] = [None] * len(found)
+        if options.quality:
+            graded = await self.assess_quality(decoded, found, norms, timings, landmarks)
+            quality = [*graded]
+        if not options.embed:
+            embeddings, norms = [None] * len(found), [None] * len(found)
         return [
-            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs, live, marks)
-            for img, dets, emb, norm, attrs, live, marks in zip(
-                decoded, found, embeddings, norms, attributes, liveness, landmarks, strict=True
+            ImageFaces(img.shape[1], img.shape[0], dets, emb, norm, attrs, live, marks, q)
+            for img, dets, emb, norm, attrs, live, marks, q in zip(
+                decoded,
+                found,
+                embeddings,
+                norms,
+                attributes,
+                liveness,
+                landmarks,
+                quality,
+                strict=True,
             )
         ]
 
@@ -343,6 +364,23 @@ class Pipeline:
             options.min_size_px,
         )
         return processing.by_descending_score(detections)
+
+    async def assess_quality(
+        self,
+        images: Sequence[npt.NDArray[np.uint8]],
+        found: Sequence[Detections],
+        norms: Sequence[npt.NDArray[np.float32] | None],
+        timings: Timings,
+        landmarks: Sequence[FaceLandmarks | None] | None = None,
+    ) -> list[processing.FaceQuality]:
+        """FaceQuality per image at this pipeline's thresholds (pose from `landmarks` where
+        they hold it, else from 1k3d68 when served)."""
+        marks = landmarks if landmarks is not None else [None] * len(found)
+        return list(
+            await assess_quality(
+                self._models, self.in_thread, images, found, norms, marks, self.thresholds, timings
+            )
+        )
 
     async def embed_faces(
         self,

@@ -232,3 +232,31 @@ def test_dense_landmarks_of_an_image_without_faces_are_an_empty_list(client: htt
     response = client.post("/v1/detect", files={"image": png}, params=params)
     assert response.status_code == 200, response.text
     assert response.json()["faces"] == []
+
+
+def test_quality_grades_every_face_and_blur_lowers_it(client: httpx.Client) -> None:
+    img = square_image(640, 640, [(240, 128, 64), (96, 400, 32)])
+    texture = np.random.default_rng(5).integers(170, 256, (640 // 8, 640 // 8, 3), np.uint8)
+    img = np.minimum(img, cv2.resize(texture, (640, 640), interpolation=cv2.INTER_NEAREST))
+    sharp = client.post("/v1/detect", files={"image": encode(img)}, params={"quality": "true"})
+    blurred = client.post(
+        "/v1/detect",
+        files={"image": encode(cv2.GaussianBlur(img, (0, 0), 3))},
+        params={"quality": "true", "embed": "true"},
+    )
+    assert sharp.status_code == blurred.status_code == 200, sharp.text
+    faces = sharp.json()["faces"]
+    assert len(faces) == 2
+    for face in faces:
+        quality = face["quality"]
+        assert set(quality) == {"norm", "size", "sharpness", "pose", "for_recognition"}
+        assert quality["for_recognition"] in ("low", "medium", "high")
+        x1, y1, x2, y2 = face["bbox"]
+        assert quality["size"] == pytest.approx(min(x2 - x1, y2 - y1), abs=1e-3)
+        assert "embedding" not in face  # the norm needs the recognizer, the answer does not
+    by_size = {round(f["quality"]["size"]): f["quality"] for f in faces}
+    for face in blurred.json()["faces"]:
+        assert "embedding" in face
+        before = by_size[round(face["quality"]["size"])]
+        assert face["quality"]["sharpness"] < before["sharpness"]
+    assert "quality" in sharp.json()["timings_ms"]

@@ -1,0 +1,76 @@
+"""Face quality per face: size, sharpness, pose where known, the embedding's norm, and a grade."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway import ports, processing
+from gateway.errors import UpstreamUnavailable
+from gateway.processing.quality import FaceQuality, QualityThresholds, grade_quality
+from gateway.service.landmarks import FaceLandmarks, estimate_landmarks
+
+
+async def _poses(
+    models: object,
+    in_thread: Callable[..., Awaitable[Any]],
+    images: Sequence[npt.NDArray[np.uint8]],
+    found: Sequence[processing.Detections],
+    timings: Any,
+) -> list[npt.NDArray[np.float32]]:
+    """max(|yaw|, |pitch|) per face per image; NaN where 1k3d68 is not served."""
+    try:
+        marks = await estimate_landmarks(
+            models, in_thread, images, found, timings, dense=False, pose=True
+        )
+    except UpstreamUnavailable:
+        return [np.full(len(dets), np.nan, np.float32) for dets in found]
+    return [_pose_degrees(m, len(dets)) for m, dets in zip(marks, found, strict=True)]
+
+
+def _pose_degrees(marks: FaceLandmarks | None, count: int) -> npt.NDArray[np.float32]:
+    if marks is None or marks.pose is None:
+        return np.full(count, np.nan, np.float32)
+    return marks.pose.max_abs_degrees()
+
+
+async def assess_quality(
+    models: object,
+    in_thread: Callable[..., Awaitable[Any]],
+    images: Sequence[npt.NDArray[np.uint8]],
+    found: Sequence[processing.Detections],
+    norms: Sequence[npt.NDArray[np.float32] | None],
+    landmarks: Sequence[FaceLandmarks | None],
+    thresholds: QualityThresholds,
+    timings: Any,
+) -> list[FaceQuality]:
+    """FaceQuality per image. Pose comes from `landmarks` where they hold it, else from
+    1k3d68 when Triton serves it (unknown, so not graded, when it does not)."""
+    started = time.perf_counter()
+    aligned = await asyncio.gather(
+        *(
+            in_thread(processing.warp_faces, img, dets.kps, ports.RECOGNIZER_INPUT_SIZE_PX)
+            for img, dets in zip(images, found, strict=True)
+        )
+    )
+    sharpness = [processing.measure_sharpness(a.crops_bgr) for a in aligned]
+    timings.add("quality", started)
+    if all(m is not None and m.pose is not None for m in landmarks):
+        poses = [_pose_degrees(m, len(d)) for m, d in zip(landmarks, found, strict=True)]
+    else:
+        poses = await _poses(models, in_thread, images, found, timings)
+    return [
+        grade_quality(
+            norm if norm is not None else np.full(len(dets), np.nan, np.float32),
+            processing.box_sizes(dets.boxes),
+            sharp,
+            pose,
+            thresholds,
+        )
+        for dets, norm, sharp, pose in zip(found, norms, sharpness, poses, strict=True)
+    ]
