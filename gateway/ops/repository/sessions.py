@@ -1,13 +1,12 @@
 """The embedded runner's onnxruntime settings per model, chosen from the host at install.
 
 On the embedded install every model's Python-backend stub runs on the same cores as the
-others and as the gateway. Measured on 2 idle cores (docs/BENCHMARKS.md, "Embedded Triton
-settings (issue 12)"): spin-wait off everywhere, and every model gets all the cores. Half the
-cores each for the detect path's models won on a machine already busy with other work, but
-on an idle one it doubled the detector's and the recognizer's time at concurrency 1 (the
-recognizer floor fell to 0.52x of plain onnxruntime) and lost throughput at 4 too: with
-spin-wait off an idle pool costs nothing, so the two pools can share the cores. One Triton
-instance per model; short dynamic-batching waits.
+others and as the gateway. Spin-wait off everywhere, and every model gets all the cores:
+with spin-wait off an idle pool costs nothing, so the pools can share the cores, while
+half the cores each (which won an A/B on a machine already busy with other work) leaves a
+core idle whenever only one model runs (docs/BENCHMARKS.md, "Embedded Triton settings").
+One Triton instance per model; short dynamic-batching waits. The execution provider (CPU
+or OpenVINO) is chosen per model by the install's A/B (providers.py).
 """
 
 from __future__ import annotations
