@@ -28,6 +28,7 @@ COMMANDS = (
     "gallery",
     "bench",
     "bench_compat",
+    "bench_group",
     "loadtest",
     "loadtest_fairness",
     "perf",
