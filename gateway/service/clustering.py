@@ -42,6 +42,10 @@ STEP_FACES = 1000
 # Faces fetched per new face: a person's faces beyond this many nearer ones are not needed
 # to place the new face (its group links to them through its neighbours).
 NEIGHBOURS_PER_FACE = 32
+# Faces assigned per write call: each is a new row version PostgreSQL also inserts into the
+# HNSW index (~1-3 ms each), and a call must stay within the gallery's per-call bound
+# (FACEGATE_GALLERY_STATEMENT_TIMEOUT_S, 10 s by default).
+WRITE_FACES = 1000
 # A subject's labelled faces kept per step (its nearest to the new faces): its average
 # distance to a group is taken over these, and the refinement's matrix stays small.
 LABELLED_PER_SUBJECT = 64
@@ -158,6 +162,42 @@ def plan_step(
     return ClusterOutcome(joins, new_groups, [face.id for face in new])
 
 
+def split_outcome(outcome: ClusterOutcome, max_faces: int) -> list[ClusterOutcome]:
+    """The step's writes in parts of at most `max_faces` assignments (a larger group alone),
+    whole groups each; the last part marks the step's faces seen, so a failure on the way
+    leaves them new for the next run (their faces already assigned are not new any more)."""
+    parts: list[ClusterOutcome] = []
+    joins: dict[str, list[str]] = {}
+    groups: list[list[str]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal joins, groups, size
+        if joins or groups:
+            parts.append(ClusterOutcome(joins, groups, []))
+        joins, groups, size = {}, [], 0
+
+    items: list[tuple[str | None, list[str]]] = [
+        *((s, list(ids)) for s, ids in outcome.joins.items()),
+        *((None, list(ids)) for ids in outcome.new_groups),
+    ]
+    for subject, ids in items:
+        if size and size + len(ids) > max_faces:
+            flush()
+        if subject is None:
+            groups.append(ids)
+        else:
+            joins[subject] = ids
+        size += len(ids)
+    flush()
+    if parts:
+        last = parts[-1]
+        parts[-1] = ClusterOutcome(last.joins, last.new_groups, list(outcome.seen))
+    else:
+        parts.append(ClusterOutcome({}, [], list(outcome.seen)))
+    return parts
+
+
 def _unique_pairs(points: _Points) -> NeighbourPairs:
     if not points.first:
         empty = np.zeros(0, dtype=np.intp)
@@ -234,10 +274,11 @@ class Clustering:
             mark = result.timed("embeddings", mark)
             outcome = await asyncio.to_thread(plan_step, new, found, embeddings, params)
             mark = result.timed("group", mark)
-            written = await self._store.apply_cluster(collection, outcome)
+            for part in split_outcome(outcome, WRITE_FACES):
+                written = await self._store.apply_cluster(collection, part)
+                result.subjects_created += written.subjects_created
+                result.assigned += written.assigned
             result.timed("write", mark)
-            result.subjects_created += written.subjects_created
-            result.assigned += written.assigned
             steps += 1
             if on_step is not None:
                 on_step(result)
