@@ -260,3 +260,26 @@ def test_quality_grades_every_face_and_blur_lowers_it(client: httpx.Client) -> N
         before = by_size[round(face["quality"]["size"])]
         assert face["quality"]["sharpness"] < before["sharpness"]
     assert "quality" in sharp.json()["timings_ms"]
+
+
+def test_render_draws_the_dense_landmarks(client: httpx.Client) -> None:
+    img = square_image(640, 480, [(240, 128, 64)])
+    detect = client.post(
+        "/v1/detect", files={"image": encode(img)}, params={"dense_landmarks": "true"}
+    )
+    plain = client.post("/v1/detect/render", files={"image": encode(img)})
+    dense = client.post(
+        "/v1/detect/render",
+        files={"image": encode(img)},
+        params={"dense_landmarks": "true", "pose": "true"},
+    )
+    assert plain.status_code == dense.status_code == 200, dense.text
+    drawn = cv2.imdecode(np.frombuffer(dense.content, np.uint8), cv2.IMREAD_COLOR)
+    before = cv2.imdecode(np.frombuffer(plain.content, np.uint8), cv2.IMREAD_COLOR)
+    (face,) = detect.json()["faces"]
+    # Where a dense point lies, the dense drawing differs from the plain one.
+    changed = [
+        (drawn[round(y), round(x)] != before[round(y), round(x)]).any()
+        for x, y in face["landmarks_2d_106"]
+    ]
+    assert sum(changed) >= 90, sum(changed)

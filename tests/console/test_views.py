@@ -325,3 +325,29 @@ def test_detect_shows_age_gender_and_liveness_when_asked(
             state = "live" if live["is_live"] else "not live"
             assert f"{state} ({live['score']:.3f})" in item.text
     assert console_problems(browser) == []
+
+
+def test_detect_draws_the_106_points_and_shows_pose_and_quality(
+    browser: webdriver.Chrome,
+    gateway_url: str,
+    api: httpx.Client,
+    images: dict[str, Path],
+) -> None:
+    params = {"dense_landmarks": "true", "pose": "true", "quality": "true"}
+    expected = api.post(
+        "/v1/detect", files={"image": images["detect"].read_bytes()}, params=params
+    ).json()["faces"]
+    assert len(expected) == 3 and all("pose" in f and "quality" in f for f in expected)
+    open_console(browser, gateway_url, USER_KEY, "detect")
+    browser.find_element(By.ID, "detect-dense").click()
+    browser.find_element(By.ID, "detect-quality").click()
+    browser.find_element(By.ID, "detect-file").send_keys(str(images["detect"]))
+    submit(browser, "detect-form")
+    wait_for(browser, "#detect-status", "3 faces")
+    canvas = browser.find_element(By.ID, "detect-canvas")
+    assert canvas.get_attribute("data-points") == str(3 * 106)
+    items = browser.find_elements(By.CSS_SELECTOR, "#detect-faces li")
+    for item, face in zip(items, expected, strict=True):
+        assert f"yaw {face['pose']['yaw']:.1f}°" in item.text
+        assert f"quality {face['quality']['for_recognition']}" in item.text
+    assert console_problems(browser) == []

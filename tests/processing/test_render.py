@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.processing import Detections, GenderAge, LivenessResult, draw_faces
+from gateway.processing import Detections, GenderAge, HeadPose, LivenessResult, draw_faces
+from gateway.processing.render import DENSE_BGR
 
 
 def _one_face() -> Detections:
@@ -46,3 +47,15 @@ def test_liveness_adds_a_verdict() -> None:
     live = draw_faces(img, _one_face(), liveness=LivenessResult(np.array([0.93], np.float32), 0.8))
     text_rows = slice(70, 100)
     assert (live[text_rows] != 0).sum() > (plain[text_rows] != 0).sum()
+
+
+def test_dense_points_are_drawn_where_they_are_and_pose_lengthens_the_label() -> None:
+    img = np.zeros((240, 320, 3), np.uint8)
+    points = np.array([[[120.0, 130.0], [140.0, 150.0]]], np.float32)
+    dotted = draw_faces(img, _one_face(), dense_points=points)
+    assert (dotted[130, 120] == DENSE_BGR).all() and (dotted[150, 140] == DENSE_BGR).all()
+    plain = draw_faces(img, _one_face())
+    pose = HeadPose(*(np.array([v], np.float32) for v in (5.0, -20.0, 3.0)))
+    posed = draw_faces(img, _one_face(), pose=pose)
+    text_rows = slice(70, 100)
+    assert (posed[text_rows] != 0).sum() > (plain[text_rows] != 0).sum()

@@ -24,6 +24,7 @@ export function paint(canvas, bitmap) {
   const ctx = canvas.getContext("2d");
   ctx.drawImage(bitmap, 0, 0);
   canvas.dataset.boxes = "0";
+  canvas.dataset.points = "0";
   return ctx;
 }
 
@@ -53,6 +54,19 @@ export function drawFace(canvas, face, index, label) {
     ctx.fillText(label, x1 + unit, top + size);
   }
   canvas.dataset.boxes = String(Number(canvas.dataset.boxes || "0") + 1);
+}
+
+/** Small dots for dense landmarks ([x, y] in image pixels), e.g. the 106 2-D points. */
+export function drawPoints(canvas, points) {
+  const ctx = canvas.getContext("2d");
+  const radius = Math.max(1, Math.round(Math.max(canvas.width, canvas.height) / 600));
+  ctx.fillStyle = "#00ffff";
+  for (const [x, y] of points) {
+    ctx.beginPath();
+    ctx.arc(x, y, radius, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  canvas.dataset.points = String(Number(canvas.dataset.points || "0") + points.length);
 }
 
 export function formatTimings(timings) {

@@ -1,7 +1,8 @@
-// Detect: boxes, landmarks and scores on the image; age/gender/liveness when asked; timings.
+// Detect: boxes, landmarks and scores on the image; age/gender/liveness, the 106 dense
+// landmarks with head pose, and quality when asked; timings.
 
 import { callJson, filesForm } from "../api.js";
-import { decode, drawFace, formatTimings, paint } from "../draw.js";
+import { decode, drawFace, drawPoints, formatTimings, paint } from "../draw.js";
 import { $, busy, el, say } from "../ui.js";
 
 function describeFace(face, index) {
@@ -12,6 +13,14 @@ function describeFace(face, index) {
   if (face.liveness) {
     const live = face.liveness;
     parts.push(live.reason ? `liveness: ${live.reason}` : `${live.is_live ? "live" : "not live"} (${live.score.toFixed(3)})`);
+  }
+  if (face.pose) {
+    const { pitch, yaw, roll } = face.pose;
+    parts.push(`pose pitch ${pitch.toFixed(1)}°, yaw ${yaw.toFixed(1)}°, roll ${roll.toFixed(1)}°`);
+  }
+  if (face.quality) {
+    const q = face.quality;
+    parts.push(`quality ${q.for_recognition} (size ${Math.round(q.size)} px, sharpness ${q.sharpness.toFixed(1)})`);
   }
   return parts.join(", ");
 }
@@ -38,6 +47,9 @@ export function init() {
         threshold: $("detect-threshold").value,
         attributes: $("detect-attributes").checked ? "true" : "",
         liveness: $("detect-liveness").checked ? "true" : "",
+        dense_landmarks: $("detect-dense").checked ? "true" : "",
+        pose: $("detect-dense").checked ? "true" : "",
+        quality: $("detect-quality").checked ? "true" : "",
       };
       const [result, bitmap] = await Promise.all([
         callJson("POST", "/v1/detect", { query, body: filesForm({ image: [file] }) }),
@@ -46,6 +58,7 @@ export function init() {
       paint(canvas, bitmap);
       result.faces.forEach((face, index) => {
         if (bitmap) drawFace(canvas, face, index, shortLabel(face, index));
+        if (bitmap && face.landmarks_2d_106) drawPoints(canvas, face.landmarks_2d_106);
         list.append(el("li", describeFace(face, index)));
       });
       const count = result.faces.length;
