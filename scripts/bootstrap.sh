@@ -16,8 +16,9 @@ echo "==> installing facegate[embedded,test] (numpy 1.26 pinned: see constraints
 # OpenVINO's onnxruntime (PyPI onnxruntime-openvino) is another build of the same `onnxruntime`
 # module: in site-packages it would overwrite the venv's onnxruntime (and insightface would
 # pull that back). It goes into a folder of its own, which only the processes that choose
-# OpenVINO put on sys.path (gateway/ops/repository/providers.py). Its own dependencies
-# (numpy, protobuf, flatbuffers, packaging, sympy) are onnxruntime's, already installed.
+# OpenVINO put on sys.path (gateway/ops/repository/providers.py). Its dependencies are
+# onnxruntime's (numpy, protobuf, flatbuffers, packaging: already installed) plus sympy,
+# which only onnxruntime's tools import, not the runtime (--no-deps leaves it out).
 openvino_dir=".venv/lib/facegate-openvino"
 openvino_pin=$(grep -E '^onnxruntime-openvino==' constraints.txt | cut -d= -f3)
 if [ ! -d "$openvino_dir/onnxruntime_openvino-${openvino_pin}.dist-info" ]; then
