@@ -23,6 +23,9 @@ CASES = [
     ("det_sizes=128", {"det_sizes": "128"}),
     ("640 + attributes", {"det_sizes": "640", "attributes": "true"}),
     ("640 + liveness", {"det_sizes": "640", "liveness": "true"}),
+    ("640 + pose", {"det_sizes": "640", "pose": "true"}),
+    ("640 + dense_landmarks", {"det_sizes": "640", "dense_landmarks": "true"}),
+    ("640 + quality", {"det_sizes": "640", "quality": "true"}),
 ]
 
 

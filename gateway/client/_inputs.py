@@ -46,6 +46,8 @@ class ClientOptions:
     swapper: str = spec.SWAPPER
     genderage: str = spec.GENDERAGE
     liveness: str = spec.LIVENESS
+    landmark_2d_106: str = spec.LANDMARK_2D106
+    landmark_3d_68: str = spec.LANDMARK_3D68
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "batch_size", "prefetch", "cpu_threads", "shm_regions_per_model"):
@@ -137,3 +139,16 @@ def faces_from_outputs(outputs: Mapping[str, npt.NDArray[Any]]) -> ImageFaces:
         else np.array(embeddings[0], np.float32).reshape(-1, spec.FACES_EMBEDDINGS.shape[1]),
         None if norms is None else np.array(norms[0], np.float32).reshape(-1),
     )
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The per-face analyses beyond detection a detect call asks for (dense landmarks, pose,
+    quality)."""
+
+    dense_landmarks: bool = False
+    pose: bool = False
+    quality: bool = False
+
+
+NO_ANALYSIS = Analysis()

@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.client._inputs import (
+    NO_ANALYSIS,
+    Analysis,
     ClientOptions,
     check_det_sizes,
     check_image,
@@ -123,6 +125,8 @@ class AsyncFaceClient:
             recognizer=opts.recognizer,
             swapper=opts.swapper,
             genderage=opts.genderage,
+            landmark_2d_106=opts.landmark_2d_106,
+            landmark_3d_68=opts.landmark_3d_68,
             liveness=opts.liveness,
         )
         self._models = await self._connect(target)
@@ -190,6 +194,7 @@ class AsyncFaceClient:
         det_sizes: DetSizes = None,
         attributes: bool = False,
         liveness: bool = False,
+        analysis: Analysis = NO_ANALYSIS,
     ) -> DetectOptions:
         chosen = self.options.detect_threshold if threshold is None else threshold
         if not 0.0 <= chosen <= 1.0 or max_faces < 0 or min_size_px < 0:
@@ -204,6 +209,9 @@ class AsyncFaceClient:
             attributes,
             liveness,
             self.options.liveness_threshold,
+            dense_landmarks=analysis.dense_landmarks,
+            pose=analysis.pose,
+            quality=analysis.quality,
         )
 
     async def detect_stream(
@@ -218,6 +226,9 @@ class AsyncFaceClient:
         det_sizes: DetSizes = None,
         attributes: bool = False,
         liveness: bool = False,
+        dense_landmarks: bool = False,
+        pose: bool = False,
+        quality: bool = False,
     ) -> AsyncGenerator[ImageFaces, None]:
         """Faces of each image of a (possibly endless) stream, in order.
 
@@ -227,8 +238,9 @@ class AsyncFaceClient:
         A sync iterable is read on the event loop: keep its next() cheap.
         """
         pipeline = self._opened()
+        analysis = Analysis(dense_landmarks, pose, quality)
         options = self._detect_options(
-            threshold, max_faces, min_size_px, embed, det_sizes, attributes, liveness
+            threshold, max_faces, min_size_px, embed, det_sizes, attributes, liveness, analysis
         )
         size = batch_size or self.options.batch_size
         pending: collections.deque[asyncio.Task[list[ImageFaces]]] = collections.deque()
@@ -257,12 +269,17 @@ class AsyncFaceClient:
         det_sizes: DetSizes = None,
         attributes: bool = False,
         liveness: bool = False,
+        dense_landmarks: bool = False,
+        pose: bool = False,
+        quality: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order.
 
         `det_sizes`: detector frame sides such as "640" or (128, 640); default
         options.det_sizes. `attributes`: gender and age per face (ImageFaces.attributes).
         `liveness`: the liveness addon's score per face at options.liveness_threshold.
+        `dense_landmarks`, `pose`: ImageFaces.landmarks (2d106det, 1k3d68); `quality`:
+        ImageFaces.quality (docs/QUALITY.md).
         """
         stream = self.detect_stream(
             images,
@@ -273,6 +290,9 @@ class AsyncFaceClient:
             det_sizes=det_sizes,
             attributes=attributes,
             liveness=liveness,
+            dense_landmarks=dense_landmarks,
+            pose=pose,
+            quality=quality,
         )
         return [faces async for faces in stream]
 

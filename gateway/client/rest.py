@@ -16,8 +16,17 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import errors
-from gateway.processing import DEFAULT_LIVENESS_THRESHOLD, Detections, GenderAge, LivenessResult
+from gateway.client._inputs import NO_ANALYSIS, Analysis
+from gateway.processing import (
+    DEFAULT_LIVENESS_THRESHOLD,
+    Detections,
+    FaceQuality,
+    GenderAge,
+    HeadPose,
+    LivenessResult,
+)
 from gateway.processing.attributes import GENDER_LABELS
+from gateway.service.landmarks import FaceLandmarks
 from gateway.service.pipeline import ImageFaces
 from gateway.service.swap import SwapResult, encode_image
 
@@ -84,11 +93,36 @@ def _liveness(faces: list[dict[str, Any]], threshold: float) -> LivenessResult:
     return LivenessResult(values, threshold)
 
 
+def _landmarks(faces: list[dict[str, Any]], analysis: Analysis) -> FaceLandmarks | None:
+    if not (analysis.dense_landmarks or analysis.pose):
+        return None
+    points_2d = points_3d = pose = None
+    if analysis.dense_landmarks:
+        points_2d = np.array([f["landmarks_2d_106"] for f in faces], np.float32).reshape(-1, 106, 2)
+        points_3d = np.array([f["landmarks_3d_68"] for f in faces], np.float32).reshape(-1, 68, 3)
+    if analysis.pose:
+        angles = np.array(
+            [[f["pose"][k] for k in ("pitch", "yaw", "roll")] for f in faces], np.float32
+        ).reshape(-1, 3)
+        pose = HeadPose(angles[:, 0].copy(), angles[:, 1].copy(), angles[:, 2].copy())
+    return FaceLandmarks(points_2d, points_3d, pose)
+
+
+def _quality(faces: list[dict[str, Any]]) -> FaceQuality:
+    def column(key: str) -> npt.NDArray[np.float32]:
+        values = [f["quality"].get(key) for f in faces]
+        return np.array([np.nan if v is None else v for v in values], np.float32)
+
+    levels = tuple(str(f["quality"]["for_recognition"]) for f in faces)
+    return FaceQuality(column("norm"), column("size"), column("sharpness"), column("pose"), levels)
+
+
 def _image_faces(
     body: dict[str, Any],
     embed: bool,
     attributes: bool = False,
     liveness_threshold: float | None = None,
+    analysis: Analysis = NO_ANALYSIS,
 ) -> ImageFaces:
     faces = body["faces"]
     embeddings = norms = None
@@ -109,6 +143,8 @@ def _image_faces(
         norms,
         gender_age,
         None if liveness_threshold is None else _liveness(faces, liveness_threshold),
+        _landmarks(faces, analysis),
+        _quality(faces) if analysis.quality else None,
     )
 
 
@@ -181,20 +217,27 @@ class FaceRestClient:
         attributes: bool = False,
         liveness: bool = False,
         liveness_threshold: float = DEFAULT_LIVENESS_THRESHOLD,
+        dense_landmarks: bool = False,
+        pose: bool = False,
+        quality: bool = False,
     ) -> ImageFaces:
         """POST /v1/detect: faces in descending score, original-image pixels.
 
         `det_sizes`: detector frame sides such as "640" or (128, 640); None = the gateway's.
         `attributes`: gender and age per face (ImageFaces.attributes); `liveness`: the
         liveness addon's scores, live at `liveness_threshold` (ImageFaces.liveness).
+        `dense_landmarks`, `pose`: ImageFaces.landmarks; `quality`: ImageFaces.quality.
         """
         params = _detect_params(embed, threshold, max_faces, min_size_px, det_sizes)
         params["attributes"] = str(attributes).lower()
         params["liveness"] = str(liveness).lower()
         params["liveness_threshold"] = liveness_threshold
+        analysis = Analysis(dense_landmarks, pose, quality)
+        for name, value in vars(analysis).items():
+            params[name] = str(value).lower()
         response = self._post("/v1/detect", [("image", _file(image))], params)
         live_at = liveness_threshold if liveness else None
-        return _image_faces(response.json(), embed, attributes, live_at)
+        return _image_faces(response.json(), embed, attributes, live_at, analysis)
 
     def detect_batch(
         self,

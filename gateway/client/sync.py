@@ -102,6 +102,9 @@ class FaceClient:
         det_sizes: DetSizes = None,
         attributes: bool = False,
         liveness: bool = False,
+        dense_landmarks: bool = False,
+        pose: bool = False,
+        quality: bool = False,
     ) -> Iterator[ImageFaces]:
         """AsyncFaceClient.detect_stream for blocking code: faces of each image, in order."""
         stream = self._client.detect_stream(
@@ -114,6 +117,9 @@ class FaceClient:
             det_sizes=det_sizes,
             attributes=attributes,
             liveness=liveness,
+            dense_landmarks=dense_landmarks,
+            pose=pose,
+            quality=quality,
         )
 
         async def next_faces() -> ImageFaces:
@@ -140,6 +146,9 @@ class FaceClient:
         det_sizes: DetSizes = None,
         attributes: bool = False,
         liveness: bool = False,
+        dense_landmarks: bool = False,
+        pose: bool = False,
+        quality: bool = False,
     ) -> list[ImageFaces]:
         """Faces of each image (descending score, original-image pixels), in order."""
         return self._run(
@@ -152,6 +161,9 @@ class FaceClient:
                 det_sizes=det_sizes,
                 attributes=attributes,
                 liveness=liveness,
+                dense_landmarks=dense_landmarks,
+                pose=pose,
+                quality=quality,
             )
         )
 

@@ -222,3 +222,19 @@ def test_embed_crops_equal_rest(direct: FaceClient, rest: FaceRestClient) -> Non
     np.testing.assert_allclose(our_norms, their_norms, rtol=1e-6)
     with pytest.raises(InvalidParameter, match="112x112"):
         direct.embed_crops([np.zeros((100, 100, 3), np.uint8)])
+
+
+def test_landmarks_pose_and_quality_equal_rest(direct: FaceClient, rest: FaceRestClient) -> None:
+    options: dict[str, Any] = {"dense_landmarks": True, "pose": True, "quality": True}
+    for image in IMAGES[:3]:
+        ours = direct.detect([image], **options)[0]
+        theirs = rest.detect(image, **options)
+        assert_same_faces(ours, theirs)
+        assert ours.landmarks is not None and theirs.landmarks is not None
+        assert ours.landmarks.points_2d is not None and theirs.landmarks.points_2d is not None
+        np.testing.assert_allclose(ours.landmarks.points_2d, theirs.landmarks.points_2d, atol=1e-3)
+        assert ours.landmarks.pose is not None and theirs.landmarks.pose is not None
+        np.testing.assert_allclose(ours.landmarks.pose.yaw, theirs.landmarks.pose.yaw, atol=1e-3)
+        assert ours.quality is not None and theirs.quality is not None
+        assert ours.quality.levels == theirs.quality.levels
+        np.testing.assert_allclose(ours.quality.sharpness, theirs.quality.sharpness, atol=1e-3)
