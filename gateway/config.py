@@ -203,6 +203,13 @@ class Settings(BaseSettings):
         description="the audit trail of gallery changes and searches as JSON lines in this "
         "file (appended) instead of among the other logs",
     )
+    audit_table: bool = Field(
+        False,
+        description="also store the audit trail in the gallery database (table gallery_audit)",
+    )
+    audit_retention_days: int = Field(
+        365, gt=0, description="audit records older than this are deleted from the table"
+    )
     log_level: str = "INFO"
     json_logs: bool = Field(True, description="structured JSON log lines")
 

@@ -15,6 +15,7 @@ from typing import Protocol, cast
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from gateway.audit import AuditQueue, prune_audit
 from gateway.background import keep_running
 from gateway.config import Settings
 from gateway.errors import FacegateError, GalleryUnavailable
@@ -147,7 +148,15 @@ async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, mode
     app.state.gallery = gallery
     log.info("gallery ready")
     # Each loop restarts on its own: the store stays open, the connect above is not redone.
-    await asyncio.gather(
+    loops = [
         keep_running("gallery-sizes", lambda: _refresh_sizes(gallery, metrics)),
         keep_running("gallery-restarts", lambda: _follow_restarts(store, app.state.servers)),
-    )
+    ]
+    if settings.audit_table:
+        queue = AuditQueue()
+        app.state.audit_queue = queue
+        loops += [
+            keep_running("audit-table", lambda: queue.write(store)),
+            keep_running("audit-prune", lambda: prune_audit(store, settings.audit_retention_days)),
+        ]
+    await asyncio.gather(*loops)

@@ -16,7 +16,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from gateway.audit import AuditRecord, write_audit
+from gateway.audit import AuditQueue, AuditRecord, write_audit
 from gateway.auth import Caller
 from gateway.errors import FacegateError
 
@@ -101,6 +101,10 @@ class AuditedRoute(APIRoute):
                 outcome = CANCELLED
                 raise
             finally:
-                write_audit(_record(request, action, self, outcome))
+                record = _record(request, action, self, outcome)
+                write_audit(record)
+                table: AuditQueue | None = getattr(request.app.state, "audit_queue", None)
+                if table is not None:
+                    table.put(record)
 
         return audited

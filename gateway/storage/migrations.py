@@ -141,6 +141,28 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE gallery_collections ADD COLUMN next_unknown integer NOT NULL DEFAULT 1;
         """,
     ),
+    # 20-29: the audit trail (storage/audit.py). Identifiers and outcomes only: no embedding.
+    Migration(
+        20,
+        "audit trail",
+        """
+        CREATE TABLE gallery_audit (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL,
+            key text NOT NULL,
+            action text NOT NULL,
+            method text NOT NULL,
+            route text NOT NULL,
+            outcome integer NOT NULL,
+            collection text,
+            subject text,
+            face_ids text[] NOT NULL DEFAULT '{}',
+            subjects text[] NOT NULL DEFAULT '{}',
+            request_id text NOT NULL
+        );
+        CREATE INDEX gallery_audit_by_time ON gallery_audit (at);
+        """,
+    ),
 )
 
 

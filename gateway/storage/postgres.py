@@ -19,6 +19,7 @@ import logging
 
 import psycopg
 
+from gateway.storage.audit import AuditMixin
 from gateway.storage.base import translate_error
 from gateway.storage.clustering import ClusteringMixin
 from gateway.storage.collections import CollectionsMixin
@@ -30,7 +31,9 @@ from gateway.storage.search import SearchMixin
 log = logging.getLogger(__name__)
 
 
-class PostgresGalleryStore(CollectionsMixin, FacesMixin, SearchMixin, ExportMixin, ClusteringMixin):
+class PostgresGalleryStore(
+    CollectionsMixin, FacesMixin, SearchMixin, ExportMixin, ClusteringMixin, AuditMixin
+):
     """The gallery in one PostgreSQL database; open() after migrations have run."""
 
 

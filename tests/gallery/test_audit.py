@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gateway.audit import AUDIT_LOGGER, configure_audit_log
+from gateway.audit import AUDIT_LOGGER, AuditRecord, configure_audit_log
 from gateway.ops.cli import main
 from gateway.ops.servers.postgres import EmbeddedPostgres
 from gateway.ops.servers.triton import EmbeddedTriton
+from gateway.storage.postgres import open_store
 
 from ..api.conftest import ServerThread, gateway_settings
 from .conftest import client_for
@@ -29,7 +32,7 @@ READER_KEY = "audit-reader-key-0123456789"
 @pytest.fixture(scope="module")
 def named_gateway(triton: EmbeddedTriton, postgres: EmbeddedPostgres) -> Iterator[str]:
     keys = f"enroll:hr-import:{ENROLLER_KEY},user:{READER_KEY}"
-    settings = gateway_settings(triton, gallery_url=postgres.url(), api_keys=keys)
+    settings = gateway_settings(triton, gallery_url=postgres.url(), api_keys=keys, audit_table=True)
     with ServerThread(settings) as server, client_for(server.url, READER_KEY) as http:
         deadline = time.monotonic() + 60
         while http.get("/v1/collections").status_code != 200:
@@ -39,7 +42,10 @@ def named_gateway(triton: EmbeddedTriton, postgres: EmbeddedPostgres) -> Iterato
 
 
 def test_gallery_calls_leave_records_with_the_key_name_and_no_biometrics(
-    named_gateway: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    named_gateway: str,
+    postgres: EmbeddedPostgres,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     audit_file = tmp_path / "audit.jsonl"
     configure_audit_log(audit_file)
@@ -109,3 +115,35 @@ def test_gallery_calls_leave_records_with_the_key_name_and_no_biometrics(
                  "--action", "collection.erase"]) == 0  # fmt: skip
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)["collection"] == collection
+
+    # The same records reach the gallery database's table (written in the background).
+    table: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    while len(table) < len(mine) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        assert main(["gallery", "audit", "--url", postgres.url(), "--collection", collection]) == 0
+        table = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["action"], r["key"], r["outcome"]) for r in table] == actions
+    assert table[3]["request_id"] == "audit-identify-1"
+    assert table[1]["face_ids"] == [embedded_id]
+    stored = json.dumps(table)
+    assert all(f"{value:.4f}"[:7] not in stored for value in [*vector[:32], *unit[:32]])
+
+
+def test_old_audit_records_are_pruned(fresh_database: str) -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        store = await open_store(fresh_database, pool_size=1, timeout_s=10, migrate=True)
+        try:
+            now = datetime.now(UTC)
+            rows = [
+                (AuditRecord("k", "identify", "POST", "/r", 200, "old"), "r1", now - timedelta(days=40)),
+                (AuditRecord("k", "identify", "POST", "/r", 200, "new"), "r2", now),
+            ]  # fmt: skip
+            await store.insert_audit(rows)
+            pruned = await store.prune_audit(30)
+            left = await store.read_audit(since=None, key=None, collection=None, limit=10)
+        finally:
+            await store.close()
+        return pruned, [str(r.record.collection) for r in left]
+
+    assert asyncio.run(scenario()) == (1, ["new"])

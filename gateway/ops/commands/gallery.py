@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 # Only light imports at module level: the parser of every `facegate` command imports this.
 from gateway.ops.commands._common import positive_int
-from gateway.ops.commands.gallery_audit import add_audit_parser
+from gateway.ops.commands.gallery_audit import add_audit_parser, cmd_audit, read_table
 from gateway.ops.servers.postgres import (
     EmbeddedPostgres,
     EmbeddedPostgresError,
@@ -296,7 +296,7 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "set, else the embedded PostgreSQL in --data-dir (started for the command).",
     )
     actions = gallery.add_subparsers(dest="gallery_command", required=True)
-    add_audit_parser(actions)
+    add_audit_parser(actions, _add_target).set_defaults(func=cmd)
     migrate = actions.add_parser("migrate", help="apply pending schema migrations")
     _add_target(migrate)
     migrate.set_defaults(func=cmd)
@@ -442,6 +442,7 @@ def cmd(args: argparse.Namespace) -> int:
         "bench-http": _cmd_bench_http,
         "bench-tenants": _cmd_bench_tenants,
         "bench-cluster": _cmd_bench_cluster,
+        "audit": _cmd_audit,
     }
     try:
         return handlers[args.gallery_command](args)
@@ -459,6 +460,13 @@ def cmd(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        return cmd_audit(args)
+    with gallery_url(args) as url:
+        return asyncio.run(read_table(url, args))
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

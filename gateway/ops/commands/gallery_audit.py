@@ -6,25 +6,32 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.audit import AUDIT_LOGGER
+from gateway.audit import AUDIT_LOGGER, StoredAuditRecord
 from gateway.ops.argtypes import positive_int
 from gateway.ops.commands._common import CliError
 
 FIELDS = ("key", "action", "collection", "subject", "outcome")
 
 
-def add_audit_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_audit_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_target: Callable[[argparse.ArgumentParser], None],
+) -> argparse.ArgumentParser:
     audit = actions.add_parser(
         "audit",
         help="read the audit trail of gallery changes and searches",
-        description="Print the audit records (JSON lines) of a log file the gateway wrote: "
-        "FACEGATE_AUDIT_LOG_FILE, or a file of its JSON logs (other lines are skipped). "
-        "Filters combine; records never hold an image or an embedding.",
+        description="Print audit records as JSON lines: from --file (FACEGATE_AUDIT_LOG_FILE, or "
+        "a file of the gateway's JSON logs: other lines are skipped), else from the gallery "
+        "database's table (gateways with FACEGATE_AUDIT_TABLE=true write it). Filters combine; "
+        "records never hold an image or an embedding.",
     )
+    add_target(audit)
     audit.add_argument(
         "--file",
         type=Path,
@@ -32,7 +39,8 @@ def add_audit_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser
         if os.environ.get("FACEGATE_AUDIT_LOG_FILE")
         else None,
         metavar="PATH",
-        help="the audit log (default: FACEGATE_AUDIT_LOG_FILE); '-' reads standard input",
+        help="the audit log (default: FACEGATE_AUDIT_LOG_FILE; none: the database table); "
+        "'-' reads standard input",
     )
     for name in FIELDS:
         audit.add_argument(f"--{name}", metavar=name.upper(), help=f"only records with this {name}")
@@ -42,7 +50,7 @@ def add_audit_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser
     audit.add_argument(
         "--last", type=positive_int, metavar="N", help="only the last N matching records"
     )
-    audit.set_defaults(func=cmd_audit)
+    return audit
 
 
 def _records(source: TextIO) -> Iterator[dict[str, Any]]:
@@ -62,15 +70,41 @@ def _matches(record: dict[str, Any], args: argparse.Namespace) -> bool:
         wanted = getattr(args, name)
         if wanted is not None and str(record.get(name)) != wanted:
             return False
+    # Times compare as text: ISO 8601 in UTC orders like the times it names.
     return args.since is None or str(record.get("time") or "") >= args.since
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    if args.file is None:
-        raise CliError(
-            "no audit log given: pass --file PATH (the gateway's FACEGATE_AUDIT_LOG_FILE), or "
-            "pipe the gateway's JSON logs in with --file -"
+def _as_line(stored: StoredAuditRecord) -> dict[str, Any]:
+    fields = asdict(stored.record)
+    fields["face_ids"] = list(stored.record.face_ids)
+    fields["subjects"] = list(stored.record.subjects)
+    return {"time": stored.at.isoformat(), "request_id": stored.request_id, **fields}
+
+
+async def read_table(url: str, args: argparse.Namespace) -> int:
+    """Print the matching records of the gallery database's audit table."""
+    from gateway.storage.postgres import open_store
+
+    try:
+        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+    except ValueError as exc:
+        raise CliError(f"--since {args.since!r}: write a UTC time like 2026-12-07T03:00") from exc
+    store = await open_store(url, pool_size=1, timeout_s=10, migrate=False)
+    try:
+        rows = await store.read_audit(
+            since=since, key=args.key, collection=args.collection, limit=args.last or 100_000
         )
+    finally:
+        await store.close()
+    for stored in rows:
+        line = _as_line(stored)
+        if _matches(line, args):
+            sys.stdout.write(json.dumps(line) + "\n")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Print the matching records of --file."""
     try:
         source = sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")
     except OSError as exc:

@@ -57,6 +57,9 @@ gateway:
   maxInFlightPerKey: null
   keyRateLimits: ""
   bodyTimeoutSeconds: null
+  audit:
+    table: false
+    retentionDays: null
   requestTimeoutSeconds: 60
   swapper:
     preload: false

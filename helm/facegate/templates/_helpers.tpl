@@ -471,6 +471,14 @@ gateway's own default (gateway/config.py), so the chart does not repeat the defa
 - name: FACEGATE_BODY_TIMEOUT_S
   value: {{ . | quote }}
 {{- end }}
+{{- if $gw.audit.table }}
+- name: FACEGATE_AUDIT_TABLE
+  value: "true"
+{{- end }}
+{{- with $gw.audit.retentionDays }}
+- name: FACEGATE_AUDIT_RETENTION_DAYS
+  value: {{ . | int64 | quote }}
+{{- end }}
 {{- with $gw.corsOrigins }}
 - name: FACEGATE_CORS_ORIGINS
   value: {{ toJson . | quote }}
