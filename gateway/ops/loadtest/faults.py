@@ -55,7 +55,7 @@ from gateway.ops.loadtest.rss_growth import (
 )
 from gateway.ops.loadtest.stats import OK, LoadSummary, RawRun, RequestRecord, summarize
 from gateway.ops.procfs import descendants
-from gateway.ops.servers.sessions import PYTHON_STUB
+from gateway.ops.servers.sessions import stub_model
 
 FAULT_KINDS = ("kill", "stop", "stub", "pgkill", "pgstop")
 HANG_TIMEOUT_S = 10.0
@@ -142,8 +142,8 @@ def stack_processes(serve_pid: int) -> dict[str, int]:
         elif args[0].endswith("/postgres") and _parent(pid) == serve_pid:
             # The postmaster; a backend carries the same command line until it retitles.
             found["postgres"] = pid
-        elif args[0].endswith(PYTHON_STUB) and len(args) > 1:
-            found[f"stub:{args[1].rsplit('/', 3)[-3]}"] = pid
+        elif (model := stub_model(args)) is not None:
+            found[f"stub:{model}"] = pid
     return found
 
 

@@ -46,10 +46,22 @@ def python_stubs(session_id: int) -> dict[str, list[int]]:
                 args = handle.read().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if len(args) > 1 and args[0].endswith(PYTHON_STUB):
-            model = Path(args[1]).parts[-3] if len(Path(args[1]).parts) >= 3 else args[1]
+        model = stub_model(args)
+        if model is not None:
             stubs.setdefault(model, []).append(pid)
     return stubs
+
+
+def stub_model(args: list[str]) -> str | None:
+    """The model a Python-backend stub serves, from its command line; None for another process.
+
+    A stub's first argument is <repository>/<model>/<version>/model.py; a command line read while
+    the process is still being exec'd can be short or empty, and then names the path as it is.
+    """
+    if len(args) < 2 or not args[0].endswith(PYTHON_STUB):
+        return None
+    parts = Path(args[1]).parts
+    return parts[-3] if len(parts) >= 3 else args[1]
 
 
 def mapped_shm_files() -> set[str]:

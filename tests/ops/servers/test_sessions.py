@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.ops.servers.sessions import session_members, sweep_stale_shm
+from gateway.ops.servers.sessions import session_members, stub_model, sweep_stale_shm
 
 SHM = Path("/dev/shm")
 # A leader that starts a grandchild (which ignores SIGTERM, like a Triton stub) and waits.
@@ -51,3 +51,14 @@ def test_sweep_removes_only_unmapped_files_of_the_prefix() -> None:
     finally:
         for path in (mapped, stale, other):
             path.unlink(missing_ok=True)
+
+
+def test_stub_model_names_the_model_or_copes_with_a_short_command_line() -> None:
+    stub = "/venv/lib/triton/backends/python/triton_python_backend_stub"
+    assert stub_model([stub, "/repo/detector/1/model.py", "shm"]) == "detector"
+    # A command line read while the stub is being exec'd: fault loadtests sampled one of
+    # these and raised IndexError (CI at 3fda122).
+    assert stub_model([stub, ""]) == ""
+    assert stub_model([stub, "model.py"]) == "model.py"
+    assert stub_model([stub]) is None
+    assert stub_model(["/usr/bin/python", "/repo/detector/1/model.py"]) is None
