@@ -59,15 +59,19 @@ class GalleryHealth:
         due = time.monotonic() - self._checked_at >= GALLERY_CHECK_S
         if due and self._check is None:
             self._check = asyncio.create_task(self._probe(gallery), name="gallery-readiness")
-        if self._check is not None:
+        # Overlapping probes share one check; each keeps its own reference, since the first to
+        # resume clears self._check.
+        check = self._check
+        if check is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._check), GALLERY_CHECK_WAIT_S)
+                await asyncio.wait_for(asyncio.shield(check), GALLERY_CHECK_WAIT_S)
             except TimeoutError:
                 self._record(f"the gallery database has not answered in {GALLERY_CHECK_WAIT_S:g} s")
                 return self._problem
-            self._record(self._check.result())
-            self._check = None
-            self._checked_at = time.monotonic()
+            if self._check is check:
+                self._record(check.result())
+                self._check = None
+                self._checked_at = time.monotonic()
         return self._problem
 
     @staticmethod

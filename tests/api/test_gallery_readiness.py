@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
 from gateway.api import health
 from gateway.app import create_app
@@ -35,6 +37,8 @@ class StubGallery:
         self.calls += 1
         if self.state == "hung":
             await asyncio.sleep(3600)
+        if self.state == "slow":
+            await asyncio.sleep(0.05)
         if self.state == "defect":
             raise KeyError("a bug")
         if self.state == "broken":
@@ -101,3 +105,16 @@ def test_a_defect_in_the_check_is_reported_not_a_500() -> None:
         ready = http.get("/health/ready")
         assert ready.status_code == 200
         assert "the gallery check failed (KeyError)" in ready.json()["detail"]
+
+
+def test_overlapping_probes_share_one_check_and_all_get_its_answer() -> None:
+    # The first probe to resume clears the shared check; the others must still answer (they
+    # read a cleared check and answered 500 before).
+    async def probes() -> list[str | None]:
+        gallery = health.GalleryHealth(CollectorRegistry())
+        state = SimpleNamespace(gallery=stub)
+        return await asyncio.gather(*(gallery.problem(state) for _ in range(4)))
+
+    stub = StubGallery("slow")
+    assert asyncio.run(probes()) == [None] * 4
+    assert stub.calls == 1
