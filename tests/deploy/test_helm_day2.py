@@ -7,7 +7,9 @@ entrypoint on an old driver) is listed in docs/DEPLOY.md, "What is verified wher
 
 from __future__ import annotations
 
+import hashlib
 import http.server
+import json
 import re
 import shutil
 import socket
@@ -383,6 +385,61 @@ def test_fix_ownership_hands_the_share_to_triton_with_chown_only() -> None:
     assert init["securityContext"]["allowPrivilegeEscalation"] is False
     assert "initContainers" not in fetch_job(
         {"models": {"claim": {"accessModes": ["ReadWriteMany"]}}}
+    )
+
+
+def marker_010(values: dict[str, Any]) -> str:
+    """The marker name chart 0.1.0 wrote: its formula (sha256 of Helm's toJson of every
+    models.fetch key, the gateway image and layout 2), checked against that chart's render."""
+    fetch = values["models"]["fetch"]
+    image = f"{values['gateway']['image']['repository']}:{values['gateway']['image']['tag']}"
+    text = json.dumps(
+        {"fetch": fetch, "image": image, "layout": 2}, sort_keys=True, separators=(",", ":")
+    )
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f".facegate-fetched-{digest[:8]}"
+
+
+def fetch_marker(objects: list[Manifest]) -> str:
+    (wait,) = triton_spec(objects)["initContainers"]
+    return re.search(r"\.facegate-fetched-[0-9a-f]{8}", wait["command"][2]).group()  # type: ignore[union-attr]
+
+
+def test_an_upgrade_from_0_1_0_keeps_the_models_it_fetched(chart_010: Path, tmp_path: Path) -> None:
+    old = yaml.safe_load(VALUES_010.read_text())
+    old["gateway"]["image"]["tag"] = old["gateway"]["image"]["tag"] or "0.1.0"
+    shared = {"models": {"mountPath": str(tmp_path), "claim": {"accessModes": ["ReadWriteMany"]}}}
+    objects = render(merged(GRACE_010, shared), chart_010)
+    (tmp_path / marker_010(old)).touch()
+    fetch = container(one(objects, "Job", "models")["spec"]["template"]["spec"], "fetch")
+    # No facegate on this PATH: a download attempt would fail.
+    result = subprocess.run(
+        fetch["command"] + fetch["args"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fetched by an earlier chart" in result.stdout
+    # The marker Triton waits for is there.
+    assert (tmp_path / fetch_marker(objects)).is_file()
+
+
+def test_only_what_decides_the_files_renames_the_marker() -> None:
+    shared = {"models": {"claim": {"accessModes": ["ReadWriteMany"]}}}
+    marker = fetch_marker(render(shared))
+    how = {
+        "fixOwnership": True,
+        "resources": {"limits": {"memory": "8Gi"}},
+        "backoffLimit": 9,
+        "activeDeadlineSeconds": 99,
+        "envFromSecret": "hf-token",
+    }
+    for key, change in how.items():
+        assert fetch_marker(render(merged(shared, {"models": {"fetch": {key: change}}}))) == marker
+    assert fetch_marker(render(merged(shared, {"models": {"fetch": {"pack": "buffalo_s"}}}))) != (
+        marker
     )
 
 

@@ -200,13 +200,32 @@ round_robin policy spreads calls over the pods and its swapper load/unload reach
 {{- end }}
 
 {{/*
-Short hash of what the fetch Job writes; part of the Job's name, because a Job's pod template
-is immutable and a new pack must run a new Job. "layout" counts changes to what a fetch writes
-(2: the liveness addon, and the Job's completion marker): a claim filled by an older chart is
-fetched again.
+Short hash of what decides the files a fetch writes: the fetch settings that reach the facegate
+command and the image that runs it. Not how the fetch runs (resources, retries, deadline,
+fixOwnership, the download token), so changing those downloads nothing again. "layout" counts
+changes to what a fetch writes (2: the liveness addon, and the Job's completion marker): a
+claim filled by a chart before that is fetched again.
 */}}
 {{- define "facegate.models.fetchHash" -}}
-{{- dict "fetch" .Values.models.fetch "image" (include "facegate.gateway.image" .) "layout" 2 | toJson | sha256sum | trunc 8 }}
+{{- $fetch := pick .Values.models.fetch "mode" "pack" "swapper" "source" "syntheticProfile" "extraArgs" }}
+{{- dict "fetch" $fetch "image" (include "facegate.gateway.image" .) "layout" 2 | toJson | sha256sum | trunc 8 }}
+{{- end }}
+
+{{/*
+The hash chart 0.1.0 named their marker with: every models.fetch key 0.1.0 had,
+resources and retries included. A claim carrying it holds the same files, so the fetch adopts
+it instead of downloading again (upgrades from those charts).
+*/}}
+{{- define "facegate.models.fetchHash010" -}}
+{{- $fetch := pick .Values.models.fetch "enabled" "mode" "pack" "swapper" "source" "syntheticProfile" "extraArgs" "envFromSecret" "backoffLimit" "activeDeadlineSeconds" "resources" }}
+{{- dict "fetch" $fetch "image" (include "facegate.gateway.image" .) "layout" 2 | toJson | sha256sum | trunc 8 }}
+{{- end }}
+
+{{/*
+The fetch Job's name: a hash of its whole pod template (see models-job.yaml).
+*/}}
+{{- define "facegate.models.jobName" -}}
+{{- include "facegate.componentName" (dict "root" . "component" "models") }}-{{ include "facegate.models.jobPodTemplate" . | sha256sum | trunc 8 }}
 {{- end }}
 
 {{/*
@@ -222,7 +241,7 @@ starts while the Job still writes the optional models.
 The shell script around the fetch command ("$@"), for the fetch Job and the init container.
 */}}
 {{- define "facegate.models.fetchScript" -}}
-marker="{{ include "facegate.models.fetchMarker" . }}"; if [ -f "$marker" ]; then echo "models already fetched ($marker)"; exit 0; fi; if ! [ -w "{{ .Values.models.mountPath }}" ]; then echo "facegate: {{ .Values.models.mountPath }} is not writable by uid $(id -u): the volume ignores fsGroup (NFS, Filestore, CephFS): set models.fetch.fixOwnership=true, or a CSIDriver fsGroupPolicy of File (docs/DEPLOY.md, day 2)" >&2; exit 1; fi; "$@" && touch "$marker"
+marker="{{ include "facegate.models.fetchMarker" . }}"; old="{{ .Values.models.mountPath }}/.facegate-fetched-{{ include "facegate.models.fetchHash010" . }}"; if [ -f "$old" ] && [ ! -f "$marker" ]; then echo "models fetched by an earlier chart ($old): kept"; touch "$marker" || exit 1; fi; if [ -f "$marker" ]; then echo "models already fetched ($marker)"; exit 0; fi; if ! [ -w "{{ .Values.models.mountPath }}" ]; then echo "facegate: {{ .Values.models.mountPath }} is not writable by uid $(id -u): the volume ignores fsGroup (NFS, Filestore, CephFS): set models.fetch.fixOwnership=true, or a CSIDriver fsGroupPolicy of File (docs/DEPLOY.md, day 2)" >&2; exit 1; fi; "$@" && touch "$marker"
 {{- end }}
 
 {{/*
