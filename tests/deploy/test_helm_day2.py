@@ -131,6 +131,11 @@ def test_a_version_bump_keeps_every_immutable_field(tmp_path: Path, case: Path |
     # A bare version bump re-runs nothing: the Jobs keep their names.
     jobs = {o["metadata"]["name"] for o in by_kind(before, "Job")}
     assert jobs == {o["metadata"]["name"] for o in by_kind(after, "Job")}
+    # ... and restarts nothing: a new Triton pod template is an outage with Recreate.
+    for name in ("triton", "gateway"):
+        assert one(after, "Deployment", name)["spec"]["template"] == (
+            one(before, "Deployment", name)["spec"]["template"]
+        ), name
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

@@ -56,7 +56,8 @@ def start(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) ->
     recorded = tmp_path / "argv.txt"
     environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "RECORDED": str(recorded), **(env or {})}
     # The container starts through NGC's entrypoint, which keeps CUDA forward compatibility.
-    assert argv[0] == NGC_ENTRYPOINT or argv[0] == "tritonserver", argv[:1]
+    # (Or, with triton.entrypoint empty, the start script or tritonserver itself.)
+    assert argv[0] in (NGC_ENTRYPOINT, "/bin/sh", "tritonserver"), argv[:1]
     if argv[0] == NGC_ENTRYPOINT:
         entrypoint = bin_dir / "nvidia_entrypoint.sh"
         entrypoint.write_text(ENTRYPOINT_STAND_IN)
@@ -123,6 +124,19 @@ def test_chart_with_all_off_runs_tritonserver_directly() -> None:
     c = container(triton_spec(render(values)), "triton")
     assert c["command"] == [NGC_ENTRYPOINT, "tritonserver"]
     assert loaded(c["args"]) == [spec.DETECTOR, spec.RECOGNIZER]
+
+
+def test_chart_without_an_entrypoint_starts_the_same_server(tmp_path: Path) -> None:
+    repo = repository(tmp_path / "models", spec.ALL_MODELS)
+    values: dict[str, Any] = {"models": {"mountPath": str(repo)}}
+    (tmp_path / "ngc").mkdir()
+    (tmp_path / "plain").mkdir()
+    with_ngc = start(helm_triton_argv(values), tmp_path / "ngc")
+    argv = helm_triton_argv({**values, "triton": {"entrypoint": ""}})
+    assert NGC_ENTRYPOINT not in argv and argv[0] == "/bin/sh"
+    assert start(argv, tmp_path / "plain") == with_ngc
+    custom = helm_triton_argv({**values, "triton": {"entrypoint": "/usr/local/bin/entry.sh"}})
+    assert custom[0] == "/usr/local/bin/entry.sh" and custom[1:] == argv
 
 
 def test_object_store_triton_starts_without_the_optional_models() -> None:

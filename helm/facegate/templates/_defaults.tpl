@@ -75,6 +75,7 @@ models:
   fetch:
     fixOwnership: false
 triton:
+  entrypoint: /opt/nvidia/nvidia_entrypoint.sh
   tensorrt:
     swapperLoadTimeoutSeconds: 1800
 {{- end }}

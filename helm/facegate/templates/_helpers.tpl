@@ -298,15 +298,6 @@ ReadOnlyMany); models.claim.accessModes also declares the modes of an existing c
 {{- end }}
 
 {{/*
-NGC's entrypoint script in the Triton image: it enables CUDA forward compatibility on older
-drivers (/usr/local/cuda/compat) before it runs its arguments. Overriding `command` without it
-would skip that.
-*/}}
-{{- define "facegate.triton.entrypoint" -}}
-/opt/nvidia/nvidia_entrypoint.sh
-{{- end }}
-
-{{/*
 "true" when the Triton pod mounts a ReadWriteOnce claim (models or TensorRT caches): one node
 at a time, so updates recreate the pod instead of rolling it.
 */}}
