@@ -498,6 +498,30 @@ def test_every_disruption_budget_lets_unready_pods_go(ci_case: tuple[Path, list[
         assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
+def assert_budget_leaves_one(objects: list[Manifest]) -> None:
+    pdb = maybe(objects, "PodDisruptionBudget", "gateway")
+    if pdb is not None:
+        hpa = maybe(objects, "HorizontalPodAutoscaler", "gateway")
+        deployment = one(objects, "Deployment", "gateway")
+        fewest = hpa["spec"]["minReplicas"] if hpa else deployment["spec"]["replicas"]
+        assert fewest > pdb["spec"]["minAvailable"]
+
+
+def test_the_gateway_budget_always_leaves_a_pod_to_evict(
+    ci_case: tuple[Path, list[Manifest]],
+) -> None:
+    assert_budget_leaves_one(ci_case[1])
+
+
+def test_a_single_gateway_has_no_budget_that_would_keep_it_for_ever() -> None:
+    single = {"gateway": {"autoscaling": {"enabled": False}, "replicaCount": 1}}
+    assert maybe(render(single), "PodDisruptionBudget", "gateway") is None
+    two = render(merged(single, {"gateway": {"replicaCount": 2}}))
+    assert_budget_leaves_one(two)
+    assert one(two, "PodDisruptionBudget", "gateway")["spec"]["minAvailable"] == 1
+    assert one(render({}), "PodDisruptionBudget", "gateway")
+
+
 def test_a_database_the_chart_creates_is_always_migrated(
     ci_case: tuple[Path, list[Manifest]],
 ) -> None:

@@ -64,8 +64,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-Labels of pod templates that Kubernetes will not change after creation (the fetch Job's) or
-whose change restarts a single instance (the bundled PostgreSQL): no chart version and no app
+Labels of pod templates that Kubernetes will not change after creation (the Jobs') or whose
+change restarts pods (Triton, the gateway, the bundled PostgreSQL): no chart version and no app
 version, which every upgrade changes.
 */}}
 {{- define "facegate.podTemplateLabels" -}}
