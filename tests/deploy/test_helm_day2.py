@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -346,6 +347,53 @@ def test_object_store_hook_loads_the_optional_models_the_bucket_has() -> None:
         for name in ("genderage", "liveness", "landmark_2d_106", "landmark_3d_68")
     ]
     assert "load liveness: HTTP/1.0 400" in result.stdout
+
+
+class _SilentLoads(_FakeTriton):
+    """Live, but a model load that never answers (a hung load, a wedged process)."""
+
+    def do_POST(self) -> None:
+        time.sleep(60)
+
+
+class _Silent(_FakeTriton):
+    """Accepts and never answers."""
+
+    def do_GET(self) -> None:
+        time.sleep(60)
+
+
+@pytest.mark.parametrize(
+    ("handler", "said"),
+    [
+        (_SilentLoads, "load genderage: no answer in 2s: gave up"),
+        (_Silent, "Triton not live after 2s: optional models not loaded"),
+    ],
+    ids=["load", "live"],
+)
+def test_object_store_hook_gives_up_on_a_triton_that_never_answers(
+    handler: type[_FakeTriton], said: str
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    values = load_values(CHART_DIR / "ci" / "object-store-values.yaml")
+    values["triton"] = {
+        "service": {"httpPort": port},
+        "startupProbe": {"periodSeconds": 1, "failureThreshold": 2},
+    }
+    values["models"]["optional"] = {"liveness": False, "landmark_2d_106": False}
+    values["models"]["optional"]["landmark_3d_68"] = False
+    hook = container(triton_spec(render(values)), "triton")["lifecycle"]["postStart"]["exec"]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "FACEGATE_TRITON_REPOSITORY_KEY": "k" * 48}
+        result = subprocess.run(hook["command"], env=env, capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert said in result.stdout
 
 
 def test_waiting_for_the_fetch_job_has_a_deadline(tmp_path: Path) -> None:

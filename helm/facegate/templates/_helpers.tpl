@@ -279,13 +279,15 @@ for model in {{ include "facegate.triton.optionalModels" . }}; do if { [ -r "{{ 
 
 {{/*
 Triton's postStart hook with an object-store repository: wait until Triton is live (as long as
-the startup probe would), then ask it to load each enabled optional model. Always exits 0: a
-failed hook would kill the container, and a missing optional model must not.
+the startup probe would), then ask it to load each enabled optional model, each answer awaited
+as long again at most (a TensorRT load builds engines). Every read is bounded: a Triton that
+accepts and never answers cannot hold the hook (and with it the container) for ever. Always
+exits 0: a failed hook would kill the container, and a missing optional model must not.
 */}}
 {{- define "facegate.triton.loadOptionalScript" -}}
 {{- $port := .Values.triton.service.httpPort -}}
-{{- $tries := mul .Values.triton.startupProbe.periodSeconds .Values.triton.startupProbe.failureThreshold | int -}}
-for i in $(seq {{ $tries }}); do (exec 3<>/dev/tcp/127.0.0.1/{{ $port }} && printf 'GET /v2/health/live HTTP/1.0\r\n\r\n' >&3 && head -n 1 <&3 | grep -q ' 200 ') 2>/dev/null && break; sleep 1; done; for model in {{ include "facegate.triton.optionalModels" . }}; do (exec 3<>/dev/tcp/127.0.0.1/{{ $port }} && printf 'POST /v2/repository/models/%s/load HTTP/1.0\r\nfacegate-repository-key: %s\r\nContent-Length: 0\r\n\r\n' "$model" "$FACEGATE_TRITON_REPOSITORY_KEY" >&3 && echo "facegate: load $model: $(head -n 1 <&3)") || echo "facegate: load $model failed"; done; exit 0
+{{- $window := mul .Values.triton.startupProbe.periodSeconds .Values.triton.startupProbe.failureThreshold | int -}}
+deadline=$((SECONDS + {{ $window }})); until (exec 3<>/dev/tcp/127.0.0.1/{{ $port }} && printf 'GET /v2/health/live HTTP/1.0\r\n\r\n' >&3 && read -t 5 -r line <&3 && [[ $line == *" 200 "* ]]) 2>/dev/null; do if [ $SECONDS -ge $deadline ]; then echo "facegate: Triton not live after {{ $window }}s: optional models not loaded"; exit 0; fi; sleep 1; done; for model in {{ include "facegate.triton.optionalModels" . }}; do (exec 3<>/dev/tcp/127.0.0.1/{{ $port }} && printf 'POST /v2/repository/models/%s/load HTTP/1.0\r\nfacegate-repository-key: %s\r\nContent-Length: 0\r\n\r\n' "$model" "$FACEGATE_TRITON_REPOSITORY_KEY" >&3 && if read -t {{ $window }} -r line <&3; then echo "facegate: load $model: ${line%$'\r'}"; else echo "facegate: load $model: no answer in {{ $window }}s: gave up"; fi) || echo "facegate: load $model failed"; done; exit 0
 {{- end }}
 
 {{/*
