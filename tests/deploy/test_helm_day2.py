@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -134,8 +135,9 @@ def test_a_version_bump_keeps_every_immutable_field(tmp_path: Path, case: Path |
     assert jobs == {o["metadata"]["name"] for o in by_kind(after, "Job")}
     # ... and restarts nothing: a new Triton pod template is an outage with Recreate.
     for name in ("triton", "gateway"):
-        assert one(after, "Deployment", name)["spec"]["template"] == (
-            one(before, "Deployment", name)["spec"]["template"]
+        assert (
+            one(after, "Deployment", name)["spec"]["template"]
+            == (one(before, "Deployment", name)["spec"]["template"])
         ), name
 
 
@@ -180,13 +182,13 @@ def chart_010(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # grace period (30 s) predates the request deadline it must cover, its memory limit (1Gi) the
 # check against its body limits. `--reset-then-reuse-values` takes the new defaults instead.
 GRACE_010 = {
-    "gateway": {"terminationGracePeriodSeconds": 75, "resources": {"limits": {"memory": "2Gi"}}}
+    "gateway": {"terminationGracePeriodSeconds": 75, "resources": {"limits": {"memory": "8Gi"}}}
 }
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_reused_0_1_0_values_still_render(chart_010: Path, case: Path | None) -> None:
-    objects = render(merged(case_values(case), GRACE_010), chart_010)
+    objects = render(merged(GRACE_010, case_values(case)), chart_010)
     for obj in objects:
         if obj["kind"] != "ServiceMonitor":
             kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
@@ -389,7 +391,9 @@ def test_object_store_hook_gives_up_on_a_triton_that_never_answers(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         env = {"PATH": "/usr/bin:/bin", "FACEGATE_TRITON_REPOSITORY_KEY": "k" * 48}
-        result = subprocess.run(hook["command"], env=env, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            hook["command"], env=env, capture_output=True, text=True, timeout=30
+        )
     finally:
         server.shutdown()
     assert result.returncode == 0, result.stderr
@@ -505,9 +509,51 @@ def _quantity_bytes(text: str) -> float:
     return float(number) * factors[suffix]
 
 
-def memory_needed(values: dict[str, Any]) -> float:
-    """384 MiB + 2 x the largest body, from the effective gateway limits (Settings' defaults
-    where the values leave them null)."""
+# Peak memory of one /v1/detect/batch of 2, then 6 PNG images (the format whose decoder copies
+# most) of 12 MP (36 MB as BGR: above glibc's largest mmap threshold, as the largest images
+# are), in a fresh process: the fake backend, the real decoding and request handling.
+_MEASURE_BATCH = """
+import resource, sys
+import cv2, numpy as np
+from fastapi.testclient import TestClient
+from gateway.app import create_app
+from gateway.config import Settings
+from tests.fakes import FakeBackend
+height, width = 3000, 4000
+png = cv2.imencode(".png", np.full((height, width, 3), (240, 128, 64), np.uint8))[1].tobytes()
+app = create_app(Settings(auth_disabled=True, json_logs=False), models=FakeBackend())
+peaks = []
+with TestClient(app) as http:
+    for n in (2, 6):
+        files = [("images", (f"{i}.png", png, "image/png")) for i in range(n)]
+        assert http.post("/v1/detect/batch", files=files).status_code == 200
+        peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print((peaks[1] - peaks[0]) / (4 * height * width))
+"""
+
+
+# The highest of three runs of _MEASURE_BATCH (6.3, 6.6, 7.2 bytes a pixel; load average 17);
+# the slow test below measures it again.
+MEASURED_BYTES_PER_PIXEL = 7.2
+
+
+def bytes_per_decoded_pixel() -> float:
+    """What one more decoded pixel in a batch costs the gateway, measured (bytes)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE_BATCH],
+        cwd=CHART_DIR.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return float(result.stdout.strip())
+
+
+def memory_needed(values: dict[str, Any], per_pixel: float) -> float:
+    """What one request at the effective gateway limits (Settings' defaults where the values
+    leave them null) holds: the process, the body twice (parsed, then as image bytes), a full
+    batch of the largest images decoded at the measured cost per pixel."""
     fields = Settings.model_fields
     gw = merged(
         yaml.safe_load((CHART_DIR / "values.yaml").read_text())["gateway"],
@@ -515,26 +561,46 @@ def memory_needed(values: dict[str, Any]) -> float:
     )
     image = gw["limits"]["maxImageBytes"] or fields["max_image_bytes"].default
     batch = gw["limits"]["maxBatchImages"] or fields["max_batch_images"].default
+    pixels = gw["limits"]["maxImagePixels"] or fields["max_image_pixels"].default
     largest = image * batch * 4 / 3
     if "ifr" in gw["compat"]["protocols"]:
         largest = max(
             largest, gw["compat"]["maxRequestBytes"] or fields["compat_max_request_bytes"].default
         )
-    return 384 * MiB + 2 * largest
+    return 384 * MiB + 2 * largest + batch * pixels * per_pixel
+
+
+def chart_memory_refusal(values: dict[str, Any]) -> str:
+    tiny = {"gateway": {"resources": {"limits": {"memory": "1Mi"}}}}
+    with pytest.raises(helm.HelmError, match=r"gateway\.resources\.limits\.memory") as refused:
+        render(merged(values, tiny))
+    return str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_decoded_pixel_costs_no_more_than_the_chart_counts() -> None:
+    counted = re.search(r"at (\d+) bytes a pixel", chart_memory_refusal({}))
+    measured = bytes_per_decoded_pixel()
+    # 3 bytes of BGR at least; the chart's floor counts at least what was measured.
+    assert 3 <= measured <= int(counted.group(1))  # type: ignore[union-attr]
+    assert measured <= MEASURED_BYTES_PER_PIXEL * 1.25
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_gateway_memory_limit_holds_a_request_at_the_body_limits(case: Path | None) -> None:
+def test_gateway_memory_limit_holds_a_request_at_its_limits(case: Path | None) -> None:
     values = case_values(case)
+    needed = memory_needed(values, MEASURED_BYTES_PER_PIXEL)
     limit = container(
         one(render(values), "Deployment", "gateway")["spec"]["template"]["spec"], "gateway"
     )
-    assert _quantity_bytes(limit["resources"]["limits"]["memory"]) >= memory_needed(values)
-    below = f"{int(memory_needed(values) // MiB) - 1}Mi"
+    assert _quantity_bytes(limit["resources"]["limits"]["memory"]) >= needed
+    # The chart refuses less than what one request holds, and names its floor.
+    floor = int(re.search(r"hold, (\d+) MiB", chart_memory_refusal(values)).group(1))  # type: ignore[union-attr]
+    below = f"{floor - 1}Mi"
     with pytest.raises(helm.HelmError, match=r"gateway\.resources\.limits\.memory"):
         render(merged(values, {"gateway": {"resources": {"limits": {"memory": below}}}}))
-    exact = f"{int(-(-memory_needed(values) // MiB))}Mi"
-    render(merged(values, {"gateway": {"resources": {"limits": {"memory": exact}}}}))
+    assert needed <= floor * MiB <= 2 * needed
+    render(merged(values, {"gateway": {"resources": {"limits": {"memory": f"{floor}Mi"}}}}))
 
 
 # --- drains, scale-out, the bundled database ------------------------------------------------

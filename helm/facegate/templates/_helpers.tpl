@@ -402,7 +402,7 @@ Fail early on values the schema cannot check.
 {{- if $memoryLimit }}
 {{- $needed := include "facegate.gateway.memoryNeededBytes" . | float64 }}
 {{- if lt (include "facegate.bytes" $memoryLimit | float64) $needed }}
-{{- fail (printf "gateway.resources.limits.memory (%v) is below what the gateway's body limits let one request hold, %d MiB (%s): raise the limit or lower gateway.limits / gateway.compat.maxRequestBytes" $memoryLimit (divf $needed 1048576 | ceil | int) (include "facegate.gateway.memoryRule" .)) }}
+{{- fail (printf "gateway.resources.limits.memory (%v) is below what the gateway's request limits let one request hold, %d MiB (%s): raise the limit or lower gateway.limits (maxImagePixels, maxBatchImages, maxImageBytes) / gateway.compat.maxRequestBytes" $memoryLimit (divf $needed 1048576 | ceil | int) (include "facegate.gateway.memoryRule" .)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -423,13 +423,22 @@ A Kubernetes quantity ("2Gi", "1500M", "1073741824") in bytes.
 
 {{/*
 The memory one gateway request may hold (a floor for gateway.resources.limits.memory): the
-process itself plus twice the largest body its limits accept, because a JSON body is held
-while it is parsed and again as the decoded images. The largest body is a full batch of the
-largest images as base64 (4/3 of their bytes) or, with the ifr route, a whole /extract body.
-Null limits are the gateway's own defaults (gateway/config.py; tests pin these numbers).
+process itself, twice the largest body its limits accept (a JSON body is held while it is
+parsed and again as the image bytes), and the decoded pixels of a full batch of the largest
+images, which /v1/detect/batch (and the ifr route, in groups of the same size) holds at once.
+The largest body is a full batch of the largest images as base64 (4/3 of their bytes) or, with
+the ifr route, a whole /extract body. A decoded pixel is counted at 10 bytes: 3 for the BGR
+image held until the faces are cropped, plus the decoder's transient copies (Pillow's 4-byte
+RGB, the array, the BGR conversion) and allocator slack; tests/deploy/test_helm_day2.py
+measures the cost of one more pixel in a batch (6-7 bytes for 12 MP PNGs). Null limits are the gateway's own
+defaults (gateway/config.py). The floor covers one request; gateway.maxInFlight admits many.
 */}}
 {{- define "facegate.gateway.memoryBaselineBytes" -}}
 {{- mul 384 1048576 }}
+{{- end }}
+
+{{- define "facegate.gateway.bytesPerDecodedPixel" -}}
+10
 {{- end }}
 
 {{- define "facegate.gateway.largestBodyBytes" -}}
@@ -444,12 +453,21 @@ Null limits are the gateway's own defaults (gateway/config.py; tests pin these n
 {{- $largest }}
 {{- end }}
 
+{{- define "facegate.gateway.decodedBatchBytes" -}}
+{{- $limits := .Values.gateway.limits }}
+{{- $pixels := default 40000000 $limits.maxImagePixels | float64 }}
+{{- $batch := default 16 $limits.maxBatchImages | float64 }}
+{{- mulf $pixels $batch (include "facegate.gateway.bytesPerDecodedPixel" . | float64) }}
+{{- end }}
+
 {{- define "facegate.gateway.memoryNeededBytes" -}}
-{{- addf (include "facegate.gateway.memoryBaselineBytes" . | float64) (mulf 2 (include "facegate.gateway.largestBodyBytes" . | float64)) }}
+{{- $body := mulf 2 (include "facegate.gateway.largestBodyBytes" . | float64) }}
+{{- addf (include "facegate.gateway.memoryBaselineBytes" . | float64) $body (include "facegate.gateway.decodedBatchBytes" . | float64) }}
 {{- end }}
 
 {{- define "facegate.gateway.memoryRule" -}}
-{{- printf "384 MiB + 2 x the largest body, %d MiB" (divf (include "facegate.gateway.largestBodyBytes" . | float64) 1048576 | ceil | int) }}
+{{- $mib := 1048576.0 }}
+{{- printf "384 MiB + 2 x the largest body, %d MiB, + a batch of decoded images at %s bytes a pixel, %d MiB" (divf (include "facegate.gateway.largestBodyBytes" . | float64) $mib | ceil | int) (include "facegate.gateway.bytesPerDecodedPixel" .) (divf (include "facegate.gateway.decodedBatchBytes" . | float64) $mib | ceil | int) }}
 {{- end }}
 
 {{/* The Secret holding the gallery database URL (yours, or the generated one). */}}
