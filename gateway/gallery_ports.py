@@ -192,6 +192,30 @@ class ClusterStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ErasureJob:
+    """An erasure of a collection or a subject: done within the call, or still running.
+
+    `id` is empty for an erasure that finished within its call without a job. Counts are of
+    what was removed so far; faces_removed is None for a collection (its faces go at once,
+    with their partition, uncounted).
+    """
+
+    id: str
+    kind: str
+    collection: str
+    subject: str | None
+    state: str
+    subjects_removed: int
+    faces_removed: int | None
+    created_at: str
+    finished_at: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state == "done"
+
+
 class GalleryStore(Protocol):
     """Durable storage and nearest-neighbour search of enrolled faces.
 
@@ -213,7 +237,9 @@ class GalleryStore(Protocol):
         """The recognizer sha256 a collection was built with (cheaper than get_collection)."""
         ...
 
-    async def delete_collection(self, name: str) -> None: ...
+    async def delete_collection(self, name: str) -> ErasureJob:
+        """Make the collection invisible at once and erase it: within the call, or as a job."""
+        ...
 
     async def put_subject(self, collection: str, subject: str, metadata: Metadata | None) -> bool:
         """Create the subject (True) or replace its metadata when given (False)."""
@@ -225,8 +251,12 @@ class GalleryStore(Protocol):
 
     async def get_subject(self, collection: str, subject: str) -> Subject: ...
 
-    async def delete_subject(self, collection: str, subject: str) -> int:
-        """Erase the subject and all its faces; returns how many faces went."""
+    async def delete_subject(self, collection: str, subject: str) -> ErasureJob:
+        """Erase the subject and all its faces: within the call, or invisible at once and a job."""
+        ...
+
+    async def get_job(self, job_id: str) -> ErasureJob:
+        """An erasure job by id (NotFound for an unknown id)."""
         ...
 
     async def add_faces(

@@ -142,3 +142,17 @@ class GalleryVerifyResponse(BaseModel):
     match: bool
     threshold: float
     face: FaceOut
+
+
+class ErasureJobOut(BaseModel):
+    """An erasure that goes on after its DELETE answered 202 (GET /v1/gallery/jobs/{id})."""
+
+    id: str
+    kind: str = Field(description="collection or subject")
+    collection: str
+    subject: str | None = Field(None, description="while running only (a name is personal data)")
+    state: str = Field(description="running or done")
+    subjects_removed: int
+    faces_removed: int | None = Field(None, description="faces so far (subject erasure only)")
+    created_at: str
+    finished_at: str | None = None

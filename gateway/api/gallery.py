@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from gateway.api.audit import AuditedRoute, note_audit
@@ -18,7 +20,7 @@ from gateway.api.faces import ERRORS, DetSizes, MaxFaces, face_out, quality_out
 from gateway.api.uploads import read_body, read_images, request_limit_bytes
 from gateway.config import Settings
 from gateway.errors import GalleryUnavailable, InvalidInput, InvalidParameter, PayloadTooLarge
-from gateway.gallery_ports import Collection, Subject
+from gateway.gallery_ports import Collection, ErasureJob, Subject
 from gateway.gallery_schemas import (
     COLLECTION_NAME_PATTERN,
     CollectionIn,
@@ -26,6 +28,7 @@ from gateway.gallery_schemas import (
     CollectionOut,
     EnrolledFaceOut,
     EnrolResponse,
+    ErasureJobOut,
     FacesIn,
     GalleryVerifyIn,
     GalleryVerifyResponse,
@@ -226,11 +229,46 @@ async def get_collection(collection: CollectionName, gallery: GalleryDep) -> Col
     return _collection_out(await gallery.get_collection(collection))
 
 
-@router.delete("/collections/{collection}", status_code=204, dependencies=change)
+def _erasure_answer(job: ErasureJob) -> Response:
+    """204 when the erasure is done, else 202 with the job (and where to follow it)."""
+    if job.done:
+        return Response(status_code=204)
+    body = ErasureJobOut(**dataclasses.asdict(job))
+    return JSONResponse(
+        body.model_dump(),
+        status_code=202,
+        headers={"Location": f"/v1/gallery/jobs/{job.id}"},
+    )
+
+
+ERASURE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": ErasureJobOut,
+        "description": "invisible now; the rest is erased by a job (Location: its URL)",
+    },
+}
+
+
+@router.delete(
+    "/collections/{collection}",
+    status_code=204,
+    dependencies=change,
+    responses=ERASURE_RESPONSES,
+)
 async def delete_collection(collection: CollectionName, gallery: GalleryDep) -> Response:
-    """Erase the collection, its subjects and their faces."""
-    await gallery.delete_collection(collection)
-    return Response(status_code=204)
+    """Erase the collection, its subjects and their faces: 204 when done, else 202 and a job.
+
+    Either way the collection is gone for every other call at once, and its name is free.
+    """
+    return _erasure_answer(await gallery.delete_collection(collection))
+
+
+@router.get("/gallery/jobs/{job_id}", dependencies=change, response_model=ErasureJobOut)
+async def get_job(
+    job_id: Annotated[str, Path(max_length=64)], gallery: GalleryDep
+) -> ErasureJobOut:
+    """An erasure job: running, or done (kept for 7 days)."""
+    return ErasureJobOut(**dataclasses.asdict(await gallery.get_job(job_id)))
 
 
 @router.put(
@@ -294,13 +332,17 @@ async def get_subject(
     return _subject_out(await gallery.get_subject(collection, subject), with_faces=True)
 
 
-@router.delete("/collections/{collection}/subjects/{subject}", status_code=204, dependencies=change)
+@router.delete(
+    "/collections/{collection}/subjects/{subject}",
+    status_code=204,
+    dependencies=change,
+    responses=ERASURE_RESPONSES,
+)
 async def delete_subject(
     collection: CollectionName, subject: SubjectName, gallery: GalleryDep
 ) -> Response:
-    """Erase the subject and all its faces."""
-    await gallery.delete_subject(collection, subject)
-    return Response(status_code=204)
+    """Erase the subject and all its faces: 204 when done, else 202 and a job (very large)."""
+    return _erasure_answer(await gallery.delete_subject(collection, subject))
 
 
 @router.post(

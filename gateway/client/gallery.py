@@ -60,8 +60,15 @@ class FaceGalleryClient(FaceRestClient):
         ]
         return collections
 
-    def delete_collection(self, name: str) -> None:
-        self._request("DELETE", f"/v1/collections/{_q(name)}")
+    def delete_collection(self, name: str) -> dict[str, Any] | None:
+        """Erase the collection: None when done, else the erasure job still running (202)."""
+        response = self._request("DELETE", f"/v1/collections/{_q(name)}")
+        return response.json() if response.status_code == 202 else None
+
+    def erasure_job(self, job_id: str) -> dict[str, Any]:
+        """An erasure job that a delete answered: its state ('running' or 'done') and counts."""
+        result: dict[str, Any] = self._request("GET", f"/v1/gallery/jobs/{_q(job_id)}").json()
+        return result
 
     def put_subject(
         self, collection: str, subject: str, metadata: dict[str, Any] | None = None
@@ -95,9 +102,12 @@ class FaceGalleryClient(FaceRestClient):
         ).json()
         return body
 
-    def delete_subject(self, collection: str, subject: str) -> None:
-        """Erase the subject and all its faces."""
-        self._request("DELETE", f"/v1/collections/{_q(collection)}/subjects/{_q(subject)}")
+    def delete_subject(self, collection: str, subject: str) -> dict[str, Any] | None:
+        """Erase the subject and all its faces: None when done, else the job still running."""
+        response = self._request(
+            "DELETE", f"/v1/collections/{_q(collection)}/subjects/{_q(subject)}"
+        )
+        return response.json() if response.status_code == 202 else None
 
     def enrol(
         self,

@@ -26,6 +26,7 @@ from gateway.errors import FaceQualityTooLow, InvalidParameter, NoFaceFound, Rec
 from gateway.gallery_ports import (
     EMBEDDING_DIM,
     Collection,
+    ErasureJob,
     GalleryStore,
     Match,
     Metadata,
@@ -205,9 +206,13 @@ class Gallery:
     async def get_collection(self, name: str) -> Collection:
         return await self._store.get_collection(name)
 
-    async def delete_collection(self, name: str) -> None:
-        await self._store.delete_collection(name)
-        log.info("gallery: deleted collection %s", name)
+    async def delete_collection(self, name: str) -> ErasureJob:
+        """Erased within the call (job.done), or invisible now and erased by the job."""
+        job = await self._store.delete_collection(name)
+        log.info(
+            "gallery: deleted collection %s (%s)", name, "done" if job.done else f"job {job.id}"
+        )
+        return job
 
     async def put_subject(self, collection: str, subject: str, metadata: Metadata | None) -> bool:
         created = await self._store.put_subject(collection, subject, metadata)
@@ -222,11 +227,20 @@ class Gallery:
     async def get_subject(self, collection: str, subject: str) -> Subject:
         return await self._store.get_subject(collection, subject)
 
-    async def delete_subject(self, collection: str, subject: str) -> int:
-        removed = await self._store.delete_subject(collection, subject)
-        log.info("gallery: erased a subject and %d face(s) from %s", removed, collection)
+    async def delete_subject(self, collection: str, subject: str) -> ErasureJob:
+        """Erased within the call (job.done), or invisible now and erased by the job."""
+        job = await self._store.delete_subject(collection, subject)
+        if job.done:
+            log.info(
+                "gallery: erased a subject and %s face(s) from %s", job.faces_removed, collection
+            )
+        else:
+            log.info("gallery: erasing a subject of %s (job %s)", collection, job.id)
         log.debug("gallery: erased subject %s from %s", subject, collection)
-        return removed
+        return job
+
+    async def get_job(self, job_id: str) -> ErasureJob:
+        return await self._store.get_job(job_id)
 
     async def delete_face(self, collection: str, face_id: str) -> None:
         await self._store.delete_face(collection, face_id)

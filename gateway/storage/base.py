@@ -169,6 +169,8 @@ class StoreBase:
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] = self._new_pool()
         self._retired: set[asyncio.Task[None]] = set()
         self._old_pools: list[psycopg_pool.AsyncConnectionPool[Connection]] = []
+        # Calls that go on when their caller stops waiting (a create), kept referenced.
+        self._background: set[asyncio.Future[Any]] = set()
         # Collection name -> id, so a search needs no lookup first; every search checks the
         # id in the same round trip and corrects a stale entry (ids are never reused).
         self._collection_ids: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""Collections: create (with the partition of their faces), list, read, delete."""
+"""Collections: create (with the partition of their faces), list, read (erasure.py deletes)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from gateway.errors import Conflict, FacegateError, NotFound
+from gateway.errors import Conflict
 from gateway.gallery_ports import Collection, Metadata
 from gateway.storage.base import StoreBase, bounded, no_collection, timed_out
-from gateway.storage.partitions import create_partition_sql, lock_ddl_sql, partition
+from gateway.storage.partitions import create_partition_sql, lock_ddl_sql
 
 log = logging.getLogger(__name__)
 # Face counts of list_collections are read this many collections (partitions) per
@@ -31,14 +30,12 @@ def _collection(row: Sequence[Any], faces: int) -> Collection:
 
 _COLLECTION_COLUMNS = """
     c.id, c.name, c.metadata, c.recognizer_sha256, c.created_at,
-    (SELECT count(*) FROM gallery_subjects s WHERE s.collection_id = c.id)
+    (SELECT count(*) FROM gallery_subjects s WHERE s.collection_id = c.id AND NOT s.erasing)
     FROM gallery_collections c"""
 
 
 class CollectionsMixin(StoreBase):
     """Collections, each with its faces' partition (storage/partitions.py)."""
-
-    _creates: set[asyncio.Future[Collection]]
 
     async def create_collection(
         self, name: str, metadata: Metadata, recognizer_sha256: str
@@ -52,10 +49,8 @@ class CollectionsMixin(StoreBase):
         outcome several bounds long, so what it answers is what happened.
         """
         creating = asyncio.ensure_future(self._create(name, metadata, recognizer_sha256))
-        if not hasattr(self, "_creates"):
-            self._creates = set()
-        self._creates.add(creating)
-        creating.add_done_callback(self._creates.discard)
+        self._background.add(creating)
+        creating.add_done_callback(self._background.discard)
         limit_s = self._statement_timeout_s
         done, _ = await asyncio.wait(
             {creating}, timeout=None if limit_s is None else CREATE_PATIENCE * limit_s
@@ -101,7 +96,9 @@ class CollectionsMixin(StoreBase):
     @bounded
     async def list_collections(self) -> list[Collection]:
         async with self._connection() as conn:
-            cursor = await conn.execute(f"SELECT {_COLLECTION_COLUMNS} ORDER BY c.name")
+            cursor = await conn.execute(
+                f"SELECT {_COLLECTION_COLUMNS} WHERE c.erasing_since IS NULL ORDER BY c.name"
+            )
             rows = await cursor.fetchall()
         counts = await self._face_counts([int(row[0]) for row in rows])
         return [_collection(row[1:], counts.get(int(row[0]), 0)) for row in rows]
@@ -132,27 +129,3 @@ class CollectionsMixin(StoreBase):
         if row is None:
             raise no_collection(name)
         return str(row[0])
-
-    @bounded
-    async def delete_collection(self, name: str) -> None:
-        async with self._transaction() as conn:
-            row = await (
-                await conn.execute(
-                    "DELETE FROM gallery_collections WHERE name = %s RETURNING id", (name,)
-                )
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"no collection '{name}'")
-        self._collection_ids.pop(name, None)
-        # Its rows are gone (committed) and identify answers 404 from here on; the partition
-        # is detached online (searches elsewhere go on) and dropped, its files with it.
-        try:
-            async with self._connection() as conn:
-                await conn.execute(
-                    sql.SQL("ALTER TABLE gallery_faces DETACH PARTITION {} CONCURRENTLY").format(
-                        partition(int(row[0]))
-                    )
-                )
-                await conn.execute(sql.SQL("DROP TABLE {}").format(partition(int(row[0]))))
-        except FacegateError:
-            log.warning("collection %d deleted; its partition remains", row[0])

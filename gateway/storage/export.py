@@ -23,7 +23,8 @@ class ExportMixin(StoreBase):
                 # LEFT: unassigned faces (no subject) are exported too.
                 " FROM gallery_faces f LEFT JOIN gallery_subjects s"
                 " ON s.collection_id = %s AND s.name = f.subject"
-                " WHERE f.collection_id = %s AND f.id > %s ORDER BY f.id LIMIT %s",
+                " WHERE f.collection_id = %s AND NOT coalesce(s.erasing, false) AND f.id > %s"
+                " ORDER BY f.id LIMIT %s",
                 (cid, cid, face_uuid(after) if after else uuid.UUID(int=0), limit),
             )
             rows = await cursor.fetchall()

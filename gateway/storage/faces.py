@@ -1,4 +1,4 @@
-"""Subjects and their faces: create, list, read, enrol, erase.
+"""Subjects and their faces: create, list, read, enrol (erasure.py erases them).
 
 Faces name their subject, but no foreign key enforces it (storage/partitions.py says why):
 an enrolment creates the subject if absent and holds a KEY SHARE lock on its row until it
@@ -47,15 +47,24 @@ async def hold_subject(conn: Connection, cid: int, subject: str) -> None:
         )
         held = await (
             await conn.execute(
-                "SELECT 1 FROM gallery_subjects WHERE collection_id = %s AND name = %s"
+                "SELECT erasing FROM gallery_subjects WHERE collection_id = %s AND name = %s"
                 " FOR KEY SHARE",
                 (cid, subject),
             )
         ).fetchone()
+        if held is not None and held[0]:
+            raise erasing(subject)
         if held is not None:
             return
         # Erased between the two statements: create it again.
     raise Conflict("the subject was erased and created again meanwhile: retry the request")
+
+
+def erasing(subject: str) -> Conflict:
+    return Conflict(
+        f"subject '{subject}' is being erased: retry once its erasure job is done "
+        "(GET /v1/gallery/jobs/{id} of the DELETE's answer)"
+    )
 
 
 class FacesMixin(StoreBase):
@@ -72,11 +81,14 @@ class FacesMixin(StoreBase):
                     (cid, subject, Jsonb(dict(metadata or {}))),
                 )
             ).fetchone()
-            if row is None and metadata is not None:
-                await conn.execute(
-                    "UPDATE gallery_subjects SET metadata = %s WHERE collection_id = %s AND name = %s",
-                    (Jsonb(dict(metadata)), cid, subject),
+            if row is None:
+                updated = await conn.execute(
+                    "UPDATE gallery_subjects SET metadata = CASE WHEN %s THEN %s ELSE metadata END"
+                    " WHERE collection_id = %s AND name = %s AND NOT erasing",
+                    (metadata is not None, Jsonb(dict(metadata or {})), cid, subject),
                 )
+                if updated.rowcount == 0:
+                    raise erasing(subject)
             return row is not None
 
     @bounded
@@ -85,7 +97,7 @@ class FacesMixin(StoreBase):
             cid = await self._collection_id(conn, collection)
             cursor = await conn.execute(
                 "SELECT name, metadata FROM gallery_subjects"
-                ' WHERE collection_id = %s AND name COLLATE "C" > %s'
+                ' WHERE collection_id = %s AND NOT erasing AND name COLLATE "C" > %s'
                 ' ORDER BY name COLLATE "C" LIMIT %s',
                 (cid, after or "", limit + 1),
             )
@@ -110,7 +122,8 @@ class FacesMixin(StoreBase):
             cid = await self._collection_id(conn, collection)
             row = await (
                 await conn.execute(
-                    "SELECT metadata FROM gallery_subjects WHERE collection_id = %s AND name = %s",
+                    "SELECT metadata FROM gallery_subjects"
+                    " WHERE collection_id = %s AND name = %s AND NOT erasing",
                     (cid, subject),
                 )
             ).fetchone()
@@ -124,23 +137,6 @@ class FacesMixin(StoreBase):
                 )
             ).fetchall()
         return Subject(subject, row[0], len(faces), tuple(str(f[0]) for f in faces))
-
-    @bounded
-    async def delete_subject(self, collection: str, subject: str) -> int:
-        async with self._transaction() as conn:
-            cid = await self._collection_id(conn, collection)
-            # The subject's row first: this waits for enrolments into it (storage/faces.py).
-            gone = await conn.execute(
-                "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s",
-                (cid, subject),
-            )
-            if gone.rowcount == 0:
-                raise NotFound(f"no subject '{subject}' in collection '{collection}'")
-            cursor = await conn.execute(
-                "DELETE FROM gallery_faces WHERE collection_id = %s AND subject = %s",
-                (cid, subject),
-            )
-            return cursor.rowcount
 
     @bounded
     async def add_faces(

@@ -122,6 +122,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         then=_move_faces_to_partitions,
     ),
+    Migration(
+        3,
+        "erasure jobs",
+        # storage/erasure.py says how they run. A collection being erased keeps its row (its
+        # subjects reference it) under a name no API call can name, "erasing/<id>"; a subject
+        # being erased is flagged and hidden. A job names its collection by id without a
+        # foreign key: it outlives the collection. It keeps the subject's name only while it
+        # runs (a name is personal data).
+        """
+        ALTER TABLE gallery_collections ADD COLUMN erasing_since timestamptz;
+        ALTER TABLE gallery_subjects ADD COLUMN erasing boolean NOT NULL DEFAULT false;
+        CREATE INDEX gallery_subjects_erasing ON gallery_subjects (collection_id) WHERE erasing;
+        CREATE TABLE gallery_jobs (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            kind text NOT NULL CHECK (kind IN ('erase_collection', 'erase_subject')),
+            collection_id bigint NOT NULL,
+            collection text NOT NULL,
+            subject text,
+            state text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done')),
+            subjects_removed bigint NOT NULL DEFAULT 0,
+            faces_removed bigint NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            finished_at timestamptz,
+            lease_owner uuid,
+            lease_until timestamptz
+        );
+        CREATE INDEX gallery_jobs_running ON gallery_jobs (created_at) WHERE state = 'running';
+        """,
+    ),
     # 10-19: faces without a subject and clustering them (storage/clustering.py).
     Migration(
         10,

@@ -10,6 +10,7 @@ One module per concern, combined here:
     search.py       identify's nearest-neighbour search
     export.py       faces with their embeddings, for `facegate gallery export`
     clustering.py   unassigned faces, assigning by hand, and cluster runs' queries and writes
+    erasure.py      DELETE of collections and subjects of any size: jobs, resumed
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gateway.storage.audit import AuditMixin
 from gateway.storage.base import translate_error
 from gateway.storage.clustering import ClusteringMixin
 from gateway.storage.collections import CollectionsMixin
+from gateway.storage.erasure import ErasureMixin
 from gateway.storage.export import ExportMixin
 from gateway.storage.faces import FacesMixin
 from gateway.storage.migrations import apply_migrations
@@ -32,7 +34,13 @@ log = logging.getLogger(__name__)
 
 
 class PostgresGalleryStore(
-    CollectionsMixin, FacesMixin, SearchMixin, ExportMixin, ClusteringMixin, AuditMixin
+    CollectionsMixin,
+    FacesMixin,
+    SearchMixin,
+    ExportMixin,
+    ClusteringMixin,
+    AuditMixin,
+    ErasureMixin,
 ):
     """The gallery in one PostgreSQL database; open() after migrations have run."""
 

@@ -37,17 +37,26 @@ async def search_pipelined(
 
     Returns the matches per vector and the collection's id now (None once deleted): the
     matches count only if that is the cid they were searched with. ef_search is SET LOCAL in
-    the search's own transaction, so it never stays on the pooled connection.
+    the search's own transaction, so it never stays on the pooled connection. Faces of a
+    subject being erased (storage/erasure.py) are left out.
     """
     async with conn.pipeline(), conn.transaction():
         await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
         check = await conn.execute(
             "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
         )
+        erasing = await conn.execute(
+            "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing", (cid,)
+        )
         cursors = [await conn.execute(_SEARCH, (v, cid, v, candidates)) for v in vectors]
     row = await check.fetchone()
+    hidden = {str(r[0]) for r in await erasing.fetchall()}
     found = [
-        [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
+        [
+            Match(s, float(sim), str(fid))
+            for s, sim, fid in await cursor.fetchall()
+            if s not in hidden
+        ]
         for cursor in cursors
     ]
     return found, int(row[0]) if row is not None else None

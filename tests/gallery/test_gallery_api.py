@@ -308,3 +308,41 @@ def test_identify_and_enrol_follow_det_sizes(enroller: httpx.Client, reader: htt
         f"/v1/collections/{collection}/identify", files={"image": png}, params={"det_sizes": "7"}
     )
     assert bad.status_code == 422 and "det_sizes" in bad.text
+
+
+def test_erasure_answers_204_or_a_job_and_frees_the_name_at_once(
+    enroller: httpx.Client, reader: httpx.Client
+) -> None:
+    from gateway.storage.erasure import SUBJECT_INLINE_FACES
+
+    collection = new_collection(enroller)
+    vectors = np.random.default_rng(6).standard_normal((SUBJECT_INLINE_FACES + 1, 512))
+    for lo in range(0, len(vectors), 1000):
+        response = enroller.post(
+            f"/v1/collections/{collection}/subjects/many/faces",
+            json={"embeddings": vectors[lo : lo + 1000].tolist()},
+        )
+        assert response.status_code == 201, response.text
+    # More faces than one call erases inline: a job, done within the call or answered 202.
+    gone = enroller.delete(f"/v1/collections/{collection}/subjects/many")
+    assert gone.status_code in (202, 204), gone.text
+    if gone.status_code == 202:
+        job = gone.json()
+        assert job["kind"] == "subject" and gone.headers["location"].endswith(job["id"])
+        for _ in range(600):
+            job = enroller.get(gone.headers["location"]).json()
+            if job["state"] == "done":
+                break
+        assert job["faces_removed"] == SUBJECT_INLINE_FACES + 1 and job["subject"] is None
+    assert reader.get(f"/v1/collections/{collection}/subjects/many").status_code == 404
+    found = reader.post(
+        f"/v1/collections/{collection}/identify", json={"embeddings": [vectors[0].tolist()]}
+    ).json()
+    assert found["faces"][0]["matches"] == []
+    # A deleted collection's name is free at once, whatever is left to erase.
+    assert enroller.delete(f"/v1/collections/{collection}").status_code in (202, 204)
+    again = enroller.post("/v1/collections", json={"name": collection})
+    assert again.status_code == 201 and again.json()["faces"] == 0
+    assert enroller.get("/v1/gallery/jobs/not-a-job").status_code == 404
+    assert enroller.get(f"/v1/gallery/jobs/{uuid.uuid4()}").status_code == 404
+    assert reader.get(f"/v1/gallery/jobs/{uuid.uuid4()}").status_code == 403

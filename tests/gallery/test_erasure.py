@@ -1,0 +1,204 @@
+"""Erasure of any size against the real PostgreSQL: invisible at once, removed in batches by a
+job that survives a SIGKILL of PostgreSQL and a new store, vectors gone from the disk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from gateway.errors import Conflict, NotFound
+from gateway.gallery_ports import EMBEDDING_DIM, ErasureJob, NewFace
+from gateway.storage import erasure
+from gateway.storage.partitions import partition_name
+from gateway.storage.postgres import PostgresGalleryStore, open_store
+
+from .conftest import started_postgres
+
+pytestmark = [pytest.mark.gallery, pytest.mark.integration]
+SHA = "0" * 64
+WAIT_S = 120.0
+
+
+def _faces(seed: int, n: int) -> list[NewFace]:
+    v = np.random.default_rng(seed).standard_normal((n, EMBEDDING_DIM)).astype(np.float32)
+    return [NewFace(row / np.linalg.norm(row)) for row in v]
+
+
+async def _fill(store: PostgresGalleryStore, name: str, subjects: int, per: int = 1) -> None:
+    await store.create_collection(name, {}, SHA)
+    for lo in range(0, subjects, 500):
+        batch = [(f"s{i}", _faces(i, per)) for i in range(lo, min(subjects, lo + 500))]
+        await store.add_faces(name, batch)
+
+
+async def _until_done(store: PostgresGalleryStore, job: ErasureJob) -> ErasureJob:
+    deadline = time.monotonic() + WAIT_S
+    while not job.done:
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.1)
+        job = await store.get_job(job.id)
+    return job
+
+
+def _partition_file(url: str, cid: int) -> Path:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT current_setting('data_directory') || '/' || pg_relation_filepath(%s)",
+            (partition_name(cid),),
+        ).fetchone()
+    assert row is not None
+    return Path(str(row[0]))
+
+
+def _cid(url: str, name: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT id FROM gallery_collections WHERE name = %s", (name,)).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def test_a_collection_is_invisible_at_once_and_its_vectors_leave_the_disk(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(erasure, "ERASE_BATCH", 50)
+    probe = _faces(7, 1)[0].embedding
+
+    async def scenario() -> None:
+        loader = await open_store(fresh_database, pool_size=1, timeout_s=30, migrate=True)
+        await _fill(loader, "big", 1000)
+        await loader.close()
+        # Erased through the store under a 1 s per-call bound.
+        store = await open_store(
+            fresh_database, pool_size=4, timeout_s=30, migrate=False, statement_timeout_s=1
+        )
+        try:
+            cid = _cid(fresh_database, "big")
+            with psycopg.connect(fresh_database, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+            stored = _partition_file(fresh_database, cid)
+            half = probe.astype(np.float16).tobytes()
+            assert half in stored.read_bytes()  # the vector is on the disk
+            job = await store.delete_collection("big")
+            # Gone for every call at once, and the name is free again.
+            with pytest.raises(NotFound):
+                await store.search("big", probe[None, :], 1)
+            assert "big" not in {c.name for c in await store.list_collections()}
+            await store.create_collection("big", {}, SHA)
+            assert (await store.get_collection("big")).faces == 0
+            if job.id:
+                job = await _until_done(store, job)
+            assert job.subjects_removed == 1000
+            # The dropped partition's file is truncated at once (unlinked at the next
+            # checkpoint): the vectors are gone from the disk.
+            assert not stored.exists() or stored.stat().st_size == 0
+            with psycopg.connect(fresh_database) as conn:
+                left = conn.execute(
+                    "SELECT (SELECT count(*) FROM gallery_subjects WHERE collection_id = %s),"
+                    " (SELECT count(*) FROM gallery_collections WHERE id = %s),"
+                    " to_regclass(%s)",
+                    (cid, cid, partition_name(cid)),
+                ).fetchone()
+            assert left == (0, 0, None)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_large_subject_is_hidden_at_once_and_erased_by_a_job(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(erasure, "SUBJECT_INLINE_FACES", 10)
+    monkeypatch.setattr(erasure, "ERASE_BATCH", 7)
+
+    async def scenario() -> None:
+        store = await open_store(fresh_database, pool_size=4, timeout_s=30, migrate=True)
+        try:
+            await store.create_collection("c", {}, SHA)
+            big = _faces(1, 60)
+            await store.add_faces("c", [("big", big), ("small", _faces(2, 3))])
+            small = await store.delete_subject("c", "small")
+            assert small.done and small.faces_removed == 3 and not small.id
+            # The job is made, not yet run: the subject is hidden from every read.
+            job = await store._begin_subject_erasure("c", "big")
+            assert job.state == "running" and job.subject == "big"
+            with pytest.raises(NotFound):
+                await store.get_subject("c", "big")
+            assert (await store.list_subjects("c", 10, None)).subjects == []
+            (matches,) = await store.search("c", big[0].embedding[None, :], 10)
+            assert matches == []
+            with pytest.raises(Conflict, match="being erased"):
+                await store.add_faces("c", [("big", _faces(3, 1))])
+            with pytest.raises(NotFound):
+                await store.delete_subject("c", "big")
+            done = await _until_done(store, await store._run_for_a_while(job))
+            assert (done.faces_removed, done.subjects_removed, done.subject) == (60, 1, None)
+            cid = _cid(fresh_database, "c")
+            with psycopg.connect(fresh_database) as conn:
+                left = conn.execute(
+                    "SELECT count(*) FROM gallery_faces WHERE collection_id = %s", (cid,)
+                ).fetchone()
+                vacuumed = conn.execute(
+                    "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = %s",
+                    (partition_name(cid),),
+                ).fetchone()
+            assert left == (0,) and vacuumed is not None and int(str(vacuumed[0])) >= 1
+            # The name can be enrolled again, as a new subject.
+            await store.add_faces("c", [("big", _faces(4, 1))])
+            assert (await store.get_subject("c", "big")).faces == 1
+            with pytest.raises(NotFound):
+                await store.get_job("00000000-0000-0000-0000-000000000000")
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_erasure_resumes_after_postgres_is_killed_and_the_store_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(erasure, "ERASE_BATCH", 20)
+
+    async def scenario(server: object) -> None:
+        from gateway.ops.servers.postgres import EmbeddedPostgres
+
+        assert isinstance(server, EmbeddedPostgres)
+        url = server.url()
+        first = await open_store(url, pool_size=4, timeout_s=30, migrate=True)
+        first.lease_s = 2
+        await _fill(first, "doomed", 3000)
+        job = await first._begin_collection_erasure("doomed")
+        first._start(job.id)
+        deadline = time.monotonic() + WAIT_S
+        while (await first.get_job(job.id)).subjects_removed < 100:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        os.kill(server.pid, signal.SIGKILL)  # mid-job
+        server.wait()
+        await first.close()
+        server.start()
+        second = await open_store(url, pool_size=4, timeout_s=30, migrate=True)
+        second.job_poll_s = 0.2
+        try:
+            done = await _until_done(second, job)
+            assert done.subjects_removed == 3000, done
+            with psycopg.connect(url) as conn:
+                left = conn.execute(
+                    "SELECT (SELECT count(*) FROM gallery_subjects),"
+                    " (SELECT count(*) FROM gallery_collections),"
+                    " (SELECT count(*) FROM pg_inherits"
+                    "  WHERE inhparent = 'gallery_faces'::regclass)"
+                ).fetchone()
+            assert left == (0, 0, 0)
+        finally:
+            await second.close()
+
+    with started_postgres() as server:
+        asyncio.run(scenario(server))
