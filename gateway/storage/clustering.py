@@ -120,7 +120,8 @@ async def merge_subject(conn: Connection, cid: int, source: str, into: str) -> i
     if source == into:
         raise InvalidParameter("merge_from names this same subject: nothing to do")
     gone = await conn.execute(
-        "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s", (cid, source)
+        "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s AND NOT erasing",
+        (cid, source),
     )
     if gone.rowcount == 0:
         raise NotFound(f"no subject '{source}' to merge from")
@@ -201,7 +202,8 @@ async def apply_cluster(conn: Connection, cid: int, outcome: ClusterOutcome) -> 
     trips, is a step's write cost."""
     wanted = list(outcome.joins)
     alive = await conn.execute(
-        "SELECT name FROM gallery_subjects WHERE collection_id = %s AND name = ANY(%s) FOR SHARE",
+        "SELECT name FROM gallery_subjects WHERE collection_id = %s AND name = ANY(%s)"
+        " AND NOT erasing FOR SHARE",
         (cid, wanted),
     )
     live = {str(row[0]) for row in await alive.fetchall()}  # erased meanwhile: faces stay
