@@ -143,3 +143,17 @@ def test_realistic_profile_matches_published_compute(
     assert 0.7 * published_params <= params <= 1.3 * published_params, (
         f"{role}: {params / 1e6:.1f} M parameters"
     )
+
+
+# The landmark stand-ins are sized by the upstream files (float32 weights): 2d106det.onnx is
+# 5,030,888 bytes (~1.26 M parameters), 1k3d68.onnx 143,607,619 (~35.9 M); no published
+# multiply-add counts were at hand to check those too.
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("role", "file_bytes"), [("landmark_2d_106", 5_030_888), ("landmark_3d_68", 143_607_619)]
+)
+def test_realistic_landmark_stand_ins_are_the_upstream_files_size(
+    realistic: SyntheticModels, role: str, file_bytes: int
+) -> None:
+    _, params = macs_and_params(getattr(realistic, role), {"data": [1, 3, 192, 192]})
+    assert 0.7 * file_bytes / 4 <= params <= 1.3 * file_bytes / 4, f"{role}: {params} parameters"
