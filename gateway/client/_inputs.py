@@ -130,6 +130,13 @@ def faces_from_outputs(outputs: Mapping[str, npt.NDArray[Any]]) -> ImageFaces:
     )
     embeddings = outputs.get(spec.FACES_EMBEDDINGS.name)
     norms = outputs.get(spec.FACES_EMBEDDING_NORMS.name)
+    genders = outputs.get(spec.FACES_GENDERS.name)
+    ages = outputs.get(spec.FACES_AGES.name)
+    attributes = None
+    if genders is not None and ages is not None:
+        attributes = processing.GenderAge(
+            np.array(genders[0], np.int64).reshape(-1), np.array(ages[0], np.int64).reshape(-1)
+        )
     return ImageFaces(
         width,
         height,
@@ -138,6 +145,7 @@ def faces_from_outputs(outputs: Mapping[str, npt.NDArray[Any]]) -> ImageFaces:
         if embeddings is None
         else np.array(embeddings[0], np.float32).reshape(-1, spec.FACES_EMBEDDINGS.shape[1]),
         None if norms is None else np.array(norms[0], np.float32).reshape(-1),
+        attributes,
     )
 
 

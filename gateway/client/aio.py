@@ -324,6 +324,7 @@ class AsyncFaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> list[ImageFaces]:
         """detect() run by Triton's `faces` model: one request per image, the pipeline in the server.
 
@@ -331,6 +332,7 @@ class AsyncFaceClient:
         Python backend); here the client only sends the encoded bytes (an img_bgr array is
         sent as a lossless PNG). Requests go out concurrently; Triton batches them.
         InvalidInput carries the model's message for an image or option it refuses.
+        `attributes`: gender and age per face (ImageFaces.attributes), genderage on Triton.
         """
         self._opened()
         assert self._models is not None
@@ -341,6 +343,7 @@ class AsyncFaceClient:
             "max_faces": options.max_faces,
             "min_size": options.min_size_px,
             "embed": options.embed,
+            "attributes": attributes,
         }
         pixels = self.options.max_image_pixels
         encoded = [encode_image(check_image(image, pixels)) for image in images]

@@ -196,6 +196,7 @@ class FaceClient:
         max_faces: int = 0,
         min_size_px: float = 0.0,
         det_sizes: DetSizes = None,
+        attributes: bool = False,
     ) -> list[ImageFaces]:
         """AsyncFaceClient.detect_in_server: Triton's `faces` model, one request per image."""
         return self._run(
@@ -206,6 +207,7 @@ class FaceClient:
                 max_faces=max_faces,
                 min_size_px=min_size_px,
                 det_sizes=det_sizes,
+                attributes=attributes,
             )
         )
 

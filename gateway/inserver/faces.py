@@ -29,7 +29,12 @@ from gateway.inserver.parameters import (
     InvalidRequest,
     parse_parameters_json,
 )
-from gateway.inserver.pipeline import FacesAnswer, FacesPipeline, PipelineConfig
+from gateway.inserver.pipeline import (
+    AttributesUnavailable,
+    FacesAnswer,
+    FacesPipeline,
+    PipelineConfig,
+)
 from gateway.triton import spec
 
 try:
@@ -43,6 +48,8 @@ PARAMETER_DETECTOR = "detector"
 PARAMETER_RECOGNIZER = "recognizer"
 PARAMETER_DETECTOR_MAX_BATCH = "detector_max_batch"
 PARAMETER_RECOGNIZER_MAX_BATCH = "recognizer_max_batch"
+PARAMETER_GENDERAGE = "genderage"
+PARAMETER_GENDERAGE_MAX_BATCH = "genderage_max_batch"
 PARAMETER_MAX_IMAGE_PIXELS = "max_image_pixels"
 PARAMETER_NMS_IOU = "nms_iou"
 PARAMETER_DETECT_THRESHOLD = "detect_threshold"
@@ -68,9 +75,13 @@ def pipeline_config(params: dict[str, str]) -> PipelineConfig:
     return PipelineConfig(
         detector=params.get(PARAMETER_DETECTOR, base.detector),
         recognizer=params.get(PARAMETER_RECOGNIZER, base.recognizer),
+        genderage=params.get(PARAMETER_GENDERAGE, base.genderage),
         detector_max_batch=int(params.get(PARAMETER_DETECTOR_MAX_BATCH, base.detector_max_batch)),
         recognizer_max_batch=int(
             params.get(PARAMETER_RECOGNIZER_MAX_BATCH, base.recognizer_max_batch)
+        ),
+        genderage_max_batch=int(
+            params.get(PARAMETER_GENDERAGE_MAX_BATCH, base.genderage_max_batch)
         ),
         max_image_pixels=int(params.get(PARAMETER_MAX_IMAGE_PIXELS, base.max_image_pixels)),
         nms_iou=float(params.get(PARAMETER_NMS_IOU, base.nms_iou)),
@@ -94,7 +105,8 @@ def image_bytes(array: npt.NDArray[Any] | None) -> bytes:
 def answer_tensors(answer: FacesAnswer) -> list[tuple[str, npt.NDArray[Any]]]:
     """The response's tensors, each with the request's batch axis of 1 in front.
 
-    EMBEDDINGS and EMBEDDING_NORMS are left out when the request said embed=false.
+    EMBEDDINGS and EMBEDDING_NORMS are left out when the request said embed=false, GENDERS
+    and AGES unless it said attributes=true.
     """
     dets = answer.detections
     tensors: list[tuple[str, npt.NDArray[Any]]] = [
@@ -108,6 +120,9 @@ def answer_tensors(answer: FacesAnswer) -> list[tuple[str, npt.NDArray[Any]]]:
         tensors.append(
             (spec.FACES_EMBEDDING_NORMS.name, answer.embedding_norms.astype(np.float32)[None])
         )
+    if answer.attributes is not None:
+        tensors.append((spec.FACES_GENDERS.name, answer.attributes.genders.astype(np.int32)[None]))
+        tensors.append((spec.FACES_AGES.name, answer.attributes.ages.astype(np.int32)[None]))
     return tensors
 
 
@@ -156,7 +171,7 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse(output_tensors=tensors)
         if isinstance(result, InvalidRequest):
             error = pb_utils.TritonError(str(result), pb_utils.TritonError.INVALID_ARG)
-        elif isinstance(result, UpstreamError):
+        elif isinstance(result, UpstreamError | AttributesUnavailable):
             error = pb_utils.TritonError(str(result), pb_utils.TritonError.UNAVAILABLE)
         else:
             error = pb_utils.TritonError(

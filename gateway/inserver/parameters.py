@@ -41,6 +41,8 @@ class FacesRequest:
     max_faces: int
     min_size_px: float
     embed: bool
+    # Gender and age per face (the genderage model, called like the recognizer).
+    attributes: bool = False
 
 
 def _number(name: str, value: object, low: float, high: float) -> float:
@@ -106,7 +108,8 @@ def parse_parameters(raw: Mapping[str, object], fallback: FacesDefaults) -> Face
     if "min_size" in raw:
         min_size = _number("min_size", raw["min_size"], 0.0, defaults.MIN_SIZE_LIMIT_PX)
     embed = _flag("embed", raw["embed"]) if "embed" in raw else fallback.embed
-    return FacesRequest(det_sizes, threshold, max_faces, min_size, embed)
+    attributes = _flag("attributes", raw["attributes"]) if "attributes" in raw else False
+    return FacesRequest(det_sizes, threshold, max_faces, min_size, embed, attributes)
 
 
 def parse_parameters_json(text: str, fallback: FacesDefaults) -> FacesRequest:

@@ -38,8 +38,10 @@ class PipelineConfig:
 
     detector: str = spec.DETECTOR
     recognizer: str = spec.RECOGNIZER
+    genderage: str = spec.GENDERAGE
     detector_max_batch: int = 8
     recognizer_max_batch: int = spec.RECOGNIZER_MAX_BATCH
+    genderage_max_batch: int = spec.GENDERAGE_MAX_BATCH
     max_image_pixels: int = defaults.MAX_IMAGE_PIXELS
     nms_iou: float = defaults.NMS_IOU
     fallback: FacesDefaults = field(default_factory=FacesDefaults)
@@ -48,13 +50,15 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class FacesAnswer:
     """One image's faces: detections in original pixels, descending score; embeddings
-    float32 (N, 512) L2-normalised and their raw norms (N,), or None without embed."""
+    float32 (N, 512) L2-normalised and their raw norms (N,), or None without embed;
+    gender and age per face, or None without attributes."""
 
     width: int
     height: int
     detections: processing.Detections
     embeddings: npt.NDArray[np.float32] | None
     embedding_norms: npt.NDArray[np.float32] | None
+    attributes: processing.GenderAge | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,16 @@ def _chunks(count: int, max_batch: int) -> list[tuple[int, int]]:
     """[lo, hi) ranges of at most max_batch items (1 where the model is unbatched)."""
     step = max_batch if max_batch > 0 else 1
     return [(lo, min(lo + step, count)) for lo in range(0, count, step)]
+
+
+class AttributesUnavailable(RuntimeError):
+    """attributes=true, and the genderage call failed (not served here, or it broke)."""
+
+
+GENDERAGE_HOW_TO_INSTALL = (
+    "attributes=true needs the genderage model on this Triton: install it with `facegate models "
+    "fetch` (buffalo_l and buffalo_s ship it) and load it"
+)
 
 
 class FacesPipeline:
@@ -148,15 +162,69 @@ class FacesPipeline:
         vectors: dict[int, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = dict(
             zip(wanted, embedded, strict=True)
         )
+        asked = [i for i, (_, request, _) in enumerate(ready) if request.attributes]
+        try:
+            estimated: dict[int, processing.GenderAge] | AttributesUnavailable = dict(
+                zip(
+                    asked,
+                    await self._gender_age(
+                        [ready[i][2].img_bgr for i in asked], [found[i] for i in asked]
+                    ),
+                    strict=True,
+                )
+            )
+        except AttributesUnavailable as exc:  # fails the requests that asked, not their neighbours
+            estimated = exc
         empty = np.zeros((0, spec.FACES_EMBEDDINGS.shape[1]), np.float32)
         answers: list[FacesAnswer | BaseException] = []
         for i, (_, request, decoded) in enumerate(ready):
             embeddings = norms = None
             if request.embed:
                 embeddings, norms = vectors.get(i, (empty, np.zeros((0,), np.float32)))
+            attributes = None
+            if request.attributes:
+                if isinstance(estimated, AttributesUnavailable):
+                    answers.append(estimated)
+                    continue
+                attributes = estimated[i]
             height, width = decoded.img_bgr.shape[:2]
-            answers.append(FacesAnswer(width, height, found[i], embeddings, norms))
+            answers.append(FacesAnswer(width, height, found[i], embeddings, norms, attributes))
         return answers
+
+    async def _gender_age(
+        self, images: Sequence[npt.NDArray[np.uint8]], found: Sequence[processing.Detections]
+    ) -> list[processing.GenderAge]:
+        """GenderAge per image, as the gateway's estimate_gender_age: one batch of all faces."""
+        counts = [len(dets) for dets in found]
+        if not sum(counts):
+            return [processing.decode_genderage(np.zeros((0, 3), np.float32)) for _ in images]
+        size = spec.GENDERAGE_INPUT_SIZE_PX
+        crops = await asyncio.gather(
+            *(
+                self._in_thread(processing.crop_attribute_faces, img, dets.boxes, size)
+                for img, dets in zip(images, found, strict=True)
+            )
+        )
+        batch = np.concatenate([c.crops_bgr for c in crops])
+        try:
+            parts = await asyncio.gather(
+                *(
+                    self._infer(
+                        self.config.genderage,
+                        {spec.GENDERAGE_INPUT.name: batch[lo:hi]},
+                        (spec.GENDERAGE_OUTPUT.name,),
+                    )
+                    for lo, hi in _chunks(len(batch), self.config.genderage_max_batch)
+                )
+            )
+        except Exception as exc:
+            raise AttributesUnavailable(f"{GENDERAGE_HOW_TO_INSTALL} ({exc})") from exc
+        decoded = processing.decode_genderage(np.concatenate([p[0].reshape(-1, 3) for p in parts]))
+        bounds = np.cumsum([0, *counts])
+        return [
+            processing.GenderAge(decoded.genders[lo:hi], decoded.ages[lo:hi])
+            for lo, hi in itertools.pairwise(bounds)
+        ]
 
     async def _detect(
         self, ready: Sequence[tuple[int, FacesRequest, _Decoded]]

@@ -142,6 +142,9 @@ FACES_LANDMARKS = TensorSpec("LANDMARKS", "FP32", (-1, 5, 2))
 FACES_EMBEDDINGS = TensorSpec("EMBEDDINGS", "FP32", (-1, ports.EMBEDDING_SIZE))
 FACES_EMBEDDING_NORMS = TensorSpec("EMBEDDING_NORMS", "FP32", (-1,))
 FACES_IMAGE_SIZE = TensorSpec("IMAGE_SIZE", "INT32", (2,))
+# With the request parameter attributes=true (genderage on the same Triton): 0 = female, 1 = male.
+FACES_GENDERS = TensorSpec("GENDERS", "INT32", (-1,))
+FACES_AGES = TensorSpec("AGES", "INT32", (-1,))
 FACES_OUTPUTS = (
     FACES_BOXES,
     FACES_SCORES,
@@ -149,6 +152,8 @@ FACES_OUTPUTS = (
     FACES_EMBEDDINGS,
     FACES_EMBEDDING_NORMS,
     FACES_IMAGE_SIZE,
+    FACES_GENDERS,
+    FACES_AGES,
 )
 # Requests the dynamic batcher hands one execute() at most.
 FACES_MAX_BATCH = 8

@@ -243,8 +243,8 @@ def test_sdk_detect_in_server_equals_sdk_detect(triton: EmbeddedTriton) -> None:
     nobody = encode(np.zeros((240, 320, 3), np.uint8))
     images = [scene(), full_frame(), square_scene(320, 240, [Square(96, 96, 16, seed=5)]), nobody]
     with FaceClient(triton.grpc_url, use_shared_memory=False) as client:
-        local = client.detect(images, embed=True, det_sizes="128,640")
-        served = client.detect_in_server(images, det_sizes="128,640")
+        local = client.detect(images, embed=True, det_sizes="128,640", attributes=True)
+        served = client.detect_in_server(images, det_sizes="128,640", attributes=True)
         with pytest.raises(InvalidInput, match="not a recognised image"):
             client.detect_in_server([b"garbage"])
         with pytest.raises(InvalidArgument):
@@ -255,6 +255,9 @@ def test_sdk_detect_in_server_equals_sdk_detect(triton: EmbeddedTriton) -> None:
         assert (got.width, got.height) == (want.width, want.height)
         assert len(got.detections) == len(want.detections)
         assert got.embeddings is not None and got.embeddings.shape == (len(got.detections), 512)
+        assert got.attributes is not None and want.attributes is not None
+        assert got.attributes.labels() == want.attributes.labels()
+        assert np.array_equal(got.attributes.ages, want.attributes.ages)
         if not len(want.detections):
             continue
         assert np.abs(got.detections.boxes - want.detections.boxes).max() <= 1e-3
@@ -279,3 +282,23 @@ def test_a_killed_faces_stub_is_reloaded_and_serves_again(
 
     assert f"{spec.FACES}: its backend process died; reloaded" in done
     assert len(call_faces(grpc, scene())["SCORES"][0]) == 3
+
+
+def test_attributes_are_the_gender_and_age_rest_gives(
+    grpc: grpcclient.InferenceServerClient, rest: httpx.Client
+) -> None:
+    data = scene()
+    response = rest.post(
+        "/v1/detect", params={"attributes": "true"}, files={"image": ("image", data)}
+    )
+    assert response.status_code == 200, response.text
+    want = response.json()["faces"]
+
+    got = call_faces(grpc, data, attributes=True, embed=False)
+    plain = call_faces(grpc, data)
+
+    assert len(want) == 3
+    assert got["GENDERS"].shape == got["AGES"].shape == (1, 3)
+    assert ["FM"[g] for g in got["GENDERS"][0]] == [f["gender"] for f in want]
+    assert got["AGES"][0].tolist() == [f["age"] for f in want]
+    assert "GENDERS" not in plain and "AGES" not in plain

@@ -22,7 +22,14 @@ def test_left_out_parameters_take_the_defaults() -> None:
 
 def test_typed_and_text_values_alike() -> None:
     typed = parse_parameters(
-        {"det_sizes": "640", "threshold": 0.3, "max_faces": 2, "min_size": 10, "embed": False},
+        {
+            "det_sizes": "640",
+            "threshold": 0.3,
+            "max_faces": 2,
+            "min_size": 10,
+            "embed": False,
+            "attributes": True,
+        },
         FALLBACK,
     )
     text = parse_parameters(
@@ -32,10 +39,11 @@ def test_typed_and_text_values_alike() -> None:
             "max_faces": "2",
             "min_size": "10",
             "embed": "false",
+            "attributes": "true",
         },
         FALLBACK,
     )
-    assert typed == text == FacesRequest((640,), 0.3, 2, 10.0, False)
+    assert typed == text == FacesRequest((640,), 0.3, 2, 10.0, False, True)
     assert parse_parameters({"det_sizes": 640, "threshold": 1}, FALLBACK).det_sizes_px == (640,)
 
 
@@ -57,6 +65,7 @@ def test_unknown_names_are_ignored_as_rest_ignores_unknown_query_parameters() ->
         ({"min_size": 100_001}, "min_size"),
         ({"embed": "perhaps"}, "bool"),
         ({"embed": 1}, "bool"),
+        ({"attributes": "sometimes"}, "attributes"),
         ({"det_sizes": "33"}, "multiple of 32"),
         ({"det_sizes": "128,256,384,512,640"}, "at most 4"),
         ({"det_sizes": ""}, "empty"),

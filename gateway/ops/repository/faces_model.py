@@ -49,7 +49,10 @@ def _tensor(tensor: spec.TensorSpec) -> str:
 
 
 def render_faces_config(
-    variant: configs.Variant, detector_max_batch: int, recognizer_max_batch: int
+    variant: configs.Variant,
+    detector_max_batch: int,
+    recognizer_max_batch: int,
+    genderage_max_batch: int = spec.GENDERAGE_MAX_BATCH,
 ) -> str:
     """The faces model's config.pbtxt text for one variant."""
     instances = EMBEDDED_INSTANCES if variant == "embedded" else NGC_INSTANCES
@@ -58,6 +61,8 @@ def render_faces_config(
         faces.PARAMETER_RECOGNIZER: spec.RECOGNIZER,
         faces.PARAMETER_DETECTOR_MAX_BATCH: str(detector_max_batch),
         faces.PARAMETER_RECOGNIZER_MAX_BATCH: str(recognizer_max_batch),
+        faces.PARAMETER_GENDERAGE: spec.GENDERAGE,
+        faces.PARAMETER_GENDERAGE_MAX_BATCH: str(genderage_max_batch),
         faces.PARAMETER_MAX_IMAGE_PIXELS: str(defaults.MAX_IMAGE_PIXELS),
         faces.PARAMETER_NMS_IOU: str(defaults.NMS_IOU),
         faces.PARAMETER_DETECT_THRESHOLD: str(defaults.DETECT_THRESHOLD),
@@ -101,9 +106,13 @@ def write_faces_model(
         return False
     detector = int(str(manifest[spec.DETECTOR].get("max_batch_size", 0)))
     recognizer = int(str(manifest[spec.RECOGNIZER].get("max_batch_size", 0)))
+    # genderage is optional: installed later, it keeps the max batch it is served with by default.
+    genderage = int(
+        str(manifest.get(spec.GENDERAGE, {}).get("max_batch_size", spec.GENDERAGE_MAX_BATCH))
+    )
     folder = repository / spec.FACES
     for variant in configs.VARIANTS:
-        text = render_faces_config(variant, detector, recognizer)
+        text = render_faces_config(variant, detector, recognizer, genderage)
         write(folder / configs.config_path(variant), text.encode())
     write(folder / "1" / "model.py", MODEL_PY.encode())
     return True
