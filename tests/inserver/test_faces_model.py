@@ -302,3 +302,10 @@ def test_attributes_are_the_gender_and_age_rest_gives(
     assert ["FM"[g] for g in got["GENDERS"][0]] == [f["gender"] for f in want]
     assert got["AGES"][0].tolist() == [f["age"] for f in want]
     assert "GENDERS" not in plain and "AGES" not in plain
+
+
+def test_v1_models_lists_the_faces_model(rest: httpx.Client) -> None:
+    response = rest.get("/v1/models")
+    assert response.status_code == 200, response.text
+    states = {m["name"]: m["state"] for m in response.json()["models"]}
+    assert states[spec.FACES] == "READY"
