@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 Connection = psycopg.AsyncConnection[TupleRow]
 # Calls still running on a pool replaced by reconnect() get this long to finish.
 RETIRE_TIMEOUT_S = 30.0
+# After a pool timeout, a direct connection attempt tells an unreachable database (or a wrong
+# password) from a busy pool; at most this often.
+CONNECT_CHECK_S = 5.0
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound="StoreBase")
@@ -71,6 +75,16 @@ def translate_error(exc: psycopg.Error | psycopg_pool.PoolTimeout) -> FacegateEr
         "FACEGATE_GALLERY_URL is up, then retry",
         retry_after_s=1,
     )
+
+
+def _without_password(message: str, conninfo: str) -> str:
+    """libpq's message, its first line, with the URL's password masked should it appear."""
+    first = message.strip().splitlines()[0] if message.strip() else "no reason given"
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(conninfo).get("password")
+    except psycopg.Error:
+        return "the connection string cannot be read"
+    return first.replace(str(password), "***") if password else first
 
 
 def _forget(task: asyncio.Future[Any]) -> None:
@@ -174,12 +188,44 @@ class StoreBase:
         # Collection name -> id, so a search needs no lookup first; every search checks the
         # id in the same round trip and corrects a stale entry (ids are never reused).
         self._collection_ids: dict[str, int] = {}
+        # The last direct connection attempt after a pool timeout (see _translated).
+        self._connect_checked_at = -math.inf
+        self._connect_problem: str | None = None
 
     async def open(self) -> None:
         try:
             await self._pool.open(wait=True, timeout=self._pool.timeout)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise translate_error(exc) from exc
+            raise await self._translated(exc) from exc
+
+    async def _translated(self, exc: psycopg.Error | psycopg_pool.PoolTimeout) -> FacegateError:
+        """translate_error, telling a database nobody can connect to from a busy pool.
+
+        A pool timeout has either cause: one direct connection attempt (at most one every
+        CONNECT_CHECK_S, the callers in between reuse its answer) tells them apart and names
+        the cause as libpq gives it (never the password).
+        """
+        if not isinstance(exc, psycopg_pool.PoolTimeout):
+            return translate_error(exc)
+        if time.monotonic() - self._connect_checked_at >= CONNECT_CHECK_S:
+            self._connect_checked_at = time.monotonic()
+            self._connect_problem = await self._connect_once()
+        if self._connect_problem is None:
+            return translate_error(exc)
+        return GalleryUnavailable(
+            "cannot connect to the gallery database (wrong password, host or port?): "
+            f"{self._connect_problem}; check FACEGATE_GALLERY_URL and that PostgreSQL is up",
+            retry_after_s=1,
+        )
+
+    async def _connect_once(self) -> str | None:
+        """Why a new connection fails now (None: it connects)."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, connect_timeout=2)
+        except psycopg.Error as exc:
+            return _without_password(str(exc), self._conninfo)
+        await conn.close()
+        return None
 
     async def close(self) -> None:
         await self._pool.close()
@@ -218,7 +264,7 @@ class StoreBase:
             async with self._pool.connection() as conn:
                 yield conn
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise translate_error(exc) from exc
+            raise await self._translated(exc) from exc
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:
@@ -227,7 +273,7 @@ class StoreBase:
             async with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise translate_error(exc) from exc
+            raise await self._translated(exc) from exc
 
     @staticmethod
     async def _collection_id(conn: Connection, name: str, *, lock: bool = False) -> int:
