@@ -188,6 +188,10 @@ class TritonFaceModels:
                 if self._metrics is not None:
                     self._metrics.triton_errors.labels(model, error.code).inc()
                 retryable = status_code(exc) == grpc.StatusCode.UNAVAILABLE
+                if retryable:
+                    # The channel dials a fixed address list after a change, so gRPC's own
+                    # re-resolution on a failed connection is ours to do: resolve now.
+                    self._resolved_at = -float("inf")
                 if retryable and attempt < self.target.unavailable_retries:
                     attempt += 1
                     await asyncio.sleep(RETRY_BACKOFF_S * attempt)
