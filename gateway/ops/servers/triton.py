@@ -321,7 +321,8 @@ class EmbeddedTriton:
                 f"Triton was not ready after {self.options.startup_timeout_s:.0f} s "
                 f"(raise --startup-timeout-s on slow machines):\n{self.failure_reason()}"
             ) from None
-        log.info("embedded Triton ready: %s", ", ".join(self.options.startup_models))
+        loaded = (*self.options.startup_models, *pipeline_models(self.options))
+        log.info("embedded Triton ready: %s", ", ".join(loaded))
 
     def wait(self) -> int:
         """Block until Triton exits; returns its exit code."""
