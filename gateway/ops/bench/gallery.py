@@ -46,6 +46,34 @@ class BenchOptions:
     faces_per_subject: int = 5
     maintenance_work_mem: str = "2GB"
     progress: bool = False
+    # Run on a database that holds collections other than the bench's own.
+    allow_foreign: bool = False
+
+
+class BenchRefused(Exception):
+    """The bench will not run on this database; the message says why and what to do."""
+
+
+def refuse_foreign(url: str, own_prefix: str, allowed: bool) -> None:
+    """Refuse a database with collections not made by a bench, unless `allowed`.
+
+    A bench loads and indexes a large collection and measures with the machine to itself:
+    on a live gallery it competes with every identify for the CPU and shared buffers (it
+    locks nothing of theirs: its collection is a partition of its own).
+    """
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT name FROM gallery_collections WHERE erasing_since IS NULL"
+            " AND name NOT LIKE %s ORDER BY name LIMIT 6",
+            (own_prefix + "%",),
+        ).fetchall()
+    if rows and not allowed:
+        names = ", ".join(str(r[0]) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise BenchRefused(
+            f"the database holds collections that are not the bench's ({names}): point --url "
+            "at an empty database (or the default embedded one in a fresh --data-dir), or pass "
+            "--i-know-this-is-live to share this one"
+        )
 
 
 @dataclass(frozen=True)
@@ -196,6 +224,7 @@ async def _load(
 def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
     """Load, index, measure; the collection is dropped afterwards unless options.keep."""
     apply_migrations(url)
+    refuse_foreign(url, "bench-", options.allow_foreign)
     collection = f"bench-{options.distribution}-{options.seed}-{options.faces}"
     _say(options, f"generating {options.faces} {options.distribution} faces")
     data = make_gallery(

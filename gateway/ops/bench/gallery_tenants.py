@@ -22,6 +22,8 @@ import numpy.typing as npt
 
 from gateway.errors import FacegateError
 from gateway.gallery_ports import EMBEDDING_DIM, NewFace
+from gateway.ops.bench.gallery import refuse_foreign
+from gateway.storage.migrations import apply_migrations
 from gateway.storage.postgres import PostgresGalleryStore, open_store
 
 RECOGNIZER = "bench-random-vectors"
@@ -44,6 +46,7 @@ class TenantsOptions:
     seed: int = 0
     keep: bool = False
     progress: bool = False
+    allow_foreign: bool = False
 
 
 @dataclass
@@ -149,6 +152,8 @@ async def _creates(
 def bench_tenants(url: str, options: TenantsOptions) -> TenantsResult:
     """Create, run mixed traffic, create in parallel; drops what it made unless options.keep."""
     names = [f"{PREFIX}{i:05d}" for i in range(options.collections)]
+    apply_migrations(url)
+    refuse_foreign(url, PREFIX, options.allow_foreign)
 
     async def run() -> TenantsResult:
         store = await open_store(

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
 # Only light imports at module level: the parser of every `facegate` command imports this.
 from gateway.ops.commands._common import positive_int
@@ -27,12 +26,7 @@ from gateway.ops.servers.postgres import (
     default_data_dir,
 )
 
-if TYPE_CHECKING:
-    from gateway.gallery_ports import NewFace
-
 log = logging.getLogger(__name__)
-EXPORT_FORMAT = "facegate-gallery/1"
-EXPORT_BATCH = 1000
 # A halfvec(512) face costs ~1.1 KiB of table and ~1.3 KiB of HNSW index (docs/BENCHMARKS.md):
 # 512 MB keeps ~200k faces in memory; PostgreSQL's own default (128 MB) only ~50k.
 DEFAULT_SHARED_BUFFERS = "512MB"
@@ -143,131 +137,48 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _export(url: str, collection: str, out: TextIO) -> int:
-    from gateway.storage.postgres import open_store
-
-    store = await open_store(url, pool_size=1, timeout_s=10, migrate=False)
-    written = 0
-    try:
-        meta = await store.get_collection(collection)
-        header = {
-            "format": EXPORT_FORMAT,
-            "collection": meta.name,
-            "metadata": dict(meta.metadata),
-            "recognizer_sha256": meta.recognizer_sha256,
-        }
-        out.write(json.dumps(header) + "\n")
-        after: str | None = None
-        while True:
-            batch = await store.export_faces(collection, after, EXPORT_BATCH)
-            for face in batch:
-                line = {
-                    "subject": face.subject,
-                    "subject_metadata": dict(face.subject_metadata),
-                    # Full precision: an import then stores the very same half-precision values.
-                    "embedding": [float(v) for v in face.embedding],
-                    "bbox": list(face.bbox) if face.bbox is not None else None,
-                    "score": face.score,
-                }
-                out.write(json.dumps(line) + "\n")
-            written += len(batch)
-            if len(batch) < EXPORT_BATCH:
-                return written
-            after = batch[-1].face_id
-            print(f"\rexported {written} faces", end="", file=sys.stderr, flush=True)
-    finally:
-        await store.close()
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    with gallery_url(args) as url:
-        if args.output == "-":
-            count = asyncio.run(_export(url, args.collection, sys.stdout))
-        else:
-            with open(args.output, "w", encoding="utf-8") as out:
-                os.chmod(args.output, 0o600)  # biometric data: owner only
-                count = asyncio.run(_export(url, args.collection, out))
-    print(f"exported {count} faces of '{args.collection}'", file=sys.stderr)
+    from gateway.ops.gallery_io import export_collection, open_export_file
+
+    out = open_export_file(args.output)
+    try:
+        with gallery_url(args) as url:
+            subjects, faces = asyncio.run(export_collection(url, args.collection, out))
+    except BaseException:
+        if out is not sys.stdout:  # no half-written export left behind
+            out.close()
+            os.unlink(args.output)
+        raise
+    if out is not sys.stdout:
+        out.close()
+    print(f"exported {subjects} subjects and {faces} faces of '{args.collection}'", file=sys.stderr)
     return 0
 
 
-def _face_of(line: dict[str, Any], number: int) -> tuple[str | None, NewFace, dict[str, Any]]:
-    import numpy as np
-
-    from gateway.gallery_ports import EMBEDDING_DIM, NewFace
-
-    try:
-        embedding = np.asarray(line["embedding"], dtype=np.float32)
-        # null: a face without a subject (docs/GROUPING.md)
-        subject = None if line["subject"] is None else str(line["subject"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise GalleryCommandError(f"line {number}: a face needs subject and embedding") from exc
-    norm = float(np.linalg.norm(embedding)) if embedding.shape == (EMBEDDING_DIM,) else 0.0
-    if not np.isfinite(norm) or norm < 1e-6:
-        raise GalleryCommandError(
-            f"line {number}: the embedding is not {EMBEDDING_DIM} finite numbers"
-        )
-    bbox = line.get("bbox")
-    # Stored vectors are unit length to half precision: keep them bit for bit, and normalise
-    # only vectors from elsewhere.
-    unit = embedding if abs(norm - 1.0) < 1e-2 else embedding / norm
-    face = NewFace(
-        unit.astype(np.float32),
-        tuple(float(v) for v in bbox) if bbox else None,  # type: ignore[arg-type]
-        line.get("score"),
-    )
-    return subject, face, dict(line.get("subject_metadata") or {})
-
-
-async def _import(url: str, source: TextIO, rename: str | None) -> tuple[str, int]:
-    from gateway.storage.postgres import open_store
-
-    header = json.loads(source.readline() or "{}")
-    if header.get("format") != EXPORT_FORMAT:
-        raise GalleryCommandError(f"not a facegate gallery export (format {EXPORT_FORMAT})")
-    name = rename or header["collection"]
-    store = await open_store(url, pool_size=1, timeout_s=10, migrate=True)
-    imported = 0
-    try:
-        await store.create_collection(
-            name, header.get("metadata") or {}, header["recognizer_sha256"]
-        )
-        pending: dict[str | None, list[NewFace]] = {}
-        subject_meta: dict[str | None, dict[str, Any]] = {}
-        for number, raw in enumerate(source, start=2):
-            if not raw.strip():
-                continue
-            subject, face, meta = _face_of(json.loads(raw), number)
-            pending.setdefault(subject, []).append(face)
-            subject_meta[subject] = meta
-            if sum(len(v) for v in pending.values()) >= EXPORT_BATCH:
-                imported += await _flush(store, name, pending, subject_meta)
-                print(f"\rimported {imported} faces", end="", file=sys.stderr, flush=True)
-        imported += await _flush(store, name, pending, subject_meta)
-    finally:
-        await store.close()
-    return name, imported
-
-
-async def _flush(
-    store: Any,
-    name: str,
-    pending: dict[str | None, list[NewFace]],
-    meta: dict[str | None, dict[str, Any]],
-) -> int:
-    for subject in pending:
-        if subject is not None:
-            await store.put_subject(name, subject, meta.get(subject) or None)
-    await store.add_faces(name, list(pending.items()))
-    count = sum(len(v) for v in pending.values())
-    pending.clear()
-    return count
-
-
 def cmd_import(args: argparse.Namespace) -> int:
-    with gallery_url(args) as url, open(args.input, encoding="utf-8") as source:
-        name, count = asyncio.run(_import(url, source, args.collection))
-    print(f"imported {count} faces into '{name}'", file=sys.stderr)
+    from gateway.ops.gallery_io import check_file, import_file, refusal
+
+    try:
+        source = open(args.input, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise GalleryCommandError(f"cannot read {args.input}: {exc.strerror}") from exc
+    with source:
+        try:
+            check = check_file(source, args.collection)
+        except UnicodeDecodeError as exc:
+            raise GalleryCommandError(f"{args.input} is not UTF-8 text: not an export") from exc
+        for note in check.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if check.problems:
+            raise GalleryCommandError(refusal(check))
+        source.seek(0)
+        name = args.collection or str(check.header["collection"])
+        with gallery_url(args) as url:
+            count = asyncio.run(import_file(url, source, check, name))
+    print(
+        f"imported {len(check.subjects)} subjects and {count} faces into '{name}'",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -309,9 +220,21 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     _add_target(export)
     export.add_argument("collection", help="name of the collection to export")
-    export.add_argument("-o", "--output", default="-", help="file (mode 0600) or - for stdout")
+    export.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        help="a new file (created 0600, never overwritten), or - for stdout (not a terminal)",
+    )
     export.set_defaults(func=cmd)
-    imp = actions.add_parser("import", help="load a JSON-lines export into a new collection")
+    imp = actions.add_parser(
+        "import",
+        help="load a JSON-lines export into a new collection (checked whole first)",
+        description="Reads the whole file first and refuses it, saying every problem by line, "
+        "when a name is one the API would refuse, an embedding is not 512 finite numbers, or "
+        "(format 2) its checksum or counts do not match: nothing is written then. A failure "
+        "part-way erases the new collection again.",
+    )
     _add_target(imp)
     imp.add_argument("input", help="file written by `facegate gallery export`")
     imp.add_argument("--collection", default=None, help="name it differently from the export")
@@ -357,6 +280,7 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="memory of the index build; the graph must fit (~1.5 KiB per face) or the build "
         "slows down many times (default %(default)s; 4GB for 1M faces)",
     )
+    _add_live_flag(bench)
     bench.set_defaults(func=cmd)
     _add_bench_http(actions)
     _add_bench_tenants(actions)
@@ -391,7 +315,18 @@ def _add_bench_tenants(actions: argparse._SubParsersAction[argparse.ArgumentPars
         help="the store's per-call bound, as FACEGATE_GALLERY_STATEMENT_TIMEOUT_S (default 10)",
     )
     tenants.add_argument("--keep", action="store_true", help="keep the collections afterwards")
+    _add_live_flag(tenants)
     tenants.set_defaults(func=cmd)
+
+
+def _add_live_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--i-know-this-is-live",
+        dest="allow_foreign",
+        action="store_true",
+        help="run even though the database holds other collections (refused by default: the "
+        "bench competes with their traffic for CPU and memory)",
+    )
 
 
 def _add_bench_http(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -432,6 +367,8 @@ def cmd(args: argparse.Namespace) -> int:
     import psycopg
 
     from gateway.errors import FacegateError
+    from gateway.ops.bench.gallery import BenchRefused
+    from gateway.ops.gallery_io import GalleryFileError
 
     handlers = {
         "migrate": cmd_migrate,
@@ -446,7 +383,7 @@ def cmd(args: argparse.Namespace) -> int:
     }
     try:
         return handlers[args.gallery_command](args)
-    except (GalleryCommandError, EmbeddedPostgresError) as exc:
+    except (GalleryCommandError, EmbeddedPostgresError, GalleryFileError, BenchRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except FacegateError as exc:
@@ -488,6 +425,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         faces_per_subject=args.faces_per_subject,
         maintenance_work_mem=args.maintenance_work_mem,
         progress=True,
+        allow_foreign=args.allow_foreign,
     )
     with gallery_url(args) as url:
         print(f"loading {args.faces} {args.distribution} faces, then measuring...", file=sys.stderr)
@@ -514,6 +452,7 @@ def _cmd_bench_tenants(args: argparse.Namespace) -> int:
         statement_timeout_s=args.statement_timeout_s,
         keep=args.keep,
         progress=True,
+        allow_foreign=args.allow_foreign,
     )
     with gallery_url(args) as url:
         result = bench_tenants(url, options)
