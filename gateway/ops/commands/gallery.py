@@ -158,11 +158,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from gateway.ops.gallery_io import check_file, import_file, refusal
 
-    try:
-        source = open(args.input, encoding="utf-8")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise GalleryCommandError(f"cannot read {args.input}: {exc.strerror}") from exc
-    with source:
+    # A path that cannot be opened is explained by the CLI's own handler (ops/failures.py).
+    with open(args.input, encoding="utf-8") as source:
         try:
             check = check_file(source, args.collection)
         except UnicodeDecodeError as exc:
