@@ -147,6 +147,41 @@ def detect_query(
 DetectQueryDep = Annotated[DetectQuery, Depends(detect_query)]
 
 
+def render_query(
+    settings: SettingsDep,
+    threshold: Threshold = None,
+    max_faces: MaxFaces = 0,
+    min_size: MinSize = 0.0,
+    landmarks: Landmarks = True,
+    det_sizes: DetSizes = None,
+    attributes: Attributes = False,
+    liveness: Liveness = False,
+    liveness_threshold: LivenessThreshold = None,
+    dense_landmarks: DenseLandmarks = False,
+    pose: Pose = False,
+) -> DetectQuery:
+    """/v1/detect/render's options: /v1/detect's less embed and quality (neither is drawn;
+    render's own `quality` is the JPEG quality)."""
+    return detect_query(
+        settings,
+        threshold,
+        max_faces,
+        min_size,
+        False,
+        landmarks,
+        det_sizes,
+        attributes,
+        liveness,
+        liveness_threshold,
+        dense_landmarks,
+        pose,
+        False,
+    )
+
+
+RenderQueryDep = Annotated[DetectQuery, Depends(render_query)]
+
+
 def face_out(faces: ImageFaces, index: int, *, landmarks: bool) -> FaceOut:
     dets = faces.detections
     out = FaceOut(

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from gateway.api.deps import PipelineDep, SettingsDep, require_user
 from gateway.api.docs import body_doc
-from gateway.api.faces import ERRORS, DetectQueryDep
+from gateway.api.faces import ERRORS, RenderQueryDep
 from gateway.api.uploads import read_images
 from gateway.schemas import ImagePayload
 from gateway.service.pipeline import Timings
@@ -38,12 +38,13 @@ async def render(
     request: Request,
     settings: SettingsDep,
     pipeline: PipelineDep,
-    query: DetectQueryDep,
+    query: RenderQueryDep,
     format: Annotated[ImageFormat, Query(description="png or jpeg")] = "png",
     quality: Annotated[int, Query(ge=1, le=100, description="JPEG quality")] = 90,
 ) -> Response:
-    """The same options as /v1/detect; attributes=true draws gender and age, liveness=true the
-    liveness verdict."""
+    """/v1/detect's options less embed and quality (`quality` here is the JPEG quality);
+    attributes=true draws gender and age, liveness=true the liveness verdict, dense_landmarks=true
+    the 106 points, pose=true the head pose."""
     images = await read_images(request, settings, {"image": False}, ImagePayload)
     timings = Timings()
     drawn, count = await render_faces(pipeline, images["image"][0], query.options, timings)

@@ -167,3 +167,18 @@ def test_a_background_task_that_dies_is_logged_and_restarted(
         if r.levelno == logging.ERROR and "swapper-reaper" in r.getMessage()
     ]
     assert died and died[0].exc_info is not None
+
+
+def test_render_takes_a_jpeg_quality_and_a_bad_one_is_a_422(http: TestClient) -> None:
+    # /v1/detect's boolean `quality` must not clash with render's JPEG quality (1-100).
+    image = encode(square_image(640, 640, [(160, 160, 64)]))
+    for value in ("80", "100"):
+        response = http.post(
+            "/v1/detect/render", params={"format": "jpeg", "quality": value}, files={"image": image}
+        )
+        assert response.status_code == 200, response.text
+        assert response.content.startswith(b"\xff\xd8")
+    response = http.post(
+        "/v1/detect/render", params={"format": "jpeg", "quality": "true"}, files={"image": image}
+    )
+    assert response.status_code == 422, response.text
