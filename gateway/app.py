@@ -161,6 +161,8 @@ def create_app(
     metrics.triton_down.set_function(lambda: float(servers.down(TRITON) is not None))
     if settings.gallery_url.get_secret_value():
         app.state.gallery_health = health.GalleryHealth(metrics.registry)
+    for warning in api_keys.warnings:
+        log.warning(warning)
     if api_keys.disabled:
         log.warning(
             "API keys are DISABLED (FACEGATE_AUTH_DISABLED=true): anyone who can reach this port can use it"

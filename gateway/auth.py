@@ -2,12 +2,12 @@
 gallery identify/verify/read), `enroll` (also gallery enrolment and deletion) and `admin`
 (also model load/unload).
 
-Keys come from FACEGATE_API_KEYS ("scope:name:key,scope:key") and/or a mounted file
+Keys come from FACEGATE_API_KEYS ("scope/name:key,scope:key") and/or a mounted file
 (FACEGATE_API_KEYS_FILE, one entry per line, # comments). A key's name (letters, digits,
 '.', '_', '-'; at most 64) is what logs, metrics, admission and the audit trail show; an
-entry without one ("scope:key", the older form) is named "key-" + the first 8 hex digits of
-the key's SHA-256. Only SHA-256 digests are kept in memory, and a presented key is
-compared against every digest in constant time. Authentication is off only when
+entry without one ("scope:key", the older form, whose key is all the text after the first
+':') is named "key-" + the first 8 hex digits of the key's SHA-256. Only SHA-256 digests are
+kept in memory, and a presented key is compared against every digest in constant time. Authentication is off only when
 FACEGATE_AUTH_DISABLED=true, with a warning at start (every caller is then "anonymous").
 """
 
@@ -65,6 +65,8 @@ class ApiKeys:
 
     entries: tuple[KeyEntry, ...]
     disabled: bool = False
+    # For the log at start: entries that read two ways (neither part of the key in them).
+    warnings: tuple[str, ...] = ()
 
     def caller_of(self, presented: str) -> Caller | None:
         """The entry of a presented key (the widest scope if listed twice), or None.
@@ -109,39 +111,63 @@ class ApiKeys:
 
 
 def unnamed_key_name(key: str) -> str:
-    """The name of a "scope:key" entry: a short hash of the key, stable across restarts."""
+    """The name of a key given without one: a short hash of the key, stable across restarts."""
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
-def parse_entries(text: str, source: str) -> list[KeyEntry]:
-    """Parse "scope:name:key" or "scope:key" entries separated by commas or newlines.
+@dataclass(frozen=True)
+class ParsedKeys:
+    """The entries of one source, and a warning per entry that reads two ways."""
 
-    # starts a comment. A key that itself contains ':' after a valid name would read as
-    "name:key": give such a key a name explicitly.
+    entries: list[KeyEntry]
+    warnings: list[str]
+
+
+def parse_entries(text: str, source: str) -> ParsedKeys:
+    """Parse "scope/name:key" or "scope:key" entries separated by commas or newlines.
+
+    # starts a comment. In "scope:key" the whole text after the first ':' is the key, as it
+    always was. One that also reads as the first round's "scope:name:key" (a valid name, then
+    ':' and 16 or more characters) is accepted both ways, each key named by its hash (either
+    part may be a secret), with a warning that names neither part.
     """
     entries: list[KeyEntry] = []
+    warnings: list[str] = []
     # Comments end at the end of their line, so they are removed before splitting on commas.
     items = [item for raw in text.splitlines() for item in raw.split("#", 1)[0].split(",")]
-    for item in items:
-        line = item.strip()
-        if not line:
-            continue
-        scope, sep, rest = line.partition(":")
-        if not sep or scope.strip() not in SCOPES or not rest.strip():
+    for position, item in enumerate((i.strip() for i in items if i.strip()), start=1):
+        head, sep, key = item.partition(":")
+        scope, slash, name = (part.strip() for part in head.partition("/"))
+        if not sep or scope not in SCOPES or not key.strip():
             raise AuthConfigError(
-                f"{source}: entries look like 'user:<name>:<key>' or 'user:<key>' (scopes user, "
+                f"{source}: entries look like 'user/<name>:<key>' or 'user:<key>' (scopes user, "
                 "enroll, admin); got a malformed one"
             )
-        name, named, key = rest.partition(":")
-        if not named or not _NAME.fullmatch(name.strip()):
-            name, key = "", rest
+        if slash and not _NAME.fullmatch(name):
+            raise AuthConfigError(
+                f"{source}: entry {position}: a key name is 1-64 letters, digits, '.', '_' or '-'"
+            )
         key = key.strip()
         if len(key) < 16:
             raise AuthConfigError(f"{source}: API keys must be at least 16 characters")
-        digest = hashlib.sha256(key.encode()).digest()
-        entries.append(KeyEntry(digest, scope.strip(), name.strip() or unnamed_key_name(key)))  # type: ignore[arg-type]
+        entries.append(_entry(key, scope, name if slash else unnamed_key_name(key)))
+        first, colon, after = key.partition(":")
+        if not slash and colon and _NAME.fullmatch(first.strip()) and len(after.strip()) >= 16:
+            tail = _entry(after.strip(), scope, unnamed_key_name(after.strip()))
+            entries.append(tail)
+            warnings.append(
+                f"{source}: entry {position} ({scope}) reads two ways, as an older "
+                f"'{scope}:<key>' whose key holds ':' and as '{scope}:<name>:<key>'; both keys "
+                f"are accepted, the whole text after '{scope}:' (named {entries[-2].name}) and "
+                f"the text after its second ':' (named {tail.name}). Write "
+                f"'{scope}/<name>:<key>' to keep one key under a name (SECURITY.md, upgrading)"
+            )
     _check_names(entries, source)
-    return entries
+    return ParsedKeys(entries, warnings)
+
+
+def _entry(key: str, scope: str, name: str) -> KeyEntry:
+    return KeyEntry(hashlib.sha256(key.encode()).digest(), scope, name)  # type: ignore[arg-type]
 
 
 def _check_names(entries: list[KeyEntry], source: str) -> None:
@@ -154,12 +180,14 @@ def _check_names(entries: list[KeyEntry], source: str) -> None:
 
 def load_api_keys(keys: str, keys_file: Path | None, disabled: bool) -> ApiKeys:
     """Build ApiKeys from the settings; refuses to run open unless explicitly disabled."""
-    entries = parse_entries(keys, "FACEGATE_API_KEYS")
+    parsed = parse_entries(keys, "FACEGATE_API_KEYS")
+    entries, warnings = parsed.entries, parsed.warnings
     if keys_file is not None:
         try:
-            entries += parse_entries(keys_file.read_text(), str(keys_file))
+            from_file = parse_entries(keys_file.read_text(), str(keys_file))
         except OSError as exc:
             raise AuthConfigError(f"cannot read API keys file {keys_file}: {exc}") from exc
+        entries, warnings = entries + from_file.entries, warnings + from_file.warnings
         _check_names(entries, f"FACEGATE_API_KEYS and {keys_file}")
     if disabled:
         return ApiKeys((), disabled=True)
@@ -168,7 +196,7 @@ def load_api_keys(keys: str, keys_file: Path | None, disabled: bool) -> ApiKeys:
             "no API keys configured: set FACEGATE_API_KEYS='user:<key>,admin:<key>' or "
             "FACEGATE_API_KEYS_FILE, or FACEGATE_AUTH_DISABLED=true for a trusted network"
         )
-    return ApiKeys(tuple(entries))
+    return ApiKeys(tuple(entries), warnings=tuple(warnings))
 
 
 def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:

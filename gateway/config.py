@@ -93,7 +93,7 @@ class Settings(BaseSettings):
 
     # Access control and admission
     api_keys: SecretStr = Field(
-        SecretStr(""), description="'user:<key>,admin:<key>' entries (keys >= 16 characters)"
+        SecretStr(""), description="'user/<name>:<key>,admin:<key>' entries (keys >= 16 characters)"
     )
     api_keys_file: Path | None = Field(None, description="file of 'scope:key' lines (a Secret)")
     auth_disabled: bool = Field(False, description="run without API keys (warned at start)")

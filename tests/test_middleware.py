@@ -144,7 +144,7 @@ KEY_B = "key-of-app-b-0123456789"
 def _keyed_middleware(
     app: Callable[..., Awaitable[None]], **admission: Any
 ) -> tuple[GatewayMiddleware, Metrics]:
-    keys = load_api_keys(f"user:app-a:{KEY_A},user:{KEY_B}", None, False)
+    keys = load_api_keys(f"user/app-a:{KEY_A},user:{KEY_B}", None, False)
     metrics = Metrics()
     limits = Admission(admission.pop("max_in_flight", 64), 60.0, **admission)
     return GatewayMiddleware(app, metrics, limits, keys), metrics

@@ -38,7 +38,7 @@ def gateway_process(triton: EmbeddedTriton) -> Iterator[str]:
         **os.environ,
         "FACEGATE_TRITON_URL": triton.grpc_url,
         "FACEGATE_TRITON_REPOSITORY_KEY": REPOSITORY_KEY,
-        "FACEGATE_API_KEYS": f"user:flooder:{KEY_A},user:quiet:{KEY_B}",
+        "FACEGATE_API_KEYS": f"user/flooder:{KEY_A},user/quiet:{KEY_B}",
         "FACEGATE_LOG_LEVEL": "WARNING",
         "FACEGATE_DET_SIZES": "640",
     }

@@ -31,7 +31,7 @@ READER_KEY = "audit-reader-key-0123456789"
 
 @pytest.fixture(scope="module")
 def named_gateway(triton: EmbeddedTriton, postgres: EmbeddedPostgres) -> Iterator[str]:
-    keys = f"enroll:hr-import:{ENROLLER_KEY},user:{READER_KEY}"
+    keys = f"enroll/hr-import:{ENROLLER_KEY},user:{READER_KEY}"
     settings = gateway_settings(triton, gallery_url=postgres.url(), api_keys=keys, audit_table=True)
     with ServerThread(settings) as server, client_for(server.url, READER_KEY) as http:
         deadline = time.monotonic() + 60
