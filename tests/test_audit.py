@@ -43,3 +43,28 @@ def test_the_command_filters_a_mixed_log_and_keeps_the_last(
     (line,) = capsys.readouterr().out.splitlines()
     record = json.loads(line)
     assert record["key"] == "k0" and record["time"] and "request_id" in record
+
+
+def test_since_with_a_utc_offset_means_that_instant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since 05:00+02:00 is 03:00 UTC (the first round compared it as text, dropping 03:30Z)."""
+    log_file = tmp_path / "audit.jsonl"
+    with log_file.open("w") as handle:
+        for at, key in (
+            ("2026-12-07T02:30:00.000Z", "before"),
+            ("2026-12-07T03:30:00.000Z", "after"),
+        ):
+            line = {"time": at, "logger": AUDIT_LOGGER, "audit": {"key": key}}
+            handle.write(json.dumps(line) + "\n")
+    for since in ("2026-12-07T05:00+02:00", "2026-12-07T03:00", "2026-12-06T22:00-05:00"):
+        assert main(["gallery", "audit", "--file", str(log_file), "--since", since]) == 0
+        keys = [json.loads(line)["key"] for line in capsys.readouterr().out.splitlines()]
+        assert keys == ["after"], since
+
+
+def test_a_since_that_is_no_time_says_how_to_write_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["gallery", "audit", "--file", "-", "--since", "yesterday"])
+    assert stopped.value.code == 2
+    assert "2026-12-07T05:00+02:00" in capsys.readouterr().err

@@ -147,3 +147,29 @@ def test_old_audit_records_are_pruned(fresh_database: str) -> None:
         return pruned, [str(r.record.collection) for r in left]
 
     assert asyncio.run(scenario()) == (1, ["new"])
+
+
+def test_the_table_reader_converts_a_since_with_an_offset(
+    fresh_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since 05:00+02:00 is 03:00 UTC (the first round read it as 05:00 UTC, dropping 03:30)."""
+
+    async def insert() -> None:
+        store = await open_store(fresh_database, pool_size=1, timeout_s=10, migrate=True)
+        try:
+            day = datetime(2026, 12, 7, tzinfo=UTC)
+            rows = [
+                (AuditRecord("k", "identify", "POST", "/r", 200, "before"), "r1", day + timedelta(hours=2.5)),
+                (AuditRecord("k", "identify", "POST", "/r", 200, "after"), "r2", day + timedelta(hours=3.5)),
+            ]  # fmt: skip
+            await store.insert_audit(rows)
+        finally:
+            await store.close()
+
+    asyncio.run(insert())
+    assert (
+        main(["gallery", "audit", "--url", fresh_database, "--since", "2026-12-07T05:00+02:00"])
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["collection"] for line in lines] == ["after"]

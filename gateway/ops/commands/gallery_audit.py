@@ -45,12 +45,28 @@ def add_audit_parser(
     for name in FIELDS:
         audit.add_argument(f"--{name}", metavar=name.upper(), help=f"only records with this {name}")
     audit.add_argument(
-        "--since", metavar="TIME", help="only records at or after this UTC time, e.g. 2026-12-07T03"
+        "--since",
+        type=_since,
+        metavar="TIME",
+        help="only records at or after this ISO 8601 time: UTC unless it names an offset, e.g. "
+        "2026-12-07T03 or 2026-12-07T05:00+02:00",
     )
     audit.add_argument(
         "--last", type=positive_int, metavar="N", help="only the last N matching records"
     )
     return audit
+
+
+def _since(text: str) -> datetime:
+    """--since as an aware UTC time: a time without an offset is UTC, one with is converted."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write an ISO 8601 time like 2026-12-07T03:00 (UTC) or "
+            "2026-12-07T05:00+02:00"
+        ) from exc
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _records(source: TextIO) -> Iterator[dict[str, Any]]:
@@ -70,8 +86,14 @@ def _matches(record: dict[str, Any], args: argparse.Namespace) -> bool:
         wanted = getattr(args, name)
         if wanted is not None and str(record.get(name)) != wanted:
             return False
-    # Times compare as text: ISO 8601 in UTC orders like the times it names.
-    return args.since is None or str(record.get("time") or "") >= args.since
+    since: datetime | None = args.since
+    if since is None:
+        return True
+    try:
+        at = datetime.fromisoformat(str(record.get("time")))
+    except ValueError:
+        return False
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at) >= since
 
 
 def _as_line(stored: StoredAuditRecord) -> dict[str, Any]:
@@ -85,14 +107,10 @@ async def read_table(url: str, args: argparse.Namespace) -> int:
     """Print the matching records of the gallery database's audit table."""
     from gateway.storage.postgres import open_store
 
-    try:
-        since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
-    except ValueError as exc:
-        raise CliError(f"--since {args.since!r}: write a UTC time like 2026-12-07T03:00") from exc
     store = await open_store(url, pool_size=1, timeout_s=10, migrate=False)
     try:
         rows = await store.read_audit(
-            since=since, key=args.key, collection=args.collection, limit=args.last or 100_000
+            since=args.since, key=args.key, collection=args.collection, limit=args.last or 100_000
         )
     finally:
         await store.close()
