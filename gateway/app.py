@@ -29,6 +29,17 @@ from gateway.triton.client import TritonFaceModels, TritonTarget
 from gateway.triton.replicas import ReplicatedControl, swapper_control
 
 log = logging.getLogger(__name__)
+# Response headers a browser app on an allowed origin may read: beyond the CORS-safelisted
+# ones, every header a route or the error tree sets (Location: a 202 erasure's job URL).
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-Faces",
+    "X-Faces-Swapped",
+    "Server-Timing",
+    "Retry-After",
+    "Location",
+    "WWW-Authenticate",
+]
 # How long a 429 waits before it is sent (admission.py says why).
 REFUSAL_PAUSE_S = 0.1
 
@@ -190,7 +201,7 @@ def create_app(
             # Every method a route answers, so a browser app can also PUT and DELETE.
             allow_methods=_route_methods(routers),
             allow_headers=["X-API-Key", "Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "X-Faces-Swapped", "Retry-After"],
+            expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(
         GatewayMiddleware,

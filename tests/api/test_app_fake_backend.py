@@ -182,3 +182,14 @@ def test_render_takes_a_jpeg_quality_and_a_bad_one_is_a_422(http: TestClient) ->
         "/v1/detect/render", params={"format": "jpeg", "quality": "true"}, files={"image": image}
     )
     assert response.status_code == 422, response.text
+
+
+def test_cors_lets_a_browser_app_read_the_headers_the_api_sets(backend: FakeBackend) -> None:
+    """Location (a 202 erasure's job URL) and Retry-After; the first round exposed no Location."""
+    app = create_app(_settings(cors_origins=["https://app.example"]), models=backend)
+    with TestClient(app) as client:
+        response = client.get("/health/live", headers={"Origin": "https://app.example"})
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"location", "retry-after", "x-request-id", "x-faces", "x-faces-swapped"} <= exposed
