@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -141,6 +142,38 @@ def test_cors_allows_every_method_the_api_uses(backend: FakeBackend) -> None:
             )
             assert preflight.status_code == 200, (method, preflight.text)
             assert method in preflight.headers["access-control-allow-methods"]
+
+
+def test_a_background_task_that_dies_is_logged_while_the_gateway_runs(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the swapper reaper is logged at ERROR, with its traceback, when it happens.
+
+    Needs nothing of gateway/background.py, so it runs on the first round's old app.py too: its
+    bare create_task let the reaper die in silence (this test failed there on the log).
+    """
+
+    async def reap_once(self: SwapperManager) -> bool:
+        raise RuntimeError("a bug in the reaper")
+
+    def died() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.ERROR
+            and "swapper-reaper" in r.getMessage()
+            and r.exc_info is not None
+            and "a bug in the reaper" in str(r.exc_info[1])
+        ]
+
+    monkeypatch.setattr(SwapperManager, "reap_once", reap_once)
+    app = create_app(_settings(swapper_idle_ttl_s=0.2), models=backend)
+    with caplog.at_level(logging.ERROR), TestClient(app) as client:
+        deadline = time.monotonic() + 10
+        while not died() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert died(), "the reaper died without an ERROR record"
+        assert client.get("/health/live").status_code == 200
 
 
 def test_a_background_task_that_dies_is_logged_and_restarted(
