@@ -17,9 +17,18 @@ RESTART_S = 5.0
 
 
 async def keep_running(
-    name: str, work: Callable[[], Awaitable[None]], restart_s: float | None = None
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    restart_s: float | None = None,
+    *,
+    stopping: Callable[[], bool] | None = None,
 ) -> None:
-    """Run `work` until cancelled: each time it ends or raises, log at ERROR and start it again."""
+    """Run `work` until cancelled: each time it ends or raises, log at ERROR and start it again.
+
+    stopping: when it is true after `work` ends or raises, this returns instead (an owner
+    shutting down whose work ends on its own, e.g. when a driver turns the cancellation into
+    an error of its own); without it such work would be restarted, and its owner's wait hang.
+    """
     restart_s = RESTART_S if restart_s is None else restart_s
     while True:
         try:
@@ -27,8 +36,13 @@ async def keep_running(
         except asyncio.CancelledError:
             raise
         except Exception:
+            if stopping is not None and stopping():
+                log.info("background task %s ended with an error while stopping", name)
+                return
             log.exception("background task %s died: restarting it in %.0f s", name, restart_s)
         else:
+            if stopping is not None and stopping():
+                return
             log.error("background task %s ended: restarting it in %.0f s", name, restart_s)
         await asyncio.sleep(restart_s)
 

@@ -48,3 +48,27 @@ def test_kept_running_work_restarts_after_raising_and_after_returning(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2 and all("worker" in r.getMessage() for r in errors)
     assert errors[0].exc_info is not None  # the traceback of the failure
+
+
+def test_kept_running_work_that_ends_while_its_owner_stops_is_not_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A poller that ends on its own at close (its driver swallowed the cancellation)."""
+    closing = False
+    runs: list[int] = []
+
+    async def work() -> None:
+        runs.append(1)
+        if closing:
+            raise RuntimeError("the query was cancelled")
+
+    async def scenario() -> None:
+        nonlocal closing
+        closing = True
+        await asyncio.wait_for(
+            background.keep_running("poller", work, restart_s=0.01, stopping=lambda: closing), 5
+        )
+
+    asyncio.run(scenario())
+    assert runs == [1]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
