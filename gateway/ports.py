@@ -101,6 +101,10 @@ class LandmarkModels(Protocol):
         """(N, 192, 192, 3) uint8 BGR landmark crops -> raw (N, 3309) float32."""
         ...
 
+    async def landmarks_served(self) -> tuple[bool, bool]:
+        """Whether 2d106det and 1k3d68 are served (READY), from a briefly cached status."""
+        ...
+
 
 class ModelControl(Protocol):
     """Loading and unloading one model (the swapper) on the inference server."""

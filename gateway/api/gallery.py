@@ -452,8 +452,17 @@ async def identify(
     threshold: MatchThreshold = None,
     max_faces: MaxFaces = 0,
     det_sizes: DetSizes = None,
+    pose: Annotated[
+        bool,
+        Query(
+            description="grade head pose in each face's quality too (one 1k3d68 inference per "
+            "face; pose unknown where 1k3d68 is not served or fails). Default: size, sharpness "
+            "and norm only"
+        ),
+    ] = False,
 ) -> IdentifyResponse:
-    """Every face in the image (or each embedding) with its best subjects at or above threshold."""
+    """Every face in the image (or each embedding) with its best subjects at or above threshold
+    and, for an image, each face's quality (docs/QUALITY.md)."""
     limit = settings.verify_threshold if threshold is None else threshold
     image, body = await _one_image(request, settings, IdentifyIn)
     if image is None:
@@ -473,6 +482,7 @@ async def identify(
         max_faces=max_faces,
         detect_threshold=settings.detect_threshold,
         det_sizes_px=resolve_det_sizes(det_sizes, settings.det_sizes_px),
+        pose=pose,
     )
     _note_matches(request, result)
     return _identified(result, landmarks=True)

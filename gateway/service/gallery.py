@@ -307,7 +307,11 @@ class Gallery:
         norms: Sequence[npt.NDArray[np.float32] | None],
         min_quality: str,
     ) -> None:
-        graded = await self._pipeline.assess_quality(decoded, chosen, norms, Timings())
+        # Pose where 1k3d68 is served; its failure fails the enrolment rather than letting a
+        # face through ungraded.
+        graded = await self._pipeline.assess_quality(
+            decoded, chosen, norms, Timings(), strict_pose=True
+        )
         refusals = [
             f"image {i}: {refusal}"
             for i, quality in enumerate(graded)
@@ -373,14 +377,18 @@ class Gallery:
         max_faces: int,
         detect_threshold: float,
         det_sizes_px: tuple[int, ...] = DEFAULT_DET_SIZES_PX,
+        pose: bool = False,
     ) -> Identification:
-        """Every detected face (up to max_faces, by prominence) with its top_k subjects."""
+        """Every detected face (up to max_faces, by prominence) with its top_k subjects and
+        quality: size, sharpness and norm always; pose only when `pose` (one 1k3d68 inference
+        per face, where served; unknown when not served or failing)."""
         options = DetectOptions(
             threshold=detect_threshold,
             max_faces=max_faces,
             embed=True,
             det_sizes_px=det_sizes_px,
             quality=True,
+            quality_pose=pose,
         )
         # The guard's database round trip overlaps detection instead of preceding it; its
         # error (404, 409) still wins over the image's, as when it ran first, and stops the

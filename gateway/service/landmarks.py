@@ -38,18 +38,6 @@ class FaceLandmarks:
     pose: processing.HeadPose | None
 
 
-async def _run(
-    call: Callable[[npt.NDArray[np.uint8]], Awaitable[npt.NDArray[np.float32]]],
-    crops: npt.NDArray[np.uint8],
-) -> npt.NDArray[np.float32]:
-    try:
-        return await call(crops)
-    except UpstreamUnavailable as exc:
-        raise UpstreamUnavailable(
-            f"{LANDMARKS_HOW_TO_INSTALL} ({exc.message})", retry_after_s=60
-        ) from exc
-
-
 async def estimate_landmarks(
     models: object,
     in_thread: Callable[..., Awaitable[Any]],
@@ -63,10 +51,26 @@ async def estimate_landmarks(
     """FaceLandmarks per image: 106 2-D points when `dense`, 68 3-D points when `dense`, head
     pose when `pose` (from the 3-D points); one batched call per model for all faces.
 
-    Raises UpstreamUnavailable (503) saying what to install when a model it needs is not served.
+    Raises UpstreamUnavailable (503) saying what to install when a model it needs is not served
+    (asked of the model status first: no failing inference); an inference that fails raises
+    its own error (Triton restarting: 503 with a short Retry-After, a timeout: 504).
     """
     if not isinstance(models, LandmarkModels):
         raise UpstreamUnavailable(LANDMARKS_HOW_TO_INSTALL)
+    served_2d, served_3d = await models.landmarks_served()
+    missing = [
+        name
+        for name, needed, served in (
+            ("2d106det", dense, served_2d),
+            ("1k3d68", dense or pose, served_3d),
+        )
+        if needed and not served
+    ]
+    if missing:
+        raise UpstreamUnavailable(
+            f"{LANDMARKS_HOW_TO_INSTALL} (not served: {', '.join(missing)})",
+            retry_after_s=60,
+        )
     size = ports.LANDMARK_INPUT_SIZE_PX
     started = time.perf_counter()
     crops = await asyncio.gather(
@@ -84,11 +88,11 @@ async def estimate_landmarks(
     raw_3d: npt.NDArray[np.float32] | None = None
     if dense and total:
         started = time.perf_counter()
-        raw_2d = await _run(models.landmarks_2d106, batch)
+        raw_2d = await models.landmarks_2d106(batch)
         timings.add("landmark_2d_106", started)
     if (dense or pose) and total:
         started = time.perf_counter()
-        raw_3d = await _run(models.landmarks_3d68, batch)
+        raw_3d = await models.landmarks_3d68(batch)
         timings.add("landmark_3d_68", started)
     started = time.perf_counter()
     points_2d = points_3d = None

@@ -62,8 +62,10 @@ class DetectOptions:
     dense_landmarks: bool = False
     # Head pose per face (from 1k3d68's points; 503 without it).
     pose: bool = False
-    # Quality for recognition per face (size, sharpness, pose where 1k3d68 is served, norm).
+    # Quality for recognition per face (size, sharpness, norm, and pose where 1k3d68 is served
+    # and `quality_pose`: one more inference per face).
     quality: bool = False
+    quality_pose: bool = True
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,9 @@ class Pipeline:
             )
         quality: list[processing.FaceQuality | None] = [None] * len(found)
         if options.quality:
-            graded = await self.assess_quality(decoded, found, norms, timings, landmarks)
+            graded = await self.assess_quality(
+                decoded, found, norms, timings, landmarks, pose=options.quality_pose
+            )
             quality = [*graded]
         if not options.embed:
             embeddings, norms = [None] * len(found), [None] * len(found)
@@ -372,13 +376,25 @@ class Pipeline:
         norms: Sequence[npt.NDArray[np.float32] | None],
         timings: Timings,
         landmarks: Sequence[FaceLandmarks | None] | None = None,
+        *,
+        pose: bool = True,
+        strict_pose: bool = False,
     ) -> list[processing.FaceQuality]:
         """FaceQuality per image at this pipeline's thresholds (pose from `landmarks` where
-        they hold it, else from 1k3d68 when served)."""
+        they hold it, else, when `pose`, from 1k3d68 when served; see assess_quality)."""
         marks = landmarks if landmarks is not None else [None] * len(found)
         return list(
             await assess_quality(
-                self._models, self.in_thread, images, found, norms, marks, self.thresholds, timings
+                self._models,
+                self.in_thread,
+                images,
+                found,
+                norms,
+                marks,
+                self.thresholds,
+                timings,
+                pose=pose,
+                strict_pose=strict_pose,
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -11,9 +12,16 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import ports, processing
-from gateway.errors import UpstreamUnavailable
+from gateway.errors import UpstreamError
+from gateway.ports import LandmarkModels
 from gateway.processing.quality import FaceQuality, QualityThresholds, grade_quality
 from gateway.service.landmarks import FaceLandmarks, estimate_landmarks
+
+log = logging.getLogger(__name__)
+
+
+def _unknown(found: Sequence[processing.Detections]) -> list[npt.NDArray[np.float32]]:
+    return [np.full(len(dets), np.nan, np.float32) for dets in found]
 
 
 async def _poses(
@@ -22,14 +30,22 @@ async def _poses(
     images: Sequence[npt.NDArray[np.uint8]],
     found: Sequence[processing.Detections],
     timings: Any,
+    *,
+    strict: bool,
 ) -> list[npt.NDArray[np.float32]]:
-    """max(|yaw|, |pitch|) per face per image; NaN where 1k3d68 is not served."""
+    """max(|yaw|, |pitch|) per face per image; NaN (unknown) where 1k3d68 is not served (no
+    call made) and, unless `strict`, where its status or inference fails."""
     try:
+        if not isinstance(models, LandmarkModels) or not (await models.landmarks_served())[1]:
+            return _unknown(found)
         marks = await estimate_landmarks(
             models, in_thread, images, found, timings, dense=False, pose=True
         )
-    except UpstreamUnavailable:
-        return [np.full(len(dets), np.nan, np.float32) for dets in found]
+    except UpstreamError as exc:
+        if strict:
+            raise
+        log.warning("quality: head pose left out (1k3d68 failed): %s", exc.message)
+        return _unknown(found)
     return [_pose_degrees(m, len(dets)) for m, dets in zip(marks, found, strict=True)]
 
 
@@ -48,9 +64,13 @@ async def assess_quality(
     landmarks: Sequence[FaceLandmarks | None],
     thresholds: QualityThresholds,
     timings: Any,
+    *,
+    pose: bool = True,
+    strict_pose: bool = False,
 ) -> list[FaceQuality]:
-    """FaceQuality per image. Pose comes from `landmarks` where they hold it, else from
-    1k3d68 when Triton serves it (unknown, so not graded, when it does not)."""
+    """FaceQuality per image. Pose comes from `landmarks` where they hold it, else, when
+    `pose`, from 1k3d68 when Triton serves it (unknown, so not graded, when it does not, when
+    `pose` is False, and, unless `strict_pose`, when 1k3d68 fails)."""
     started = time.perf_counter()
     aligned = await asyncio.gather(
         *(
@@ -62,8 +82,10 @@ async def assess_quality(
     timings.add("quality", started)
     if all(m is not None and m.pose is not None for m in landmarks):
         poses = [_pose_degrees(m, len(d)) for m, d in zip(landmarks, found, strict=True)]
+    elif pose:
+        poses = await _poses(models, in_thread, images, found, timings, strict=strict_pose)
     else:
-        poses = await _poses(models, in_thread, images, found, timings)
+        poses = _unknown(found)
     return [
         grade_quality(
             norm if norm is not None else np.full(len(dets), np.nan, np.float32),

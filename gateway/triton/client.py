@@ -71,6 +71,10 @@ class TritonTarget:
     reresolve_s: float = RERESOLVE_S
 
 
+# Seconds an optional model's status (served or not) is taken as known.
+SERVED_TTL_S = 5.0
+
+
 def channel_args(url: str) -> list[tuple[str, int | str]]:
     """gRPC channel arguments: unlimited message sizes restated, short reconnect backoff."""
     args: list[tuple[str, int | str]] = [
@@ -106,6 +110,9 @@ class TritonFaceModels:
             target.url, channel_args=channel_args(target.url)
         )
         self._max_batch: dict[str, int] = {}
+        # Model -> (when asked, READY): optional models' status, asked at most every
+        # SERVED_TTL_S, so a request needing one that is not installed makes no failing call.
+        self._served: dict[str, tuple[float, bool]] = {}
         split = split_target(target.url)
         self._reresolves = split is not None and split[0] == "dns"
         self._resolve = resolve
@@ -328,6 +335,23 @@ class TritonFaceModels:
         return await self._landmarks(
             self.target.landmark_3d_68, spec.LANDMARK_3D68_OUTPUT, crops_bgr
         )
+
+    async def landmarks_served(self) -> tuple[bool, bool]:
+        """Whether 2d106det and 1k3d68 are READY (Triton asked at most every SERVED_TTL_S)."""
+        target = self.target
+        two_d, three_d = await asyncio.gather(
+            self._is_served(target.landmark_2d_106), self._is_served(target.landmark_3d_68)
+        )
+        return two_d, three_d
+
+    async def _is_served(self, model: str) -> bool:
+        now = time.monotonic()
+        known = self._served.get(model)
+        if known is not None and now - known[0] < SERVED_TTL_S:
+            return known[1]
+        ready = await self.is_model_ready(model)
+        self._served[model] = (now, ready)
+        return ready
 
     async def _landmarks(
         self, model: str, output: spec.TensorSpec, crops_bgr: npt.NDArray[np.uint8]

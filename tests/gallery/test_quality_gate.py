@@ -106,3 +106,16 @@ def test_bad_min_quality_values_are_422(enroller: httpx.Client) -> None:
         json={"embedding": embedding.tolist()},
     )
     assert response.status_code == 422 and "embeddings" in response.text
+
+
+def test_identify_grades_pose_only_when_asked(enroller: httpx.Client, reader: httpx.Client) -> None:
+    collection = new_collection(enroller)
+    enrol(enroller, collection, "p1", photo(1))
+    url = f"/v1/collections/{collection}/identify"
+    plain = reader.post(url, files={"image": photo(1, side=64)})
+    posed = reader.post(url, files={"image": photo(1, side=64)}, params={"pose": "true"})
+    assert plain.status_code == posed.status_code == 200, posed.text
+    (face,) = plain.json()["faces"]
+    assert "pose" not in face["quality"] and face["quality"]["sharpness"] > 0
+    (face,) = posed.json()["faces"]
+    assert isinstance(face["quality"]["pose"], float)
