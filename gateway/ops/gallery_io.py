@@ -32,6 +32,7 @@ import numpy as np
 
 from gateway.gallery_ports import EMBEDDING_DIM, NewFace
 from gateway.gallery_schemas import COLLECTION_NAME_PATTERN, MAX_METADATA_KEYS
+from gateway.service.gallery import min_quality_problem
 from gateway.storage.postgres import open_store
 
 EXPORT_FORMAT = "facegate-gallery/2"
@@ -154,7 +155,8 @@ def _metadata_problem(value: object) -> str | None:
         return "metadata is a JSON object"
     if len(value) > MAX_METADATA_KEYS:
         return f"metadata has {len(value)} keys; the API takes at most {MAX_METADATA_KEYS}"
-    return None
+    problem = min_quality_problem(value)
+    return f"metadata: {problem}" if problem else None
 
 
 def _face(line: dict[str, Any]) -> tuple[NewFace | None, str | None]:

@@ -123,18 +123,31 @@ def best_per_subject(matches: Sequence[Match], top_k: int, threshold: float) -> 
     return out
 
 
+def min_quality_problem(metadata: Metadata) -> str | None:
+    """Why a collection's metadata "min_quality" is invalid (None: absent or valid): the one
+    check for the API, the service and `facegate gallery import`."""
+    if MIN_QUALITY_KEY not in metadata:
+        return None
+    value = metadata[MIN_QUALITY_KEY]
+    if isinstance(value, str) and value in processing.QUALITY_LEVELS:
+        return None
+    return f"min_quality must be one of {', '.join(processing.QUALITY_LEVELS)}, not {value!r}"
+
+
 def collection_min_quality(metadata: Metadata) -> str | None:
-    """The collection's default enrolment gate: its metadata's "min_quality", if any."""
+    """The collection's default enrolment gate: its metadata's "min_quality", if any.
+
+    An invalid stored value (a collection stored before the check) is an InvalidParameter,
+    never a gate silently off.
+    """
+    problem = min_quality_problem(metadata)
+    if problem is not None:
+        raise InvalidParameter(
+            f"the collection's {problem}: its enrolment gate cannot be applied; export it and "
+            "import it again with a valid min_quality"
+        )
     value = metadata.get(MIN_QUALITY_KEY)
     return str(value) if value is not None else None
-
-
-def check_min_quality(value: object) -> None:
-    """InvalidParameter unless `value` is one of QUALITY_LEVELS."""
-    if value not in processing.QUALITY_LEVELS:
-        raise InvalidParameter(
-            f"min_quality must be one of {', '.join(processing.QUALITY_LEVELS)}, not {value!r}"
-        )
 
 
 def quality_refusal(
@@ -193,8 +206,9 @@ class Gallery:
 
     # Collections and subjects
     async def create_collection(self, name: str, metadata: Metadata) -> Collection:
-        if MIN_QUALITY_KEY in metadata:
-            check_min_quality(metadata[MIN_QUALITY_KEY])
+        problem = min_quality_problem(metadata)
+        if problem is not None:
+            raise InvalidParameter(problem)
         sha = await self._recognizer_sha256()
         collection = await self._store.create_collection(name, metadata, sha)
         log.info("gallery: created collection %s", name)
@@ -326,8 +340,19 @@ class Gallery:
     async def enroll_embeddings(
         self, collection: str, subject: str | None, embeddings: npt.NDArray[np.float32]
     ) -> list[EnrolledFace]:
-        """Enrol client-computed embeddings (L2-normalised float32 (N, EMBEDDING_DIM))."""
+        """Enrol client-computed embeddings (L2-normalised float32 (N, EMBEDDING_DIM)).
+
+        A collection with an enrolment gate (metadata "min_quality") refuses them: they carry
+        no quality to check (InvalidParameter, 422).
+        """
         await self.check_recognizer(collection)
+        gate = collection_min_quality((await self.get_collection(collection)).metadata)
+        if gate is not None:
+            raise InvalidParameter(
+                f"collection '{collection}' gates enrolment at min_quality={gate} and "
+                "embeddings carry no quality to check: enrol the photos instead, or use a "
+                "collection without min_quality (docs/QUALITY.md)"
+            )
         faces = [NewFace(row) for row in embeddings]
         (added,) = await self._add(collection, [(subject, faces)], faces)
         return added

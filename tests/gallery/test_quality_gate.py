@@ -106,6 +106,13 @@ def test_bad_min_quality_values_are_422(enroller: httpx.Client) -> None:
         json={"embedding": embedding.tolist()},
     )
     assert response.status_code == 422 and "embeddings" in response.text
+    # A collection's own gate is not bypassed by sending embeddings instead of photos.
+    gated = new_collection(enroller, min_quality="low")
+    response = enroller.post(
+        f"/v1/collections/{gated}/subjects/p1/faces", json={"embedding": embedding.tolist()}
+    )
+    assert response.status_code == 422, response.text
+    assert "min_quality=low" in response.json()["error"]["message"]
 
 
 def test_identify_grades_pose_only_when_asked(enroller: httpx.Client, reader: httpx.Client) -> None:
