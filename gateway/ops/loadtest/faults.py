@@ -318,16 +318,20 @@ def running_serve(
     gallery: with its embedded PostgreSQL in a fresh folder; the key has the enroll scope.
     serve_log: keep serve's own output (its supervisor's events) in this file.
     """
-    from gateway.ops.servers.stack import _free_port, _wait_gateway_ready, stop_child
+    from gateway.ops.servers.stack import (
+        ONE_KEY_DRIVER_ENV,
+        _free_port,
+        _wait_gateway_ready,
+        stop_child,
+    )
 
     port, api_key = _free_port(), secrets.token_urlsafe(24)
     env = {
         **os.environ,
         "FACEGATE_API_KEYS": f"enroll:{api_key}",
-        # One key drives the whole load test: no per-key share of the slots.
-        "FACEGATE_MAX_IN_FLIGHT_PER_KEY": "0",
         "FACEGATE_LOG_LEVEL": "WARNING",
         "FACEGATE_DRAIN_S": "0",
+        **ONE_KEY_DRIVER_ENV,
     }
     ports = [f"--{name}-port={_free_port()}" for name in ("grpc", "http", "metrics")]
     log_file = open(serve_log, "w+b") if serve_log else tempfile.TemporaryFile()  # noqa: SIM115

@@ -21,6 +21,12 @@ from typing import IO
 
 GATEWAY_STARTUP_TIMEOUT_S = 60.0
 
+# Every gateway the benchmark or a load test starts: one API key drives all of its client
+# threads, so the per-key share of the slots (FACEGATE_MAX_IN_FLIGHT_PER_KEY, default 4) is
+# off there; it would answer 429 key_overloaded at concurrency 16. Overrides the caller's own
+# environment.
+ONE_KEY_DRIVER_ENV = {"FACEGATE_MAX_IN_FLIGHT_PER_KEY": "0"}
+
 
 class StackError(RuntimeError):
     """Triton or the gateway did not start; the message says why (and Triton's log tail)."""
@@ -105,8 +111,7 @@ def gateway_process(
         "FACEGATE_API_KEYS": f"admin:{running.api_key}",
         "FACEGATE_LOG_LEVEL": "WARNING",
         "FACEGATE_DRAIN_S": "0",
-        # One key drives the whole benchmark or load test: no per-key share of the slots.
-        "FACEGATE_MAX_IN_FLIGHT_PER_KEY": "0",
+        **ONE_KEY_DRIVER_ENV,
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "gateway.ops.cli", "gateway", "--port", str(port)]
