@@ -227,13 +227,31 @@ def apply_migrations(conninfo: str, *, up_to: int | None = None) -> list[int]:
     return applied_now
 
 
-def schema_version(conninfo: str) -> int:
-    """The highest applied migration (0 for an empty database)."""
+def applied_versions(conninfo: str) -> set[int]:
+    """The versions of the migrations applied (none for an empty database)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('facegate_schema_migrations')").fetchone()
         if not exists or exists[0] is None:
-            return 0
-        row = conn.execute(
-            "SELECT coalesce(max(version), 0) FROM facegate_schema_migrations"
-        ).fetchone()
-        return int(row[0]) if row else 0
+            return set()
+        rows = conn.execute("SELECT version FROM facegate_schema_migrations").fetchall()
+        return {int(str(row[0])) for row in rows}
+
+
+def pending_versions(applied: set[int]) -> list[int]:
+    """This code's migrations not in `applied`, in order (any of them, not only the newest)."""
+    return [m.version for m in MIGRATIONS if m.version not in applied]
+
+
+def schema_version(conninfo: str) -> int:
+    """The highest migration up to which every one of this code's is applied (0: none).
+
+    Not max(version): migrations are numbered in ranges by area, so 3 may be added after
+    10 and 20, and a database at {1, 2, 10, 20} is at version 2 with 3 pending.
+    """
+    applied = applied_versions(conninfo)
+    version = 0
+    for migration in MIGRATIONS:
+        if migration.version not in applied:
+            break
+        version = migration.version
+    return version

@@ -105,3 +105,15 @@ def test_status_lists_sizes(fresh_database: str) -> None:
     status = _facegate("status", "--url", fresh_database)
     assert status.returncode == 0, status.stderr
     assert "bench-uniform-3-50: 50 subjects, 50 faces" in status.stdout
+
+
+def test_status_names_a_migration_pending_below_the_newest(fresh_database: str) -> None:
+    """Migrations are numbered by area: 3 can be missing while 10 and 20 are applied."""
+    apply_migrations(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute("DELETE FROM facegate_schema_migrations WHERE version = 3")
+    assert schema_version(fresh_database) == 2
+    status = _facegate("status", "--url", fresh_database)
+    assert status.returncode == 0, status.stderr
+    assert "schema version 2" in status.stdout
+    assert "pending migrations: 3 " in status.stdout

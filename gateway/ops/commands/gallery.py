@@ -126,12 +126,18 @@ async def _status(url: str) -> list[dict[str, Any]]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gateway.storage.migrations import schema_version
+    from gateway.storage.migrations import applied_versions, pending_versions, schema_version
 
     with gallery_url(args) as url:
         version = schema_version(url)
+        pending = pending_versions(applied_versions(url))
         rows = asyncio.run(_status(url)) if version else []
     print(f"schema version {version}")
+    if pending:
+        print(
+            f"pending migrations: {', '.join(map(str, pending))}"
+            " (run `facegate gallery migrate`, or start a gateway with FACEGATE_GALLERY_MIGRATE)"
+        )
     for row in rows:
         print(f"  {row['collection']}: {row['subjects']} subjects, {row['faces']} faces")
     return 0
