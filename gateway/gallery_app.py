@@ -130,6 +130,7 @@ async def run_gallery(app: FastAPI, settings: Settings, pipeline: Pipeline, mode
                 timeout_s=settings.gallery_timeout_s,
                 migrate=settings.gallery_migrate,
                 statement_timeout_s=settings.gallery_statement_timeout_s,
+                run_jobs=True,
             )
             break
         except FacegateError as exc:

@@ -11,9 +11,13 @@ are unlinked), then its subjects go ERASE_BATCH rows at a time, then its row. A 
 faces go ERASE_BATCH at a time, then its partition is vacuumed, then its row. Every step is
 idempotent, so a job interrupted anywhere (a PostgreSQL crash, a gateway restart) resumes
 where it stopped. The call that made the job runs it at once; when it is not done within
-half the call's bound the call answers 202 and the job goes on in the background. Each
-store also polls for jobs nobody runs: its own that failed (database restart), and others'
-whose lease ran out (a gateway that died).
+half the call's bound the call answers 202 and the job goes on in the background. A store
+opened with run_jobs (the gateway's, never a CLI's) also polls for jobs nobody runs: its own
+that failed (database restart), and others' whose lease ran out (a gateway that died); and
+for partitions whose collection row is gone (a gateway older than partitioning deleted the
+row, relying on a cascade migration 2 removed), for which it records an erasure job. A job
+holds a lease, renewed by every batch and, during a long step (a detach, a VACUUM), by a
+heartbeat, so no other gateway runs it meanwhile.
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from gateway import background
 from gateway.errors import FacegateError, NotFound
 from gateway.gallery_ports import ErasureJob
-from gateway.storage.base import Connection, StoreBase, bounded
+from gateway.storage.base import Connection, StoreBase, bounded, translate_error
 from gateway.storage.partitions import partition, partition_name
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,8 @@ JOB_POLL_S = 5.0
 # Finished jobs stay readable this long (they hold no name of a subject once done).
 DONE_JOBS_KEPT = "7 days"
 ERASING_PREFIX = "erasing/"
+# Key of the advisory lock one poller holds while it looks for orphaned partitions ("facegor").
+ORPHANS_LOCK_KEY = 0x66616365676F72
 
 _JOB_COLUMNS = (
     "id, kind, collection, subject, state, subjects_removed, faces_removed, created_at, finished_at"
@@ -67,8 +75,10 @@ def _job(row: Sequence[Any]) -> ErasureJob:
 class ErasureMixin(StoreBase):
     """DELETE of collections and subjects, and the jobs that finish the large ones."""
 
-    def __init__(self, conninfo: str, **kwargs: Any) -> None:
+    def __init__(self, conninfo: str, *, run_jobs: bool = False, **kwargs: Any) -> None:
+        """run_jobs: poll for jobs nobody runs (the gateway's store; a CLI's never does)."""
         super().__init__(conninfo, **kwargs)
+        self._run_jobs = run_jobs
         # This store's identity as the holder of job leases.
         self._owner = uuid.uuid4()
         self._running: dict[str, asyncio.Future[None]] = {}
@@ -79,7 +89,16 @@ class ErasureMixin(StoreBase):
 
     async def open(self) -> None:
         await super().open()
-        self._jobs_task = asyncio.create_task(self._job_loop(), name="gallery-erasure-jobs")
+        if self._run_jobs:
+            self._jobs_task = background.start(
+                background.keep_running(
+                    "gallery-erasure-jobs",
+                    self._job_loop,
+                    self.job_poll_s,
+                    stopping=lambda: self._closing,
+                ),
+                "gallery-erasure-jobs",
+            )
 
     async def close(self) -> None:
         self._closing = True
@@ -219,7 +238,8 @@ class ErasureMixin(StoreBase):
             return
         kind, cid, subject = str(row[0]), int(row[1]), row[2]
         if kind == "erase_collection":
-            await self._drop_partition(cid)
+            async with self._lease_kept(key):
+                await self._drop_partition(cid)
             while await self._erase_batch(
                 key,
                 "DELETE FROM gallery_subjects WHERE collection_id = %s AND name IN"
@@ -229,6 +249,14 @@ class ErasureMixin(StoreBase):
             ):
                 pass
             await self._finish(key, "DELETE FROM gallery_collections WHERE id = %s", (cid,))
+        elif not await self._collection_alive(cid):
+            # Its collection was erased meanwhile (its partition with it): nothing is left.
+            await self._finish(
+                key,
+                "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s",
+                (cid, subject),
+                subjects=1,
+            )
         else:
             while await self._erase_batch(
                 key,
@@ -239,7 +267,8 @@ class ErasureMixin(StoreBase):
                 "faces_removed",
             ):
                 pass
-            await self._vacuum(cid)
+            async with self._lease_kept(key):
+                await self._vacuum(cid)
             await self._finish(
                 key,
                 "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = %s AND erasing",
@@ -247,6 +276,46 @@ class ErasureMixin(StoreBase):
                 subjects=1,
             )
         log.info("gallery: erasure job %s done", job_id)
+
+    async def _collection_alive(self, cid: int) -> bool:
+        """Whether the collection exists and is not being erased."""
+        async with self._connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT 1 FROM gallery_collections WHERE id = %s AND erasing_since IS NULL",
+                    (cid,),
+                )
+            ).fetchone()
+        return row is not None
+
+    async def _renew(self, key: uuid.UUID) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE gallery_jobs SET lease_owner = %s,"
+                " lease_until = now() + make_interval(secs => %s) WHERE id = %s",
+                (self._owner, self.lease_s, key),
+            )
+
+    @asynccontextmanager
+    async def _lease_kept(self, key: uuid.UUID) -> AsyncIterator[None]:
+        """Renew the job's lease before a long step, every third of the lease during it, after it."""
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(self.lease_s / 3)
+                try:
+                    await self._renew(key)
+                except FacegateError as exc:
+                    log.warning("gallery: an erasure job's lease was not renewed (%s)", exc.message)
+
+        await self._renew(key)
+        beating = background.start(heartbeat(), "gallery-erasure-lease")
+        try:
+            yield
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+        await self._renew(key)
 
     async def _erase_batch(
         self, key: uuid.UUID, statement: str, params: tuple[object, ...], counter: str
@@ -300,10 +369,22 @@ class ErasureMixin(StoreBase):
         On a connection of its own: VACUUM takes as long as the partition needs and cannot
         run in a transaction, so the per-call bound cannot be SET LOCAL around it.
         """
-        async with await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, options="-c statement_timeout=0"
-        ) as conn:
-            await conn.execute(sql.SQL("VACUUM {}").format(partition(cid)))
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, options="-c statement_timeout=0"
+            ) as conn:
+                # Locks the partition against a DROP until VACUUM takes it over (a collection
+                # erased meanwhile): to_regclass is NULL once it is dropped.
+                exists = await (
+                    await conn.execute("SELECT to_regclass(%s)", (partition_name(cid),))
+                ).fetchone()
+                if exists is None or exists[0] is None:
+                    return
+                await conn.execute(sql.SQL("VACUUM {}").format(partition(cid)))
+        except psycopg.errors.UndefinedTable:
+            return  # dropped between the check and the VACUUM: nothing left to vacuum
+        except psycopg.Error as exc:
+            raise translate_error(exc) from exc
 
     # The background poller
     async def _job_loop(self) -> None:
@@ -315,10 +396,45 @@ class ErasureMixin(StoreBase):
         while not self._closing:
             await asyncio.sleep(self.job_poll_s)
             try:
+                await self._erase_orphaned_partitions()
                 for job_id in await self._claim_orphans():
                     self._start(job_id)
             except FacegateError as exc:
                 log.info("erasure jobs: poll failed (%s)", exc.message)
+
+    async def _erase_orphaned_partitions(self) -> None:
+        """An erasure job for each partition of faces whose collection row is gone.
+
+        A gateway older than partitioning deletes a collection by its row alone (it relied
+        on a cascade that migration 2 removed), leaving the partition with every vector.
+        """
+        async with self._transaction() as conn:
+            locked = await (
+                await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (ORPHANS_LOCK_KEY,))
+            ).fetchone()
+            if locked is None or not locked[0]:
+                return  # another gateway looks now
+            rows = await (
+                await conn.execute(
+                    "INSERT INTO gallery_jobs (kind, collection_id, collection)"
+                    " SELECT 'erase_collection', p.cid, %s || p.cid FROM"
+                    " (SELECT substring(c.relname FROM '^gallery_faces_([0-9]+)$')::bigint AS cid"
+                    "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    "  WHERE i.inhparent = 'gallery_faces'::regclass"
+                    "  AND c.relname ~ '^gallery_faces_[0-9]+$') p"
+                    " WHERE NOT EXISTS (SELECT 1 FROM gallery_collections g WHERE g.id = p.cid)"
+                    " AND NOT EXISTS (SELECT 1 FROM gallery_jobs j WHERE j.state = 'running'"
+                    "  AND j.kind = 'erase_collection' AND j.collection_id = p.cid)"
+                    " RETURNING collection_id",
+                    (ERASING_PREFIX,),
+                )
+            ).fetchall()
+        for (cid,) in rows:
+            log.warning(
+                "gallery: the faces of collection id %s outlived its row (deleted by an older"
+                " gateway): erasing them",
+                cid,
+            )
 
     async def _claim_orphans(self) -> list[str]:
         async with self._transaction() as conn:

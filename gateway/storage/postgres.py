@@ -52,8 +52,14 @@ async def open_store(
     timeout_s: float,
     migrate: bool,
     statement_timeout_s: float | None = None,
+    run_jobs: bool = False,
 ) -> PostgresGalleryStore:
-    """Apply pending migrations (when asked) and open a pooled store; errors translated."""
+    """Apply pending migrations (when asked) and open a pooled store; errors translated.
+
+    run_jobs: the store also runs erasure jobs nobody runs (storage/erasure.py): the
+    gateway's store only, never a CLI's or a bench's (one could claim a job and leave it
+    cancelled at its close, or fill its one connection with a detach).
+    """
     if migrate:
         try:
             applied = await asyncio.to_thread(apply_migrations, conninfo)
@@ -62,7 +68,11 @@ async def open_store(
         if applied:
             log.info("gallery schema migrated to version %d", applied[-1])
     store = PostgresGalleryStore(
-        conninfo, pool_size=pool_size, timeout_s=timeout_s, statement_timeout_s=statement_timeout_s
+        conninfo,
+        pool_size=pool_size,
+        timeout_s=timeout_s,
+        statement_timeout_s=statement_timeout_s,
+        run_jobs=run_jobs,
     )
     await store.open()
     return store

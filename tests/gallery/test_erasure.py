@@ -4,6 +4,7 @@ job that survives a SIGKILL of PostgreSQL and a new store, vectors gone from the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -184,7 +185,7 @@ def test_an_erasure_resumes_after_postgres_is_killed_and_the_store_replaced(
         server.wait()
         await first.close()
         server.start()
-        second = await open_store(url, pool_size=4, timeout_s=30, migrate=True)
+        second = await open_store(url, pool_size=4, timeout_s=30, migrate=True, run_jobs=True)
         second.job_poll_s = 0.2
         try:
             done = await _until_done(second, job)
@@ -202,3 +203,172 @@ def test_an_erasure_resumes_after_postgres_is_killed_and_the_store_replaced(
 
     with started_postgres() as server:
         asyncio.run(scenario(server))
+
+
+def _job_row(url: str, job_id: str) -> tuple[object, ...]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT state, lease_owner, subject FROM gallery_jobs WHERE id = %s", (job_id,)
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_subject_job_whose_collection_is_erased_meanwhile_finishes(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collection's partition is gone: no VACUUM of it, the job is done, the name forgotten."""
+    monkeypatch.setattr(erasure, "SUBJECT_INLINE_FACES", 10)
+
+    async def scenario() -> None:
+        store = await open_store(fresh_database, pool_size=4, timeout_s=30, migrate=True)
+        try:
+            await store.create_collection("c", {}, SHA)
+            await store.add_faces("c", [("big", _faces(1, 30))])
+            cid = _cid(fresh_database, "c")
+            job = await store._begin_subject_erasure("c", "big")  # recorded, not run yet
+            assert (await store.delete_collection("c")).done
+            await store._vacuum(cid)  # a dropped partition: nothing to do, no error
+            await store._start(job.id)
+            done = await store.get_job(job.id)
+            assert (done.state, done.subject, done.subjects_removed) == ("done", None, 1)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_poller_survives_an_unexpected_error_and_logs_it(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(erasure, "JOB_POLL_S", 0.05)
+    polls = 0
+
+    async def claim() -> list[str]:
+        nonlocal polls
+        polls += 1
+        if polls == 1:
+            raise RuntimeError("unexpected")
+        return []
+
+    async def scenario() -> None:
+        store = await open_store(
+            fresh_database, pool_size=2, timeout_s=30, migrate=True, run_jobs=True
+        )
+        monkeypatch.setattr(store, "_claim_orphans", claim)
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while polls < 3:
+                assert time.monotonic() < deadline, polls
+                await asyncio.sleep(0.05)
+        finally:
+            await store.close()
+
+    with caplog.at_level(logging.ERROR, logger="gateway.background"):
+        asyncio.run(scenario())
+    assert any(
+        r.levelno == logging.ERROR and "gallery-erasure-jobs" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_only_a_store_opened_to_run_jobs_claims_them(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI's store (the default) leaves an orphaned job alone; the gateway's claims it."""
+    monkeypatch.setattr(erasure, "JOB_POLL_S", 0.05)
+    monkeypatch.setattr(erasure, "SUBJECT_INLINE_FACES", 10)
+
+    async def scenario() -> None:
+        maker = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        maker.lease_s = 0  # its lease runs out at once: an orphan
+        await maker.create_collection("c", {}, SHA)
+        await maker.add_faces("c", [("big", _faces(1, 30))])
+        job = await maker._begin_subject_erasure("c", "big")
+        await maker.close()
+        cli = await open_store(fresh_database, pool_size=1, timeout_s=30, migrate=False)
+        await asyncio.sleep(0.5)
+        await cli.close()
+        assert _job_row(fresh_database, job.id)[:2] == ("running", maker._owner)
+        gateway = await open_store(
+            fresh_database, pool_size=2, timeout_s=30, migrate=False, run_jobs=True
+        )
+        try:
+            assert (await _until_done(gateway, job)).faces_removed == 30
+        finally:
+            await gateway.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_step_keeps_its_lease(fresh_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No other gateway takes a job over while its VACUUM runs longer than the lease."""
+    monkeypatch.setattr(erasure, "JOB_POLL_S", 0.05)
+    monkeypatch.setattr(erasure, "SUBJECT_INLINE_FACES", 10)
+
+    async def scenario() -> None:
+        first = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        first.lease_s = 1
+        vacuum = first._vacuum
+
+        async def slow_vacuum(cid: int) -> None:
+            await asyncio.sleep(2.5)
+            await vacuum(cid)
+
+        monkeypatch.setattr(first, "_vacuum", slow_vacuum)
+        other = await open_store(
+            fresh_database, pool_size=2, timeout_s=30, migrate=False, run_jobs=True
+        )
+        try:
+            await first.create_collection("c", {}, SHA)
+            await first.add_faces("c", [("big", _faces(1, 30))])
+            job = await first._begin_subject_erasure("c", "big")
+            running = first._start(job.id)
+            taken = False
+            while not running.done():
+                taken = taken or job.id in other._running
+                await asyncio.sleep(0.02)
+            await running
+            assert not taken
+            assert (await first.get_job(job.id)).state == "done"
+        finally:
+            await other.close()
+            await first.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_whose_collection_row_an_older_gateway_deleted_is_erased(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(erasure, "JOB_POLL_S", 0.05)
+
+    async def scenario() -> None:
+        store = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        await _fill(store, "old", 20)
+        await _fill(store, "kept", 5)
+        await store.close()
+        cid = _cid(fresh_database, "old")
+        with psycopg.connect(fresh_database) as conn:  # what a gateway before fc62e53 does
+            conn.execute("DELETE FROM gallery_collections WHERE id = %s", (cid,))
+        gateway = await open_store(
+            fresh_database, pool_size=2, timeout_s=30, migrate=False, run_jobs=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with psycopg.connect(fresh_database) as conn:
+                    left = conn.execute("SELECT to_regclass(%s)", (partition_name(cid),)).fetchone()
+                    jobs = conn.execute(
+                        "SELECT kind, collection_id, state FROM gallery_jobs"
+                    ).fetchall()
+                if left == (None,) and jobs and jobs[0][2] == "done":
+                    break
+                assert time.monotonic() < deadline, (left, jobs)
+                await asyncio.sleep(0.1)
+            assert jobs == [("erase_collection", cid, "done")]
+            assert (await gateway.get_collection("kept")).faces == 5
+        finally:
+            await gateway.close()
+
+    asyncio.run(scenario())
