@@ -38,6 +38,6 @@ MAX_GROUP_EMBEDDINGS = 1000
 # bounds of "medium" and "high" (shorter box side px, sharpness, pose degrees); how they were
 # measured is in docs/QUALITY.md.
 QUALITY_THRESHOLDS = QualityThresholds(
-    medium=QualityBounds(min_size_px=24.0, min_sharpness=5.0, max_pose_deg=45.0),
-    high=QualityBounds(min_size_px=48.0, min_sharpness=20.0, max_pose_deg=25.0),
+    medium=QualityBounds(min_size_px=24.0, min_sharpness=2.0, max_pose_deg=45.0),
+    high=QualityBounds(min_size_px=48.0, min_sharpness=7.0, max_pose_deg=25.0),
 )

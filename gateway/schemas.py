@@ -40,7 +40,8 @@ class QualityOut(BaseModel):
     norm: float | None = Field(None, description="the embedding's norm before normalisation")
     size: float = Field(description="shorter box side in px")
     sharpness: float = Field(
-        description="variance of the Laplacian of the grey 112x112 aligned crop (docs/QUALITY.md)"
+        description="variance of the Laplacian of the smoothed grey 112x112 aligned crop, where it "
+        "lies inside the image (docs/QUALITY.md)"
     )
     pose: float | None = Field(
         None, description="max(|yaw|, |pitch|) in degrees; absent when 1k3d68 is not served"

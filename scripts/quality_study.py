@@ -94,7 +94,7 @@ def main() -> None:
             emit(
                 f"| {name} | {len(rows)}/{people} "
                 f"| {statistics.mean(q['size'] for q, _, _ in rows):.0f} "
-                f"| {statistics.mean(q['sharpness'] for q, _, _ in rows):.0f} "
+                f"| {statistics.mean(q['sharpness'] for q, _, _ in rows):.1f} "
                 f"| {statistics.mean(q['norm'] for q, _, _ in rows):.1f} "
                 f"| {'/'.join(sorted(levels))} "
                 f"| {sum(ok for _, ok, _ in rows) / len(rows):.2f} "
@@ -123,7 +123,7 @@ def enrolment_table(http: httpx.Client, people: int, gallery: npt.NDArray[np.flo
         hits = np.argmax(np.stack(probes) @ mixed.T, axis=1) == np.arange(people)
         emit(
             f"| side {side} blur {sigma} | {'/'.join(sorted({q['for_recognition'] for q in rows}))} "
-            f"| {statistics.mean(q['sharpness'] for q in rows):.0f} "
+            f"| {statistics.mean(q['sharpness'] for q in rows):.1f} "
             f"| {statistics.mean(q['norm'] for q in rows):.1f} | {hits.mean():.2f} |"
         )
 

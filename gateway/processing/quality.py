@@ -2,8 +2,9 @@
 
 Components (docs/QUALITY.md says how each moves identification and where the bounds come from):
 - `size`: the detection box's shorter side in image pixels;
-- `sharpness`: variance of the 3x3 Laplacian of the grey (BT.601) 112x112 ArcFace crop, over
-  its inner 96x96 (the template's border often lies outside the image);
+- `sharpness`: variance of the 3x3 Laplacian of the grey (BT.601) 112x112 ArcFace crop after
+  a sigma-1 Gaussian, over its inner 96x96 where the crop lies inside the image (the warp's
+  black fill is masked out);
 - `pose`: max(|yaw|, |pitch|) in degrees, when head pose is known (1k3d68 served);
 - `norm`: the recognizer's raw embedding norm, reported but not graded: its scale belongs to
   the recognizer file, and on the modelled set it ranks faces no better than size and
@@ -25,6 +26,14 @@ QUALITY_LEVELS = ("low", "medium", "high")
 GRADED_COMPONENTS = ("size", "sharpness", "pose")
 # The crop's inner square that sharpness reads (the 112 px crop less 8 px each side).
 _SHARPNESS_MARGIN_PX = 8
+# The Gaussian smoothing before the Laplacian: noise of sigma 3 grey levels no longer lifts a
+# blurred face (docs/QUALITY.md).
+SHARPNESS_SIGMA = 1.0
+# Pixels within this distance of the warp's border are not read: the smoothing (radius 4 at
+# sigma 1) and the Laplacian (1) would see the black fill's edge.
+_VALID_ERODE_PX = 5
+# Below this share of the inner square inside the image, sharpness is not measured (0).
+MIN_VALID_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -59,13 +68,50 @@ class FaceQuality:
     levels: tuple[str, ...]
 
 
-def measure_sharpness(crops_bgr: UInt8Array) -> Float32Array:
-    """Laplacian variance (N,) float32 of (N, 112, 112, 3) uint8 BGR aligned crops."""
+def crop_valid_masks(
+    image_shape: tuple[int, ...], affines: AnyFloatArray, size_px: int
+) -> UInt8Array:
+    """(N, size_px, size_px) uint8: 1 where an aligned crop's pixel comes from inside the
+    image (the same affines as the crops), 0 where the warp filled it with its black border."""
+    inside = np.ones(image_shape[:2], np.uint8)
+    masks = np.zeros((len(affines), size_px, size_px), np.uint8)
+    for index, affine in enumerate(np.asarray(affines, np.float64).reshape(-1, 2, 3)):
+        masks[index] = cv2.warpAffine(
+            inside,
+            affine,
+            (size_px, size_px),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0.0, 0.0, 0.0, 0.0),
+        )
+    return masks
+
+
+def measure_sharpness(crops_bgr: UInt8Array, valid: UInt8Array | None = None) -> Float32Array:
+    """Sharpness (N,) float32 of (N, 112, 112, 3) uint8 BGR aligned crops: the variance of
+    the 3x3 Laplacian of the grey crop smoothed by a Gaussian (sigma SHARPNESS_SIGMA, so that
+    pixel noise does not pass for detail), over the inner 96x96 where the crop lies inside
+    the image (`valid` from crop_valid_masks, eroded so the black border's edge is not read;
+    None: all inside). A crop with under MIN_VALID_SHARE of that square inside the image
+    measures 0 (it cannot be graded above low)."""
     out = np.zeros(len(crops_bgr), np.float32)
     m = _SHARPNESS_MARGIN_PX
+    size = crops_bgr.shape[1] if crops_bgr.ndim == 4 else 0
+    inner = np.zeros((size, size), bool)
+    inner[m:-m, m:-m] = True
+    kernel = np.ones((2 * _VALID_ERODE_PX + 1,) * 2, np.uint8)
     for index, crop in enumerate(crops_bgr):
+        selected = inner
+        if valid is not None:
+            inside = cv2.erode(
+                valid[index], kernel, borderType=cv2.BORDER_CONSTANT, borderValue=(1.0,)
+            )
+            selected = inner & (inside > 0)
+        if selected.sum() < MIN_VALID_SHARE * inner.sum():
+            continue
         grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        out[index] = float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1)[m:-m, m:-m].var())
+        smooth = cv2.GaussianBlur(grey, (0, 0), SHARPNESS_SIGMA)
+        out[index] = float(cv2.Laplacian(smooth, cv2.CV_32F, ksize=1)[selected].var())
     return out
 
 

@@ -78,7 +78,13 @@ async def assess_quality(
             for img, dets in zip(images, found, strict=True)
         )
     )
-    sharpness = [processing.measure_sharpness(a.crops_bgr) for a in aligned]
+    sharpness = [
+        processing.measure_sharpness(
+            a.crops_bgr,
+            processing.crop_valid_masks(img.shape, a.affines, ports.RECOGNIZER_INPUT_SIZE_PX),
+        )
+        for img, a in zip(images, aligned, strict=True)
+    ]
     timings.add("quality", started)
     if all(m is not None and m.pose is not None for m in landmarks):
         poses = [_pose_degrees(m, len(d)) for m, d in zip(landmarks, found, strict=True)]

@@ -28,6 +28,51 @@ def test_sharpness_falls_monotonically_with_blur() -> None:
     assert processing.measure_sharpness(np.zeros((1, 112, 112, 3), np.uint8))[0] == 0.0
 
 
+# The ArcFace template's five points (112 px), to place a face in a larger image.
+_TEMPLATE = np.array(
+    [[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]], np.float32
+)
+
+
+def _graded(sharpness: float) -> str:
+    bounds = defaults.QUALITY_THRESHOLDS
+    return processing.grade_quality([1.0], [128], [sharpness], [float("nan")], bounds).levels[0]
+
+
+def _blurred_face_at(left_px: float) -> float:
+    """Sharpness of a sigma-6 blurred textured face whose aligned crop starts at `left_px`."""
+    texture = np.random.default_rng(0).integers(0, 256, (80, 80, 3), np.uint8)
+    img = cv2.GaussianBlur(
+        cv2.resize(texture, (800, 800), interpolation=cv2.INTER_CUBIC), (0, 0), 6
+    )
+    kps = (_TEMPLATE * 1.5 + np.array([left_px, 300], np.float32))[None]
+    aligned = processing.warp_faces(img, kps, 112)
+    valid = processing.crop_valid_masks(img.shape, aligned.affines, 112)
+    return float(processing.measure_sharpness(aligned.crops_bgr, valid)[0])
+
+
+def test_the_frame_cutting_a_blurred_face_does_not_make_it_sharp() -> None:
+    inside = _blurred_face_at(300)
+    assert _graded(inside) != "high", inside
+    for left in (-40, -60, -80):  # 24% to 47% of the crop outside the image
+        cut = _blurred_face_at(left)
+        assert cut == pytest.approx(inside, rel=0.25), (left, cut, inside)
+        assert _graded(cut) == _graded(inside), (left, cut, inside)
+    # Mostly outside the image: not measured, so not graded above low.
+    assert _blurred_face_at(-120) == 0.0
+
+
+def test_noise_does_not_lift_a_blurred_face() -> None:
+    blurred = cv2.GaussianBlur(_texture(), (0, 0), 6)
+    noise = np.random.default_rng(1).normal(0, 3, blurred.shape)
+    noisy = np.clip(blurred + noise, 0, 255).astype(np.uint8)
+    sharpness = processing.measure_sharpness(np.stack([blurred, noisy]))
+    assert _graded(float(sharpness[0])) == _graded(float(sharpness[1])) == "low", sharpness
+    # A sharp face stays well above the high bound.
+    sharp = float(processing.measure_sharpness(_texture()[None])[0])
+    assert sharp > 3 * defaults.QUALITY_THRESHOLDS.high.min_sharpness
+
+
 def test_box_sizes_are_the_shorter_side() -> None:
     sizes = processing.box_sizes(np.array([[0, 0, 30, 50], [10, 10, 90, 20]], np.float32))
     assert sizes.tolist() == [30.0, 10.0]
