@@ -31,7 +31,7 @@ from gateway.gallery_ports import (
     StoredFace,
 )
 from gateway.storage.base import Connection, StoreBase, bounded
-from gateway.storage.faces import face_uuid, halfvec, hold_subject
+from gateway.storage.faces import erasing, face_uuid, halfvec, hold_subject
 from gateway.storage.search import MAX_EF_SEARCH
 
 UNKNOWN_PREFIX = "unknown-"
@@ -57,6 +57,14 @@ def _position(after: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidParameter("cursor: pass back the next_cursor of the previous page") from exc
 
 
+# Faces of a subject being erased (storage/erasure.py) are hidden from every read here, as
+# from search; its first %s is the collection's id.
+_NOT_ERASING = sql.SQL(
+    "(subject IS NULL OR subject NOT IN"
+    " (SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing))"
+)
+
+
 async def list_faces(
     conn: Connection,
     cid: int,
@@ -66,13 +74,14 @@ async def list_faces(
     after: str | None,
 ) -> FacePage:
     """A page of faces in (created_at, id) order; next_after is "<created ISO>|<id>"."""
-    where = [sql.SQL("collection_id = %s")]
-    params: list[object] = [cid]
+    where = [sql.SQL("collection_id = %s"), _NOT_ERASING]
+    params: list[object] = [cid, cid]
     if only_unassigned:
         where.append(sql.SQL("subject IS NULL"))
     elif subject is not None:
         found = await conn.execute(
-            "SELECT 1 FROM gallery_subjects WHERE collection_id = %s AND name = %s", (cid, subject)
+            "SELECT 1 FROM gallery_subjects WHERE collection_id = %s AND name = %s AND NOT erasing",
+            (cid, subject),
         )
         if await found.fetchone() is None:
             raise NotFound(f"no subject '{subject}' in this collection")
@@ -99,7 +108,26 @@ async def set_face_subject(
 ) -> FaceInfo:
     """Assign (creating the subject if absent) or unassign one face, in the caller's
     transaction. A face unassigned by hand counts as seen: later runs do not take it as a
-    new face (it can still be grouped with new faces it is close to)."""
+    new face (it can still be grouped with new faces it is close to). A face of a subject
+    being erased is refused (409): moving it out would keep it from its erasure."""
+    current = await (
+        await conn.execute(
+            "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s FOR UPDATE",
+            (cid, face),
+        )
+    ).fetchone()
+    if current is None:
+        raise NotFound(f"no face '{face}' in this collection")
+    if current[0] is not None:
+        held = await (
+            await conn.execute(
+                "SELECT erasing FROM gallery_subjects WHERE collection_id = %s AND name = %s"
+                " FOR SHARE",  # waits for erasure's UPDATE ... SET erasing (NO KEY UPDATE)
+                (cid, current[0]),
+            )
+        ).fetchone()
+        if held is not None and held[0]:
+            raise erasing(str(current[0]))
     if subject is not None:
         await hold_subject(conn, cid, subject)
     row = await (
@@ -172,11 +200,16 @@ async def neighbours(
     )
     async with conn.pipeline(), conn.transaction():
         await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+        erased = await conn.execute(
+            "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing", (cid,)
+        )
         cursors = [await conn.execute(query, (v, cid, v, count)) for v in vectors]
+    hidden = {str(r[0]) for r in await erased.fetchall()}  # being erased: as search
     return [
         [
             Neighbour(str(fid), subject, float(distance))
             for fid, subject, distance in await cursor.fetchall()
+            if subject not in hidden
         ]
         for cursor in cursors
     ]
@@ -187,8 +220,11 @@ async def face_embeddings(
 ) -> dict[str, npt.NDArray[np.float32]]:
     rows = await (
         await conn.execute(
-            "SELECT id, embedding FROM gallery_faces WHERE collection_id = %s AND id = ANY(%s)",
-            (cid, [uuid.UUID(i) for i in face_ids]),
+            sql.SQL(
+                "SELECT id, embedding FROM gallery_faces"
+                " WHERE collection_id = %s AND id = ANY(%s) AND {}"
+            ).format(_NOT_ERASING),
+            (cid, [uuid.UUID(i) for i in face_ids], cid),
         )
     ).fetchall()
     return {str(fid): _embedding(emb) for fid, emb in rows}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -254,3 +255,24 @@ def test_export_and_import_keep_unassigned_faces(
     )
     copied = Counter(f["subject"] for f in http.get("/v1/collections/copy/faces").json()["faces"])
     assert copied == {"Ed": 2, None: 5}
+
+
+def test_a_subject_being_erased_is_out_of_face_routes_and_runs(
+    http: TestClient, fresh_database: str
+) -> None:
+    data = modelled_people(seed=5, people=1, singletons=0, faces_per_person=(7, 7))
+    eve = _enrol(http, data.embeddings[:4], "Eve")
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute("UPDATE gallery_subjects SET erasing = true WHERE name = 'Eve'")
+    assert _all_faces(http) == {}
+    listed = http.get("/v1/collections/album/faces", params={"subject": "Eve"})
+    assert listed.status_code == 404
+    for target in (None, "Other"):
+        moved = http.put(f"/v1/collections/album/faces/{eve[0]}", json={"subject": target})
+        assert moved.status_code == 409, moved.text
+        assert "being erased" in moved.json()["error"]["message"]
+    # The same person's new faces form a subject of their own, not a join to Eve.
+    new = _enrol(http, data.embeddings[4:])
+    run = http.post("/v1/collections/album/cluster", params={"min_faces": 3}).json()
+    assert run["subjects_created"] == ["unknown-0001"] and run["assigned"] == 3
+    assert _all_faces(http) == dict.fromkeys(new, "unknown-0001")
