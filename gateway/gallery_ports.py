@@ -125,11 +125,14 @@ class Neighbour:
 class ClusterOutcome:
     """What a cluster step asks the store to write: unassigned faces joining existing
     subjects (subject -> face ids), new groups of unassigned faces (each becomes a subject
-    with a server-made name), and every face the step looked at as a new face."""
+    with a server-made name), and every face the step looked at as a new face. A new group
+    with fewer than min_faces faces still unassigned when written is left out (another run
+    assigned the rest meanwhile)."""
 
     joins: Mapping[str, Sequence[str]]
     new_groups: Sequence[Sequence[str]]
     seen: Sequence[str]
+    min_faces: int = 1
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,14 +159,30 @@ def plan_step(
             new_groups.append(unassigned)
         else:
             joins.setdefault(names[label], []).extend(unassigned)
-    return ClusterOutcome(joins, new_groups, [face.id for face in new])
+    return ClusterOutcome(joins, new_groups, [face.id for face in new], params.min_faces)
 
 
-def split_outcome(outcome: ClusterOutcome, max_faces: int) -> list[ClusterOutcome]:
-    """The step's writes in parts of at most `max_faces` assignments (a larger group alone),
-    whole groups each; the last part marks the step's faces seen, so a failure on the way
-    leaves them new for the next run (their faces already assigned are not new any more)."""
-    parts: list[ClusterOutcome] = []
+@dataclass(frozen=True)
+class WritePart:
+    """One write call, and for a new group too large for one call, the rest of its faces
+    in parts that join the name the call gives it."""
+
+    outcome: ClusterOutcome
+    rest: list[list[str]] = field(default_factory=list)
+
+
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    return [list(ids[start : start + size]) for start in range(0, len(ids), size)]
+
+
+def split_outcome(outcome: ClusterOutcome, max_faces: int) -> list[WritePart]:
+    """The step's writes in calls of at most `max_faces` rows each (every row written is
+    also an HNSW index insert: a call's cost grows with it, and its bound does not): joins
+    in chunks, small groups whole, a larger group created from its first `max_faces` faces
+    with the rest joining it. The seen marks come last, in parts of their own, so a failure
+    on the way leaves the step's faces new for the next run (those already assigned are
+    not new any more)."""
+    parts: list[WritePart] = []
     joins: dict[str, list[str]] = {}
     groups: list[list[str]] = []
     size = 0
@@ -174,27 +190,27 @@ def split_outcome(outcome: ClusterOutcome, max_faces: int) -> list[ClusterOutcom
     def flush() -> None:
         nonlocal joins, groups, size
         if joins or groups:
-            parts.append(ClusterOutcome(joins, groups, []))
+            parts.append(WritePart(ClusterOutcome(joins, groups, [], outcome.min_faces)))
         joins, groups, size = {}, [], 0
 
     items: list[tuple[str | None, list[str]]] = [
-        *((s, list(ids)) for s, ids in outcome.joins.items()),
+        *((s, chunk) for s, ids in outcome.joins.items() for chunk in _chunks(ids, max_faces)),
         *((None, list(ids)) for ids in outcome.new_groups),
     ]
     for subject, ids in items:
-        if size and size + len(ids) > max_faces:
+        if size and size + min(len(ids), max_faces) > max_faces:
             flush()
-        if subject is None:
+        if subject is not None:
+            joins.setdefault(subject, []).extend(ids)
+        elif len(ids) <= max_faces:
             groups.append(ids)
         else:
-            joins[subject] = ids
+            first = ClusterOutcome({}, [ids[:max_faces]], [], outcome.min_faces)
+            parts.append(WritePart(first, _chunks(ids[max_faces:], max_faces)))
+            continue
         size += len(ids)
     flush()
-    if parts:
-        last = parts[-1]
-        parts[-1] = ClusterOutcome(last.joins, last.new_groups, list(outcome.seen))
-    else:
-        parts.append(ClusterOutcome({}, [], list(outcome.seen)))
+    parts += [WritePart(ClusterOutcome({}, [], seen)) for seen in _chunks(outcome.seen, max_faces)]
     return parts
 
 
@@ -275,9 +291,14 @@ class Clustering:
             outcome = await asyncio.to_thread(plan_step, new, found, embeddings, params)
             mark = result.timed("group", mark)
             for part in split_outcome(outcome, WRITE_FACES):
-                written = await self._store.apply_cluster(collection, part)
+                written = await self._store.apply_cluster(collection, part.outcome)
                 result.subjects_created += written.subjects_created
                 result.assigned += written.assigned
+                for faces in part.rest if written.subjects_created else []:
+                    joined = ClusterOutcome({written.subjects_created[0]: faces}, [], [])
+                    result.assigned += (
+                        await self._store.apply_cluster(collection, joined)
+                    ).assigned
             result.timed("write", mark)
             steps += 1
             if on_step is not None:

@@ -253,8 +253,17 @@ async def apply_cluster(conn: Connection, cid: int, outcome: ClusterOutcome) -> 
         (cid, UNKNOWN_PREFIX + "%"),
     )
     used = {str(r[0]) for r in await taken.fetchall()}  # a caller may have taken some by hand
+    free = await conn.execute(
+        "SELECT id FROM gallery_faces WHERE collection_id = %s AND id = ANY(%s)"
+        " AND subject IS NULL FOR UPDATE",
+        (cid, [uuid.UUID(f) for group in outcome.new_groups for f in group]),
+    )
+    unassigned = {str(r[0]) for r in await free.fetchall()}
+    # Planned without a lock: a run planning the same faces may have assigned some since.
+    groups = [[f for f in group if f in unassigned] for group in outcome.new_groups]
+    groups = [group for group in groups if len(group) >= outcome.min_faces]
     names: list[str] = []
-    for _ in outcome.new_groups:
+    for _ in groups:
         while unknown_name(number) in used:
             number += 1
         names.append(unknown_name(number))
@@ -265,7 +274,7 @@ async def apply_cluster(conn: Connection, cid: int, outcome: ClusterOutcome) -> 
     )
     ids: list[uuid.UUID] = []
     subjects: list[str] = []
-    for subject, faces in [*outcome.joins.items(), *zip(names, outcome.new_groups, strict=True)]:
+    for subject, faces in [*outcome.joins.items(), *zip(names, groups, strict=True)]:
         if subject in live or subject in names:
             ids += [uuid.UUID(f) for f in faces]
             subjects += [subject] * len(faces)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,10 @@ from gateway.audit import configure_audit_log
 from gateway.client.gallery import FaceGalleryClient
 from gateway.config import Settings
 from gateway.errors import NotFound
+from gateway.gallery_ports import ClusterOutcome
 from gateway.ops.bench.people_data import ModelledPeople, modelled_people
 from gateway.ops.cli import main
+from gateway.service import clustering as clustering_service
 
 from ..fakes import FakeBackend
 
@@ -276,3 +279,46 @@ def test_a_subject_being_erased_is_out_of_face_routes_and_runs(
     run = http.post("/v1/collections/album/cluster", params={"min_faces": 3}).json()
     assert run["subjects_created"] == ["unknown-0001"] and run["assigned"] == 3
     assert _all_faces(http) == dict.fromkeys(new, "unknown-0001")
+
+
+def test_large_groups_and_joins_are_written_in_bounded_calls(
+    http: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clustering_service, "WRITE_FACES", 4)
+    data = modelled_people(seed=8, people=2, singletons=0, faces_per_person=(12, 12))
+    ann = data.embeddings[data.people == 0]
+    _enrol(http, ann[:3], "Ann")
+    joining = _enrol(http, ann[3:])
+    grouped = _enrol(http, data.embeddings[data.people == 1])
+    run = http.post("/v1/collections/album/cluster", params={"min_faces": 3}).json()
+    assert run["subjects_created"] == ["unknown-0001"] and run["pending"] == 0
+    assert run["assigned"] == len(joining) + len(grouped)
+    faces = _all_faces(http)
+    assert {faces[f] for f in joining} == {"Ann"} and {faces[f] for f in grouped} == {
+        "unknown-0001"
+    }
+
+
+def test_a_group_another_run_took_meanwhile_is_not_made_a_small_subject(
+    http: TestClient, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = modelled_people(seed=5, people=1, singletons=0, faces_per_person=(4, 4))
+    _enrol(http, data.embeddings[:1] * -1, "Bob")
+    ids = _enrol(http, data.embeddings)
+    plan = clustering_service.plan_step
+
+    def planned_then_taken(*args: object, **kwargs: object) -> ClusterOutcome:
+        outcome = plan(*args, **kwargs)  # type: ignore[arg-type]
+        # Another run (here: a hand assignment) takes three of the group's four faces
+        # between this run's planning and its write.
+        with psycopg.connect(fresh_database, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE gallery_faces SET subject = 'Bob' WHERE id = ANY(%s)",
+                ([uuid.UUID(f) for f in ids[:3]],),
+            )
+        return outcome
+
+    monkeypatch.setattr(clustering_service, "plan_step", planned_then_taken)
+    run = http.post("/v1/collections/album/cluster", params={"min_faces": 3}).json()
+    assert run["subjects_created"] == [] and run["assigned"] == 0
+    assert _all_faces(http, "none") == {ids[3]: None}

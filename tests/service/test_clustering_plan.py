@@ -3,12 +3,15 @@ the neighbours kept, and the write split into parts within the per-call bound.""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from gateway.gallery_ports import ClusterOutcome, Neighbour, StoredFace
 from gateway.ops.bench.people_data import modelled_people
 from gateway.service.clustering import (
     LABELLED_PER_SUBJECT,
+    WritePart,
     kept_neighbours,
     plan_step,
     split_outcome,
@@ -51,14 +54,30 @@ def test_a_subject_keeps_its_nearest_faces_only() -> None:
     assert kept == {f"a{i}" for i in range(LABELLED_PER_SUBJECT)}
 
 
-def test_writes_are_split_whole_groups_and_seen_marked_last() -> None:
+def test_writes_are_split_into_bounded_calls_and_seen_marked_last() -> None:
     outcome = ClusterOutcome(
-        {"A": ["a"] * 600, "B": ["b"] * 600},
-        [["x"] * 300, ["y"] * 1500, ["z"] * 10],
-        ["n1", "n2"],
+        {"A": ["a"] * 600, "B": ["b"] * 2500},
+        [["x"] * 300, ["y"] * 3500, ["z"] * 10],
+        [f"n{i}" for i in range(1500)],
+        3,
     )
     parts = split_outcome(outcome, 1000)
-    sizes = [sum(map(len, p.joins.values())) + sum(map(len, p.new_groups)) for p in parts]
-    assert sizes == [600, 900, 1500, 10]
-    assert all(not p.seen for p in parts[:-1]) and list(parts[-1].seen) == ["n1", "n2"]
-    assert split_outcome(ClusterOutcome({}, [], ["n"]), 1000) == [ClusterOutcome({}, [], ["n"])]
+    calls = [p.outcome for p in parts] + [
+        ClusterOutcome({"y-name": rest}, [], []) for p in parts for rest in p.rest
+    ]
+    for call in calls:  # no call writes more than its bound, seen marks included
+        rows = sum(map(len, call.joins.values())) + sum(map(len, call.new_groups))
+        assert rows + len(call.seen) <= 1000
+    written = Counter(f for c in calls for ids in (*c.joins.values(), *c.new_groups) for f in ids)
+    assert written == Counter(a=600, b=2500, x=300, y=3500, z=10)
+    # The large group is created from its first 1000 faces; the rest join it afterwards.
+    big = next(p for p in parts if p.rest)
+    assert [len(g) for g in big.outcome.new_groups] == [1000]
+    assert [len(r) for r in big.rest] == [1000, 1000, 500]
+    assert all(p.outcome.min_faces == 3 for p in parts if p.outcome.new_groups)
+    # Seen marks come last, after every assignment.
+    seen = [p.outcome for p in parts if p.outcome.seen]
+    assert parts[-len(seen) :] == [WritePart(s) for s in seen]
+    assert [f for s in seen for f in s.seen] == list(outcome.seen)
+    only_seen = split_outcome(ClusterOutcome({}, [], ["n"]), 1000)
+    assert only_seen == [WritePart(ClusterOutcome({}, [], ["n"]))]
