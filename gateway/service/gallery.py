@@ -97,15 +97,19 @@ class SubjectVerification:
 def normalize_embeddings(raw: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
     """Client-sent embeddings as L2-normalised float32 (N, EMBEDDING_DIM); 422 when unusable."""
     try:
-        matrix = np.asarray(raw, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            matrix = np.asarray(raw, dtype=np.float32)
     except (ValueError, TypeError) as exc:
         raise InvalidParameter("embeddings are lists of numbers") from exc
     if matrix.ndim != 2 or matrix.shape[1] != EMBEDDING_DIM or len(matrix) == 0:
         raise InvalidParameter(f"each embedding has {EMBEDDING_DIM} numbers")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    if not np.all(np.isfinite(matrix)) or not np.all(norms > 1e-6):
+    # The norm in float64: in float32 the squares of values near 1e19 and above overflow,
+    # and an infinite norm turned a valid embedding into a zero vector.
+    wide = matrix.astype(np.float64)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
+    if not np.all(np.isfinite(matrix)) or not np.all(np.isfinite(norms) & (norms > 1e-6)):
         raise InvalidParameter("embeddings must be finite and non-zero")
-    normed: npt.NDArray[np.float32] = (matrix / norms).astype(np.float32)
+    normed: npt.NDArray[np.float32] = (wide / norms).astype(np.float32)
     return normed
 
 

@@ -43,6 +43,14 @@ def test_normalize_embeddings() -> None:
             normalize_embeddings(bad)  # type: ignore[arg-type]
 
 
+def test_normalize_embeddings_of_very_large_values() -> None:
+    # Near float32's limit: the float32 norm overflowed to inf and the face became zeros.
+    out = normalize_embeddings([[1e37] * 512, [3e38] + [0.0] * 511])
+    assert np.allclose(out[0], 1 / np.sqrt(512)) and out[1][0] == 1.0
+    with pytest.raises(InvalidParameter):  # beyond float32: not finite once converted
+        normalize_embeddings([[1e39] + [1.0] * 511])
+
+
 def test_pick_face() -> None:
     two = Detections(
         boxes=np.zeros((2, 4), np.float32),
