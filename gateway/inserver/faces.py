@@ -158,7 +158,8 @@ class TritonPythonModel:
             options = parse_parameters_json(request.parameters(), self._pipeline.config.fallback)
             tensor = pb_utils.get_input_tensor_by_name(request, spec.FACES_INPUT.name)
             return image_bytes(None if tensor is None else tensor.as_numpy()), options
-        except InvalidRequest as exc:
+        except Exception as exc:
+            # InvalidRequest or anything else: it fails this request alone, not its batch.
             return exc
 
     async def execute(self, requests: list[Any]) -> list[Any]:
@@ -174,8 +175,11 @@ class TritonPythonModel:
         elif isinstance(result, UpstreamError | AttributesUnavailable):
             error = pb_utils.TritonError(str(result), pb_utils.TritonError.UNAVAILABLE)
         else:
+            # The details (which may name server paths) go to the server log, not the client.
+            pb_utils.Logger.log_error(f"faces: request failed: {type(result).__name__}: {result}")
             error = pb_utils.TritonError(
-                f"faces: {type(result).__name__}: {result}", pb_utils.TritonError.INTERNAL
+                f"faces: internal error ({type(result).__name__}); the server log has the details",
+                pb_utils.TritonError.INTERNAL,
             )
         return pb_utils.InferenceResponse(output_tensors=[], error=error)
 

@@ -61,8 +61,12 @@ def _number(name: str, value: object, low: float, high: float) -> float:
 
 
 def _whole(name: str, value: object, high: int) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        # isdigit() alone also accepts digits such as '²' that int() refuses.
+        if not (text.isascii() and text.isdigit()):
+            raise InvalidRequest(f"parameter {name} is a whole number between 0 and {high}")
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"parameter {name} is a whole number between 0 and {high}")
     if not 0 <= value <= high:

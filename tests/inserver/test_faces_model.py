@@ -180,6 +180,7 @@ BAD = [
     ("det_sizes", None, {"det_sizes": "100"}, "multiple of 32"),
     ("det_sizes-long", None, {"det_sizes": "640," * 30}, "longer than"),
     ("max_faces", None, {"max_faces": 5000}, "max_faces"),
+    ("max_faces-superscript", None, {"max_faces": "\u00b2"}, "max_faces"),
     ("embed", None, {"embed": "maybe"}, "embed"),
 ]
 
@@ -215,15 +216,26 @@ def test_two_images_in_one_request_are_refused(grpc: grpcclient.InferenceServerC
 def test_concurrent_requests_batched_together_each_get_their_own_answer(
     triton: EmbeddedTriton, rest: httpx.Client
 ) -> None:
-    # Mixed det sizes and a bad image among them: the dynamic batcher groups them into
-    # execute() calls; each answer must be that request's own.
-    cases = [(scene(), "640"), (full_frame(), "128,640"), (b"\xff\xd8broken", "640")] * 4
-    wants = [rest_faces(rest, d, det_sizes=s) if d[:2] != b"\xff\xd8" else None for d, s in cases]
+    # Mixed det sizes, a bad image and a bad parameter among them: the dynamic batcher groups
+    # them into execute() calls; each answer must be that request's own.
+    bad_max = {"max_faces": "\u00b2"}
+    cases = [
+        (scene(), "640", {}),
+        (full_frame(), "128,640", {}),
+        (b"\xff\xd8broken", "640", {}),
+        (scene(), "640", bad_max),
+    ] * 4
+    wants = [
+        None if d[:2] == b"\xff\xd8" or extra else rest_faces(rest, d, det_sizes=s)
+        for d, s, extra in cases
+    ]
 
-    def one(case: tuple[bytes, str]) -> dict[str, npt.NDArray[Any]] | InferenceServerException:
+    def one(
+        case: tuple[bytes, str, dict[str, str]],
+    ) -> dict[str, npt.NDArray[Any]] | InferenceServerException:
         client = grpcclient.InferenceServerClient(triton.grpc_url)
         try:
-            return call_faces(client, case[0], det_sizes=case[1])
+            return call_faces(client, case[0], det_sizes=case[1], **case[2])
         except InferenceServerException as exc:
             return exc
 

@@ -62,6 +62,8 @@ def test_unknown_names_are_ignored_as_rest_ignores_unknown_query_parameters() ->
         ({"max_faces": 1001}, "between 0 and 1000"),
         ({"max_faces": -1}, "between 0 and 1000"),
         ({"max_faces": 1.5}, "whole number"),
+        ({"max_faces": "\u00b2"}, "whole number"),
+        ({"max_faces": "\u0663"}, "whole number"),
         ({"min_size": 100_001}, "min_size"),
         ({"embed": "perhaps"}, "bool"),
         ({"embed": 1}, "bool"),
