@@ -212,10 +212,11 @@ def group_faces(
         if len(members) == 1:
             continue
         if len(members) > MAX_REFINED_FACES:
-            # Unrefined: one group, unless it holds two labels; then no face of it joins
-            # either (a wrong join is worse than none).
-            several = len(np.unique(fixed[members][fixed[members] != UNLABELLED])) > 1
-            final[members] = members if several else members[0]
+            # Unrefined: its faces join its label if it holds exactly one; with none or two
+            # and more they stay ungrouped (single linkage may have chained several people:
+            # a wrong group or join is worse than none).
+            one = len(np.unique(fixed[members][fixed[members] != UNLABELLED])) == 1
+            final[members] = members[0] if one else members
             continue
         sub = vectors[members]
         distances = 1.0 - (sub @ sub.T).astype(np.float64)

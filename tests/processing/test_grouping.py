@@ -126,3 +126,14 @@ def test_an_unrefined_candidate_with_two_labels_assigns_nobody(
     monkeypatch.setattr("gateway.processing.grouping.MAX_REFINED_FACES", 5)
     unrefined = group_faces(data.embeddings, bridged, 0.5, 2, labels)
     assert (unrefined.groups[labels == UNLABELLED] < 0).all()
+
+
+def test_an_unrefined_candidate_without_labels_groups_nobody(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = modelled_people(seed=9, people=1, singletons=0, faces_per_person=(6, 6))
+    pairs = neighbour_pairs(data.embeddings, 0.5)
+    assert (group_faces(data.embeddings, pairs, 0.5, 2).groups == 0).all()
+    # Too large to refine: no new group from a candidate single linkage may have chained.
+    monkeypatch.setattr("gateway.processing.grouping.MAX_REFINED_FACES", 5)
+    assert (group_faces(data.embeddings, pairs, 0.5, 2).groups < 0).all()
