@@ -20,12 +20,22 @@ echo "==> installing facegate[embedded,test] (numpy 1.26 pinned: see constraints
 # onnxruntime's (numpy, protobuf, flatbuffers, packaging: already installed) plus sympy,
 # which only onnxruntime's tools import, not the runtime (--no-deps leaves it out).
 openvino_dir=".venv/lib/facegate-openvino"
-openvino_pin=$(grep -E '^onnxruntime-openvino==' constraints.txt | cut -d= -f3)
-if [ ! -d "$openvino_dir/onnxruntime_openvino-${openvino_pin}.dist-info" ]; then
+# sed, not grep | cut: under pipefail a grep that finds nothing would end the script silently.
+openvino_pin=$(sed -n 's/^onnxruntime-openvino==//p' constraints.txt)
+if [ -z "$openvino_pin" ]; then
+    echo "warning: constraints.txt pins no onnxruntime-openvino; skipping it:" \
+        "models stay on the CPU provider" >&2
+elif [ ! -d "$openvino_dir/onnxruntime_openvino-${openvino_pin}.dist-info" ]; then
     echo "==> installing onnxruntime-openvino ${openvino_pin} into $openvino_dir"
     rm -rf "$openvino_dir"
-    .venv/bin/python -m pip install --quiet --no-deps --target "$openvino_dir" \
-        -c constraints.txt "onnxruntime-openvino==${openvino_pin}"
+    # Optional: no wheel for this platform (aarch64, macOS) or a mirror without it must not end
+    # the setup; providers.py then keeps every model on the CPU provider.
+    if ! .venv/bin/python -m pip install --quiet --no-deps --target "$openvino_dir" \
+        -c constraints.txt "onnxruntime-openvino==${openvino_pin}"; then
+        rm -rf "$openvino_dir"
+        echo "warning: could not install onnxruntime-openvino ${openvino_pin} (no wheel for" \
+            "this platform or index?): models stay on the CPU provider" >&2
+    fi
 fi
 
 # Debian packages the tests use: docker-compose validates docker-compose.yml without a
