@@ -2,8 +2,10 @@
 
 Triton hands a Python-backend model its request parameters as JSON (bool, int64, string; a
 client's double arrives as a number where the server passes it on). Numbers and booleans are
-also accepted as strings, as a query string carries them to /v1/detect. Names the model
-does not know are ignored, as /v1/detect ignores unknown query parameters.
+also accepted as strings, as a query string carries them to /v1/detect. Names neither the
+model nor /v1/detect knows are ignored, as /v1/detect ignores unknown query parameters; the
+/v1/detect options this model does not serve are refused by name rather than ignored, so a
+client never takes an answer without them for one with them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from gateway import defaults, processing
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+
+
+# /v1/detect's query parameters the faces model does not serve (landmarks: it always answers
+# them, so only landmarks=false is refused).
+NOT_SERVED = ("liveness", "liveness_threshold", "dense_landmarks", "pose", "quality")
 
 
 class InvalidRequest(ValueError):
@@ -99,6 +106,16 @@ def _det_sizes(value: object) -> tuple[int, ...]:
 
 def parse_parameters(raw: Mapping[str, object], fallback: FacesDefaults) -> FacesRequest:
     """FacesRequest from a request's parameter map; InvalidRequest says what is wrong."""
+    for name in NOT_SERVED:
+        if name in raw:
+            raise InvalidRequest(
+                f"parameter {name} is not served by the faces model; leave it out, or ask "
+                f"/v1/detect?{name}=... for it"
+            )
+    if "landmarks" in raw and not _flag("landmarks", raw["landmarks"]):
+        raise InvalidRequest(
+            "parameter landmarks: the faces model always answers LANDMARKS; leave it out"
+        )
     det_sizes = fallback.det_sizes_px
     if "det_sizes" in raw:
         det_sizes = _det_sizes(raw["det_sizes"])

@@ -182,6 +182,7 @@ BAD = [
     ("max_faces", None, {"max_faces": 5000}, "max_faces"),
     ("max_faces-superscript", None, {"max_faces": "\u00b2"}, "max_faces"),
     ("embed", None, {"embed": "maybe"}, "embed"),
+    ("quality", None, {"quality": True}, "parameter quality is not served"),
 ]
 
 

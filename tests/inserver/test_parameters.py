@@ -49,6 +49,28 @@ def test_typed_and_text_values_alike() -> None:
 
 def test_unknown_names_are_ignored_as_rest_ignores_unknown_query_parameters() -> None:
     assert parse_parameters({"colour": "blue"}, FALLBACK) == parse_parameters({}, FALLBACK)
+    assert parse_parameters({"landmarks": "true"}, FALLBACK) == parse_parameters({}, FALLBACK)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"quality": True},
+        {"pose": "true"},
+        {"dense_landmarks": True},
+        {"liveness": "true"},
+        {"liveness": False},
+        {"liveness_threshold": 0.5},
+        {"landmarks": False},
+        {"landmarks": "false"},
+    ],
+)
+def test_detect_options_the_model_does_not_serve_are_refused_by_name(
+    raw: dict[str, object],
+) -> None:
+    (name,) = raw
+    with pytest.raises(InvalidRequest, match=f"parameter {name}"):
+        parse_parameters(raw, FALLBACK)
 
 
 @pytest.mark.parametrize(
