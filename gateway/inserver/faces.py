@@ -54,6 +54,7 @@ PARAMETER_MAX_IMAGE_PIXELS = "max_image_pixels"
 PARAMETER_NMS_IOU = "nms_iou"
 PARAMETER_DETECT_THRESHOLD = "detect_threshold"
 PARAMETER_DET_SIZES = "det_sizes"
+PARAMETER_DET_SIZES_ALLOWED = "det_sizes_allowed"
 PARAMETER_CPU_THREADS = "cpu_threads"
 
 
@@ -70,6 +71,11 @@ def pipeline_config(params: dict[str, str]) -> PipelineConfig:
             processing.parse_det_sizes(params[PARAMETER_DET_SIZES])
             if PARAMETER_DET_SIZES in params
             else base.fallback.det_sizes_px
+        ),
+        det_sizes_allowed_px=(
+            processing.parse_det_sizes(params[PARAMETER_DET_SIZES_ALLOWED])
+            if params.get(PARAMETER_DET_SIZES_ALLOWED)
+            else ()
         ),
     )
     return PipelineConfig(

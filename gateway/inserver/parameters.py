@@ -37,6 +37,8 @@ class FacesDefaults:
     threshold: float = defaults.DETECT_THRESHOLD
     det_sizes_px: tuple[int, ...] = processing.DEFAULT_DET_SIZES_PX
     embed: bool = True
+    # The only detector sizes served (the TensorRT variant's warmed sizes); () allows any.
+    det_sizes_allowed_px: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,14 @@ def parse_parameters(raw: Mapping[str, object], fallback: FacesDefaults) -> Face
     det_sizes = fallback.det_sizes_px
     if "det_sizes" in raw:
         det_sizes = _det_sizes(raw["det_sizes"])
+    allowed = fallback.det_sizes_allowed_px
+    refused = [size for size in det_sizes if allowed and size not in allowed]
+    if refused:
+        raise InvalidRequest(
+            f"parameter det_sizes: {','.join(map(str, refused))} is not served here: this "
+            f"detector is prepared for {','.join(map(str, allowed))} only "
+            "(the config's det_sizes_allowed); ask for those"
+        )
     threshold = fallback.threshold
     if "threshold" in raw:
         threshold = _number("threshold", raw["threshold"], 0.0, 1.0)

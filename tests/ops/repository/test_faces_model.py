@@ -9,6 +9,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from gateway.inserver import faces
+from gateway.inserver.parameters import InvalidRequest, parse_parameters
 from gateway.ops.repository import configs
 from gateway.ops.repository.faces_model import render_faces_config, write_faces_model
 from gateway.triton import spec
@@ -40,6 +41,23 @@ def test_config_declares_the_contract(variant: configs.Variant) -> None:
     pipeline = faces.pipeline_config(params)
     assert (pipeline.detector_max_batch, pipeline.recognizer_max_batch) == (0, 32)
     assert pipeline.fallback.det_sizes_px == (128, 640)
+
+
+@pytest.mark.parametrize("variant", configs.VARIANTS)
+def test_tensorrt_serves_only_its_warmed_detector_sizes(variant: configs.Variant) -> None:
+    config = parse(render_faces_config(variant, 8, 32))
+    fallback = faces.pipeline_config(
+        {k: v.string_value for k, v in config.parameters.items()}
+    ).fallback
+    if variant != "tensorrt":
+        assert fallback.det_sizes_allowed_px == ()
+        assert parse_parameters({"det_sizes": "320"}, fallback).det_sizes_px == (320,)
+        return
+    assert fallback.det_sizes_allowed_px == configs.WARMUP_FRAME_SIZES_PX
+    assert parse_parameters({}, fallback).det_sizes_px == (128, 640)
+    assert parse_parameters({"det_sizes": "640"}, fallback).det_sizes_px == (640,)
+    with pytest.raises(InvalidRequest, match="det_sizes: 320 is not served here"):
+        parse_parameters({"det_sizes": "320,640"}, fallback)
 
 
 def test_written_with_both_models_it_calls(tmp_path: Path) -> None:
