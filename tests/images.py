@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import cv2
@@ -39,3 +40,21 @@ def photo(name: str) -> npt.NDArray[np.uint8]:
     if rgb.ndim == 2:
         rgb = np.stack([rgb] * 3, axis=-1)
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height pixels (decompression bomb shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+        )
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    row = b"\x00" + b"\x00" * width
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row))
+        + chunk(b"IEND", b"")
+    )

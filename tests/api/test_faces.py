@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-import zlib
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from ..images import encode, square_image
+from ..images import encode, png_bomb, square_image
 
 pytestmark = pytest.mark.integration
 
@@ -122,31 +121,13 @@ def test_verify_without_a_face_is_422(client: httpx.Client) -> None:
     assert "image_b" in response.json()["error"]["message"]
 
 
-def _png_bomb(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares width x height pixels (decompression bomb shape)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-        )
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    row = b"\x00" + b"\x00" * width
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [
         ({"files": {"image": b"this is not an image"}}, 415, "unsupported_media_type"),
         ({"files": {"image": encode(square_image(64, 64, []))[:60]}}, 400, "undecodable_image"),
         ({"files": {"image": b"GIF89a" + b"\x00" * 20}}, 415, "unsupported_media_type"),
-        ({"files": {"image": _png_bomb(50_000, 50_000)}}, 413, "payload_too_large"),
+        ({"files": {"image": png_bomb(50_000, 50_000)}}, 413, "payload_too_large"),
         ({"files": {"wrong_field": b"x"}}, 422, "invalid_parameter"),
         (
             {"content": b"raw", "headers": {"content-type": "text/plain"}},

@@ -30,7 +30,7 @@ from gateway.triton import spec
 
 from ..api.conftest import USER_KEY, ServerThread, api_client, gateway_settings
 from ..fidelity.scenes import Square, square_scene
-from ..images import encode, photo
+from ..images import encode, photo, png_bomb
 
 pytestmark = pytest.mark.integration
 
@@ -175,6 +175,7 @@ BAD = [
     ("garbage", b"not an image at all", {}, "not a recognised image"),
     ("empty", b"", {}, "empty"),
     ("truncated-png", scene()[:200], {}, ""),
+    ("oversized-png", png_bomb(50_000, 50_000), {}, "50000x50000"),
     ("threshold", None, {"threshold": 1.5}, "threshold"),
     ("threshold-text", None, {"threshold": "high"}, "threshold"),
     ("det_sizes", None, {"det_sizes": "100"}, "multiple of 32"),
