@@ -592,8 +592,10 @@ def chart_memory_refusal(values: dict[str, Any]) -> str:
 def test_a_decoded_pixel_costs_no_more_than_the_chart_counts() -> None:
     counted = re.search(r"at (\d+) bytes a pixel", chart_memory_refusal({}))
     measured = bytes_per_decoded_pixel()
-    # 3 bytes of BGR at least; the chart's floor counts at least what was measured.
-    assert 3 <= measured <= int(counted.group(1))  # type: ignore[union-attr]
+    # The chart's floor counts at least what was measured. No lower bound: how many decoded
+    # images overlap depends on scheduling, and on a loaded machine (CI at b24dcc6 and fe9ec8d,
+    # other sessions running) the larger batch's peak can equal the smaller one's.
+    assert measured <= int(counted.group(1))  # type: ignore[union-attr]
     assert measured <= MEASURED_BYTES_PER_PIXEL * 1.25
 
 
