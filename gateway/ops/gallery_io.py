@@ -155,6 +155,14 @@ def _metadata_problem(value: object) -> str | None:
         return "metadata is a JSON object"
     if len(value) > MAX_METADATA_KEYS:
         return f"metadata has {len(value)} keys; the API takes at most {MAX_METADATA_KEYS}"
+    return None
+
+
+def _collection_metadata_problem(value: object) -> str | None:
+    """A subject's metadata is free-form; only a collection's min_quality means something."""
+    bad = _metadata_problem(value)
+    if bad:
+        return bad
     problem = min_quality_problem(value)
     return f"metadata: {problem}" if problem else None
 
@@ -280,7 +288,7 @@ def _check_header(check: ImportCheck, rename: str | None) -> None:
         )
     if not _RECOGNIZER.match(str(header.get("recognizer_sha256", ""))):
         problem("line 1: recognizer_sha256 is missing or not a recognizer's sha256")
-    bad = _metadata_problem(header.get("metadata", {}))
+    bad = _collection_metadata_problem(header.get("metadata", {}))
     if bad:
         problem(f"line 1: {bad}")
 

@@ -42,6 +42,19 @@ def test_import_refuses_an_invalid_min_quality() -> None:
     assert any("line 1: metadata: min_quality must be" in p for p in check.problems), check
 
 
+def test_import_takes_a_subject_whose_free_form_metadata_has_a_min_quality_key() -> None:
+    # Only a collection's min_quality is a gate; a subject's metadata is the caller's own.
+    header = {"format": "facegate-gallery/1", "collection": "c", "recognizer_sha256": SHA}
+    face = {
+        "subject": "ann",
+        "embedding": [1.0] + [0.0] * 511,
+        "subject_metadata": {"min_quality": 3},
+    }
+    check = check_file(io.StringIO(json.dumps(header) + "\n" + json.dumps(face) + "\n"), None)
+    assert not check.problems, check.problems
+    assert check.subjects == {"ann": {"min_quality": 3}}
+
+
 class _Store:
     def __init__(self, metadata: dict[str, object]) -> None:
         self.metadata = metadata

@@ -90,7 +90,8 @@ def _matches(record: dict[str, Any], args: argparse.Namespace) -> bool:
     if since is None:
         return True
     try:
-        at = datetime.fromisoformat(str(record.get("time")))
+        # Log lines end in "Z", which fromisoformat reads only from Python 3.11 on.
+        at = datetime.fromisoformat(str(record.get("time")).replace("Z", "+00:00"))
     except ValueError:
         return False
     return (at.replace(tzinfo=UTC) if at.tzinfo is None else at) >= since
