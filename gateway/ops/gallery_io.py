@@ -161,7 +161,7 @@ def _metadata_problem(value: object) -> str | None:
 def _collection_metadata_problem(value: object) -> str | None:
     """A subject's metadata is free-form; only a collection's min_quality means something."""
     bad = _metadata_problem(value)
-    if bad:
+    if bad or not isinstance(value, dict):
         return bad
     problem = min_quality_problem(value)
     return f"metadata: {problem}" if problem else None
