@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from gateway.ops.repository.synthetic import (
     SyntheticModels,
     build_synthetic_models,
 )
+from gateway.ops.servers import ports
 from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions, TritonPorts
 from gateway.triton import spec
 
@@ -43,13 +43,12 @@ def _ready_states(server: EmbeddedTriton) -> dict[str, bool]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return ports.free_port()
 
 
 def free_ports() -> TritonPorts:
-    return TritonPorts(grpc=free_port(), http=free_port(), metrics=free_port())
+    grpc, http, metrics = ports.free_ports(3)
+    return TritonPorts(grpc=grpc, http=http, metrics=metrics)
 
 
 # Every synthetic model, by its role (the Triton model name).

@@ -27,7 +27,7 @@ from gateway.ops.procfs import descendants
 from gateway.ops.servers.sessions import python_stubs, session_members
 from gateway.ops.servers.triton import SHM_DIR
 
-from ..conftest import free_port
+from ..conftest import free_port, free_ports
 from ..images import encode, square_image
 from ..ops.test_cli_processes import _tritons_serving
 
@@ -87,7 +87,12 @@ class Serve:
             "FACEGATE_DRAIN_S": "2",
             "FACEGATE_JSON_LOGS": "false",
         }
-        ports = [f"--{name}-port={free_port()}" for name in ("grpc", "http", "metrics")]
+        triton_ports = free_ports()
+        ports = [
+            f"--grpc-port={triton_ports.grpc}",
+            f"--http-port={triton_ports.http}",
+            f"--metrics-port={triton_ports.metrics}",
+        ]
         command = [
             sys.executable, "-m", "gateway.ops.cli", "serve", "--models", "synthetic",
             "--repository", str(repository), "--port", str(self.port), *ports,

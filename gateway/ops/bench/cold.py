@@ -33,7 +33,8 @@ import numpy as np
 from gateway.ops.bench.options import BenchError, BenchOptions
 from gateway.ops.repository.configs import EmbeddedSession
 from gateway.ops.repository.synthetic import Profile
-from gateway.ops.servers.stack import _free_port, stop_child
+from gateway.ops.servers.ports import free_port, free_ports
+from gateway.ops.servers.stack import stop_child
 from gateway.triton import spec
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _answers_200(url: str) -> bool:
 
 def time_serve_ready(repository: Path) -> float:
     """Seconds from starting `facegate serve` on `repository` until /health/ready is 200."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -129,9 +130,10 @@ def time_serve_ready(repository: Path) -> float:
         "--no-gallery",
         "--no-auth",
         f"--port={port}",
-        f"--grpc-port={_free_port()}",
-        f"--http-port={_free_port()}",
-        f"--metrics-port={_free_port()}",
+        *(
+            f"--{name}-port={number}"
+            for name, number in zip(("grpc", "http", "metrics"), free_ports(3), strict=True)
+        ),
     ]
     env = {**os.environ, "FACEGATE_LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryFile() as output:
@@ -157,7 +159,7 @@ def _triton(repository: Path) -> Iterator[tuple[str, str]]:
     """An embedded Triton on `repository`: yields (HTTP URL, repository key)."""
     from gateway.ops.servers.triton import EmbeddedTriton, TritonOptions, TritonPorts
 
-    ports = TritonPorts(_free_port(), _free_port(), _free_port())
+    ports = TritonPorts(*free_ports(3))
     triton = EmbeddedTriton(TritonOptions(repository=repository, ports=ports))
     try:
         triton.start()

@@ -318,14 +318,14 @@ def running_serve(
     gallery: with its embedded PostgreSQL in a fresh folder; the key has the enroll scope.
     serve_log: keep serve's own output (its supervisor's events) in this file.
     """
+    from gateway.ops.servers.ports import free_port, free_ports
     from gateway.ops.servers.stack import (
         ONE_KEY_DRIVER_ENV,
-        _free_port,
         _wait_gateway_ready,
         stop_child,
     )
 
-    port, api_key = _free_port(), secrets.token_urlsafe(24)
+    port, api_key = free_port(), secrets.token_urlsafe(24)
     env = {
         **os.environ,
         "FACEGATE_API_KEYS": f"enroll:{api_key}",
@@ -333,7 +333,10 @@ def running_serve(
         "FACEGATE_DRAIN_S": "0",
         **ONE_KEY_DRIVER_ENV,
     }
-    ports = [f"--{name}-port={_free_port()}" for name in ("grpc", "http", "metrics")]
+    ports = [
+        f"--{name}-port={number}"
+        for name, number in zip(("grpc", "http", "metrics"), free_ports(3), strict=True)
+    ]
     log_file = open(serve_log, "w+b") if serve_log else tempfile.TemporaryFile()  # noqa: SIM115
     with _gallery_folder(gallery) as gallery_dir, log_file as output:
         where = ["--gallery-dir", str(gallery_dir)] if gallery_dir else ["--no-gallery"]

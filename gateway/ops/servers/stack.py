@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from gateway.ops.servers.ports import free_port, free_ports
 
 GATEWAY_STARTUP_TIMEOUT_S = 60.0
 
@@ -30,12 +31,6 @@ ONE_KEY_DRIVER_ENV = {"FACEGATE_MAX_IN_FLIGHT_PER_KEY": "0"}
 
 class StackError(RuntimeError):
     """Triton or the gateway did not start; the message says why (and Triton's log tail)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -67,7 +62,7 @@ def running_gateway(
         TritonPorts,
     )
 
-    ports = TritonPorts(_free_port(), _free_port(), _free_port())
+    ports = TritonPorts(*free_ports(3))
     triton = EmbeddedTriton(TritonOptions(repository=repository, ports=ports))
     try:
         triton.start()
@@ -101,7 +96,7 @@ def gateway_process(
     Same key and settings as running_gateway's own child, plus `extra_env` (FACEGATE_*):
     the benchmark's gateway levers start variants side by side on one Triton.
     """
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FACEGATE_TRITON_URL": running.triton_grpc_url,
