@@ -42,8 +42,15 @@ def test_search_recall_on_random_faces(fresh_database: str) -> None:
     recalls = [f.recall_at_10 for f in result.searches]
     assert all(b >= a - 0.02 for a, b in itertools.pairwise(recalls)), recalls
     assert result.sizes_mib["hnsw_index"] > 0
+    # The bench timed the collection's erasure until its job was done: row and partition gone.
+    assert result.erase_call_s is not None and result.erase_done_s is not None
+    assert 0 < result.erase_call_s <= result.erase_done_s
     with psycopg.connect(fresh_database) as conn:  # the bench collection is gone again
         assert conn.execute("SELECT count(*) FROM gallery_faces").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM gallery_collections").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM gallery_jobs WHERE state <> 'done'"
+        ).fetchone() == (0,)
 
 
 def test_search_recall_on_clustered_faces(fresh_database: str) -> None:

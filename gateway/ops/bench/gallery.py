@@ -99,6 +99,10 @@ class GalleryBenchResult:
     sizes_mib: dict[str, float]
     postgres_pss_mib: float | None
     settings: dict[str, str]
+    # DELETE of the collection: until the call answered, and until its erasure job was done
+    # (the partition dropped, its subjects and row deleted); None with --keep.
+    erase_call_s: float | None = None
+    erase_done_s: float | None = None
 
 
 def _pss_mib(pid: int) -> float | None:
@@ -221,6 +225,17 @@ async def _load(
     return row_of
 
 
+async def _erase(store: PostgresGalleryStore, collection: str) -> tuple[float, float]:
+    """DELETE the collection as the API does: seconds until the call answered, until done."""
+    started = time.perf_counter()
+    job = await store.delete_collection(collection)
+    answered_s = time.perf_counter() - started
+    while job.state != "done":
+        await asyncio.sleep(0.05)
+        job = await store.get_job(job.id)
+    return answered_s, time.perf_counter() - started
+
+
 def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
     """Load, index, measure; the collection is dropped afterwards unless options.keep."""
     apply_migrations(url)
@@ -267,8 +282,10 @@ def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
                 ef_construction=str(HNSW_EF_CONSTRUCTION),
                 maintenance_work_mem=options.maintenance_work_mem,
             )
+            erase_call_s = erase_done_s = None
             if not options.keep:
-                await store.delete_collection(collection)
+                _say(options, "erasing the bench collection")
+                erase_call_s, erase_done_s = await _erase(store, collection)
             return GalleryBenchResult(
                 options.faces,
                 options.distribution,
@@ -278,6 +295,8 @@ def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
                 sizes,
                 pss,
                 settings,
+                erase_call_s,
+                erase_done_s,
             )
         finally:
             await store.close()
@@ -304,4 +323,8 @@ def report_lines(result: GalleryBenchResult) -> list[str]:
         f"PostgreSQL PSS        {result.postgres_pss_mib:.0f} MiB"
         if result.postgres_pss_mib is not None
         else "PostgreSQL PSS        n/a (not on this machine)",
+        f"erasure (DELETE)      answered in {result.erase_call_s:.2f} s, job done in "
+        f"{result.erase_done_s:.2f} s"
+        if result.erase_call_s is not None and result.erase_done_s is not None
+        else "erasure (DELETE)      not measured (--keep)",
     ]
