@@ -21,7 +21,7 @@ import numpy.typing as npt
 from pgvector import HalfVector
 from psycopg import sql
 
-from gateway.errors import InvalidParameter, NotFound
+from gateway.errors import Conflict, InvalidParameter, NotFound
 from gateway.gallery_ports import (
     ClusterOutcome,
     ClusterWrite,
@@ -36,6 +36,8 @@ from gateway.storage.search import MAX_EF_SEARCH
 
 UNKNOWN_PREFIX = "unknown-"
 CURSOR_SEPARATOR = "|"
+# A face that other changes keep moving between subjects while set_face_subject locks one.
+_SUBJECT_MOVED_TRIES = 5
 
 
 def unknown_name(number: int) -> str:
@@ -110,24 +112,40 @@ async def set_face_subject(
     transaction. A face unassigned by hand counts as seen: later runs do not take it as a
     new face (it can still be grouped with new faces it is close to). A face of a subject
     being erased is refused (409): moving it out would keep it from its erasure."""
-    current = await (
-        await conn.execute(
-            "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s FOR UPDATE",
-            (cid, face),
-        )
-    ).fetchone()
-    if current is None:
-        raise NotFound(f"no face '{face}' in this collection")
-    if current[0] is not None:
-        held = await (
+    # Lock order: the face's subject, then the face, as erasure (storage/erasure.py) and
+    # merge_subject do; the face first would deadlock with them (PostgreSQL aborts one after
+    # deadlock_timeout and the caller gets a 409 for nothing).
+    for _ in range(_SUBJECT_MOVED_TRIES):
+        seen = await (
             await conn.execute(
-                "SELECT erasing FROM gallery_subjects WHERE collection_id = %s AND name = %s"
-                " FOR SHARE",  # waits for erasure's UPDATE ... SET erasing (NO KEY UPDATE)
-                (cid, current[0]),
+                "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s",
+                (cid, face),
             )
         ).fetchone()
-        if held is not None and held[0]:
-            raise erasing(str(current[0]))
+        if seen is None:
+            raise NotFound(f"no face '{face}' in this collection")
+        if seen[0] is not None:
+            held = await (
+                await conn.execute(
+                    "SELECT erasing FROM gallery_subjects WHERE collection_id = %s AND name = %s"
+                    " FOR SHARE",  # waits for erasure's UPDATE ... SET erasing (NO KEY UPDATE)
+                    (cid, seen[0]),
+                )
+            ).fetchone()
+            if held is not None and held[0]:
+                raise erasing(str(seen[0]))
+        current = await (
+            await conn.execute(
+                "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s FOR UPDATE",
+                (cid, face),
+            )
+        ).fetchone()
+        if current is None:
+            raise NotFound(f"no face '{face}' in this collection")
+        if current[0] == seen[0]:
+            break  # the subject it is in now is the one locked
+    else:
+        raise Conflict(f"face '{face}' was moved by other changes while this one ran: try again")
     if subject is not None:
         await hold_subject(conn, cid, subject)
     row = await (

@@ -52,9 +52,19 @@ ERASING_PREFIX = "erasing/"
 # Key of the advisory lock one poller holds while it looks for orphaned partitions ("facegor").
 ORPHANS_LOCK_KEY = 0x66616365676F72
 
+# The job runs and its lease is this store's (a parameter), or ran out: a store may renew it.
+_OURS = "state = 'running' AND (lease_owner = %s OR lease_until IS NULL OR lease_until < now())"
+
 _JOB_COLUMNS = (
     "id, kind, collection, subject, state, subjects_removed, faces_removed, created_at, finished_at"
 )
+
+
+class LeaseLost(Exception):
+    """Another store holds the job's lease now (this one's ran out), or the job is done."""
+
+    def __init__(self, key: uuid.UUID) -> None:
+        super().__init__(f"erasure job {key}: another gateway holds its lease now")
 
 
 def _job(row: Sequence[Any]) -> ErasureJob:
@@ -289,12 +299,15 @@ class ErasureMixin(StoreBase):
         return row is not None
 
     async def _renew(self, key: uuid.UUID) -> None:
+        """Extend this store's lease of the job; LeaseLost once another store holds it."""
         async with self._connection() as conn:
-            await conn.execute(
+            renewed = await conn.execute(
                 "UPDATE gallery_jobs SET lease_owner = %s,"
-                " lease_until = now() + make_interval(secs => %s) WHERE id = %s",
-                (self._owner, self.lease_s, key),
+                f" lease_until = now() + make_interval(secs => %s) WHERE id = %s AND {_OURS}",
+                (self._owner, self.lease_s, key, self._owner),
             )
+        if renewed.rowcount == 0:
+            raise LeaseLost(key)
 
     @asynccontextmanager
     async def _lease_kept(self, key: uuid.UUID) -> AsyncIterator[None]:
@@ -305,6 +318,8 @@ class ErasureMixin(StoreBase):
                 await asyncio.sleep(self.lease_s / 3)
                 try:
                     await self._renew(key)
+                except LeaseLost:
+                    return  # the step ends on its own; the renewal after it stops the job
                 except FacegateError as exc:
                     log.warning("gallery: an erasure job's lease was not renewed (%s)", exc.message)
 
@@ -323,13 +338,15 @@ class ErasureMixin(StoreBase):
         """One batch and the job's progress, in one transaction; the rows it removed."""
         async with self._transaction() as conn:
             removed = (await conn.execute(statement, params)).rowcount
-            await conn.execute(
+            progress = await conn.execute(
                 sql.SQL(
                     "UPDATE gallery_jobs SET {} = {} + %s, lease_owner = %s,"
-                    " lease_until = now() + make_interval(secs => %s) WHERE id = %s"
+                    " lease_until = now() + make_interval(secs => %s) WHERE id = %s AND " + _OURS
                 ).format(sql.Identifier(counter), sql.Identifier(counter)),
-                (removed, self._owner, self.lease_s, key),
+                (removed, self._owner, self.lease_s, key, self._owner),
             )
+            if progress.rowcount == 0:
+                raise LeaseLost(key)  # rolls the batch back: the holder of the lease does it
         return removed
 
     async def _finish(
@@ -465,6 +482,8 @@ def _log_failure(task: asyncio.Future[None]) -> None:
     if task.cancelled():
         return
     exc = task.exception()
-    if exc is not None:
+    if isinstance(exc, LeaseLost):
+        log.info("gallery: %s; this one stops running it", exc)
+    elif exc is not None:
         reason = exc.message if isinstance(exc, FacegateError) else repr(exc)
         log.warning("gallery: an erasure job stopped (%s); it resumes on the next poll", reason)

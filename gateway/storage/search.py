@@ -19,9 +19,14 @@ DEFAULT_EF_SEARCH = 100
 MAX_EF_SEARCH = 1000
 # Query vectors per bounded search call (a chunk takes ~1 s at 1M faces, ef_search 100).
 SEARCH_CHUNK = 100
+# Faces of a subject being erased (storage/erasure.py) are left out in the query, so the index
+# scan goes on past them (hnsw.iterative_scan, strict order) and still finds `candidates`
+# faces; the ARRAY is evaluated once per query, from a partial index (migration 3).
 _SEARCH = (
     "SELECT subject, 1 - (embedding <=> %s) AS similarity, id FROM gallery_faces"
-    " WHERE collection_id = %s ORDER BY embedding <=> %s LIMIT %s"
+    " WHERE collection_id = %s AND (subject IS NULL OR subject <> ALL (ARRAY("
+    "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing)))"
+    " ORDER BY embedding <=> %s LIMIT %s"
 )
 
 
@@ -38,25 +43,18 @@ async def search_pipelined(
     Returns the matches per vector and the collection's id now (None once deleted): the
     matches count only if that is the cid they were searched with. ef_search is SET LOCAL in
     the search's own transaction, so it never stays on the pooled connection. Faces of a
-    subject being erased (storage/erasure.py) are left out.
+    subject being erased (storage/erasure.py) are left out, and others take their places.
     """
     async with conn.pipeline(), conn.transaction():
         await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+        await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         check = await conn.execute(
             "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
         )
-        erasing = await conn.execute(
-            "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing", (cid,)
-        )
-        cursors = [await conn.execute(_SEARCH, (v, cid, v, candidates)) for v in vectors]
+        cursors = [await conn.execute(_SEARCH, (v, cid, cid, v, candidates)) for v in vectors]
     row = await check.fetchone()
-    hidden = {str(r[0]) for r in await erasing.fetchall()}
     found = [
-        [
-            Match(s, float(sim), str(fid))
-            for s, sim, fid in await cursor.fetchall()
-            if s not in hidden
-        ]
+        [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
         for cursor in cursors
     ]
     return found, int(row[0]) if row is not None else None

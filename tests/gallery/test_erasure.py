@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -370,5 +371,116 @@ def test_a_partition_whose_collection_row_an_older_gateway_deleted_is_erased(
             assert (await gateway.get_collection("kept")).faces == 5
         finally:
             await gateway.close()
+
+    asyncio.run(scenario())
+
+
+def test_moving_a_face_while_its_subject_is_erased_does_not_deadlock(fresh_database: str) -> None:
+    """Erasure locks the subject, then its faces; moving a face must take them in that order.
+
+    The old order (the face, then its subject) deadlocked with an inline subject erasure:
+    PostgreSQL aborted one of the two after deadlock_timeout and the caller got a 409.
+    """
+
+    async def scenario() -> None:
+        store = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        try:
+            await store.create_collection("c", {}, SHA)
+            ((face_id,),) = await store.add_faces("c", [("a", _faces(1, 1))])
+            cid = _cid(fresh_database, "c")
+            eraser = await psycopg.AsyncConnection.connect(fresh_database)
+            try:
+                # What an inline subject erasure does first (storage/erasure.py).
+                await eraser.execute(
+                    "SELECT 1 FROM gallery_subjects WHERE collection_id = %s AND name = 'a'"
+                    " FOR UPDATE",
+                    (cid,),
+                )
+                moving = asyncio.ensure_future(store.set_face_subject("c", face_id, "b"))
+                await asyncio.sleep(0.5)  # the move now waits for a lock
+                assert not moving.done()
+                # Then its faces: with the old order the move held this face -> deadlock.
+                await eraser.execute(
+                    "DELETE FROM gallery_subjects WHERE collection_id = %s AND name = 'a'", (cid,)
+                )
+                await eraser.execute(
+                    "DELETE FROM gallery_faces WHERE collection_id = %s AND subject = 'a'", (cid,)
+                )
+                await eraser.commit()
+            finally:
+                await eraser.close()
+            with pytest.raises(NotFound):  # the face went with its subject
+                await asyncio.wait_for(moving, 10)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_store_whose_lease_another_took_stops_and_leaves_the_lease_alone(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal (heartbeat or batch) never takes back a lease another gateway holds now."""
+    monkeypatch.setattr(erasure, "SUBJECT_INLINE_FACES", 10)
+
+    async def scenario() -> None:
+        first = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        try:
+            await first.create_collection("c", {}, SHA)
+            await first.add_faces("c", [("big", _faces(1, 30))])
+            job = await first._begin_subject_erasure("c", "big")  # recorded, not run yet
+            # First's lease ran out and another gateway claimed the job meanwhile.
+            other = uuid.uuid4()
+            with psycopg.connect(fresh_database) as conn:
+                conn.execute(
+                    "UPDATE gallery_jobs SET lease_owner = %s,"
+                    " lease_until = now() + interval '1 minute' WHERE id = %s",
+                    (other, job.id),
+                )
+            with pytest.raises(erasure.LeaseLost):
+                await first._renew(uuid.UUID(job.id))
+            with pytest.raises(erasure.LeaseLost):  # its first batch finds the lease gone
+                await first._start(job.id)
+            assert _job_row(fresh_database, job.id) == ("running", other, "big")
+            with psycopg.connect(fresh_database) as conn:  # and rolled its batch back
+                row = conn.execute(
+                    "SELECT count(*) FROM gallery_faces WHERE subject = 'big'"
+                ).fetchone()
+            assert row == (30,)
+        finally:
+            await first.close()
+
+    asyncio.run(scenario())
+
+
+def test_search_fills_top_k_past_the_faces_of_a_subject_being_erased(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nearest faces all belong to a subject being erased: the others take their places.
+
+    The old search took the index's top k and dropped the hidden faces afterwards, answering
+    fewer than k matches (none here) while the job ran.
+    """
+    monkeypatch.setattr(erasure, "SUBJECT_INLINE_FACES", 10)
+    rng = np.random.default_rng(5)
+    centre = _faces(9, 1)[0].embedding
+    near = centre + 0.02 * rng.standard_normal((400, EMBEDDING_DIM)).astype(np.float32)
+    near /= np.linalg.norm(near, axis=1, keepdims=True)
+
+    async def scenario() -> None:
+        store = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        try:
+            await store.create_collection("c", {}, SHA)
+            others = [(f"o{i}", _faces(100 + i, 1)) for i in range(60)]
+            await store.add_faces("c", [("near", [NewFace(v) for v in near]), *others])
+            await store._begin_subject_erasure("c", "near")  # hidden; the job not run yet
+            for ef_search in (40, 100):
+                (matches,) = await store.search("c", centre[None, :], 10, ef_search)
+                assert len(matches) == 10, ef_search
+                assert all(m.subject.startswith("o") for m in matches)
+                similarities = [m.similarity for m in matches]
+                assert similarities == sorted(similarities, reverse=True)
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
