@@ -105,6 +105,19 @@ async def list_faces(
     return FacePage(faces, next_after)
 
 
+async def _subject_of(conn: Connection, cid: int, face: uuid.UUID, lock: str) -> str | None:
+    """The face's subject (None: unassigned), read with `lock` (" FOR UPDATE" or "")."""
+    row = await (
+        await conn.execute(
+            "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s" + lock,
+            (cid, face),
+        )
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no face '{face}' in this collection")
+    return None if row[0] is None else str(row[0])
+
+
 async def set_face_subject(
     conn: Connection, cid: int, face: uuid.UUID, subject: str | None
 ) -> FaceInfo:
@@ -116,33 +129,18 @@ async def set_face_subject(
     # merge_subject do; the face first would deadlock with them (PostgreSQL aborts one after
     # deadlock_timeout and the caller gets a 409 for nothing).
     for _ in range(_SUBJECT_MOVED_TRIES):
-        seen = await (
-            await conn.execute(
-                "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s",
-                (cid, face),
-            )
-        ).fetchone()
-        if seen is None:
-            raise NotFound(f"no face '{face}' in this collection")
-        if seen[0] is not None:
+        seen = await _subject_of(conn, cid, face, "")
+        if seen is not None:
             held = await (
                 await conn.execute(
                     "SELECT erasing FROM gallery_subjects WHERE collection_id = %s AND name = %s"
                     " FOR SHARE",  # waits for erasure's UPDATE ... SET erasing (NO KEY UPDATE)
-                    (cid, seen[0]),
+                    (cid, seen),
                 )
             ).fetchone()
             if held is not None and held[0]:
-                raise erasing(str(seen[0]))
-        current = await (
-            await conn.execute(
-                "SELECT subject FROM gallery_faces WHERE collection_id = %s AND id = %s FOR UPDATE",
-                (cid, face),
-            )
-        ).fetchone()
-        if current is None:
-            raise NotFound(f"no face '{face}' in this collection")
-        if current[0] == seen[0]:
+                raise erasing(seen)
+        if await _subject_of(conn, cid, face, " FOR UPDATE") == seen:
             break  # the subject it is in now is the one locked
     else:
         raise Conflict(f"face '{face}' was moved by other changes while this one ran: try again")
