@@ -48,6 +48,9 @@ class BenchOptions:
     progress: bool = False
     # Run on a database that holds collections other than the bench's own.
     allow_foreign: bool = False
+    # The store's per-call bound (a gateway's FACEGATE_GALLERY_STATEMENT_TIMEOUT_S): searches
+    # and the erasure's steps run under it; None: unbounded.
+    statement_timeout_s: float | None = 10.0
 
 
 class BenchRefused(Exception):
@@ -251,7 +254,13 @@ def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
     )
 
     async def run() -> GalleryBenchResult:
-        store = await open_store(url, pool_size=8, timeout_s=30, migrate=False)
+        store = await open_store(
+            url,
+            pool_size=8,
+            timeout_s=30,
+            migrate=False,
+            statement_timeout_s=options.statement_timeout_s,
+        )
         try:
             started = time.perf_counter()
             row_of = await _load(store, url, collection, data, options)

@@ -283,6 +283,7 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="memory of the index build; the graph must fit (~1.5 KiB per face) or the build "
         "slows down many times (default %(default)s; 4GB for 1M faces)",
     )
+    _add_statement_timeout(bench)
     _add_live_flag(bench)
     bench.set_defaults(func=cmd)
     _add_bench_http(actions)
@@ -311,15 +312,24 @@ def _add_bench_tenants(actions: argparse._SubParsersAction[argparse.ArgumentPars
     tenants.add_argument(
         "--parallel-creates", type=positive_int, default=20, help="default %(default)s"
     )
-    tenants.add_argument(
+    _add_statement_timeout(tenants)
+    tenants.add_argument("--keep", action="store_true", help="keep the collections afterwards")
+    _add_live_flag(tenants)
+    tenants.set_defaults(func=cmd)
+
+
+def _add_statement_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--statement-timeout-s",
         type=float,
         default=10.0,
         help="the store's per-call bound, as FACEGATE_GALLERY_STATEMENT_TIMEOUT_S (default 10)",
     )
-    tenants.add_argument("--keep", action="store_true", help="keep the collections afterwards")
-    _add_live_flag(tenants)
-    tenants.set_defaults(func=cmd)
+
+
+def _check_statement_timeout(args: argparse.Namespace) -> None:
+    if not 0 < args.statement_timeout_s <= 600:
+        raise GalleryCommandError("--statement-timeout-s takes seconds from 0 to 600, like 10")
 
 
 def _add_live_flag(parser: argparse.ArgumentParser) -> None:
@@ -418,6 +428,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise GalleryCommandError("--ef-search takes numbers like 40,100,200") from exc
     if not breadths or min(breadths) < 1 or max(breadths) > 1000:
         raise GalleryCommandError("--ef-search takes numbers from 1 to 1000, like 40,100,200")
+    _check_statement_timeout(args)
     options = BenchOptions(
         faces=args.faces,
         queries=args.queries,
@@ -429,6 +440,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         maintenance_work_mem=args.maintenance_work_mem,
         progress=True,
         allow_foreign=args.allow_foreign,
+        statement_timeout_s=args.statement_timeout_s,
     )
     with gallery_url(args) as url:
         print(f"loading {args.faces} {args.distribution} faces, then measuring...", file=sys.stderr)
@@ -444,8 +456,7 @@ def _cmd_bench_tenants(args: argparse.Namespace) -> int:
         tenants_report_lines,
     )
 
-    if not 0 < args.statement_timeout_s <= 600:
-        raise GalleryCommandError("--statement-timeout-s takes seconds from 0 to 600, like 10")
+    _check_statement_timeout(args)
     options = TenantsOptions(
         collections=args.collections,
         faces_per_collection=args.faces_per_collection,

@@ -34,6 +34,15 @@ def test_bad_ef_search_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> 
     assert "--ef-search takes numbers from 1 to 1000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["bench", "bench-tenants"])
+def test_bad_statement_timeout_says_what_to_give(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["gallery", command, "--statement-timeout-s", "0", "--url", "postgresql:///x"]
+    assert main(argv) == 2
+    assert "--statement-timeout-s takes seconds" in capsys.readouterr().err
+
+
 def test_bench_http_needs_a_key_and_a_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
