@@ -24,6 +24,7 @@ import numpy.typing as npt
 from gateway import processing
 from gateway.errors import FaceQualityTooLow, InvalidParameter, NoFaceFound, RecognizerMismatch
 from gateway.gallery_ports import (
+    DEFAULT_EF_SEARCH,
     EMBEDDING_DIM,
     Collection,
     ErasureJob,
@@ -199,7 +200,7 @@ class Gallery:
         pipeline: Pipeline,
         recognizer_sha256: Callable[[], Awaitable[str]],
         *,
-        ef_search: int = 100,
+        ef_search: int = DEFAULT_EF_SEARCH,
         on_search: SearchObserver | None = None,
     ) -> None:
         self._store = store

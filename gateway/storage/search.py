@@ -9,13 +9,10 @@ import numpy.typing as npt
 from pgvector import HalfVector
 from psycopg import sql
 
-from gateway.gallery_ports import Match
+from gateway.gallery_ports import DEFAULT_EF_SEARCH, Match
 from gateway.storage.base import Connection, StoreBase, bounded, no_collection
 from gateway.storage.faces import halfvec
 
-# pgvector's default is 40; 100 costs about twice as much per query and finds more of the
-# true neighbours (docs/BENCHMARKS.md, "Face gallery").
-DEFAULT_EF_SEARCH = 100
 MAX_EF_SEARCH = 1000
 # Query vectors per bounded search call (a chunk takes ~1 s at 1M faces, ef_search 100).
 SEARCH_CHUNK = 100
