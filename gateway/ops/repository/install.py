@@ -221,7 +221,12 @@ def _choose_provider(ready: PreparedModel, version_dir: Path, mode: ProviderMode
         log.info("%s: timing the CPU provider against OpenVINO on this host", ready.name)
     session = embedded_session(ready.name)
     choice = choose_provider(
-        ready.name, version_dir / "model.onnx", ready.model, session.parameters(), mode
+        ready.name,
+        version_dir / "model.onnx",
+        ready.model,
+        session.parameters(),
+        mode,
+        max_batch=ready.max_batch_size,
     )
     if mode != "cpu":
         log.info("%s %s", ready.name, choice.describe())

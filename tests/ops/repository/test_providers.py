@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -17,6 +18,9 @@ from gateway.ops.repository.install import install_models, model_session, read_m
 from gateway.ops.repository.providers import (
     OPENVINO_FOLDER,
     OPENVINO_MARGIN,
+    PROBE_MAX_BATCH,
+    BatchTimes,
+    ProbeResult,
     ProviderChoice,
     choose_provider,
     output_difference,
@@ -51,6 +55,64 @@ def test_different_outputs_keep_the_cpu_provider_however_fast(mode: str, diff: f
     choice = pick_provider(100.0, 10.0, diff, FLOAT_TOLERANCE, mode)  # type: ignore[arg-type]
     assert choice.provider == "cpu"
     assert "differ" in choice.reason
+
+
+def test_openvino_faster_on_a_full_batch_is_kept_if_as_fast_on_one() -> None:
+    # The recognizer here: 1.01x on one face, 0.93x on 32.
+    full = BatchTimes(32, cpu_ms=770.0, openvino_ms=720.0)
+    choice = pick_provider(28.0, 28.3, 0.0, FLOAT_TOLERANCE, "auto", full)
+    assert choice.provider == "openvino" and "batch of 32" in choice.reason
+    assert (choice.batch, choice.cpu_batch_ms, choice.openvino_batch_ms) == (32, 770.0, 720.0)
+    assert "batch of 32: CPU 770 ms, OpenVINO 720 ms (0.94x)" in choice.describe()
+    # Slower than the margin allows on one: the CPU provider stays.
+    slower_single = pick_provider(28.0, 30.0, 0.0, FLOAT_TOLERANCE, "auto", full)
+    assert slower_single.provider == "cpu"
+    # Not faster by the margin on the batch either: the CPU provider stays.
+    close = BatchTimes(32, cpu_ms=770.0, openvino_ms=770.0 * OPENVINO_MARGIN)
+    assert pick_provider(28.0, 28.0, 0.0, FLOAT_TOLERANCE, "auto", close).provider == "cpu"
+
+
+def _fake_probe(
+    seen: list[list[dict[str, Any]]], cpu: tuple[float, ...], openvino: tuple[float, ...]
+) -> object:
+    def probe(
+        model_path: Path, params: dict[str, str], feed_sets: list[dict[str, Any]], _: Path
+    ) -> ProbeResult:
+        seen.append(feed_sets)
+        if params["execution_provider"] == "cpu":
+            return ProbeResult((runner.CPU,), cpu, {"0/0": np.zeros(3, np.float32)}, "")
+        if not openvino:
+            return ProbeResult((), (), {}, "RuntimeException: ...Failed to allocate 40 GB")
+        outputs = {"0/0": np.zeros(3, np.float32)}
+        return ProbeResult((runner.OPENVINO, runner.CPU), openvino, outputs, "")
+
+    return probe
+
+
+def test_a_batched_model_is_timed_on_a_full_batch_too(
+    tiny_models: SyntheticModels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.ops.repository import providers
+    from gateway.ops.repository.prepare import PREPARERS
+
+    seen: list[list[dict[str, Any]]] = []
+    monkeypatch.setattr(providers, "run_probe", _fake_probe(seen, (28.0, 770.0), (28.3, 720.0)))
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("")
+    recognizer = PREPARERS[spec.RECOGNIZER](tiny_models.recognizer).model
+    choice = choose_provider(
+        spec.RECOGNIZER, tmp_path / "m.onnx", recognizer, {}, "auto", tmp_path, max_batch=64
+    )
+    assert choice.provider == "openvino" and choice.batch == PROBE_MAX_BATCH
+    shapes = [[f[spec.RECOGNIZER_INPUT.name].shape[0] for f in sets] for sets in seen]
+    assert shapes == [[1, PROBE_MAX_BATCH]] * 2  # the same feeds on both providers
+    # OpenVINO's probe failing (a compile that asks for tens of GB): the CPU provider, and why.
+    monkeypatch.setattr(providers, "run_probe", _fake_probe(seen, (28.0, 770.0), ()))
+    failed = choose_provider(
+        spec.RECOGNIZER, tmp_path / "m.onnx", recognizer, {}, "auto", tmp_path, max_batch=64
+    )
+    assert failed.provider == "cpu" and "OpenVINO failed" in failed.reason
+    assert failed.cpu_ms == 28.0
 
 
 def test_asking_for_openvino_keeps_it_when_equal_even_if_slower() -> None:
@@ -168,15 +230,14 @@ def test_the_install_records_each_models_choice_and_why(openvino_repository: Pat
     assert recognizer["execution_provider_cpu_ms"] and recognizer["execution_provider_openvino_ms"]
     embedded = (openvino_repository / spec.RECOGNIZER / "configs" / "embedded.pbtxt").read_text()
     assert 'string_value: "openvino"' in embedded
-    # The tiny detector's 128..192-pixel box filters make OpenVINO's CPU plugin ask for tens of
-    # GB: the probe's failure keeps the CPU provider, and the install says so.
+    # Both batched models were also timed on a full batch (capped at PROBE_MAX_BATCH).
+    assert recognizer["execution_provider_batch"] == min(32, PROBE_MAX_BATCH)
     detector = manifest[spec.DETECTOR]
-    assert detector["execution_provider"] == "cpu"
-    assert "OpenVINO failed" in str(detector["execution_provider_reason"])
-    detector_config = (
-        openvino_repository / spec.DETECTOR / "configs" / "embedded.pbtxt"
-    ).read_text()
-    assert 'string_value: "openvino"' not in detector_config
+    assert detector["execution_provider"] == "openvino"
+    assert detector["execution_provider_batch"] == detector["max_batch_size"]
+    assert detector["execution_provider_cpu_batch_ms"]
+    assert detector["execution_provider_openvino_batch_ms"]
+    assert float(detector["execution_provider_max_abs_diff"]) <= FLOAT_TOLERANCE  # type: ignore[arg-type]
 
 
 # The runner as Triton's stub runs it: a fake triton_python_backend_utils, a fresh process
