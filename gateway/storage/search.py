@@ -25,6 +25,10 @@ _SEARCH = (
     "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing)))"
     " ORDER BY embedding <=> %s LIMIT %s"
 )
+# The same without the index: no index matches "+ 0", so every face's distance is computed
+# and the top `candidates` sorted (SET enable_indexscan = off still planned the HNSW scan,
+# marked disabled, on PostgreSQL 18).
+_EXACT_SEARCH = _SEARCH.replace("ORDER BY embedding <=> %s", "ORDER BY (embedding <=> %s) + 0")
 
 
 async def search_pipelined(
@@ -34,6 +38,7 @@ async def search_pipelined(
     vectors: Sequence[HalfVector],
     ef: int,
     candidates: int,
+    exact: bool = False,
 ) -> tuple[list[list[Match]], int | None]:
     """One round trip: set ef_search, check the collection's id, search every vector.
 
@@ -41,14 +46,18 @@ async def search_pipelined(
     matches count only if that is the cid they were searched with. ef_search is SET LOCAL in
     the search's own transaction, so it never stays on the pooled connection. Faces of a
     subject being erased (storage/erasure.py) are left out, and others take their places.
+    exact: no index, a scan of the whole partition (what `facegate gallery bench` compares
+    the index with).
     """
     async with conn.pipeline(), conn.transaction():
-        await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
-        await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        if not exact:
+            await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+            await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         check = await conn.execute(
             "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
         )
-        cursors = [await conn.execute(_SEARCH, (v, cid, cid, v, candidates)) for v in vectors]
+        query = _EXACT_SEARCH if exact else _SEARCH
+        cursors = [await conn.execute(query, (v, cid, cid, v, candidates)) for v in vectors]
     row = await check.fetchone()
     found = [
         [Match(s, float(sim), str(fid)) for s, sim, fid in await cursor.fetchall()]
@@ -66,6 +75,7 @@ class SearchMixin(StoreBase):
         queries: npt.NDArray[np.float32],
         candidates: int,
         ef_search: int = DEFAULT_EF_SEARCH,
+        exact: bool = False,
     ) -> list[list[Match]]:
         """Top `candidates` faces per row of `queries` (n, 512), in chunks of SEARCH_CHUNK rows.
 
@@ -75,7 +85,7 @@ class SearchMixin(StoreBase):
         found: list[list[Match]] = []
         for start in range(0, len(queries), SEARCH_CHUNK):
             found += await self._search_chunk(
-                collection, queries[start : start + SEARCH_CHUNK], candidates, ef_search
+                collection, queries[start : start + SEARCH_CHUNK], candidates, ef_search, exact
             )
         return found
 
@@ -86,6 +96,7 @@ class SearchMixin(StoreBase):
         queries: npt.NDArray[np.float32],
         candidates: int,
         ef_search: int,
+        exact: bool = False,
     ) -> list[list[Match]]:
         # HNSW returns at most ef_search rows, so it is never below the rows asked for.
         ef = min(max(candidates, ef_search), MAX_EF_SEARCH)
@@ -94,13 +105,15 @@ class SearchMixin(StoreBase):
             cid = self._collection_ids.get(collection)
             if cid is None:
                 cid = await self._collection_id(conn, collection)
-            found, current = await search_pipelined(conn, collection, cid, vectors, ef, candidates)
+            found, current = await search_pipelined(
+                conn, collection, cid, vectors, ef, candidates, exact
+            )
             if current != cid:  # deleted, or deleted and created again, since it was cached
                 self._collection_ids.pop(collection, None)
                 if current is None:
                     raise no_collection(collection)
                 found, current = await search_pipelined(
-                    conn, collection, current, vectors, ef, candidates
+                    conn, collection, current, vectors, ef, candidates, exact
                 )
             if current is not None:
                 self._collection_ids[collection] = current

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gateway.ops.bench.gallery import BenchOptions, bench_gallery
+from gateway.ops.bench.gallery import BenchOptions, bench_gallery, report_lines
 from gateway.storage.migrations import MIGRATIONS, apply_migrations, schema_version
 
 pytestmark = [pytest.mark.gallery, pytest.mark.integration]
@@ -31,15 +31,21 @@ def test_migrations_apply_once_even_when_gateways_start_together(fresh_database:
 
 
 def test_search_recall_on_random_faces(fresh_database: str) -> None:
-    result = bench_gallery(fresh_database, BenchOptions(faces=3000, queries=100, seed=1))
-    for figures in result.searches:
+    options = BenchOptions(faces=3000, queries=100, seed=1, exact=True)
+    result = bench_gallery(fresh_database, options)
+    *searches, exact = result.searches
+    # The exact scan reads every face: it finds the true top 10 (random 512-d vectors, where
+    # the index misses many beyond the first), in the lines the report prints.
+    assert exact.ef_search == 0 and exact.recall_at_1 == 1.0 and exact.recall_at_10 >= 0.99
+    assert any(line.startswith("  exact scan ") for line in report_lines(result))
+    for figures in searches:
         # Each query is a stored face plus noise (cosine ~0.7): the index finds that face.
         assert figures.recall_at_1 >= 0.95, figures
         # Random 512-d vectors are the hard case for HNSW beyond the first hit; this is a
         # floor against a broken index (a wrong order gives ~0), not a target.
         assert figures.recall_at_10 >= 0.4, figures
     # A broader search finds at least as many true neighbours (same index, same queries).
-    recalls = [f.recall_at_10 for f in result.searches]
+    recalls = [f.recall_at_10 for f in searches]
     assert all(b >= a - 0.02 for a, b in itertools.pairwise(recalls)), recalls
     assert result.sizes_mib["hnsw_index"] > 0
     # The bench timed the collection's erasure until its job was done: row and partition gone.

@@ -30,6 +30,8 @@ from gateway.storage.postgres import PostgresGalleryStore, open_store
 RECOGNIZER = "bench-random-vectors"
 CHUNK = 20_000
 TOP = 10
+# SearchFigures.ef_search of the exact scan.
+EXACT = 0
 PROGRESS_EVERY_S = 15.0
 
 
@@ -46,6 +48,8 @@ class BenchOptions:
     faces_per_subject: int = 5
     maintenance_work_mem: str = "2GB"
     progress: bool = False
+    # Also measure an exact scan of the partition (no index), for the crossover with HNSW.
+    exact: bool = False
     # Run on a database that holds collections other than the bench's own.
     allow_foreign: bool = False
     # The store's per-call bound (a gateway's FACEGATE_GALLERY_STATEMENT_TIMEOUT_S): searches
@@ -81,7 +85,7 @@ def refuse_foreign(url: str, own_prefix: str, allowed: bool) -> None:
 
 @dataclass(frozen=True)
 class SearchFigures:
-    """Identify (embedding in, top 10 faces) at one HNSW search breadth."""
+    """Identify (embedding in, top 10 faces) at one HNSW search breadth, or exact (0)."""
 
     ef_search: int
     p50_ms: float
@@ -173,11 +177,12 @@ async def _measure(
     row_of: dict[str, int],
     ef_search: int,
 ) -> SearchFigures:
+    exact = ef_search == EXACT
     latencies: list[float] = []
     hits1 = hits10 = identified = 0
     for q, true, subject in zip(data.queries, truth, data.query_subjects, strict=True):
         started = time.perf_counter()
-        (matches,) = await store.search(collection, q[None, :], TOP, ef_search)
+        (matches,) = await store.search(collection, q[None, :], TOP, ef_search, exact)
         latencies.append((time.perf_counter() - started) * 1000)
         found = [row_of[m.face_id] for m in matches[:TOP]]
         hits1 += found[:1] == [int(true[0])]
@@ -186,7 +191,7 @@ async def _measure(
 
     async def worker(rows: npt.NDArray[np.float32]) -> None:
         for q in rows:
-            await store.search(collection, q[None, :], TOP, ef_search)
+            await store.search(collection, q[None, :], TOP, ef_search, exact)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(data.queries[i::8]) for i in range(8)))
@@ -283,6 +288,9 @@ def bench_gallery(url: str, options: BenchOptions) -> GalleryBenchResult:
             for ef in options.ef_searches:
                 searches.append(await _measure(store, collection, data, truth, row_of, ef))
                 _say(options, f"  measured ef_search {ef}")
+            if options.exact:
+                searches.append(await _measure(store, collection, data, truth, row_of, EXACT))
+                _say(options, "  measured the exact scan")
             sizes = await asyncio.to_thread(bulk.relation_sizes_mib, url, collection)
             pss = _pss_mib(await asyncio.to_thread(bulk.server_pid, url))
             settings = await asyncio.to_thread(_server_settings, url)
@@ -323,7 +331,8 @@ def report_lines(result: GalleryBenchResult) -> list[str]:
         "identify, embedding in, top 10 faces (p50/p95 at c=1, throughput at c=8, recall vs "
         "exact, identification rate):",
         *(
-            f"  ef_search {f.ef_search:<4d}  {f.p50_ms:6.2f} / {f.p95_ms:6.2f} ms  "
+            f"  {'exact scan' if f.ef_search == EXACT else f'ef_search {f.ef_search}':<14}"
+            f"  {f.p50_ms:6.2f} / {f.p95_ms:6.2f} ms  "
             f"{f.throughput_c8:5.0f}/s  recall@1 {f.recall_at_1:.3f}  "
             f"recall@10 {f.recall_at_10:.3f}  identified {f.identification_rate:.3f}"
             for f in result.searches

@@ -283,6 +283,11 @@ def subparser_init(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="memory of the index build; the graph must fit (~1.5 KiB per face) or the build "
         "slows down many times (default %(default)s; 4GB for 1M faces)",
     )
+    bench.add_argument(
+        "--exact",
+        action="store_true",
+        help="also measure an exact scan of the collection (no index): where it beats HNSW",
+    )
     _add_statement_timeout(bench)
     _add_live_flag(bench)
     bench.set_defaults(func=cmd)
@@ -441,6 +446,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         progress=True,
         allow_foreign=args.allow_foreign,
         statement_timeout_s=args.statement_timeout_s,
+        exact=args.exact,
     )
     with gallery_url(args) as url:
         print(f"loading {args.faces} {args.distribution} faces, then measuring...", file=sys.stderr)
