@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,8 @@ from gateway.ops.repository.providers import OPENVINO_FOLDER
 OPENVINO = "OpenVINOExecutionProvider"
 CPU = "CPUExecutionProvider"
 READY = "ready"
+# Loading both models and compiling them for OpenVINO takes seconds; a worker silent for this
+# long is stuck, and the bench says so instead of waiting for ever.
 START_TIMEOUT_S = 600.0
 AUTHKEY_ENV = "FACEGATE_BENCH_WORKER_KEY"
 
@@ -72,23 +75,42 @@ class InsightFaceOpenVino:
             str(models.detector_onnx),
             str(models.recognizer_onnx),
         ]
-        self._process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline().strip()
-        if line != READY:
-            self.close()
-            raise BenchError(
-                f"the InsightFace-with-OpenVINO worker did not start (it said {line!r})"
-            )
         self._local = threading.local()
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
+        self._stderr_path = Path(self._scratch) / "worker.err"
+        with open(self._stderr_path, "wb") as stderr:
+            self._process = subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        line = self._wait_ready()
+        if line != READY:
+            said = self._stderr_tail()
+            self.close()
+            raise BenchError(
+                f"the InsightFace-with-OpenVINO worker did not start (it said {line!r}"
+                + (f"; its last error line: {said}" if said else "")
+                + "): run `facegate bench --no-openvino` to leave that baseline out"
+            )
         # One call so the detector's fixed-shape sessions exist, and any fallback is made.
         self(sample_jpeg)
         self.providers: dict[str, list[str]] = self._ask(("providers",))
         self.fallbacks: list[str] = self._ask(("fallbacks",))
+
+    def _wait_ready(self) -> str:
+        """The worker's first line, or what it said by the deadline ("" if nothing)."""
+        assert self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
+        if not ready:
+            return f"nothing in {START_TIMEOUT_S:.0f} s"
+        return self._process.stdout.readline().strip()
+
+    def _stderr_tail(self) -> str:
+        try:
+            lines = self._stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][-300:] if lines else ""
 
     def _connection(self) -> Connection:
         connection = getattr(self._local, "connection", None)
@@ -129,7 +151,10 @@ class InsightFaceOpenVino:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
         Path(self._address).unlink(missing_ok=True)
+        self._stderr_path.unlink(missing_ok=True)
         Path(self._scratch).rmdir()
 
 
