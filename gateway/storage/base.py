@@ -140,8 +140,21 @@ def no_collection(name: str) -> NotFound:
     return NotFound(f"no collection '{name}': create it with POST /v1/collections")
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """'0.8.0' -> (0, 8, 0); parts that are not numbers end it."""
+    parts: list[int] = []
+    for part in text.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
 class StoreBase:
     """The pool and the helpers every concern of the store shares; open() after migrations."""
+
+    # Whether the database's pgvector has iterative HNSW scans (0.8+); read once, on first use.
+    _iterative_scan: bool | None = None
 
     def __init__(
         self,
@@ -197,6 +210,19 @@ class StoreBase:
             await self._pool.open(wait=True, timeout=self._pool.timeout)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise await self._translated(exc) from exc
+
+    async def _hnsw_iterative(self, conn: Connection) -> bool:
+        """Whether pgvector here has `hnsw.iterative_scan` (0.8+), asked once per store.
+
+        pgvector 0.7 on PostgreSQL 15+ refuses the setting (its prefix is reserved), so a
+        search that set it unconditionally would fail there.
+        """
+        if self._iterative_scan is None:
+            row = await (
+                await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            ).fetchone()
+            self._iterative_scan = row is not None and _version(str(row[0])) >= (0, 8)
+        return self._iterative_scan
 
     async def _translated(self, exc: psycopg.Error | psycopg_pool.PoolTimeout) -> FacegateError:
         """translate_error, telling a database nobody can connect to from a busy pool.

@@ -32,7 +32,7 @@ from gateway.gallery_ports import (
 )
 from gateway.storage.base import Connection, StoreBase, bounded
 from gateway.storage.faces import erasing, face_uuid, halfvec, hold_subject
-from gateway.storage.search import MAX_EF_SEARCH
+from gateway.storage.search import MAX_EF_SEARCH, NOT_ERASING
 
 UNKNOWN_PREFIX = "unknown-"
 CURSOR_SEPARATOR = "|"
@@ -105,6 +105,10 @@ async def list_faces(
     return FacePage(faces, next_after)
 
 
+class _FaceMoved(Exception):
+    """The face's subject changed between reading it and locking the face."""
+
+
 async def _subject_of(conn: Connection, cid: int, face: uuid.UUID, lock: str) -> str | None:
     """The face's subject (None: unassigned), read with `lock` (" FOR UPDATE" or "")."""
     row = await (
@@ -129,19 +133,29 @@ async def set_face_subject(
     # merge_subject do; the face first would deadlock with them (PostgreSQL aborts one after
     # deadlock_timeout and the caller gets a 409 for nothing).
     for _ in range(_SUBJECT_MOVED_TRIES):
-        seen = await _subject_of(conn, cid, face, "")
-        if seen is not None:
-            held = await (
-                await conn.execute(
-                    "SELECT erasing FROM gallery_subjects WHERE collection_id = %s AND name = %s"
-                    " FOR SHARE",  # waits for erasure's UPDATE ... SET erasing (NO KEY UPDATE)
-                    (cid, seen),
-                )
-            ).fetchone()
-            if held is not None and held[0]:
-                raise erasing(seen)
-        if await _subject_of(conn, cid, face, " FOR UPDATE") == seen:
+        try:
+            # A savepoint per try: a try that finds the face moved meanwhile rolls back and
+            # with it releases its locks, so the next try never holds the face while it waits
+            # for a subject (that wait could deadlock with an erasure or merge of it).
+            async with conn.transaction():
+                seen = await _subject_of(conn, cid, face, "")
+                if seen is not None:
+                    held = await (
+                        await conn.execute(
+                            "SELECT erasing FROM gallery_subjects"
+                            " WHERE collection_id = %s AND name = %s"
+                            # waits for erasure's UPDATE ... SET erasing (NO KEY UPDATE)
+                            " FOR SHARE",
+                            (cid, seen),
+                        )
+                    ).fetchone()
+                    if held is not None and held[0]:
+                        raise erasing(seen)
+                if await _subject_of(conn, cid, face, " FOR UPDATE") != seen:
+                    raise _FaceMoved
             break  # the subject it is in now is the one locked
+        except _FaceMoved:
+            continue
     else:
         raise Conflict(f"face '{face}' was moved by other changes while this one ran: try again")
     if subject is not None:
@@ -206,26 +220,30 @@ async def count_unclustered(conn: Connection, cid: int) -> tuple[int, int]:
 
 
 async def neighbours(
-    conn: Connection, cid: int, vectors: Sequence[HalfVector], count: int, ef: int
+    conn: Connection,
+    cid: int,
+    vectors: Sequence[HalfVector],
+    count: int,
+    ef: int,
+    iterative: bool = True,
 ) -> list[list[Neighbour]]:
     """The `count` nearest faces per vector by the HNSW index of the collection's partition,
-    in one round trip; ef_search SET LOCAL in its own transaction."""
+    in one round trip; ef_search SET LOCAL in its own transaction. Faces of subjects being
+    erased are left out in the query, as search does (storage/search.py)."""
     query = (
-        "SELECT id, subject, embedding <=> %s FROM gallery_faces"
-        " WHERE collection_id = %s ORDER BY embedding <=> %s LIMIT %s"
+        "SELECT id, subject, embedding <=> %s FROM gallery_faces WHERE collection_id = %s AND "
+        + NOT_ERASING
+        + " ORDER BY embedding <=> %s LIMIT %s"
     )
     async with conn.pipeline(), conn.transaction():
         await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
-        erased = await conn.execute(
-            "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing", (cid,)
-        )
-        cursors = [await conn.execute(query, (v, cid, v, count)) for v in vectors]
-    hidden = {str(r[0]) for r in await erased.fetchall()}  # being erased: as search
+        if iterative:
+            await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        cursors = [await conn.execute(query, (v, cid, cid, v, count)) for v in vectors]
     return [
         [
             Neighbour(str(fid), subject, float(distance))
             for fid, subject, distance in await cursor.fetchall()
-            if subject not in hidden
         ]
         for cursor in cursors
     ]
@@ -385,7 +403,8 @@ class ClusteringMixin(StoreBase):
         vectors = [halfvec(row) for row in queries]
         async with self._connection() as conn:
             cid = await self._collection_id(conn, collection)
-            return await neighbours(conn, cid, vectors, count, ef)
+            iterative = await self._hnsw_iterative(conn)
+            return await neighbours(conn, cid, vectors, count, ef, iterative)
 
     @bounded
     async def face_embeddings(

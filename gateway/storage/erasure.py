@@ -234,6 +234,10 @@ class ErasureMixin(StoreBase):
             running.add_done_callback(_log_failure)
         return running
 
+    def job_running(self, job_id: str) -> bool:
+        """Whether the job runs in this process now."""
+        return job_id in self._running
+
     # The job's steps
     async def _run_job(self, job_id: str) -> None:
         key = uuid.UUID(job_id)
@@ -356,7 +360,8 @@ class ErasureMixin(StoreBase):
             await conn.execute(statement, params)
             await conn.execute(
                 "UPDATE gallery_jobs SET state = 'done', finished_at = now(), subject = NULL,"
-                " subjects_removed = subjects_removed + %s, lease_until = NULL WHERE id = %s",
+                " subjects_removed = subjects_removed + %s, lease_until = NULL"
+                " WHERE id = %s AND state = 'running'",  # once, whoever finishes it
                 (subjects, key),
             )
 

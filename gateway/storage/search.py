@@ -19,11 +19,14 @@ SEARCH_CHUNK = 100
 # Faces of a subject being erased (storage/erasure.py) are left out in the query, so the index
 # scan goes on past them (hnsw.iterative_scan, strict order) and still finds `candidates`
 # faces; the ARRAY is evaluated once per query, from a partial index (migration 3).
+# Leaves out the faces of subjects being erased (a partial index, migration 3), evaluated once.
+NOT_ERASING = (
+    "(subject IS NULL OR subject <> ALL (ARRAY("
+    "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing)))"
+)
 _SEARCH = (
     "SELECT subject, 1 - (embedding <=> %s) AS similarity, id FROM gallery_faces"
-    " WHERE collection_id = %s AND (subject IS NULL OR subject <> ALL (ARRAY("
-    "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing)))"
-    " ORDER BY embedding <=> %s LIMIT %s"
+    " WHERE collection_id = %s AND " + NOT_ERASING + " ORDER BY embedding <=> %s LIMIT %s"
 )
 # The same without the index: no index matches "+ 0", so every face's distance is computed
 # and the top `candidates` sorted (SET enable_indexscan = off still planned the HNSW scan,
@@ -39,6 +42,7 @@ async def search_pipelined(
     ef: int,
     candidates: int,
     exact: bool = False,
+    iterative: bool = True,
 ) -> tuple[list[list[Match]], int | None]:
     """One round trip: set ef_search, check the collection's id, search every vector.
 
@@ -47,12 +51,14 @@ async def search_pipelined(
     the search's own transaction, so it never stays on the pooled connection. Faces of a
     subject being erased (storage/erasure.py) are left out, and others take their places.
     exact: no index, a scan of the whole partition (what `facegate gallery bench` compares
-    the index with).
+    the index with). iterative: pgvector has iterative scans (0.8+); without them the index
+    still leaves the hidden faces out, but may then return fewer than `candidates`.
     """
     async with conn.pipeline(), conn.transaction():
         if not exact:
             await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
-            await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            if iterative:
+                await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         check = await conn.execute(
             "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
         )
@@ -105,15 +111,16 @@ class SearchMixin(StoreBase):
             cid = self._collection_ids.get(collection)
             if cid is None:
                 cid = await self._collection_id(conn, collection)
+            iterative = await self._hnsw_iterative(conn)
             found, current = await search_pipelined(
-                conn, collection, cid, vectors, ef, candidates, exact
+                conn, collection, cid, vectors, ef, candidates, exact, iterative
             )
             if current != cid:  # deleted, or deleted and created again, since it was cached
                 self._collection_ids.pop(collection, None)
                 if current is None:
                     raise no_collection(collection)
                 found, current = await search_pipelined(
-                    conn, collection, current, vectors, ef, candidates, exact
+                    conn, collection, current, vectors, ef, candidates, exact, iterative
                 )
             if current is not None:
                 self._collection_ids[collection] = current

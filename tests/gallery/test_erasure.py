@@ -480,6 +480,46 @@ def test_search_fills_top_k_past_the_faces_of_a_subject_being_erased(
                 assert all(m.subject.startswith("o") for m in matches)
                 similarities = [m.similarity for m in matches]
                 assert similarities == sorted(similarities, reverse=True)
+            assert store._iterative_scan is True  # pgvector 0.8.6 here, read once
+            # A pgvector without iterative scans (0.7) must not be sent the setting: the
+            # search still answers, leaving the hidden faces out (possibly fewer than k).
+            store._iterative_scan = False
+            (matches,) = await store.search("c", centre[None, :], 10, 40)
+            assert all(m.subject.startswith("o") for m in matches)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_face_moved_between_its_read_and_its_lock_is_read_again(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The try that saw the old subject rolls back to its savepoint (its locks with it)."""
+    from gateway.storage import clustering
+
+    real = clustering._subject_of
+    reads: list[str] = []
+
+    async def stale_once(conn: object, cid: int, face: uuid.UUID, lock: str) -> str | None:
+        reads.append(lock)
+        found = await real(conn, cid, face, lock)  # type: ignore[arg-type]
+        return "someone-else" if len(reads) == 1 else found
+
+    monkeypatch.setattr(clustering, "_subject_of", stale_once)
+
+    async def scenario() -> None:
+        store = await open_store(fresh_database, pool_size=2, timeout_s=30, migrate=True)
+        try:
+            await store.create_collection("c", {}, SHA)
+            ((face_id,),) = await store.add_faces("c", [("a", _faces(1, 1))])
+            moved = await store.set_face_subject("c", face_id, "b")
+            assert moved.subject == "b"
+            # Two tries: unlocked read, locked read; then again after the mismatch.
+            assert reads == ["", " FOR UPDATE", "", " FOR UPDATE"]
+            with psycopg.connect(fresh_database) as conn:  # no lock left behind by try one
+                conn.execute("SET lock_timeout = '1s'")
+                conn.execute("SELECT 1 FROM gallery_faces WHERE id = %s FOR UPDATE", (face_id,))
         finally:
             await store.close()
 

@@ -53,3 +53,11 @@ def test_a_call_within_the_bound_returns_its_result_and_errors() -> None:
         assert await _bounded(quick)(unbounded, 1) == 2
 
     asyncio.run(scenario())
+
+
+def test_pgvector_versions_compare_by_number() -> None:
+    from gateway.storage.base import _version
+
+    assert _version("0.8.0") >= (0, 8) and _version("0.10.1") >= (0, 8)
+    assert _version("0.7.4") < (0, 8) and _version("0.7.0-dev") < (0, 8)
+    assert _version("") == ()

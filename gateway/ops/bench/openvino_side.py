@@ -92,13 +92,17 @@ class InsightFaceOpenVino:
                 + (f"; its last error line: {said}" if said else "")
                 + "): run `facegate bench --no-openvino` to leave that baseline out"
             )
-        # One call so the detector's fixed-shape sessions exist, and any fallback is made.
-        self(sample_jpeg)
-        self.providers: dict[str, list[str]] = self._ask(("providers",))
-        self.fallbacks: list[str] = self._ask(("fallbacks",))
+        try:
+            # One call so the detector's fixed-shape sessions exist, and any fallback is made.
+            self(sample_jpeg)
+            self.providers: dict[str, list[str]] = self._ask(("providers",))
+            self.fallbacks: list[str] = self._ask(("fallbacks",))
+        except BaseException:
+            self.close()  # the worker and its scratch folder go with the failure
+            raise
 
     def _wait_ready(self) -> str:
-        """The worker's first line, or what it said by the deadline ("" if nothing)."""
+        """The worker's first line ("" if it closed its output), or why none came in time."""
         assert self._process.stdout is not None
         ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
         if not ready:
