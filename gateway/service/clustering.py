@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.gallery_ports import (
+    DEFAULT_EF_SEARCH,
     ClusterOutcome,
     ClusterStore,
     FaceInfo,
@@ -230,7 +231,7 @@ def _unique_pairs(points: _Points) -> NeighbourPairs:
 class Clustering:
     """Cluster runs over a ClusterStore (the gallery's PostgreSQL store)."""
 
-    def __init__(self, store: ClusterStore, *, ef_search: int = 100) -> None:
+    def __init__(self, store: ClusterStore, *, ef_search: int = DEFAULT_EF_SEARCH) -> None:
         self._store = store
         self._ef_search = ef_search
 

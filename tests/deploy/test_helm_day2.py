@@ -12,7 +12,6 @@ import http.server
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from test_helm_chart import (
 )
 
 from gateway.config import Settings
+from gateway.ops.servers.ports import free_port
 
 DATA = Path(__file__).parent / "data"
 VALUES_010 = DATA / "values-0.1.0.yaml"
@@ -333,9 +333,7 @@ class _FakeTriton(http.server.BaseHTTPRequestHandler):
 
 
 def test_object_store_hook_loads_the_optional_models_the_bucket_has() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     values = load_values(CHART_DIR / "ci" / "object-store-values.yaml")
     values["triton"] = {"service": {"httpPort": port}}
     c = container(triton_spec(render(values)), "triton")
@@ -382,9 +380,7 @@ class _Silent(_FakeTriton):
 def test_object_store_hook_gives_up_on_a_triton_that_never_answers(
     handler: type[_FakeTriton], said: str
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     values = load_values(CHART_DIR / "ci" / "object-store-values.yaml")
     values["triton"] = {
         "service": {"httpPort": port},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
@@ -13,15 +12,13 @@ from gateway.ops.perf import (
     find_perf_analyzer,
     perf_environment,
 )
+from gateway.ops.servers.ports import free_port
 
 
 @pytest.fixture
 def closed_port() -> int:
     """A local TCP port nothing listens on (bound once, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 @pytest.fixture(scope="module")
