@@ -32,7 +32,7 @@ from gateway.gallery_ports import (
 )
 from gateway.storage.base import Connection, StoreBase, bounded
 from gateway.storage.faces import erasing, face_uuid, halfvec, hold_subject
-from gateway.storage.search import MAX_EF_SEARCH, NOT_ERASING
+from gateway.storage.search import MAX_EF_SEARCH, NOT_ERASING, set_hnsw_scan
 
 UNKNOWN_PREFIX = "unknown-"
 CURSOR_SEPARATOR = "|"
@@ -59,12 +59,9 @@ def _position(after: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidParameter("cursor: pass back the next_cursor of the previous page") from exc
 
 
-# Faces of a subject being erased (storage/erasure.py) are hidden from every read here, as
-# from search; its first %s is the collection's id.
-_NOT_ERASING = sql.SQL(
-    "(subject IS NULL OR subject NOT IN"
-    " (SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing))"
-)
+# Faces of a subject being erased (storage/erasure.py) are hidden from every read here, by
+# search's own condition; its %s is the collection's id.
+_NOT_ERASING = sql.SQL(NOT_ERASING)
 
 
 async def list_faces(
@@ -236,9 +233,7 @@ async def neighbours(
         + " ORDER BY embedding <=> %s LIMIT %s"
     )
     async with conn.pipeline(), conn.transaction():
-        await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
-        if iterative:
-            await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        await set_hnsw_scan(conn, ef, iterative)
         cursors = [await conn.execute(query, (v, cid, cid, v, count)) for v in vectors]
     return [
         [

@@ -19,7 +19,8 @@ SEARCH_CHUNK = 100
 # Faces of a subject being erased (storage/erasure.py) are left out in the query, so the index
 # scan goes on past them (hnsw.iterative_scan, strict order) and still finds `candidates`
 # faces; the ARRAY is evaluated once per query, from a partial index (migration 3).
-# Leaves out the faces of subjects being erased (a partial index, migration 3), evaluated once.
+# Leaves out the faces of subjects being erased (a partial index, migration 3), evaluated once
+# per query; its %s is the collection's id. Search and every read of faces use it.
 NOT_ERASING = (
     "(subject IS NULL OR subject <> ALL (ARRAY("
     "SELECT name FROM gallery_subjects WHERE collection_id = %s AND erasing)))"
@@ -32,6 +33,15 @@ _SEARCH = (
 # and the top `candidates` sorted (SET enable_indexscan = off still planned the HNSW scan,
 # marked disabled, on PostgreSQL 18).
 _EXACT_SEARCH = _SEARCH.replace("ORDER BY embedding <=> %s", "ORDER BY (embedding <=> %s) + 0")
+
+
+async def set_hnsw_scan(conn: Connection, ef: int, iterative: bool) -> None:
+    """SET LOCAL the HNSW scan of the caller's transaction: its breadth, and the strict-order
+    iterative scan where pgvector has it (StoreBase._hnsw_iterative), which goes on past rows
+    a WHERE clause drops (NOT_ERASING)."""
+    await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
+    if iterative:
+        await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
 
 
 async def search_pipelined(
@@ -56,9 +66,7 @@ async def search_pipelined(
     """
     async with conn.pipeline(), conn.transaction():
         if not exact:
-            await conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
-            if iterative:
-                await conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            await set_hnsw_scan(conn, ef, iterative)
         check = await conn.execute(
             "SELECT id FROM gallery_collections WHERE name = %s", (collection,)
         )
