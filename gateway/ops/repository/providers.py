@@ -56,12 +56,21 @@ PROBE_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
+class BatchTimes:
+    """Median ms of a full batch of `batch` on each provider."""
+
+    batch: int
+    cpu_ms: float
+    openvino_ms: float
+
+
+@dataclass(frozen=True)
 class ProviderChoice:
     """The provider one model's embedded runner (and the NGC CPU config) uses, and why.
 
     cpu_ms/openvino_ms: median ms of one call on the served contract's largest check input
-    at batch 1 (None where not measured); batch, cpu_batch_ms/openvino_batch_ms: the same on
-    a full batch of a batched model (None where not timed); max_abs_diff: OpenVINO's outputs
+    at batch 1 (None where not measured); batched: the same on a full batch of a batched
+    model (None where not timed); max_abs_diff: OpenVINO's outputs
     against the CPU provider's (scaled like the self-check; None where not compared).
     """
 
@@ -71,9 +80,7 @@ class ProviderChoice:
     openvino_ms: float | None = None
     max_abs_diff: float | None = None
     tolerance: float | None = None
-    batch: int | None = None
-    cpu_batch_ms: float | None = None
-    openvino_batch_ms: float | None = None
+    batched: BatchTimes | None = None
 
     def describe(self) -> str:
         """One line for the install report."""
@@ -83,10 +90,11 @@ class ProviderChoice:
                 f"; CPU {self.cpu_ms:.3g} ms, OpenVINO {self.openvino_ms:.3g} ms "
                 f"({self.openvino_ms / self.cpu_ms:.2f}x)"
             )
-        if self.cpu_batch_ms is not None and self.openvino_batch_ms is not None:
+        if self.batched is not None:
+            b = self.batched
             timing += (
-                f"; batch of {self.batch}: CPU {self.cpu_batch_ms:.3g} ms, OpenVINO "
-                f"{self.openvino_batch_ms:.3g} ms ({self.openvino_batch_ms / self.cpu_batch_ms:.2f}x)"
+                f"; batch of {b.batch}: CPU {b.cpu_ms:.3g} ms, OpenVINO "
+                f"{b.openvino_ms:.3g} ms ({b.openvino_ms / b.cpu_ms:.2f}x)"
             )
         equal = ""
         if self.max_abs_diff is not None:
@@ -101,19 +109,12 @@ class ProviderChoice:
             "execution_provider_cpu_ms": self.cpu_ms,
             "execution_provider_openvino_ms": self.openvino_ms,
             "execution_provider_max_abs_diff": self.max_abs_diff,
-            "execution_provider_batch": self.batch,
-            "execution_provider_cpu_batch_ms": self.cpu_batch_ms,
-            "execution_provider_openvino_batch_ms": self.openvino_batch_ms,
+            "execution_provider_batch": self.batched.batch if self.batched else None,
+            "execution_provider_cpu_batch_ms": self.batched.cpu_ms if self.batched else None,
+            "execution_provider_openvino_batch_ms": (
+                self.batched.openvino_ms if self.batched else None
+            ),
         }
-
-
-@dataclass(frozen=True)
-class BatchTimes:
-    """Median ms of a full batch of `batch` on each provider."""
-
-    batch: int
-    cpu_ms: float
-    openvino_ms: float
 
 
 def pick_provider(
@@ -129,13 +130,7 @@ def pick_provider(
     OpenVINO is kept when it is faster by the margin at batch 1, or on a full batch (what a
     batched model serves under load) while no slower than the margin allows at batch 1.
     """
-    measured: dict[str, Any] = {"cpu_ms": cpu_ms, "openvino_ms": openvino_ms}
-    if batched is not None:
-        measured.update(
-            batch=batched.batch,
-            cpu_batch_ms=batched.cpu_ms,
-            openvino_batch_ms=batched.openvino_ms,
-        )
+    measured: dict[str, Any] = {"cpu_ms": cpu_ms, "openvino_ms": openvino_ms, "batched": batched}
     compared: dict[str, Any] = {"max_abs_diff": diff, "tolerance": tolerance}
     if not np.isfinite(diff) or diff > tolerance:
         return ProviderChoice("cpu", "OpenVINO's outputs differ", **measured, **compared)

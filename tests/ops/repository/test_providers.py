@@ -62,7 +62,7 @@ def test_openvino_faster_on_a_full_batch_is_kept_if_as_fast_on_one() -> None:
     full = BatchTimes(32, cpu_ms=770.0, openvino_ms=720.0)
     choice = pick_provider(28.0, 28.3, 0.0, FLOAT_TOLERANCE, "auto", full)
     assert choice.provider == "openvino" and "batch of 32" in choice.reason
-    assert (choice.batch, choice.cpu_batch_ms, choice.openvino_batch_ms) == (32, 770.0, 720.0)
+    assert choice.batched == BatchTimes(32, cpu_ms=770.0, openvino_ms=720.0)
     assert "batch of 32: CPU 770 ms, OpenVINO 720 ms (0.94x)" in choice.describe()
     # Slower than the margin allows on one: the CPU provider stays.
     slower_single = pick_provider(28.0, 30.0, 0.0, FLOAT_TOLERANCE, "auto", full)
@@ -103,7 +103,8 @@ def test_a_batched_model_is_timed_on_a_full_batch_too(
     choice = choose_provider(
         spec.RECOGNIZER, tmp_path / "m.onnx", recognizer, {}, "auto", tmp_path, max_batch=64
     )
-    assert choice.provider == "openvino" and choice.batch == PROBE_MAX_BATCH
+    assert choice.provider == "openvino"
+    assert choice.batched is not None and choice.batched.batch == PROBE_MAX_BATCH
     shapes = [[f[spec.RECOGNIZER_INPUT.name].shape[0] for f in sets] for sets in seen]
     assert shapes == [[1, PROBE_MAX_BATCH]] * 2  # the same feeds on both providers
     # OpenVINO's probe failing (a compile that asks for tens of GB): the CPU provider, and why.
